@@ -84,14 +84,15 @@ struct ws_decoder {
 
 void ws_decoder_init(struct ws_decoder *d, uint32_t max_message_size);
 
-/* Consumes up to len bytes. `data` is modified in place (unmasked). Returns the number of
- * bytes consumed: less than len when a callback stopped it or when the bytes left are an
- * incomplete header or control frame (present them again, followed by more input); or -1 on a
- * protocol error: the decoder is then in WS_DEC_ERROR and ws_decoder_close_code() gives 1002,
- * 1007 or 1009. */
+/* Consumes up to len bytes. `data` is modified in place (unmasked), but only the bytes
+ * consumed. Returns the number of bytes consumed: less than len when a callback stopped it or
+ * when the bytes left are an incomplete header or control frame (present them again, followed
+ * by more input); or -1 on a protocol error, and on every call after one: the decoder is then in
+ * WS_DEC_ERROR and ws_decoder_close_code() gives 1002, 1007 or 1009. */
 long ws_decoder_feed(struct ws_decoder *d, uint8_t *data, size_t len,
                      const struct ws_decoder_callbacks *cb, void *arg);
 
+/* The close code to send after an error; 0 while there was none. */
 uint16_t ws_decoder_close_code(const struct ws_decoder *d);
 /* A human-readable reason for the error (static string), for logs and the close frame. */
 const char *ws_decoder_error(const struct ws_decoder *d);
@@ -100,8 +101,9 @@ const char *ws_decoder_error(const struct ws_decoder *d);
  * returns the header length (2, 4 or 10). */
 size_t ws_encode_header(uint8_t out[10], enum ws_opcode opcode, bool fin, uint64_t payload_len);
 
-/* Close frame payload: 2-byte code + reason (truncated to fit 123 bytes on a UTF-8 character
- * boundary). Returns payload length (<= 125). */
+/* Close frame payload: 2-byte code + reason (UTF-8, may be NULL; truncated to fit 123 bytes on
+ * a UTF-8 character boundary). Returns payload length (<= 125). The code is written as given;
+ * peers fail the connection on one that ws_close_code_valid() rejects (e.g. SockJS's 2010). */
 size_t ws_encode_close_payload(uint8_t out[125], uint16_t code, const char *reason);
 
 /* Parses a validated close payload; code is WS_CLOSE_NO_STATUS when empty. */
@@ -109,7 +111,7 @@ void ws_parse_close(const uint8_t *data, size_t len, uint16_t *code, const uint8
                     size_t *reason_len);
 
 /* Whether code may appear in a close frame on the wire (RFC 6455 7.4: 1000-1003, 1007-1011,
- * 3000-4999). */
+ * 3000-4999; also 1012-1014, registered with IANA since and accepted by browsers). */
 bool ws_close_code_valid(uint16_t code);
 
 /* Sec-WebSocket-Accept for a Sec-WebSocket-Key: base64(SHA-1(key + GUID)), NUL-terminated
