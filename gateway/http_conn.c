@@ -1,0 +1,782 @@
+/* Connection states:
+ *
+ *   IDLE --first byte--> READING --request complete--> BUSY --end_response(keep)--> IDLE
+ *     ^                    |                            |  \
+ *     |                    +--error: 400/408/413/431----+   +--upgrade--> UPGRADED
+ *     |                                     v                                 |
+ *     +--(idle timeout: close)         FLUSHING --all written--> LINGER --EOF/timeout--> DEAD
+ *                                           ^                                 |
+ *                                           +--------close(flush)-------------+
+ *
+ * IDLE holds no buffers and no parser: only the struct, its event and a timer link.
+ * READING owns a request (parser, header and body storage) until the request is dispatched.
+ * BUSY: a transport answers, now or later (long polling, streams); input is kept, bounded.
+ * UPGRADED: every byte read goes to the handler (websocket).
+ * FLUSHING/LINGER: our last bytes go out, then we half-close and drain the peer's input for
+ * a moment, so that the peer reads our final answer instead of a reset.
+ * A closed connection is freed at the end of the loop turn, never inside a callback. */
+#include "http_conn.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/event_struct.h>
+#include <http_parser.h>
+
+#include "gw_alloc.h"
+#include "gw_buf.h"
+#include "gw_log.h"
+#include "gw_refbuf.h"
+
+enum conn_state { ST_IDLE, ST_READING, ST_BUSY, ST_UPGRADED, ST_FLUSHING, ST_LINGER, ST_DEAD };
+
+enum conn_flags {
+    F_ON_FLUSH_LIST = 1,
+    F_WANT_DRAIN = 2,
+    F_UPGRADE_PENDING = 4, /* the request asked to upgrade */
+};
+
+struct header_ref {
+    uint32_t name_off, name_len, value_off, value_len;
+};
+
+/* Exists only while a request is being read or dispatched. */
+struct http_req {
+    http_parser parser;
+    struct gw_buf raw;      /* url, then header names and values */
+    struct gw_buf body;
+    struct header_ref *headers;
+    uint32_t n_headers;
+    uint32_t url_len;
+    uint32_t header_bytes;
+    bool in_value;          /* the last header callback was a value */
+    bool headers_done;
+    bool complete;
+    int error_status;       /* set by a callback that refused the request */
+};
+
+struct gw_conn {
+    struct tp_conn base;
+    struct event ev;
+    struct gw_server *srv;
+    struct gw_list node;          /* gw_server.conns */
+    struct gw_timer timer;        /* header, idle or linger timeout */
+    struct evbuffer *out;         /* NULL while nothing is queued */
+    struct http_req *req;
+    uint8_t *leftover;            /* input not consumed yet */
+    uint32_t leftover_len;
+    const struct tp_handler_ops *h_ops;
+    void *h;
+    struct gw_conn *next;         /* flush list */
+    struct gw_conn *next_dead;
+    int fd;
+    short events;                 /* what ev is registered for */
+    uint8_t state;
+    uint8_t flags;
+};
+
+/* Reads land here; only what is left unconsumed is copied into the connection. */
+#define SCRATCH_SIZE (64 * 1024)
+static uint8_t scratch[SCRATCH_SIZE];
+
+static const struct tp_conn_ops conn_ops;
+static void on_event(evutil_socket_t fd, short what, void *arg);
+static void process_input(struct gw_conn *c, uint8_t *data, size_t len);
+
+/* ---- helpers -------------------------------------------------------------------------------- */
+
+static const char *peer_name(const struct gw_conn *c)
+{
+    static char name[INET6_ADDRSTRLEN + 8];
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof(ss);
+    if (c->fd < 0 || getpeername(c->fd, (struct sockaddr *)&ss, &sl) != 0)
+        return "?";
+    char host[INET6_ADDRSTRLEN];
+    if (ss.ss_family == AF_INET6) {
+        struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+        inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof(host));
+        snprintf(name, sizeof(name), "[%s]:%u", host, ntohs(a->sin6_port));
+    } else {
+        struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+        inet_ntop(AF_INET, &a->sin_addr, host, sizeof(host));
+        snprintf(name, sizeof(name), "%s:%u", host, ntohs(a->sin_port));
+    }
+    return name;
+}
+
+static void set_events(struct gw_conn *c, short events)
+{
+    if (c->events == events)
+        return;
+    if (c->events)
+        event_del(&c->ev);
+    c->events = events;
+    if (events) {
+        event_assign(&c->ev, c->srv->base, c->fd, events | EV_PERSIST, on_event, c);
+        event_add(&c->ev, NULL);
+    }
+}
+
+static void req_free(struct gw_conn *c)
+{
+    if (!c->req)
+        return;
+    gw_buf_release(&c->req->raw);
+    gw_buf_release(&c->req->body);
+    gw_free(c->req->headers);
+    gw_free(c->req);
+    c->req = NULL;
+}
+
+static void keep_leftover(struct gw_conn *c, const uint8_t *data, size_t len)
+{
+    if (len == 0) {
+        gw_free(c->leftover);
+        c->leftover = NULL;
+        c->leftover_len = 0;
+        return;
+    }
+    /* data may point into the old leftover (already copied to scratch) or into scratch. */
+    uint8_t *copy = gw_malloc(len);
+    memcpy(copy, data, len);
+    gw_free(c->leftover);
+    c->leftover = copy;
+    c->leftover_len = (uint32_t)len;
+}
+
+static void mark_dead(struct gw_conn *c)
+{
+    if (c->state == ST_DEAD)
+        return;
+    set_events(c, 0);
+    gw_timer_stop(&c->timer);
+    close(c->fd);
+    c->fd = -1;
+    c->state = ST_DEAD;
+    c->h_ops = NULL;
+    gw_list_remove(&c->node);
+    c->srv->n_conns--;
+    c->next_dead = c->srv->dead_list;
+    c->srv->dead_list = c;
+    event_active(c->srv->turn_end, EV_TIMEOUT, 0);
+}
+
+static void conn_free(struct gw_conn *c)
+{
+    req_free(c);
+    gw_free(c->leftover);
+    if (c->out)
+        evbuffer_free(c->out);
+    gw_free(c);
+}
+
+/* The handler is told, unless it asked for the close itself. */
+static void close_now(struct gw_conn *c)
+{
+    const struct tp_handler_ops *ops = c->h_ops;
+    void *h = c->h;
+    c->h_ops = NULL;
+    c->h = NULL;
+    mark_dead(c);
+    if (ops && ops->on_close)
+        ops->on_close(h);
+}
+
+static void start_linger(struct gw_conn *c)
+{
+    c->state = ST_LINGER;
+    shutdown(c->fd, SHUT_WR);
+    gw_timer_start(&c->timer, &c->srv->linger_q);
+    set_events(c, EV_READ);
+}
+
+/* ---- output --------------------------------------------------------------------------------- */
+
+static void schedule_flush(struct gw_conn *c)
+{
+    if (c->flags & F_ON_FLUSH_LIST)
+        return;
+    c->flags |= F_ON_FLUSH_LIST;
+    c->next = c->srv->flush_list;
+    c->srv->flush_list = c;
+    event_active(c->srv->turn_end, EV_TIMEOUT, 0);
+}
+
+static struct evbuffer *out_buffer(struct gw_conn *c)
+{
+    if (!c->out)
+        c->out = evbuffer_new();
+    GW_ASSERT(c->out != NULL);
+    return c->out;
+}
+
+/* Writes what is queued; returns false if the connection died. */
+static bool do_write(struct gw_conn *c)
+{
+    if (c->state == ST_DEAD)
+        return false;
+    while (c->out && evbuffer_get_length(c->out) > 0) {
+        int n = evbuffer_write(c->out, c->fd);
+        if (n < 0) {
+            if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                set_events(c, (short)(c->events | EV_WRITE));
+                return true;
+            }
+            GW_DEBUG("%s: write failed: %s", peer_name(c), strerror(errno));
+            close_now(c);
+            return false;
+        }
+    }
+    if (c->out) {
+        evbuffer_free(c->out);
+        c->out = NULL;
+    }
+    if (c->events & EV_WRITE)
+        set_events(c, (short)(c->events & ~EV_WRITE));
+    if (c->state == ST_FLUSHING) {
+        start_linger(c);
+        return true;
+    }
+    if ((c->flags & F_WANT_DRAIN) && c->h_ops && c->h_ops->on_drain) {
+        c->flags &= (uint8_t)~F_WANT_DRAIN;
+        c->h_ops->on_drain(c->h);
+    }
+    return c->state != ST_DEAD;
+}
+
+void gw_conn_turn_end(struct gw_server *srv)
+{
+    while (srv->flush_list) {
+        struct gw_conn *c = srv->flush_list;
+        srv->flush_list = c->next;
+        c->flags &= (uint8_t)~F_ON_FLUSH_LIST;
+        do_write(c);
+    }
+    while (srv->dead_list) {
+        struct gw_conn *c = srv->dead_list;
+        srv->dead_list = c->next_dead;
+        conn_free(c);
+    }
+}
+
+/* ---- tp_conn interface ---------------------------------------------------------------------- */
+
+static bool writable_state(const struct gw_conn *c)
+{
+    return c->state != ST_DEAD && c->state != ST_LINGER;
+}
+
+static void conn_write(struct tp_conn *tc, const void *data, size_t len)
+{
+    struct gw_conn *c = (struct gw_conn *)tc;
+    if (!writable_state(c) || len == 0)
+        return;
+    evbuffer_add(out_buffer(c), data, len);
+    schedule_flush(c);
+}
+
+static void conn_write_ref(struct tp_conn *tc, struct gw_refbuf *b, size_t off, size_t len)
+{
+    struct gw_conn *c = (struct gw_conn *)tc;
+    if (!writable_state(c) || len == 0)
+        return;
+    if (gw_refbuf_add_to_evbuffer(out_buffer(c), b, off, len) != 0) {
+        close_now(c);
+        return;
+    }
+    schedule_flush(c);
+}
+
+static size_t conn_queued(const struct tp_conn *tc)
+{
+    const struct gw_conn *c = (const struct gw_conn *)tc;
+    return c->out ? evbuffer_get_length(c->out) : 0;
+}
+
+static void conn_set_handler(struct tp_conn *tc, const struct tp_handler_ops *ops, void *h)
+{
+    struct gw_conn *c = (struct gw_conn *)tc;
+    c->h_ops = ops;
+    c->h = h;
+}
+
+static void conn_upgrade(struct tp_conn *tc)
+{
+    struct gw_conn *c = (struct gw_conn *)tc;
+    c->state = ST_UPGRADED;
+    c->flags &= (uint8_t)~F_UPGRADE_PENDING;
+    req_free(c);
+    gw_timer_stop(&c->timer);
+    set_events(c, (short)(c->events | EV_READ));
+}
+
+static void conn_want_drain(struct tp_conn *tc)
+{
+    struct gw_conn *c = (struct gw_conn *)tc;
+    c->flags |= F_WANT_DRAIN;
+    if (!c->out)
+        schedule_flush(c);
+}
+
+static void conn_close(struct tp_conn *tc, bool flush)
+{
+    struct gw_conn *c = (struct gw_conn *)tc;
+    c->h_ops = NULL;
+    c->h = NULL;
+    if (c->state == ST_DEAD || c->state == ST_LINGER || c->state == ST_FLUSHING)
+        return;
+    req_free(c);
+    keep_leftover(c, NULL, 0);
+    gw_timer_stop(&c->timer);
+    if (!flush) {
+        mark_dead(c);
+        return;
+    }
+    c->state = ST_FLUSHING;
+    /* Input is no longer wanted; it is drained during the linger. */
+    set_events(c, (short)(c->events & ~EV_READ));
+    schedule_flush(c);
+}
+
+static void conn_end_response(struct tp_conn *tc, bool keep_alive)
+{
+    struct gw_conn *c = (struct gw_conn *)tc;
+    if (c->state != ST_BUSY)
+        return;
+    /* A request that asked to upgrade but was answered otherwise has no defined next byte. */
+    if (!keep_alive || (c->flags & F_UPGRADE_PENDING)) {
+        conn_close(tc, true);
+        return;
+    }
+    c->h_ops = NULL;
+    c->h = NULL;
+    req_free(c);
+    c->state = ST_IDLE;
+    gw_timer_start(&c->timer, &c->srv->idle_q);
+    set_events(c, (short)(c->events | EV_READ));
+    /* Pipelined requests wait in leftover; they are parsed once this response is queued. */
+    if (c->leftover_len)
+        event_active(&c->ev, EV_READ, 0);
+}
+
+static const char *conn_peer(const struct tp_conn *tc)
+{
+    return peer_name((const struct gw_conn *)tc);
+}
+
+static const struct tp_conn_ops conn_ops = {
+    .write = conn_write,
+    .write_ref = conn_write_ref,
+    .queued = conn_queued,
+    .set_handler = conn_set_handler,
+    .upgrade = conn_upgrade,
+    .want_drain = conn_want_drain,
+    .end_response = conn_end_response,
+    .close = conn_close,
+    .peer = conn_peer,
+};
+
+/* ---- HTTP errors ---------------------------------------------------------------------------- */
+
+static const char *status_reason(int status)
+{
+    switch (status) {
+    case 400:
+        return "Bad Request";
+    case 408:
+        return "Request Timeout";
+    case 413:
+        return "Payload Too Large";
+    case 417:
+        return "Expectation Failed";
+    case 431:
+        return "Request Header Fields Too Large";
+    case 501:
+        return "Not Implemented";
+    case 505:
+        return "HTTP Version Not Supported";
+    }
+    return "Error";
+}
+
+/* Answers a request we refuse to read further, then closes. */
+static void fail_request(struct gw_conn *c, int status, const char *why)
+{
+    GW_INFO("%s: %d %s: %s", peer_name(c), status, status_reason(status), why);
+    char buf[512];
+    int body_len = (int)strlen(why) + 1;
+    int n = snprintf(buf, sizeof(buf),
+                     "HTTP/1.1 %d %s\r\n"
+                     "Content-Type: text/plain; charset=UTF-8\r\n"
+                     "Content-Length: %d\r\n"
+                     "Connection: close\r\n"
+                     "\r\n"
+                     "%s\n",
+                     status, status_reason(status), body_len, why);
+    c->state = ST_BUSY;
+    conn_write(&c->base, buf, (size_t)n);
+    conn_close(&c->base, true);
+}
+
+/* ---- request parsing ------------------------------------------------------------------------ */
+
+static struct gw_conn *parser_conn(http_parser *p)
+{
+    return p->data;
+}
+
+static int count_header_bytes(struct gw_conn *c, size_t n)
+{
+    struct http_req *r = c->req;
+    r->header_bytes += (uint32_t)n;
+    if (r->header_bytes > c->srv->cfg->max_header_bytes) {
+        r->error_status = 431;
+        return -1;
+    }
+    return 0;
+}
+
+static int on_url(http_parser *p, const char *at, size_t n)
+{
+    struct gw_conn *c = parser_conn(p);
+    if (count_header_bytes(c, n))
+        return -1;
+    gw_buf_append(&c->req->raw, at, n);
+    c->req->url_len += (uint32_t)n;
+    return 0;
+}
+
+static int on_header_field(http_parser *p, const char *at, size_t n)
+{
+    struct gw_conn *c = parser_conn(p);
+    struct http_req *r = c->req;
+    if (count_header_bytes(c, n + 4))
+        return -1;
+    if (r->n_headers == 0 || r->in_value) {
+        if (r->n_headers == c->srv->cfg->max_headers) {
+            r->error_status = 431;
+            return -1;
+        }
+        if (!r->headers)
+            r->headers = gw_malloc(sizeof(*r->headers) * c->srv->cfg->max_headers);
+        struct header_ref *h = &r->headers[r->n_headers++];
+        h->name_off = (uint32_t)r->raw.len;
+        h->name_len = 0;
+        h->value_off = 0;
+        h->value_len = 0;
+        r->in_value = false;
+    }
+    gw_buf_append(&r->raw, at, n);
+    r->headers[r->n_headers - 1].name_len += (uint32_t)n;
+    return 0;
+}
+
+static int on_header_value(http_parser *p, const char *at, size_t n)
+{
+    struct gw_conn *c = parser_conn(p);
+    struct http_req *r = c->req;
+    if (count_header_bytes(c, n))
+        return -1;
+    struct header_ref *h = &r->headers[r->n_headers - 1];
+    if (!r->in_value) {
+        h->value_off = (uint32_t)r->raw.len;
+        r->in_value = true;
+    }
+    gw_buf_append(&r->raw, at, n);
+    h->value_len += (uint32_t)n;
+    return 0;
+}
+
+static bool has_header_value(const struct http_req *r, const char *name, const char *value)
+{
+    size_t nl = strlen(name), vl = strlen(value);
+    for (uint32_t i = 0; i < r->n_headers; i++) {
+        const struct header_ref *h = &r->headers[i];
+        if (h->name_len == nl && strncasecmp(r->raw.data + h->name_off, name, nl) == 0 &&
+            h->value_len == vl && strncasecmp(r->raw.data + h->value_off, value, vl) == 0)
+            return true;
+    }
+    return false;
+}
+
+static int on_headers_complete(http_parser *p)
+{
+    struct gw_conn *c = parser_conn(p);
+    struct http_req *r = c->req;
+    r->headers_done = true;
+    if ((p->flags & F_CONTENTLENGTH) && p->content_length > c->srv->cfg->max_body_bytes) {
+        r->error_status = 413;
+        return -1;
+    }
+    if (has_header_value(r, "Expect", "100-continue"))
+        conn_write(&c->base, "HTTP/1.1 100 Continue\r\n\r\n", 25);
+    /* The body gets its own period, counted from here. */
+    gw_timer_start(&c->timer, &c->srv->header_q);
+    return 0;
+}
+
+static int on_body(http_parser *p, const char *at, size_t n)
+{
+    struct gw_conn *c = parser_conn(p);
+    struct http_req *r = c->req;
+    if (r->body.len + n > c->srv->cfg->max_body_bytes) {
+        r->error_status = 413;
+        return -1;
+    }
+    gw_buf_append(&r->body, at, n);
+    return 0;
+}
+
+static int on_message_complete(http_parser *p)
+{
+    struct gw_conn *c = parser_conn(p);
+    c->req->complete = true;
+    http_parser_pause(p, 1);
+    return 0;
+}
+
+static const http_parser_settings parser_settings = {
+    .on_url = on_url,
+    .on_header_field = on_header_field,
+    .on_header_value = on_header_value,
+    .on_headers_complete = on_headers_complete,
+    .on_body = on_body,
+    .on_message_complete = on_message_complete,
+};
+
+static void dispatch(struct gw_conn *c)
+{
+    struct http_req *r = c->req;
+    http_parser *p = &r->parser;
+    struct http_parser_url u;
+    http_parser_url_init(&u);
+    if (http_parser_parse_url(r->raw.data, r->url_len, 0, &u) != 0 ||
+        !(u.field_set & (1 << UF_PATH))) {
+        fail_request(c, 400, "malformed request target");
+        return;
+    }
+    struct tp_header headers[r->n_headers ? r->n_headers : 1];
+    for (uint32_t i = 0; i < r->n_headers; i++) {
+        headers[i].name = r->raw.data + r->headers[i].name_off;
+        headers[i].name_len = r->headers[i].name_len;
+        headers[i].value = r->raw.data + r->headers[i].value_off;
+        headers[i].value_len = r->headers[i].value_len;
+    }
+    struct tp_request req = {
+        .conn = &c->base,
+        .method = http_method_str((enum http_method)p->method),
+        .headers = headers,
+        .n_headers = r->n_headers,
+        .body = r->body.data ? r->body.data : "",
+        .body_len = r->body.len,
+        .http_major = (uint8_t)p->http_major,
+        .http_minor = (uint8_t)p->http_minor,
+        .keep_alive = http_should_keep_alive(p) != 0,
+        .max_message = c->srv->cfg->max_message_bytes,
+    };
+    if (u.field_set & (1 << UF_QUERY)) {
+        req.query = r->raw.data + u.field_data[UF_QUERY].off;
+        req.query_len = u.field_data[UF_QUERY].len;
+    }
+    if (p->upgrade)
+        c->flags |= F_UPGRADE_PENDING;
+    c->state = ST_BUSY;
+    gw_timer_stop(&c->timer);
+    GW_DEBUG("%s: %s %.*s", peer_name(c), req.method, (int)r->url_len, r->raw.data);
+    gw_route_request(c->srv, &req, r->raw.data + u.field_data[UF_PATH].off,
+                     u.field_data[UF_PATH].len);
+}
+
+/* Feeds the parser; returns bytes consumed. */
+static size_t parse_request(struct gw_conn *c, uint8_t *data, size_t len)
+{
+    if (!c->req) {
+        c->req = gw_calloc(1, sizeof(*c->req));
+        http_parser_init(&c->req->parser, HTTP_REQUEST);
+        c->req->parser.data = c;
+        c->state = ST_READING;
+        gw_timer_start(&c->timer, &c->srv->header_q);
+    }
+    struct http_req *r = c->req;
+    size_t used = http_parser_execute(&r->parser, &parser_settings, (const char *)data, len);
+    enum http_errno err = HTTP_PARSER_ERRNO(&r->parser);
+    if (r->complete) {
+        dispatch(c);
+        return used;
+    }
+    if (r->error_status) {
+        fail_request(c, r->error_status, r->error_status == 413 ? "request body too large"
+                                                                : "request header too large");
+        return len;
+    }
+    if (err == HPE_HEADER_OVERFLOW) {
+        fail_request(c, 431, "request header too large");
+        return len;
+    }
+    if (err != HPE_OK) {
+        fail_request(c, 400, http_errno_description(err));
+        return len;
+    }
+    if (r->parser.upgrade && r->headers_done) {
+        /* http-parser stops at the end of an upgrade request's head without completing it. */
+        r->complete = true;
+        dispatch(c);
+    }
+    return used;
+}
+
+static void process_input(struct gw_conn *c, uint8_t *data, size_t len)
+{
+    while (len > 0) {
+        size_t used;
+        switch (c->state) {
+        case ST_IDLE:
+        case ST_READING:
+            used = parse_request(c, data, len);
+            break;
+        case ST_UPGRADED:
+            used = c->h_ops && c->h_ops->on_data ? c->h_ops->on_data(c->h, data, len) : len;
+            if (used == 0) {
+                keep_leftover(c, data, len);
+                if (c->leftover_len > SCRATCH_SIZE / 2) {
+                    GW_INFO("%s: unconsumed input over %d bytes", peer_name(c), SCRATCH_SIZE / 2);
+                    close_now(c);
+                }
+                return;
+            }
+            break;
+        case ST_BUSY:
+            /* Pipelined input waits for the current response; bounded, then we stop reading
+             * (and notice a close only once we read again). */
+            keep_leftover(c, data, len);
+            if (c->leftover_len >= c->srv->cfg->max_header_bytes)
+                set_events(c, (short)(c->events & ~EV_READ));
+            return;
+        default:
+            return; /* closing: input is discarded */
+        }
+        data += used;
+        len -= used;
+    }
+    keep_leftover(c, NULL, 0);
+}
+
+static void on_readable(struct gw_conn *c)
+{
+    size_t have = c->leftover_len;
+    if (have) {
+        /* From here on the bytes live in scratch; what stays unconsumed is kept anew. */
+        memcpy(scratch, c->leftover, have);
+        keep_leftover(c, NULL, 0);
+    }
+    ssize_t n = 0;
+    if (have < SCRATCH_SIZE)
+        n = recv(c->fd, scratch + have, SCRATCH_SIZE - have, 0);
+    if (n < 0) {
+        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
+            if (have == 0)
+                return;
+            if (c->state == ST_BUSY) {
+                keep_leftover(c, scratch, have);
+                return;
+            }
+            n = 0; /* a pipelined request left over from the previous response */
+        } else {
+            GW_DEBUG("%s: read failed: %s", peer_name(c), strerror(errno));
+            close_now(c);
+            return;
+        }
+    } else if (n == 0 && have < SCRATCH_SIZE) {
+        if (c->state == ST_LINGER) {
+            mark_dead(c);
+            return;
+        }
+        if (c->state == ST_READING)
+            GW_INFO("%s: connection closed in the middle of a request", peer_name(c));
+        close_now(c);
+        return;
+    }
+    if (c->state == ST_LINGER)
+        return;
+    process_input(c, scratch, have + (size_t)n);
+}
+
+static void on_event(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    struct gw_conn *c = arg;
+    if ((what & EV_WRITE) && !do_write(c))
+        return;
+    if ((what & EV_READ) && c->state != ST_DEAD)
+        on_readable(c);
+}
+
+/* ---- timers --------------------------------------------------------------------------------- */
+
+static void on_header_timeout(struct gw_timer *t, void *arg)
+{
+    (void)arg;
+    struct gw_conn *c = GW_CONTAINER_OF(t, struct gw_conn, timer);
+    if (c->state == ST_READING)
+        fail_request(c, 408, "request not received in time");
+}
+
+static void on_idle_timeout(struct gw_timer *t, void *arg)
+{
+    (void)arg;
+    struct gw_conn *c = GW_CONTAINER_OF(t, struct gw_conn, timer);
+    if (c->state == ST_IDLE) {
+        GW_DEBUG("%s: idle keep-alive connection closed", peer_name(c));
+        mark_dead(c);
+    }
+}
+
+static void on_linger_timeout(struct gw_timer *t, void *arg)
+{
+    (void)arg;
+    mark_dead(GW_CONTAINER_OF(t, struct gw_conn, timer));
+}
+
+void gw_conn_timers_init(struct gw_server *srv)
+{
+    gw_timerq_init(&srv->header_q, srv->base, srv->cfg->header_timeout_ms, on_header_timeout, srv);
+    gw_timerq_init(&srv->idle_q, srv->base, srv->cfg->idle_timeout_ms, on_idle_timeout, srv);
+    gw_timerq_init(&srv->linger_q, srv->base, srv->cfg->linger_ms, on_linger_timeout, srv);
+}
+
+/* ---- lifetime ------------------------------------------------------------------------------- */
+
+void gw_conn_accept(struct gw_server *srv, int fd)
+{
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    struct gw_conn *c = gw_calloc(1, sizeof(*c));
+    c->base.ops = &conn_ops;
+    c->srv = srv;
+    c->fd = fd;
+    c->state = ST_IDLE;
+    gw_timer_init(&c->timer);
+    gw_list_insert_tail(&srv->conns, &c->node);
+    srv->n_conns++;
+    gw_timer_start(&c->timer, &srv->idle_q);
+    set_events(c, EV_READ);
+}
+
+void gw_conn_abort(struct gw_conn *c)
+{
+    close_now(c);
+}
+
+struct gw_conn *gw_conn_from_node(struct gw_list *node)
+{
+    return GW_CONTAINER_OF(node, struct gw_conn, node);
+}

@@ -1,0 +1,19 @@
+/* One client connection: HTTP/1.1 requests in, responses out; or, after an upgrade, raw bytes
+ * to the transport that took it over. Implements the tp_conn interface. */
+#ifndef HTTP_CONN_H
+#define HTTP_CONN_H
+
+#include "gateway.h"
+
+/* The connection timeout queues of srv (header, idle, linger). */
+void gw_conn_timers_init(struct gw_server *srv);
+/* Takes ownership of fd (accepted, non-blocking). */
+void gw_conn_accept(struct gw_server *srv, int fd);
+/* Closes at once, telling its handler (shutdown). */
+void gw_conn_abort(struct gw_conn *c);
+/* The connection of a list node of gw_server.conns. */
+struct gw_conn *gw_conn_from_node(struct gw_list *node);
+/* End of a loop turn: writes what was queued, frees what was closed. */
+void gw_conn_turn_end(struct gw_server *srv);
+
+#endif

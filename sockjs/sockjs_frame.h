@@ -1,0 +1,35 @@
+/* SockJS framing, pure: JSON string quoting by SockJS's rule, close frames, and the parsing of
+ * client payloads (a JSON array of strings). */
+#ifndef SOCKJS_FRAME_H
+#define SOCKJS_FRAME_H
+
+#include <stddef.h>
+
+#include "gw_buf.h"
+
+/* Appends s (UTF-8, may contain NUL) to out as a JSON string literal. Besides '"', '\' and
+ * control characters, it escapes U+200C-U+200F, U+2028-U+202F, U+2060-U+206F and U+FFF0-U+FFFF
+ * as lowercase \uXXXX: browsers and proxies mangle those when raw. Characters beyond the BMP
+ * stay raw UTF-8. A byte that is not valid UTF-8 becomes \ufffd. */
+void sockjs_quote(struct gw_buf *out, const char *s, size_t len);
+
+/* Appends `c[code,"reason"]`. */
+void sockjs_close_frame(struct gw_buf *out, int code, const char *reason);
+
+enum sockjs_payload_error {
+    SOCKJS_PAYLOAD_OK = 0,
+    SOCKJS_PAYLOAD_EMPTY = -1,  /* "Payload expected." */
+    SOCKJS_PAYLOAD_BROKEN = -2, /* "Broken JSON encoding." */
+    SOCKJS_PAYLOAD_NOT_ARRAY = -3 /* valid JSON, but not an array of strings */
+};
+
+typedef void (*sockjs_message_cb)(void *arg, const char *msg, size_t len);
+
+/* Parses a client payload: a JSON array of strings. Calls cb once per string, in order, only if
+ * the whole payload is valid (nothing is delivered from a broken payload). */
+int sockjs_parse_payload(const char *data, size_t len, sockjs_message_cb cb, void *arg);
+
+/* The text for a payload error, as the reference server words it. */
+const char *sockjs_payload_error_text(int err);
+
+#endif

@@ -1,0 +1,14 @@
+/* The static SockJS documents: /info and /iframe.html. */
+#ifndef SOCKJS_INFO_H
+#define SOCKJS_INFO_H
+
+#include "gw_buf.h"
+#include "sockjs_session.h"
+
+/* {"websocket": .., "origins": ["*:*"], "cookie_needed": .., "entropy": <random uint32>} */
+void sockjs_info_body(const struct sockjs_options *opt, struct gw_buf *out);
+
+/* The iframe page for opt->sockjs_url, and its ETag (a quoted string) into etag. */
+void sockjs_iframe_body(const struct sockjs_options *opt, struct gw_buf *out, char etag[24]);
+
+#endif

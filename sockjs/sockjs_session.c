@@ -1,0 +1,478 @@
+#include "sockjs_session.h"
+
+#include <string.h>
+
+#include <event2/event.h>
+
+#include "gw_alloc.h"
+#include "gw_buf.h"
+#include "gw_log.h"
+#include "gw_timerq.h"
+#include "sockjs_frame.h"
+
+enum session_state { SESSION_OPEN, SESSION_CLOSED };
+
+enum session_flags {
+    SESSION_IN_TABLE = 1, /* addressed by id (HTTP transports) */
+    SESSION_RAW = 2,      /* raw websocket: messages unframed */
+    SESSION_REAPED = 4,   /* waiting to be freed at the end of the loop turn */
+};
+
+struct sockjs_session {
+    struct sockjs_server *server;
+    struct sockjs_receiver *receiver;
+    struct gw_timer timer;   /* heartbeat while attached, disconnect delay while not */
+    struct gw_buf pending;   /* "a[" and the quoted messages waiting, comma-separated */
+    struct sockjs_session *next; /* table chain, then reap list */
+    void *app_data;
+    const char *close_reason;
+    uint32_t hash;
+    uint16_t close_code;
+    uint8_t state;
+    uint8_t flags;
+    uint32_t id_len;
+    char id[];
+};
+
+struct sockjs_server {
+    struct sockjs_options opt;
+    const struct sockjs_app_ops *app;
+    void *app_arg;
+    struct gw_timerq heartbeat_q;
+    struct gw_timerq disconnect_q;
+    struct sockjs_session **table;
+    size_t table_mask;
+    size_t table_count;
+    size_t untabled_count;
+    struct sockjs_session *reap_list;
+    struct event *reap_ev;
+};
+
+void sockjs_options_defaults(struct sockjs_options *opt)
+{
+    memset(opt, 0, sizeof(*opt));
+    opt->prefix = "/sockjs";
+    opt->heartbeat_ms = 25000;
+    opt->disconnect_ms = 5000;
+    opt->response_limit = 128 * 1024;
+    opt->websocket = true;
+    opt->cookie_needed = false;
+    opt->sockjs_url = "https://cdn.jsdelivr.net/npm/sockjs-client@1/dist/sockjs.min.js";
+}
+
+/* ---- table ---------------------------------------------------------------------------------- */
+
+static uint32_t hash_id(const char *id, size_t len)
+{
+    uint32_t h = 2166136261u;
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ (uint8_t)id[i]) * 16777619u;
+    return h;
+}
+
+static void table_grow(struct sockjs_server *srv)
+{
+    size_t size = (srv->table_mask + 1) * 2;
+    struct sockjs_session **table = gw_calloc(size, sizeof(*table));
+    for (size_t i = 0; i <= srv->table_mask; i++) {
+        struct sockjs_session *s = srv->table[i];
+        while (s) {
+            struct sockjs_session *next = s->next;
+            size_t slot = s->hash & (size - 1);
+            s->next = table[slot];
+            table[slot] = s;
+            s = next;
+        }
+    }
+    gw_free(srv->table);
+    srv->table = table;
+    srv->table_mask = size - 1;
+}
+
+static void table_insert(struct sockjs_server *srv, struct sockjs_session *s)
+{
+    if (srv->table_count >= srv->table_mask + 1)
+        table_grow(srv);
+    size_t slot = s->hash & srv->table_mask;
+    s->next = srv->table[slot];
+    srv->table[slot] = s;
+    s->flags |= SESSION_IN_TABLE;
+    srv->table_count++;
+}
+
+static void table_remove(struct sockjs_server *srv, struct sockjs_session *s)
+{
+    struct sockjs_session **p = &srv->table[s->hash & srv->table_mask];
+    while (*p != s)
+        p = &(*p)->next;
+    *p = s->next;
+    s->next = NULL;
+    s->flags &= (uint8_t)~SESSION_IN_TABLE;
+    srv->table_count--;
+}
+
+struct sockjs_session *sockjs_session_find(struct sockjs_server *srv, const char *id, size_t len)
+{
+    uint32_t h = hash_id(id, len);
+    for (struct sockjs_session *s = srv->table[h & srv->table_mask]; s; s = s->next) {
+        if (s->hash == h && s->id_len == len && memcmp(s->id, id, len) == 0)
+            return s;
+    }
+    return NULL;
+}
+
+bool sockjs_valid_id(const char *id, size_t len)
+{
+    if (len == 0)
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        if (id[i] == '/' || id[i] == '.')
+            return false;
+    }
+    return true;
+}
+
+/* ---- lifetime ------------------------------------------------------------------------------- */
+
+static void free_session(struct sockjs_session *s)
+{
+    gw_buf_release(&s->pending);
+    gw_free(s);
+}
+
+static void on_reap(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct sockjs_server *srv = arg;
+    while (srv->reap_list) {
+        struct sockjs_session *s = srv->reap_list;
+        srv->reap_list = s->next;
+        free_session(s);
+    }
+}
+
+/* Freed at the end of the loop turn, so that whoever is on the stack with a pointer to s (a
+ * transport delivering a payload, an app callback) finds it intact until it returns. */
+static void reap(struct sockjs_session *s)
+{
+    struct sockjs_server *srv = s->server;
+    GW_ASSERT(!(s->flags & SESSION_REAPED) && !s->receiver);
+    if (s->flags & SESSION_IN_TABLE)
+        table_remove(srv, s);
+    else
+        srv->untabled_count--;
+    gw_timer_stop(&s->timer);
+    s->flags |= SESSION_REAPED;
+    s->next = srv->reap_list;
+    srv->reap_list = s;
+    event_active(srv->reap_ev, EV_TIMEOUT, 0);
+}
+
+static struct sockjs_session *session_new(struct sockjs_server *srv, const char *id, size_t len)
+{
+    struct sockjs_session *s = gw_calloc(1, sizeof(*s) + len + 1);
+    s->server = srv;
+    gw_timer_init(&s->timer);
+    s->state = SESSION_OPEN;
+    s->id_len = (uint32_t)len;
+    memcpy(s->id, id, len);
+    s->hash = hash_id(id, len);
+    return s;
+}
+
+/* ---- sending -------------------------------------------------------------------------------- */
+
+static void attach(struct sockjs_session *s, struct sockjs_receiver *r)
+{
+    s->receiver = r;
+    r->session = s;
+}
+
+/* Writes f to the attached receiver and keeps the timers right. */
+static void send_frame(struct sockjs_session *s, const struct sockjs_frame *f)
+{
+    struct sockjs_receiver *r = s->receiver;
+    if (r->ops->send_frame(r, f)) {
+        gw_timer_start(&s->timer, &s->server->heartbeat_q);
+    } else {
+        /* r has ended and may be gone: forget it without touching it. */
+        s->receiver = NULL;
+        if (s->flags & SESSION_IN_TABLE)
+            gw_timer_start(&s->timer, &s->server->disconnect_q);
+    }
+}
+
+static void send_simple(struct sockjs_session *s, enum sockjs_frame_type type, const char *data)
+{
+    struct sockjs_frame f = {.type = type, .data = data, .len = strlen(data)};
+    send_frame(s, &f);
+}
+
+/* The queued messages as one "a[...]" frame, to the attached receiver. */
+static void flush_pending(struct sockjs_session *s)
+{
+    if (!s->receiver || s->pending.len == 0)
+        return;
+    gw_buf_append(&s->pending, "]", 1);
+    struct sockjs_frame f = {.type = SOCKJS_FRAME_MESSAGES, .data = s->pending.data,
+                             .len = s->pending.len};
+    send_frame(s, &f);
+    gw_buf_release(&s->pending);
+}
+
+static void close_frame_to(struct sockjs_receiver *r, int code, const char *reason, bool *stays)
+{
+    struct gw_buf frame = GW_BUF_INIT;
+    sockjs_close_frame(&frame, code, reason);
+    struct sockjs_frame f = {.type = SOCKJS_FRAME_CLOSE, .data = frame.data, .len = frame.len,
+                             .close_code = code, .close_reason = reason};
+    *stays = r->ops->send_frame(r, &f);
+    gw_buf_release(&frame);
+}
+
+/* Answers a receiver that cannot attach with one close frame, and lets it go. */
+static void refuse(struct sockjs_receiver *r, int code, const char *reason)
+{
+    bool stays;
+    close_frame_to(r, code, reason, &stays);
+    if (stays)
+        r->ops->release(r);
+}
+
+void sockjs_session_send(struct sockjs_session *s, const char *msg, size_t len)
+{
+    if (s->state != SESSION_OPEN)
+        return;
+    if (s->flags & SESSION_RAW) {
+        if (s->receiver) {
+            struct sockjs_frame f = {.type = SOCKJS_FRAME_RAW, .data = msg, .len = len};
+            send_frame(s, &f);
+        }
+        return;
+    }
+    gw_buf_append(&s->pending, s->pending.len ? "," : "a[", s->pending.len ? 1 : 2);
+    sockjs_quote(&s->pending, msg, len);
+    flush_pending(s);
+}
+
+static void enter_closed(struct sockjs_session *s, int code, const char *reason)
+{
+    struct sockjs_server *srv = s->server;
+    s->state = SESSION_CLOSED;
+    s->close_code = (uint16_t)code;
+    s->close_reason = reason;
+    srv->app->on_close(srv->app_arg, s);
+    if (s->flags & SESSION_IN_TABLE) {
+        if (!s->receiver)
+            gw_timer_start(&s->timer, &srv->disconnect_q);
+    } else if (!s->receiver) {
+        reap(s);
+    }
+}
+
+void sockjs_session_close(struct sockjs_session *s, int code, const char *reason)
+{
+    if (s->state != SESSION_OPEN)
+        return;
+    flush_pending(s);
+    struct sockjs_receiver *r = s->receiver;
+    if (r) {
+        s->receiver = NULL;
+        r->session = NULL;
+        refuse(r, code, reason);
+    }
+    enter_closed(s, code, reason);
+}
+
+/* ---- receivers ------------------------------------------------------------------------------ */
+
+static void open_session(struct sockjs_session *s)
+{
+    struct sockjs_server *srv = s->server;
+    if (!(s->flags & SESSION_RAW))
+        send_simple(s, SOCKJS_FRAME_OPEN, "o");
+    else
+        gw_timer_start(&s->timer, &srv->heartbeat_q);
+    srv->app->on_open(srv->app_arg, s);
+}
+
+void sockjs_session_attach(struct sockjs_server *srv, const char *id, size_t len,
+                           struct sockjs_receiver *r)
+{
+    struct sockjs_session *s = sockjs_session_find(srv, id, len);
+    if (!s) {
+        s = session_new(srv, id, len);
+        table_insert(srv, s);
+        attach(s, r);
+        open_session(s);
+        return;
+    }
+    if (s->receiver) {
+        refuse(r, 2010, "Another connection still open");
+        return;
+    }
+    attach(s, r);
+    gw_timer_start(&s->timer, &srv->heartbeat_q);
+    if (s->state == SESSION_CLOSED) {
+        /* Messages queued before the close still go first. */
+        flush_pending(s);
+        if (s->receiver) {
+            s->receiver = NULL;
+            r->session = NULL;
+            refuse(r, s->close_code, s->close_reason);
+        }
+        gw_timer_start(&s->timer, &srv->disconnect_q);
+        return;
+    }
+    flush_pending(s);
+}
+
+struct sockjs_session *sockjs_session_new_attached(struct sockjs_server *srv,
+                                                   struct sockjs_receiver *r, bool raw)
+{
+    struct sockjs_session *s = session_new(srv, "", 0);
+    if (raw)
+        s->flags |= SESSION_RAW;
+    srv->untabled_count++;
+    attach(s, r);
+    open_session(s);
+    return s;
+}
+
+void sockjs_session_receiver_lost(struct sockjs_session *s, struct sockjs_receiver *r)
+{
+    GW_ASSERT(s->receiver == r);
+    s->receiver = NULL;
+    r->session = NULL;
+    if (s->state == SESSION_OPEN) {
+        enter_closed(s, 1002, "Connection interrupted");
+    } else if (!(s->flags & SESSION_IN_TABLE)) {
+        reap(s);
+    } else {
+        gw_timer_start(&s->timer, &s->server->disconnect_q);
+    }
+}
+
+struct deliver_ctx {
+    struct sockjs_session *session;
+};
+
+static void deliver(void *arg, const char *msg, size_t len)
+{
+    struct sockjs_session *s = ((struct deliver_ctx *)arg)->session;
+    /* The app may have closed the session on an earlier message of the same payload. */
+    if (s->state == SESSION_OPEN)
+        s->server->app->on_message(s->server->app_arg, s, msg, len);
+}
+
+int sockjs_session_receive_payload(struct sockjs_session *s, const char *data, size_t len)
+{
+    struct deliver_ctx ctx = {s};
+    return sockjs_parse_payload(data, len, deliver, &ctx);
+}
+
+void sockjs_session_receive_message(struct sockjs_session *s, const char *msg, size_t len)
+{
+    if (s->state == SESSION_OPEN)
+        s->server->app->on_message(s->server->app_arg, s, msg, len);
+}
+
+bool sockjs_session_is_open(const struct sockjs_session *s)
+{
+    return s->state == SESSION_OPEN;
+}
+
+void *sockjs_session_app_data(const struct sockjs_session *s)
+{
+    return s->app_data;
+}
+
+void sockjs_session_set_app_data(struct sockjs_session *s, void *data)
+{
+    s->app_data = data;
+}
+
+struct sockjs_server *sockjs_session_server(const struct sockjs_session *s)
+{
+    return s->server;
+}
+
+/* ---- timers --------------------------------------------------------------------------------- */
+
+static void on_heartbeat(struct gw_timer *t, void *arg)
+{
+    (void)arg;
+    struct sockjs_session *s = GW_CONTAINER_OF(t, struct sockjs_session, timer);
+    if (s->receiver)
+        send_simple(s, SOCKJS_FRAME_HEARTBEAT, "h");
+}
+
+static void on_disconnect(struct gw_timer *t, void *arg)
+{
+    (void)arg;
+    struct sockjs_session *s = GW_CONTAINER_OF(t, struct sockjs_session, timer);
+    if (s->receiver)
+        return;
+    if (s->state == SESSION_OPEN) {
+        s->state = SESSION_CLOSED;
+        s->server->app->on_close(s->server->app_arg, s);
+    }
+    reap(s);
+}
+
+/* ---- server --------------------------------------------------------------------------------- */
+
+struct sockjs_server *sockjs_server_new(struct event_base *base, const struct sockjs_options *opt,
+                                        const struct sockjs_app_ops *app, void *app_arg)
+{
+    struct sockjs_server *srv = gw_calloc(1, sizeof(*srv));
+    srv->opt = *opt;
+    srv->app = app;
+    srv->app_arg = app_arg;
+    gw_timerq_init(&srv->heartbeat_q, base, opt->heartbeat_ms, on_heartbeat, srv);
+    gw_timerq_init(&srv->disconnect_q, base, opt->disconnect_ms, on_disconnect, srv);
+    srv->table_mask = 63;
+    srv->table = gw_calloc(srv->table_mask + 1, sizeof(*srv->table));
+    srv->reap_ev = event_new(base, -1, 0, on_reap, srv);
+    GW_ASSERT(srv->reap_ev != NULL);
+    return srv;
+}
+
+void sockjs_server_free(struct sockjs_server *srv)
+{
+    for (size_t i = 0; i <= srv->table_mask; i++) {
+        while (srv->table[i]) {
+            struct sockjs_session *s = srv->table[i];
+            struct sockjs_receiver *r = s->receiver;
+            s->receiver = NULL;
+            if (r) {
+                r->session = NULL;
+                r->ops->release(r);
+            }
+            if (s->state == SESSION_OPEN) {
+                s->state = SESSION_CLOSED;
+                srv->app->on_close(srv->app_arg, s);
+            }
+            reap(s);
+        }
+    }
+    /* Websocket sessions belong to their connections, which the gateway closes first. */
+    GW_ASSERT(srv->untabled_count == 0);
+    on_reap(-1, 0, srv);
+    gw_timerq_cleanup(&srv->heartbeat_q);
+    gw_timerq_cleanup(&srv->disconnect_q);
+    event_free(srv->reap_ev);
+    gw_free(srv->table);
+    gw_free(srv);
+}
+
+const struct sockjs_options *sockjs_server_options(const struct sockjs_server *srv)
+{
+    return &srv->opt;
+}
+
+size_t sockjs_server_session_count(const struct sockjs_server *srv)
+{
+    return srv->table_count + srv->untabled_count;
+}

@@ -1,0 +1,139 @@
+/* SockJS sessions: one type for every transport.
+ *
+ * A server (one per prefix) owns the options, the application callbacks and the table of
+ * sessions addressed by id (the HTTP transports). Websocket sessions live outside the table:
+ * each websocket is its own session.
+ *
+ * Session states:
+ *
+ *   (new) --first receiver gets "o"--> OPEN --app close / receiver lost--> CLOSED --> (freed)
+ *                                        |                                   ^
+ *                                        +---- disconnect_delay without -----+
+ *                                              a receiver (timed out)
+ *
+ * OPEN: messages go to the attached receiver at once, or wait in the session's queue (in
+ * order, nothing lost) until the next receiver attaches. While a receiver is attached the
+ * session's one timer is the heartbeat; while none is, it is the disconnect timer.
+ * CLOSED: every receiver request is answered with the close frame, until disconnect_delay has
+ * passed; then the session is freed and its id opens a new session.
+ *
+ * Receivers are implemented by transports/ (a polling request, a stream, a websocket). */
+#ifndef SOCKJS_SESSION_H
+#define SOCKJS_SESSION_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct event_base;
+struct sockjs_server;
+struct sockjs_session;
+struct sockjs_receiver;
+
+struct sockjs_options {
+    const char *prefix;       /* "/echo": the URL path the server answers under */
+    uint32_t heartbeat_ms;    /* idle receiver gets "h" after this long (25000) */
+    uint32_t disconnect_ms;   /* session without receiver lives this long (5000) */
+    uint32_t response_limit;  /* streams end after this many frame bytes (131072) */
+    bool websocket;           /* websocket transports enabled (true) */
+    bool cookie_needed;       /* JSESSIONID handling (false) */
+    const char *sockjs_url;   /* the client library URL in iframe.html */
+};
+
+void sockjs_options_defaults(struct sockjs_options *opt);
+
+/* The application behind a prefix. Callbacks may send to or close any session, the one given
+ * included; they must not free anything of the server's. */
+struct sockjs_app_ops {
+    const char *name;
+    void (*on_open)(void *app, struct sockjs_session *s);
+    void (*on_message)(void *app, struct sockjs_session *s, const char *msg, size_t len);
+    /* The session is closed (by the app, by its receiver going away, or timed out); it may not
+     * be sent to any more, and is freed after this returns (soon, not at once). */
+    void (*on_close)(void *app, struct sockjs_session *s);
+};
+
+enum sockjs_frame_type {
+    SOCKJS_FRAME_OPEN,      /* "o" */
+    SOCKJS_FRAME_HEARTBEAT, /* "h" */
+    SOCKJS_FRAME_MESSAGES,  /* "a[...]" */
+    SOCKJS_FRAME_CLOSE,     /* "c[code,reason]" */
+    SOCKJS_FRAME_RAW,       /* raw sessions only: one application message, unframed */
+};
+
+/* One frame to write. `data` is its SockJS encoding ("o", "h", "a[...]", "c[...]"), or for
+ * SOCKJS_FRAME_RAW the message itself; valid only during the call. */
+struct sockjs_frame {
+    enum sockjs_frame_type type;
+    const char *data;
+    size_t len;
+    int close_code;           /* SOCKJS_FRAME_CLOSE */
+    const char *close_reason; /* SOCKJS_FRAME_CLOSE */
+};
+
+struct sockjs_receiver_ops {
+    const char *name;
+    /* Writes one frame. Returns true to stay attached, false when the receiver has ended its
+     * response with this frame (a polling request after any frame, a stream past
+     * response_limit); the session then forgets it. Must not call back into the session. */
+    bool (*send_frame)(struct sockjs_receiver *r, const struct sockjs_frame *f);
+    /* The session lets go of the receiver (after a close frame, or when the session or the
+     * server goes away): the receiver ends its response or connection and must not use the
+     * session again. Must not call back into the session. */
+    void (*release)(struct sockjs_receiver *r);
+};
+
+struct sockjs_receiver {
+    const struct sockjs_receiver_ops *ops;
+    /* Set by the session while r is attached (before any frame is sent to it), NULL otherwise;
+     * what the receiver passes to sockjs_session_receiver_lost(). */
+    struct sockjs_session *session;
+};
+
+/* Server (prefix). `opt` is copied (its strings must outlive the server). */
+struct sockjs_server *sockjs_server_new(struct event_base *base, const struct sockjs_options *opt,
+                                        const struct sockjs_app_ops *app, void *app_arg);
+/* Closes and frees every session (releasing their receivers), then the server. */
+void sockjs_server_free(struct sockjs_server *srv);
+const struct sockjs_options *sockjs_server_options(const struct sockjs_server *srv);
+/* Number of live sessions (table and websocket). */
+size_t sockjs_server_session_count(const struct sockjs_server *srv);
+
+/* Whether id is a valid session or server id segment: non-empty, no '/' or '.'. */
+bool sockjs_valid_id(const char *id, size_t len);
+
+/* The session with this id, or NULL. */
+struct sockjs_session *sockjs_session_find(struct sockjs_server *srv, const char *id, size_t len);
+
+/* The receiver request for `id`: finds or creates the session and attaches r. A new session
+ * first sends "o"; a session with a receiver already answers r with c[2010]; a closed session
+ * answers its close frame; otherwise queued messages are sent. r may have ended (and freed
+ * itself) by the time this returns: the caller must not touch r afterwards. */
+void sockjs_session_attach(struct sockjs_server *srv, const char *id, size_t len,
+                           struct sockjs_receiver *r);
+
+/* A websocket session (outside the table): "o" is sent to r at once; `raw` sessions send
+ * application messages unframed (raw websocket endpoint). */
+struct sockjs_session *sockjs_session_new_attached(struct sockjs_server *srv,
+                                                   struct sockjs_receiver *r, bool raw);
+
+/* The receiver's connection went away without the session letting it go (client closed,
+ * network error): the session closes with 1002 "Connection interrupted". */
+void sockjs_session_receiver_lost(struct sockjs_session *s, struct sockjs_receiver *r);
+
+/* A client payload (JSON array of strings) for s: each message goes to the app in order.
+ * Returns SOCKJS_PAYLOAD_OK or a SOCKJS_PAYLOAD_* error (nothing delivered). */
+int sockjs_session_receive_payload(struct sockjs_session *s, const char *data, size_t len);
+/* One client message, unframed (raw websocket). */
+void sockjs_session_receive_message(struct sockjs_session *s, const char *msg, size_t len);
+
+/* Application side. send() quotes and queues or sends at once; closing sends c[code,reason]
+ * (after the messages already queued). `reason` must outlive the session (a literal). */
+void sockjs_session_send(struct sockjs_session *s, const char *msg, size_t len);
+void sockjs_session_close(struct sockjs_session *s, int code, const char *reason);
+bool sockjs_session_is_open(const struct sockjs_session *s);
+void *sockjs_session_app_data(const struct sockjs_session *s);
+void sockjs_session_set_app_data(struct sockjs_session *s, void *data);
+struct sockjs_server *sockjs_session_server(const struct sockjs_session *s);
+
+#endif

@@ -1,0 +1,120 @@
+#include "http_receiver.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "gw_alloc.h"
+#include "gw_log.h"
+
+/* Frames are encoded here before being written; one loop per process, so one buffer serves
+ * every receiver. Released after a large frame so that idle processes keep none. */
+static struct gw_buf scratch;
+#define SCRATCH_KEEP (64 * 1024)
+
+static void scratch_done(void)
+{
+    if (scratch.cap > SCRATCH_KEEP)
+        gw_buf_release(&scratch);
+    else
+        scratch.len = 0;
+}
+
+static void receiver_free(struct http_receiver *r)
+{
+    gw_free(r->head);
+    gw_free(r);
+}
+
+static void on_conn_close(void *handler)
+{
+    struct http_receiver *r = handler;
+    if (r->base.session)
+        sockjs_session_receiver_lost(r->base.session, &r->base);
+    receiver_free(r);
+}
+
+static const struct tp_handler_ops handler_ops = {
+    .on_close = on_conn_close,
+};
+
+static void poll_finish(struct http_receiver *r, const char *body, size_t len)
+{
+    struct tp_conn *c = r->conn;
+    char length[64];
+    int n = snprintf(length, sizeof(length), "Content-Length: %zu\r\n\r\n", len);
+    c->ops->write(c, r->head, r->head_len);
+    c->ops->write(c, length, (size_t)n);
+    c->ops->write(c, body, len);
+    c->ops->end_response(c, r->keep_alive);
+}
+
+static bool send_frame(struct sockjs_receiver *base, const struct sockjs_frame *f)
+{
+    struct http_receiver *r = (struct http_receiver *)base;
+    r->kind->encode(r, f->data, f->len, &scratch);
+    if (!r->kind->streaming) {
+        poll_finish(r, scratch.data, scratch.len);
+        scratch_done();
+        receiver_free(r);
+        return false;
+    }
+    tp_stream_write(&r->stream, scratch.data, scratch.len);
+    r->sent += scratch.len;
+    scratch_done();
+    if (r->sent < r->limit)
+        return true;
+    tp_stream_end(&r->stream);
+    receiver_free(r);
+    return false;
+}
+
+static void release(struct sockjs_receiver *base)
+{
+    struct http_receiver *r = (struct http_receiver *)base;
+    if (r->kind->streaming)
+        tp_stream_end(&r->stream);
+    else
+        r->conn->ops->close(r->conn, false); /* shutting down: nothing to answer a poll with */
+    receiver_free(r);
+}
+
+static const struct sockjs_receiver_ops receiver_ops = {
+    .name = "http",
+    .send_frame = send_frame,
+    .release = release,
+};
+
+void http_receiver_handle(const struct tp_request *req, const struct http_receiver_kind *kind,
+                          const char *session_id, size_t id_len, const char *callback)
+{
+    size_t cb_len = callback ? strlen(callback) : 0;
+    struct http_receiver *r = gw_calloc(1, sizeof(*r) + cb_len + 1);
+    r->base.ops = &receiver_ops;
+    r->kind = kind;
+    r->conn = req->conn;
+    if (cb_len)
+        memcpy(r->callback, callback, cb_len);
+    struct tp_head h;
+    tp_head_start(&h, req, 200, "OK", kind->content_type, TP_NO_CACHE | TP_CORS | TP_COOKIE);
+    if (kind->streaming) {
+        tp_stream_start(&r->stream, req, &h);
+        r->limit = sockjs_server_options(req->server)->response_limit;
+        if (kind->prelude) {
+            kind->prelude(r, &scratch);
+            tp_stream_write(&r->stream, scratch.data, scratch.len);
+            scratch_done();
+        }
+    } else {
+        /* The frame is not known yet: keep the head and send it with a Content-Length, which
+         * proxies and HTTP/1.0 keep-alive handle better than a chunked poll. */
+        r->keep_alive = req->keep_alive;
+        if (!req->keep_alive)
+            tp_head_add(&h, "Connection", "close");
+        else if (req->http_minor == 0)
+            tp_head_add(&h, "Connection", "keep-alive");
+        r->head = gw_memdup(h.buf, h.len);
+        r->head_len = h.len;
+    }
+    req->conn->ops->set_handler(req->conn, &handler_ops, r);
+    sockjs_session_attach(req->server, session_id, id_len, &r->base);
+}

@@ -1,0 +1,44 @@
+/* The receiver behind every HTTP transport (polling and streaming): one HTTP response that
+ * carries a session's frames, in the transport's encoding. Each transport is a kind. */
+#ifndef HTTP_RECEIVER_H
+#define HTTP_RECEIVER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "gw_buf.h"
+#include "transport.h"
+
+struct http_receiver;
+
+struct http_receiver_kind {
+    const char *name;
+    const char *content_type;
+    /* Streams stay after a frame until response_limit; polling requests end with the first. */
+    bool streaming;
+    /* Bytes written once before any frame (streams only), e.g. xhr_streaming's 2048 'h'. */
+    void (*prelude)(const struct http_receiver *r, struct gw_buf *out);
+    /* Appends one frame in the transport's encoding. */
+    void (*encode)(const struct http_receiver *r, const char *frame, size_t len,
+                   struct gw_buf *out);
+};
+
+struct http_receiver {
+    struct sockjs_receiver base;
+    const struct http_receiver_kind *kind;
+    struct tp_conn *conn;
+    struct tp_stream stream; /* streams */
+    char *head;              /* polling: the response head, waiting for its frame */
+    size_t head_len;
+    bool keep_alive;         /* polling */
+    size_t sent;             /* frame bytes written (streams) */
+    size_t limit;            /* response_limit (streams) */
+    char callback[];         /* the "c" parameter, for the kinds that take one */
+};
+
+/* Answers a receiver request of `kind` for the session id: sets up the response and attaches
+ * it to the session. `callback` is the validated callback name or NULL. */
+void http_receiver_handle(const struct tp_request *req, const struct http_receiver_kind *kind,
+                          const char *session_id, size_t id_len, const char *callback);
+
+#endif

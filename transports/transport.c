@@ -1,0 +1,245 @@
+#include "transport.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "gw_alloc.h"
+
+const char *tp_request_header(const struct tp_request *req, const char *name, size_t *len)
+{
+    size_t name_len = strlen(name);
+    for (size_t i = 0; i < req->n_headers; i++) {
+        const struct tp_header *h = &req->headers[i];
+        if (h->name_len == name_len && strncasecmp(h->name, name, name_len) == 0) {
+            if (len)
+                *len = h->value_len;
+            return h->value;
+        }
+    }
+    return NULL;
+}
+
+bool tp_header_has_token(const struct tp_request *req, const char *name, const char *token)
+{
+    size_t len;
+    const char *v = tp_request_header(req, name, &len);
+    if (!v)
+        return false;
+    size_t token_len = strlen(token);
+    const char *end = v + len;
+    while (v < end) {
+        while (v < end && (*v == ' ' || *v == '\t' || *v == ','))
+            v++;
+        const char *start = v;
+        while (v < end && *v != ',')
+            v++;
+        const char *stop = v;
+        while (stop > start && (stop[-1] == ' ' || stop[-1] == '\t'))
+            stop--;
+        if ((size_t)(stop - start) == token_len && strncasecmp(start, token, token_len) == 0)
+            return true;
+    }
+    return false;
+}
+
+static int hex_value(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+long tp_query_param(const struct tp_request *req, const char *name, char *out, size_t cap)
+{
+    if (!req->query)
+        return -1;
+    size_t name_len = strlen(name);
+    const char *p = req->query, *end = req->query + req->query_len;
+    while (p < end) {
+        const char *amp = memchr(p, '&', (size_t)(end - p));
+        const char *stop = amp ? amp : end;
+        const char *eq = memchr(p, '=', (size_t)(stop - p));
+        const char *key_end = eq ? eq : stop;
+        if ((size_t)(key_end - p) == name_len && memcmp(p, name, name_len) == 0) {
+            size_t n = 0;
+            for (const char *v = eq ? eq + 1 : stop; v < stop; v++) {
+                char c = *v;
+                if (c == '+') {
+                    c = ' ';
+                } else if (c == '%' && stop - v >= 3 && hex_value(v[1]) >= 0 &&
+                           hex_value(v[2]) >= 0) {
+                    c = (char)(hex_value(v[1]) * 16 + hex_value(v[2]));
+                    v += 2;
+                }
+                if (n + 1 >= cap)
+                    return -1;
+                out[n++] = c;
+            }
+            out[n] = '\0';
+            return (long)n;
+        }
+        p = stop + 1;
+    }
+    return -1;
+}
+
+static void head_append(struct tp_head *h, const char *fmt, va_list ap)
+{
+    size_t room = sizeof(h->buf) - h->len;
+    int n = vsnprintf(h->buf + h->len, room, fmt, ap);
+    /* Heads are built from bounded request values (header block limit), so this holds. */
+    GW_ASSERT(n >= 0 && (size_t)n < room);
+    h->len += (size_t)n;
+}
+
+static void head_printf(struct tp_head *h, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void head_printf(struct tp_head *h, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    head_append(h, fmt, ap);
+    va_end(ap);
+}
+
+void tp_head_add(struct tp_head *h, const char *name, const char *fmt, ...)
+{
+    head_printf(h, "%s: ", name);
+    va_list ap;
+    va_start(ap, fmt);
+    head_append(h, fmt, ap);
+    va_end(ap);
+    head_printf(h, "\r\n");
+}
+
+/* At most this much of a client-supplied value is echoed into a response head. */
+#define ECHO_MAX 1024
+
+void tp_head_start(struct tp_head *h, const struct tp_request *req, int status,
+                   const char *reason, const char *content_type, unsigned flags)
+{
+    h->status = status;
+    h->len = 0;
+    head_printf(h, "HTTP/1.1 %d %s\r\n", status, reason);
+    if (content_type)
+        tp_head_add(h, "Content-Type", "%s", content_type);
+    if (flags & TP_NO_CACHE)
+        tp_head_add(h, "Cache-Control", "no-store, no-cache, no-transform, must-revalidate, max-age=0");
+    if (flags & TP_LONG_CACHE) {
+        tp_head_add(h, "Cache-Control", "public, max-age=31536000");
+        char date[64];
+        time_t later = time(NULL) + 31536000;
+        struct tm tm;
+        gmtime_r(&later, &tm);
+        strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S GMT", &tm);
+        tp_head_add(h, "Expires", "%s", date);
+    }
+    if (flags & TP_CORS) {
+        size_t len;
+        const char *origin = tp_request_header(req, "Origin", &len);
+        if (origin && len > 0 && len <= ECHO_MAX) {
+            tp_head_add(h, "Access-Control-Allow-Origin", "%.*s", (int)len, origin);
+            tp_head_add(h, "Access-Control-Allow-Credentials", "true");
+        } else {
+            tp_head_add(h, "Access-Control-Allow-Origin", "*");
+        }
+        tp_head_add(h, "Vary", "Origin");
+        const char *allow = tp_request_header(req, "Access-Control-Request-Headers", &len);
+        if (allow && len > 0 && len <= ECHO_MAX)
+            tp_head_add(h, "Access-Control-Allow-Headers", "%.*s", (int)len, allow);
+    }
+    if ((flags & TP_COOKIE) && sockjs_server_options(req->server)->cookie_needed) {
+        size_t len;
+        const char *cookie = tp_request_header(req, "Cookie", &len);
+        const char *value = "dummy";
+        size_t value_len = 5;
+        /* Cookie: a=b; JSESSIONID=v; c=d */
+        for (const char *p = cookie, *end = cookie ? cookie + len : NULL; p && p < end;) {
+            while (p < end && (*p == ' ' || *p == ';'))
+                p++;
+            const char *semi = memchr(p, ';', (size_t)(end - p));
+            const char *stop = semi ? semi : end;
+            if ((size_t)(stop - p) > 11 && memcmp(p, "JSESSIONID=", 11) == 0 &&
+                (size_t)(stop - p - 11) <= ECHO_MAX) {
+                value = p + 11;
+                value_len = (size_t)(stop - value);
+                break;
+            }
+            p = stop;
+        }
+        tp_head_add(h, "Set-Cookie", "JSESSIONID=%.*s; path=/", (int)value_len, value);
+    }
+}
+
+static void head_connection(struct tp_head *h, const struct tp_request *req, bool keep_alive)
+{
+    if (!keep_alive)
+        tp_head_add(h, "Connection", "close");
+    else if (req->http_major == 1 && req->http_minor == 0)
+        tp_head_add(h, "Connection", "keep-alive");
+}
+
+void tp_respond(const struct tp_request *req, struct tp_head *h, const void *body, size_t len)
+{
+    head_connection(h, req, req->keep_alive);
+    /* RFC 9110: no Content-Length on 204 and 304. */
+    if (h->status != 204 && h->status != 304)
+        tp_head_add(h, "Content-Length", "%zu", len);
+    head_printf(h, "\r\n");
+    struct tp_conn *c = req->conn;
+    c->ops->write(c, h->buf, h->len);
+    if (len)
+        c->ops->write(c, body, len);
+    c->ops->end_response(c, req->keep_alive);
+}
+
+void tp_respond_text(const struct tp_request *req, int status, const char *reason,
+                     unsigned flags, const char *body)
+{
+    struct tp_head h;
+    tp_head_start(&h, req, status, reason, "text/plain; charset=UTF-8", TP_NO_CACHE | flags);
+    tp_respond(req, &h, body, strlen(body));
+}
+
+void tp_stream_start(struct tp_stream *s, const struct tp_request *req, struct tp_head *h)
+{
+    s->conn = req->conn;
+    s->chunked = req->http_major > 1 || (req->http_major == 1 && req->http_minor >= 1);
+    /* An HTTP/1.0 stream can only end by closing the connection. */
+    s->keep_alive = s->chunked && req->keep_alive;
+    head_connection(h, req, s->keep_alive);
+    if (s->chunked)
+        tp_head_add(h, "Transfer-Encoding", "chunked");
+    head_printf(h, "\r\n");
+    s->conn->ops->write(s->conn, h->buf, h->len);
+}
+
+void tp_stream_write(struct tp_stream *s, const void *data, size_t len)
+{
+    if (len == 0)
+        return;
+    struct tp_conn *c = s->conn;
+    if (s->chunked) {
+        char size[24];
+        int n = snprintf(size, sizeof(size), "%zx\r\n", len);
+        c->ops->write(c, size, (size_t)n);
+        c->ops->write(c, data, len);
+        c->ops->write(c, "\r\n", 2);
+    } else {
+        c->ops->write(c, data, len);
+    }
+}
+
+void tp_stream_end(struct tp_stream *s)
+{
+    struct tp_conn *c = s->conn;
+    if (s->chunked)
+        c->ops->write(c, "0\r\n\r\n", 5);
+    c->ops->end_response(c, s->keep_alive);
+}

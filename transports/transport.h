@@ -1,0 +1,130 @@
+/* What a transport sees of HTTP: the request view that the gateway hands over, and the
+ * connection interface that the gateway implements (declared here, implemented above). */
+#ifndef TRANSPORT_H
+#define TRANSPORT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sockjs_session.h"
+
+struct gw_refbuf;
+struct tp_conn;
+
+/* Who owns a connection after a request was handed over: a long-polling request, a stream or
+ * an upgraded websocket. */
+struct tp_handler_ops {
+    /* Upgraded connections only: bytes read from the socket (modifiable in place). Returns the
+     * bytes consumed; the rest is kept (bounded) and presented again with more input. */
+    size_t (*on_data)(void *handler, uint8_t *data, size_t len);
+    /* Everything queued has been written to the socket (only after tp_conn_want_drain). */
+    void (*on_drain)(void *handler);
+    /* The connection is going away (peer closed, error, timeout, shutdown). The connection is
+     * freed after this returns; the handler must not use it again. Not called for a close
+     * the handler asked for itself. */
+    void (*on_close)(void *handler);
+};
+
+struct tp_conn_ops {
+    /* Queue bytes for writing (copied). Writes go out once per loop turn. */
+    void (*write)(struct tp_conn *c, const void *data, size_t len);
+    /* Queue bytes [off, off+len) of b by reference (b is kept alive until written). */
+    void (*write_ref)(struct tp_conn *c, struct gw_refbuf *b, size_t off, size_t len);
+    /* Bytes queued and not yet written to the socket. */
+    size_t (*queued)(const struct tp_conn *c);
+    /* Makes `handler` the owner of the connection's events until end_response or close. */
+    void (*set_handler)(struct tp_conn *c, const struct tp_handler_ops *ops, void *handler);
+    /* From now on every byte read goes to the handler's on_data (after a 101 response). */
+    void (*upgrade)(struct tp_conn *c);
+    /* Asks for one on_drain once the output queue is empty. */
+    void (*want_drain)(struct tp_conn *c);
+    /* The response is complete: the handler is dropped and the connection reads its next
+     * request (keep_alive) or closes once everything queued is written. */
+    void (*end_response)(struct tp_conn *c, bool keep_alive);
+    /* Closes the connection once everything queued is written (flush) or at once. The
+     * handler is dropped first (no on_close). */
+    void (*close)(struct tp_conn *c, bool flush);
+    /* The peer's address, for logs ("127.0.0.1:5000"). */
+    const char *(*peer)(const struct tp_conn *c);
+};
+
+struct tp_conn {
+    const struct tp_conn_ops *ops;
+};
+
+struct tp_header {
+    const char *name;
+    const char *value;
+    size_t name_len;
+    size_t value_len;
+};
+
+/* A parsed request, valid during the dispatch call only. */
+struct tp_request {
+    struct tp_conn *conn;
+    const char *method;       /* "GET", "POST", ... */
+    const char *path;         /* the path below the prefix, e.g. "/000/abc/xhr" */
+    size_t path_len;
+    const char *query;        /* after '?', not decoded; NULL if none */
+    size_t query_len;
+    const struct tp_header *headers;
+    size_t n_headers;
+    const char *body;
+    size_t body_len;
+    uint8_t http_major;
+    uint8_t http_minor;
+    bool keep_alive;          /* what the client asked for (version and Connection header) */
+    struct sockjs_server *server;
+    uint32_t max_message;     /* websocket message limit */
+};
+
+/* The value of a header (case-insensitive name), or NULL. */
+const char *tp_request_header(const struct tp_request *req, const char *name, size_t *len);
+/* Whether a comma-separated header contains `token` (case-insensitive). */
+bool tp_header_has_token(const struct tp_request *req, const char *name, const char *token);
+/* The decoded value of query parameter `name` into out (at most cap-1 bytes, NUL-terminated);
+ * returns the decoded length, or -1 if absent or too long. */
+long tp_query_param(const struct tp_request *req, const char *name, char *out, size_t cap);
+
+/* Response heads. Flags select the header groups of SockJS's rules. */
+enum tp_head_flags {
+    TP_NO_CACHE = 1,   /* Cache-Control: no-store, no-cache, no-transform, must-revalidate */
+    TP_LONG_CACHE = 2, /* Cache-Control: public, max-age=31536000 + Expires */
+    TP_CORS = 4,       /* Access-Control-Allow-Origin/-Credentials (+ Vary: Origin) */
+    TP_COOKIE = 8,     /* Set-Cookie: JSESSIONID when the server needs cookies */
+};
+
+#define TP_HEAD_MAX 4096
+
+struct tp_head {
+    int status;
+    size_t len;
+    char buf[TP_HEAD_MAX];
+};
+
+void tp_head_start(struct tp_head *h, const struct tp_request *req, int status,
+                   const char *reason, const char *content_type, unsigned flags);
+void tp_head_add(struct tp_head *h, const char *name, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* A complete response with a body; the connection then reads its next request or closes. */
+void tp_respond(const struct tp_request *req, struct tp_head *h, const void *body, size_t len);
+/* A complete short response: status, text/plain body, no cache. */
+void tp_respond_text(const struct tp_request *req, int status, const char *reason,
+                     unsigned flags, const char *body);
+
+/* A streaming response: chunked for HTTP/1.1, close-delimited for HTTP/1.0. */
+struct tp_stream {
+    struct tp_conn *conn;
+    bool chunked;
+    bool keep_alive;
+};
+
+/* Writes the head of a stream (no Content-Length) and sets up s. */
+void tp_stream_start(struct tp_stream *s, const struct tp_request *req, struct tp_head *h);
+void tp_stream_write(struct tp_stream *s, const void *data, size_t len);
+/* Ends the stream (last chunk, or close for HTTP/1.0) and gives the connection back. */
+void tp_stream_end(struct tp_stream *s);
+
+#endif
