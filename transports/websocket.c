@@ -80,7 +80,10 @@ static bool send_frame(struct sockjs_receiver *base, const struct sockjs_frame *
         ws_write_frame(ws, WS_OP_PING, NULL, 0);
         break;
     case SOCKJS_FRAME_CLOSE:
-        ws_close(ws, (uint16_t)f->close_code, f->close_reason);
+        /* Application codes are SockJS's; only some are valid on a websocket. */
+        ws_close(ws, ws_close_code_valid((uint16_t)f->close_code) ? (uint16_t)f->close_code
+                                                                   : WS_CLOSE_NORMAL,
+                 f->close_reason);
         break;
     default:
         break;

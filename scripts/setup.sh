@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Installs what building (and, with --test, testing) needs on a Debian machine, only when
+# missing. Safe to run again: it changes nothing when everything is there.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+want_tests=0
+[ "${1:-}" = "--test" ] && want_tests=1
+
+packages=(cmake make gcc pkg-config libevent-dev libhttp-parser-dev libjansson-dev zlib1g-dev
+          libssl-dev)
+if [ "$want_tests" = 1 ]; then
+    packages+=(clang libclang-rt-14-dev libwebsockets-dev python3)
+fi
+
+missing=()
+for p in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ "$want_tests" = 1 ] && ! command -v node >/dev/null; then
+    missing+=(nodejs npm)
+fi
+
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "setup: installing ${missing[*]}"
+    sudo=""
+    [ "$(id -u)" = 0 ] || sudo="sudo"
+    export DEBIAN_FRONTEND=noninteractive
+    $sudo apt-get update -qq
+    $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if [ "$want_tests" = 1 ] && [ -f tests/node/package-lock.json ]; then
+    # The stock sockjs-client, exactly as the lock file pins it.
+    if [ ! -d tests/node/node_modules/sockjs-client ]; then
+        echo "setup: npm ci in tests/node"
+        (cd tests/node && npm ci --no-audit --no-fund --loglevel=error)
+    fi
+fi

@@ -1,0 +1,256 @@
+/* Session rules with fake receivers: what each receiver is sent, and when it ends. */
+#include "gw_test.h"
+
+#include <event2/event.h>
+
+#include "gw_buf.h"
+#include "sockjs_session.h"
+
+struct fake_receiver {
+    struct sockjs_receiver base;
+    bool streaming;
+    bool ended;
+    bool released;
+    struct gw_buf got; /* frames, each followed by '\n' */
+};
+
+static bool fake_send(struct sockjs_receiver *r, const struct sockjs_frame *f)
+{
+    struct fake_receiver *fr = (struct fake_receiver *)r;
+    gw_buf_append(&fr->got, f->data, f->len);
+    gw_buf_append(&fr->got, "\n", 1);
+    if (!fr->streaming)
+        fr->ended = true;
+    return fr->streaming;
+}
+
+static void fake_release(struct sockjs_receiver *r)
+{
+    struct fake_receiver *fr = (struct fake_receiver *)r;
+    fr->released = true;
+    fr->ended = true;
+}
+
+static const struct sockjs_receiver_ops fake_ops = {"fake", fake_send, fake_release};
+
+static void fake_init(struct fake_receiver *fr, bool streaming)
+{
+    memset(fr, 0, sizeof(*fr));
+    fr->base.ops = &fake_ops;
+    fr->streaming = streaming;
+}
+
+static int got_is(struct fake_receiver *fr, const char *expected)
+{
+    int ok = fr->got.len == strlen(expected) && memcmp(fr->got.data, expected, fr->got.len) == 0;
+    if (!ok)
+        fprintf(stderr, "  got \"%.*s\", expected \"%s\"\n", (int)fr->got.len, fr->got.data,
+                expected);
+    return ok;
+}
+
+/* App: echo, and records opens and closes. */
+struct app_state {
+    int opened, closed;
+    struct sockjs_session *last;
+};
+
+static void app_open(void *app, struct sockjs_session *s)
+{
+    struct app_state *st = app;
+    st->opened++;
+    st->last = s;
+}
+
+static void app_message(void *app, struct sockjs_session *s, const char *msg, size_t len)
+{
+    (void)app;
+    if (len == 5 && memcmp(msg, "close", 5) == 0)
+        sockjs_session_close(s, 3000, "Go away!");
+    else
+        sockjs_session_send(s, msg, len);
+}
+
+static void app_close(void *app, struct sockjs_session *s)
+{
+    (void)s;
+    ((struct app_state *)app)->closed++;
+}
+
+static const struct sockjs_app_ops app_ops = {"test", app_open, app_message, app_close};
+
+struct fixture {
+    struct event_base *base;
+    struct sockjs_server *srv;
+    struct app_state app;
+};
+
+static void fixture_init(struct fixture *f, uint32_t heartbeat_ms, uint32_t disconnect_ms)
+{
+    memset(f, 0, sizeof(*f));
+    f->base = event_base_new();
+    struct sockjs_options opt;
+    sockjs_options_defaults(&opt);
+    opt.heartbeat_ms = heartbeat_ms;
+    opt.disconnect_ms = disconnect_ms;
+    f->srv = sockjs_server_new(f->base, &opt, &app_ops, &f->app);
+}
+
+static void fixture_cleanup(struct fixture *f)
+{
+    sockjs_server_free(f->srv);
+    event_base_free(f->base);
+}
+
+TEST(new_session_opens_and_polls)
+{
+    struct fixture f;
+    fixture_init(&f, 25000, 5000);
+    struct fake_receiver r1, r2;
+    fake_init(&r1, false);
+    sockjs_session_attach(f.srv, "s1", 2, &r1.base);
+    ASSERT_TRUE(got_is(&r1, "o\n"));
+    ASSERT_TRUE(r1.ended);
+    ASSERT_INT_EQ(f.app.opened, 1);
+    /* Messages while no receiver is attached wait, in order, for the next one. */
+    struct sockjs_session *s = sockjs_session_find(f.srv, "s1", 2);
+    ASSERT_TRUE(s != NULL);
+    sockjs_session_send(s, "a", 1);
+    sockjs_session_send(s, "b\"", 2);
+    fake_init(&r2, false);
+    sockjs_session_attach(f.srv, "s1", 2, &r2.base);
+    ASSERT_TRUE(got_is(&r2, "a[\"a\",\"b\\\"\"]\n"));
+    gw_buf_release(&r1.got);
+    gw_buf_release(&r2.got);
+    fixture_cleanup(&f);
+    ASSERT_INT_EQ(f.app.closed, 1);
+}
+
+TEST(second_receiver_gets_2010_and_first_keeps_session)
+{
+    struct fixture f;
+    fixture_init(&f, 25000, 5000);
+    struct fake_receiver r1, r2;
+    fake_init(&r1, true);
+    sockjs_session_attach(f.srv, "s", 1, &r1.base);
+    fake_init(&r2, true);
+    sockjs_session_attach(f.srv, "s", 1, &r2.base);
+    ASSERT_TRUE(got_is(&r2, "c[2010,\"Another connection still open\"]\n"));
+    ASSERT_TRUE(r2.released);
+    ASSERT_TRUE(!r1.ended);
+    sockjs_session_send(f.app.last, "x", 1);
+    ASSERT_TRUE(got_is(&r1, "o\na[\"x\"]\n"));
+    gw_buf_release(&r1.got);
+    gw_buf_release(&r2.got);
+    fixture_cleanup(&f);
+    ASSERT_TRUE(r1.released);
+}
+
+TEST(close_answers_close_frame_until_expiry)
+{
+    struct fixture f;
+    fixture_init(&f, 25000, 50);
+    struct fake_receiver r1, r2, r3;
+    fake_init(&r1, true);
+    sockjs_session_attach(f.srv, "s", 1, &r1.base);
+    {
+        const char *p = "[\"m\",\"close\",\"lost\"]";
+        ASSERT_INT_EQ(sockjs_session_receive_payload(f.app.last, p, strlen(p)), 0);
+    }
+    /* The message before the close goes out, then the close frame; nothing after it. */
+    ASSERT_TRUE(got_is(&r1, "o\na[\"m\"]\nc[3000,\"Go away!\"]\n"));
+    ASSERT_TRUE(r1.released);
+    ASSERT_INT_EQ(f.app.closed, 1);
+    fake_init(&r2, false);
+    sockjs_session_attach(f.srv, "s", 1, &r2.base);
+    ASSERT_TRUE(got_is(&r2, "c[3000,\"Go away!\"]\n"));
+    /* After disconnect_delay the id opens a new session. */
+    event_base_dispatch(f.base);
+    ASSERT_INT_EQ(sockjs_server_session_count(f.srv), 0);
+    fake_init(&r3, false);
+    sockjs_session_attach(f.srv, "s", 1, &r3.base);
+    ASSERT_TRUE(got_is(&r3, "o\n"));
+    ASSERT_INT_EQ(f.app.opened, 2);
+    gw_buf_release(&r1.got);
+    gw_buf_release(&r2.got);
+    gw_buf_release(&r3.got);
+    fixture_cleanup(&f);
+}
+
+TEST(lost_receiver_interrupts_session)
+{
+    struct fixture f;
+    fixture_init(&f, 25000, 5000);
+    struct fake_receiver r1, r2;
+    fake_init(&r1, true);
+    sockjs_session_attach(f.srv, "s", 1, &r1.base);
+    sockjs_session_receiver_lost(r1.base.session, &r1.base);
+    ASSERT_INT_EQ(f.app.closed, 1);
+    fake_init(&r2, false);
+    sockjs_session_attach(f.srv, "s", 1, &r2.base);
+    ASSERT_TRUE(got_is(&r2, "c[1002,\"Connection interrupted\"]\n"));
+    gw_buf_release(&r1.got);
+    gw_buf_release(&r2.got);
+    fixture_cleanup(&f);
+}
+
+static void stop_loop(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    event_base_loopbreak(arg);
+}
+
+TEST(heartbeat_on_idle_stream_and_timeout_without_receiver)
+{
+    struct fixture f;
+    fixture_init(&f, 30, 40);
+    struct fake_receiver r1;
+    fake_init(&r1, true);
+    sockjs_session_attach(f.srv, "s", 1, &r1.base);
+    struct event *stop = evtimer_new(f.base, stop_loop, f.base);
+    struct timeval tv = {0, 100 * 1000};
+    evtimer_add(stop, &tv);
+    event_base_dispatch(f.base);
+    /* ~100 ms at a 30 ms heartbeat: at least two, and the session is still there. */
+    ASSERT_TRUE(r1.got.len >= strlen("o\nh\nh\n"));
+    ASSERT_TRUE(memcmp(r1.got.data, "o\nh\nh\n", 6) == 0);
+    ASSERT_INT_EQ(sockjs_server_session_count(f.srv), 1);
+    /* A polling receiver ends at the next heartbeat; then the disconnect delay runs out. */
+    sockjs_session_receiver_lost(r1.base.session, &r1.base);
+    event_base_dispatch(f.base);
+    ASSERT_INT_EQ(sockjs_server_session_count(f.srv), 0);
+    event_free(stop);
+    gw_buf_release(&r1.got);
+    fixture_cleanup(&f);
+}
+
+TEST(websocket_sessions_are_separate_and_raw_is_unframed)
+{
+    struct fixture f;
+    fixture_init(&f, 25000, 5000);
+    struct fake_receiver r1, r2;
+    fake_init(&r1, true);
+    fake_init(&r2, true);
+    struct sockjs_session *a = sockjs_session_new_attached(f.srv, &r1.base, false);
+    struct sockjs_session *b = sockjs_session_new_attached(f.srv, &r2.base, true);
+    ASSERT_INT_EQ(sockjs_server_session_count(f.srv), 2);
+    sockjs_session_receive_payload(a, "[\"x\"]", 5);
+    sockjs_session_receive_message(b, "y\"", 2);
+    ASSERT_TRUE(got_is(&r1, "o\na[\"x\"]\n"));
+    ASSERT_TRUE(got_is(&r2, "y\"\n"));
+    sockjs_session_receiver_lost(a, &r1.base);
+    sockjs_session_receiver_lost(b, &r2.base);
+    ASSERT_INT_EQ(sockjs_server_session_count(f.srv), 0);
+    ASSERT_INT_EQ(f.app.closed, 2);
+    gw_buf_release(&r1.got);
+    gw_buf_release(&r2.got);
+    fixture_cleanup(&f);
+}
+
+GW_TEST_MAIN(TEST_CASE(new_session_opens_and_polls),
+             TEST_CASE(second_receiver_gets_2010_and_first_keeps_session),
+             TEST_CASE(close_answers_close_frame_until_expiry),
+             TEST_CASE(lost_receiver_interrupts_session),
+             TEST_CASE(heartbeat_on_idle_stream_and_timeout_without_receiver),
+             TEST_CASE(websocket_sessions_are_separate_and_raw_is_unframed))
