@@ -105,10 +105,12 @@ static const char *peer_name(const struct gw_conn *c)
         struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
         inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof(host));
         snprintf(name, sizeof(name), "[%s]:%u", host, ntohs(a->sin6_port));
-    } else {
+    } else if (ss.ss_family == AF_INET) {
         struct sockaddr_in *a = (struct sockaddr_in *)&ss;
         inet_ntop(AF_INET, &a->sin_addr, host, sizeof(host));
         snprintf(name, sizeof(name), "%s:%u", host, ntohs(a->sin_port));
+    } else {
+        snprintf(name, sizeof(name), "local");
     }
     return name;
 }
@@ -557,6 +559,10 @@ static void dispatch(struct gw_conn *c)
 {
     struct http_req *r = c->req;
     http_parser *p = &r->parser;
+    if (p->http_major != 1 || p->http_minor > 1) {
+        fail_request(c, 505, "only HTTP/1.0 and HTTP/1.1 are supported");
+        return;
+    }
     struct http_parser_url u;
     http_parser_url_init(&u);
     if (http_parser_parse_url(r->raw.data, r->url_len, 0, &u) != 0 ||

@@ -156,9 +156,10 @@ static int on_control(void *arg, enum ws_opcode opcode, const uint8_t *data, siz
         ws_parse_close(data, len, &code, &reason, &reason_len);
         GW_DEBUG("%s: websocket closed by client (%u)", ws->conn->ops->peer(ws->conn), code);
         ws_drop_session(ws);
-        /* Echo the code, as RFC 6455 5.5.1 suggests; no code in, no code out. */
+        /* Answer with a plain normal closure: an echoed 1007 or 1011 would read as our own
+         * complaint. No code in, no code out (RFC 6455 5.5.1). */
         ws->closing = true;
-        uint8_t payload[2] = {(uint8_t)(code >> 8), (uint8_t)code};
+        uint8_t payload[2] = {WS_CLOSE_NORMAL >> 8, WS_CLOSE_NORMAL & 0xff};
         ws_write_frame(ws, WS_OP_CLOSE, payload, code == WS_CLOSE_NO_STATUS ? 0 : 2);
         ws->conn->ops->close(ws->conn, true);
         return 1;
