@@ -79,6 +79,23 @@ static void app_close(void *app, struct sockjs_session *s)
 
 static const struct sockjs_app_ops app_ops = {"test", app_open, app_message, app_close};
 
+static void stop_loop(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    event_base_loopbreak(arg);
+}
+
+/* Runs the loop for ms milliseconds (timer queues may keep it busy longer otherwise). */
+static void run_for(struct event_base *base, long ms)
+{
+    struct event *stop = evtimer_new(base, stop_loop, base);
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    evtimer_add(stop, &tv);
+    event_base_dispatch(base);
+    event_free(stop);
+}
+
 struct fixture {
     struct event_base *base;
     struct sockjs_server *srv;
@@ -165,7 +182,7 @@ TEST(close_answers_close_frame_until_expiry)
     sockjs_session_attach(f.srv, "s", 1, &r2.base);
     ASSERT_TRUE(got_is(&r2, "c[3000,\"Go away!\"]\n"));
     /* After disconnect_delay the id opens a new session. */
-    event_base_dispatch(f.base);
+    run_for(f.base, 200);
     ASSERT_INT_EQ(sockjs_server_session_count(f.srv), 0);
     fake_init(&r3, false);
     sockjs_session_attach(f.srv, "s", 1, &r3.base);
@@ -194,13 +211,6 @@ TEST(lost_receiver_interrupts_session)
     fixture_cleanup(&f);
 }
 
-static void stop_loop(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    event_base_loopbreak(arg);
-}
-
 TEST(heartbeat_on_idle_stream_and_timeout_without_receiver)
 {
     struct fixture f;
@@ -208,19 +218,15 @@ TEST(heartbeat_on_idle_stream_and_timeout_without_receiver)
     struct fake_receiver r1;
     fake_init(&r1, true);
     sockjs_session_attach(f.srv, "s", 1, &r1.base);
-    struct event *stop = evtimer_new(f.base, stop_loop, f.base);
-    struct timeval tv = {0, 100 * 1000};
-    evtimer_add(stop, &tv);
-    event_base_dispatch(f.base);
+    run_for(f.base, 100);
     /* ~100 ms at a 30 ms heartbeat: at least two, and the session is still there. */
     ASSERT_TRUE(r1.got.len >= strlen("o\nh\nh\n"));
     ASSERT_TRUE(memcmp(r1.got.data, "o\nh\nh\n", 6) == 0);
     ASSERT_INT_EQ(sockjs_server_session_count(f.srv), 1);
-    /* A polling receiver ends at the next heartbeat; then the disconnect delay runs out. */
+    /* Without its receiver, the session is gone once the disconnect delay has passed. */
     sockjs_session_receiver_lost(r1.base.session, &r1.base);
-    event_base_dispatch(f.base);
+    run_for(f.base, 200);
     ASSERT_INT_EQ(sockjs_server_session_count(f.srv), 0);
-    event_free(stop);
     gw_buf_release(&r1.got);
     fixture_cleanup(&f);
 }
