@@ -19,6 +19,7 @@ void gw_config_defaults(struct gw_config *cfg)
     cfg->max_headers = 64;
     cfg->max_body_bytes = 2 * 1024 * 1024;
     cfg->max_message_bytes = 2 * 1024 * 1024;
+    cfg->max_output_bytes = 4 * 1024 * 1024;
     cfg->header_timeout_ms = 10000;
     cfg->idle_timeout_ms = 60000;
     cfg->linger_ms = 2000;
@@ -40,6 +41,7 @@ enum {
     OPT_MAX_HEADERS,
     OPT_MAX_BODY,
     OPT_MAX_MESSAGE,
+    OPT_MAX_OUTPUT,
     OPT_HEADER_TIMEOUT,
     OPT_IDLE_TIMEOUT,
     OPT_LINGER,
@@ -62,6 +64,7 @@ static const struct option long_options[] = {
     {"max-headers", required_argument, NULL, OPT_MAX_HEADERS},
     {"max-body-bytes", required_argument, NULL, OPT_MAX_BODY},
     {"max-message-bytes", required_argument, NULL, OPT_MAX_MESSAGE},
+    {"max-output-bytes", required_argument, NULL, OPT_MAX_OUTPUT},
     {"header-timeout-ms", required_argument, NULL, OPT_HEADER_TIMEOUT},
     {"idle-timeout-ms", required_argument, NULL, OPT_IDLE_TIMEOUT},
     {"linger-ms", required_argument, NULL, OPT_LINGER},
@@ -93,6 +96,8 @@ static void usage(FILE *out)
             "  --max-headers N            header count limit, 431 [%u]\n"
             "  --max-body-bytes N         request body limit, 413 [%u]\n"
             "  --max-message-bytes N      websocket message limit, close 1009 [%u]\n"
+            "  --max-output-bytes N       unwritten bytes before a non-reading peer is\n"
+            "                             disconnected [%u]\n"
             "  --header-timeout-ms N      time to receive a request, 408 [%u]\n"
             "  --idle-timeout-ms N        keep-alive connection idle limit [%u]\n"
             "  --linger-ms N              wait for the peer's FIN after closing [%u]\n"
@@ -100,7 +105,7 @@ static void usage(FILE *out)
             "  --log-level LEVEL          error, warn, info or debug [%s]\n"
             "  --help                     this text\n",
             d.prefix, d.sockjs_url, d.heartbeat_ms, d.disconnect_ms, d.response_limit,
-            d.max_header_bytes, d.max_headers, d.max_body_bytes, d.max_message_bytes,
+            d.max_header_bytes, d.max_headers, d.max_body_bytes, d.max_message_bytes, d.max_output_bytes,
             d.header_timeout_ms, d.idle_timeout_ms, d.linger_ms, d.backlog, d.log_level);
 }
 
@@ -177,6 +182,9 @@ int gw_config_parse_args(struct gw_config *cfg, int argc, char **argv)
             break;
         case OPT_MAX_MESSAGE:
             rc = parse_u32(name, optarg, 1, &cfg->max_message_bytes);
+            break;
+        case OPT_MAX_OUTPUT:
+            rc = parse_u32(name, optarg, 1024, &cfg->max_output_bytes);
             break;
         case OPT_HEADER_TIMEOUT:
             rc = parse_u32(name, optarg, 1, &cfg->header_timeout_ms);

@@ -23,6 +23,7 @@ struct gw_config {
     uint32_t max_headers;
     uint32_t max_body_bytes;
     uint32_t max_message_bytes;
+    uint32_t max_output_bytes;
     uint32_t header_timeout_ms;
     uint32_t idle_timeout_ms;
     uint32_t linger_ms;

@@ -230,6 +230,14 @@ static bool do_write(struct gw_conn *c)
         int n = evbuffer_write(c->out, c->fd);
         if (n < 0) {
             if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                size_t queued = evbuffer_get_length(c->out);
+                if (queued > c->srv->cfg->max_output_bytes) {
+                    /* A peer that does not read loses its own connection, not our memory. */
+                    GW_WARN("%s: slow consumer: %zu bytes unwritten (limit %u); closing",
+                            peer_name(c), queued, c->srv->cfg->max_output_bytes);
+                    close_now(c);
+                    return false;
+                }
                 set_events(c, (short)(c->events | EV_WRITE));
                 return true;
             }

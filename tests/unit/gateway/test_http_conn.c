@@ -273,7 +273,40 @@ TEST(idle_keep_alive_connection_is_closed_silently)
     fixture_cleanup(&f);
 }
 
-GW_TEST_MAIN(TEST_CASE(routes_static_urls), TEST_CASE(routes_session_urls),
+static void stop_when_no_conns(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct fixture *f = arg;
+    if (f->srv.n_conns == 0)
+        event_base_loopbreak(f->base);
+}
+
+TEST(peer_that_does_not_read_is_disconnected)
+{
+    struct fixture f;
+    fixture_init(&f);
+    f.cfg.max_output_bytes = 4096;
+    fixture_start(&f);
+    event_del(f.read_ev); /* the client never reads */
+    struct gw_buf reqs = GW_BUF_INIT;
+    for (int i = 0; i < 3000; i++)
+        gw_buf_append_str(&reqs, "GET /echo/info HTTP/1.1\r\n\r\n");
+    ssize_t n = write(f.client, reqs.data, reqs.len);
+    ASSERT_TRUE(n > 0);
+    struct event *poll = event_new(f.base, -1, EV_PERSIST, stop_when_no_conns, &f);
+    struct timeval every = {0, 10 * 1000};
+    event_add(poll, &every);
+    struct timeval tv = {5, 0};
+    evtimer_add(f.timeout_ev, &tv);
+    event_base_dispatch(f.base);
+    ASSERT_UINT_EQ(f.srv.n_conns, 0);
+    event_free(poll);
+    gw_buf_release(&reqs);
+    fixture_cleanup(&f);
+}
+
+GW_TEST_MAIN(TEST_CASE(peer_that_does_not_read_is_disconnected), TEST_CASE(routes_static_urls), TEST_CASE(routes_session_urls),
              TEST_CASE(pipelined_requests_answer_in_order),
              TEST_CASE(http10_without_keep_alive_closes),
              TEST_CASE(limits_answer_with_clear_statuses),
