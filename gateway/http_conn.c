@@ -34,6 +34,7 @@
 #include "gw_alloc.h"
 #include "gw_buf.h"
 #include "gw_log.h"
+#include "gw_net.h"
 #include "gw_refbuf.h"
 
 enum conn_state { ST_IDLE, ST_READING, ST_BUSY, ST_UPGRADED, ST_FLUSHING, ST_LINGER, ST_DEAD };
@@ -100,19 +101,7 @@ static const char *peer_name(const struct gw_conn *c)
     socklen_t sl = sizeof(ss);
     if (c->fd < 0 || getpeername(c->fd, (struct sockaddr *)&ss, &sl) != 0)
         return "?";
-    char host[INET6_ADDRSTRLEN];
-    if (ss.ss_family == AF_INET6) {
-        struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
-        inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof(host));
-        snprintf(name, sizeof(name), "[%s]:%u", host, ntohs(a->sin6_port));
-    } else if (ss.ss_family == AF_INET) {
-        struct sockaddr_in *a = (struct sockaddr_in *)&ss;
-        inet_ntop(AF_INET, &a->sin_addr, host, sizeof(host));
-        snprintf(name, sizeof(name), "%s:%u", host, ntohs(a->sin_port));
-    } else {
-        snprintf(name, sizeof(name), "local");
-    }
-    return name;
+    return gw_format_sockaddr(&ss, name, sizeof(name));
 }
 
 static void set_events(struct gw_conn *c, short events)

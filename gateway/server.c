@@ -12,6 +12,7 @@
 #include "gateway.h"
 #include "gw_alloc.h"
 #include "gw_log.h"
+#include "gw_net.h"
 #include "http_conn.h"
 
 static void on_turn_end(evutil_socket_t fd, short what, void *arg)
@@ -143,16 +144,8 @@ int gw_server_listen(struct gw_server *srv)
         struct sockaddr_storage bound;
         socklen_t blen = sizeof(bound);
         getsockname(evconnlistener_get_fd(l), (struct sockaddr *)&bound, &blen);
-        char host[INET6_ADDRSTRLEN];
-        if (bound.ss_family == AF_INET6) {
-            struct sockaddr_in6 *a = (struct sockaddr_in6 *)&bound;
-            inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof(host));
-            GW_INFO("listening on [%s]:%u", host, ntohs(a->sin6_port));
-        } else {
-            struct sockaddr_in *a = (struct sockaddr_in *)&bound;
-            inet_ntop(AF_INET, &a->sin_addr, host, sizeof(host));
-            GW_INFO("listening on %s:%u", host, ntohs(a->sin_port));
-        }
+        char name[INET6_ADDRSTRLEN + 8];
+        GW_INFO("listening on %s", gw_format_sockaddr(&bound, name, sizeof(name)));
     }
     return 0;
 }
