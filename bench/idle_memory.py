@@ -1,0 +1,256 @@
+#!/usr/bin/python3
+"""Idle memory per SockJS websocket session, measured on the gateway's resident set.
+
+For each of R rounds, with a fresh gateway (`--listen 127.0.0.1:0`, default mode):
+  1. read VmRSS from /proc/PID/status once the gateway is listening and its RSS is stable;
+  2. open N sessions with P `idle_sessions` processes (at most --per-process each, since a
+     process can hold only ~19,900 fds) and wait until every one has printed `ready`;
+  3. wait until the gateway's RSS is stable again (two reads --settle-interval apart differ by
+     at most --stable-kib), read it, and compute (RSS_N - RSS_0) / N;
+then stop the clients and the gateway. Prints a table and the median bytes per session.
+
+Builds nothing: pass the gateway binary and, unless it sits next to it as bench/idle_sessions
+in the same build tree, --client PATH.
+
+    bench/idle_memory.py build/sockjs-gateway
+    bench/idle_memory.py build/sockjs-gateway --sessions 19000 --repeats 5
+
+Only user-space memory of the gateway is measured; the kernel's socket memory (~10 KB per
+loopback connection pair) is not in VmRSS.
+"""
+
+import argparse
+import math
+import os
+import re
+import selectors
+import statistics
+import subprocess
+import sys
+import threading
+import time
+
+LISTEN_RE = re.compile(r"listening on 127\.0\.0\.1:(\d+)")
+
+
+def vm_rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise RuntimeError(f"no VmRSS for pid {pid}")
+
+
+def settled_rss_kib(pid, interval, tolerance_kib, max_seconds):
+    """RSS once two reads `interval` apart agree within the tolerance, or the last read and
+    False after max_seconds. This is measurement, not synchronisation: readiness is known
+    from the gateway's log and the clients' `ready` lines before this is called."""
+    deadline = time.monotonic() + max_seconds
+    prev = vm_rss_kib(pid)
+    while True:
+        time.sleep(interval)
+        cur = vm_rss_kib(pid)
+        if abs(cur - prev) <= tolerance_kib:
+            return cur, True
+        if time.monotonic() > deadline:
+            return cur, False
+        prev = cur
+
+
+class Gateway:
+    def __init__(self, binary, extra_args, start_timeout):
+        self.log = []
+        self.port = None
+        self._ready = threading.Event()
+        self.proc = subprocess.Popen(
+            [binary, "--listen", "127.0.0.1:0", *extra_args],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            text=True, errors="replace")
+        # Drained for the whole run: an unread pipe would eventually block the gateway.
+        self._reader = threading.Thread(target=self._read_log, daemon=True)
+        self._reader.start()
+        if not self._ready.wait(start_timeout) or self.port is None:
+            self.kill()
+            raise RuntimeError("gateway did not log 'listening on 127.0.0.1:PORT'; log tail:\n"
+                               + "".join(self.log[-20:]))
+
+    def _read_log(self):
+        for line in self.proc.stderr:
+            self.log.append(line)
+            if len(self.log) > 2000:
+                del self.log[:1000]
+            m = LISTEN_RE.search(line)
+            if m and self.port is None:
+                self.port = int(m.group(1))
+                self._ready.set()
+        self._ready.set()
+
+    def stop(self, timeout=30):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            return None
+
+    def kill(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+
+
+def start_clients(client, port, prefix, sessions, per_process, sources, ready_timeout):
+    """Starts ceil(sessions / per_process) idle_sessions processes and waits for every
+    `ready` line. Returns the processes (their stdin open: closing it ends them)."""
+    n_proc = max(1, math.ceil(sessions / per_process))
+    shares = [sessions // n_proc + (1 if i < sessions % n_proc else 0) for i in range(n_proc)]
+    procs = []
+    sel = selectors.DefaultSelector()
+    for share in shares:
+        p = subprocess.Popen(
+            [client, "--port", str(port), "--prefix", prefix, "--sessions", str(share),
+             "--sources", str(sources), "--connect-timeout", str(int(ready_timeout))],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        procs.append(p)
+        sel.register(p.stdout, selectors.EVENT_READ, p)
+
+    waiting = {p.pid for p in procs}
+    deadline = time.monotonic() + ready_timeout + 10
+    while waiting:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            stop_clients(procs)
+            raise RuntimeError(f"{len(waiting)} client process(es) not ready in time")
+        for key, _ in sel.select(min(left, 1.0)):
+            p = key.data
+            line = p.stdout.readline()
+            if line.startswith("ready "):
+                waiting.discard(p.pid)
+                sel.unregister(p.stdout)
+            elif line == "":
+                stop_clients(procs)
+                raise RuntimeError(f"client {p.pid} exited before ready "
+                                   f"(status {p.wait()}); see its stderr above")
+    sel.close()
+    return procs
+
+
+def stop_clients(procs):
+    """Closes the clients' stdin (their signal to exit); returns (lost, heartbeats) summed
+    from their `done HELD LOST HEARTBEATS` lines."""
+    lost = heartbeats = 0
+    for p in procs:
+        try:
+            p.stdin.close()
+        except OSError:
+            pass
+    for p in procs:
+        # The clients write one short line at exit, so waiting before reading cannot block.
+        try:
+            p.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+        out = p.stdout.read()
+        p.stdout.close()
+        for line in out.splitlines():
+            if line.startswith("done "):
+                lost += int(line.split()[2])
+                heartbeats += int(line.split()[3])
+    return lost, heartbeats
+
+
+def one_round(args, n):
+    gw = Gateway(args.gateway, args.gateway_arg, args.start_timeout)
+    try:
+        rss0, ok0 = settled_rss_kib(gw.proc.pid, args.settle_interval, args.stable_kib,
+                                    args.settle_max)
+        t0 = time.monotonic()
+        procs = start_clients(args.client, gw.port, args.prefix, args.sessions,
+                              args.per_process, args.sources, args.ready_timeout)
+        open_s = time.monotonic() - t0
+        # Optional: let a heartbeat round (25 s by default) pass, so its buffers are counted.
+        time.sleep(args.idle_seconds)
+        rss_n, ok_n = settled_rss_kib(gw.proc.pid, args.settle_interval, args.stable_kib,
+                                      args.settle_max)
+        lost, heartbeats = stop_clients(procs)
+    finally:
+        status = gw.stop()
+    per = (rss_n - rss0) * 1024 / args.sessions
+    return {"round": n, "rss0": rss0, "rss_n": rss_n, "per": per, "open_s": open_s,
+            "settled": ok0 and ok_n, "lost": lost, "heartbeats": heartbeats,
+            "status": status}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("gateway", help="path of the sockjs-gateway binary")
+    ap.add_argument("--client", help="path of idle_sessions (default: bench/idle_sessions in "
+                    "the gateway's build tree)")
+    ap.add_argument("--sessions", type=int, default=10000)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--per-process", type=int, default=10000,
+                    help="sessions per idle_sessions process (fd limit: keep below ~19,900)")
+    ap.add_argument("--sources", type=int, default=0,
+                    help="source addresses 127.0.0.2.. per client (default: one per 20k "
+                    "sessions, at least 2)")
+    ap.add_argument("--prefix", default="/sockjs")
+    ap.add_argument("--gateway-arg", action="append", default=[],
+                    help="extra gateway argument (repeatable)")
+    ap.add_argument("--idle-seconds", type=float, default=0.0,
+                    help="hold the sessions this long before measuring (e.g. 30 to include "
+                    "a heartbeat round)")
+    ap.add_argument("--settle-interval", type=float, default=1.0)
+    ap.add_argument("--stable-kib", type=int, default=64,
+                    help="two RSS reads within this many KiB count as stable")
+    ap.add_argument("--settle-max", type=float, default=60.0)
+    ap.add_argument("--start-timeout", type=float, default=20.0)
+    ap.add_argument("--ready-timeout", type=float, default=300.0)
+    args = ap.parse_args()
+
+    if args.client is None:
+        args.client = os.path.join(os.path.dirname(os.path.abspath(args.gateway)), "bench",
+                                   "idle_sessions")
+    for path in (args.gateway, args.client):
+        if not os.access(path, os.X_OK):
+            ap.error(f"{path} is not an executable (build it, or pass --client)")
+    if args.sessions <= 0 or args.repeats <= 0 or not 0 < args.per_process <= 19900:
+        ap.error("need --sessions > 0, --repeats > 0, 0 < --per-process <= 19900")
+    if args.sources <= 0:
+        args.sources = max(2, math.ceil(args.sessions / 20000))
+
+    print(f"idle memory: {args.sessions} websocket sessions on {args.prefix}, "
+          f"{math.ceil(args.sessions / args.per_process)} client process(es), "
+          f"{args.repeats} round(s)", flush=True)
+    rows = []
+    for n in range(1, args.repeats + 1):
+        try:
+            rows.append(one_round(args, n))
+        except RuntimeError as e:
+            print(f"round {n} failed: {e}", file=sys.stderr)
+            return 1
+        r = rows[-1]
+        print(f"  round {n}: RSS {r['rss0']} KiB -> {r['rss_n']} KiB, "
+              f"{r['per']:.0f} B/session, opened in {r['open_s']:.1f} s", flush=True)
+
+    print()
+    print(f"{'round':>5} {'RSS_0 KiB':>10} {'RSS_N KiB':>10} {'B/session':>10} "
+          f"{'open s':>7} {'lost':>5} {'hb':>7} {'settled':>7} {'exit':>5}")
+    for r in rows:
+        print(f"{r['round']:>5} {r['rss0']:>10} {r['rss_n']:>10} {r['per']:>10.0f} "
+              f"{r['open_s']:>7.1f} {r['lost']:>5} {r['heartbeats']:>7} "
+              f"{'yes' if r['settled'] else 'NO':>7} "
+              f"{'-' if r['status'] is None else r['status']:>5}")
+    med = statistics.median(r["per"] for r in rows)
+    print(f"median: {med:.0f} bytes per idle session (N = {args.sessions})")
+    if any(r["lost"] for r in rows):
+        print("warning: sessions were lost while idle; the figure is suspect", file=sys.stderr)
+    if any(r["status"] not in (0,) for r in rows):
+        print("warning: the gateway did not exit 0 on SIGTERM in every round", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
