@@ -33,12 +33,16 @@ import time
 LISTEN_RE = re.compile(r"listening on 127\.0\.0\.1:(\d+)")
 
 
-def vm_rss_kib(pid):
+def status_kib(pid, key):
     with open(f"/proc/{pid}/status") as f:
         for line in f:
-            if line.startswith("VmRSS:"):
+            if line.startswith(key + ":"):
                 return int(line.split()[1])
-    raise RuntimeError(f"no VmRSS for pid {pid}")
+    raise RuntimeError(f"no {key} for pid {pid}")
+
+
+def vm_rss_kib(pid):
+    return status_kib(pid, "VmRSS")
 
 
 def settled_rss_kib(pid, interval, tolerance_kib, max_seconds):
@@ -166,6 +170,7 @@ def one_round(args, n):
     try:
         rss0, ok0 = settled_rss_kib(gw.proc.pid, args.settle_interval, args.stable_kib,
                                     args.settle_max)
+        anon0 = status_kib(gw.proc.pid, "RssAnon")
         t0 = time.monotonic()
         procs = start_clients(args.client, gw.port, args.prefix, args.sessions,
                               args.per_process, args.sources, args.ready_timeout)
@@ -174,11 +179,16 @@ def one_round(args, n):
         time.sleep(args.idle_seconds)
         rss_n, ok_n = settled_rss_kib(gw.proc.pid, args.settle_interval, args.stable_kib,
                                       args.settle_max)
+        anon_n = status_kib(gw.proc.pid, "RssAnon")
         lost, heartbeats = stop_clients(procs)
     finally:
         status = gw.stop()
     per = (rss_n - rss0) * 1024 / args.sessions
-    return {"round": n, "rss0": rss0, "rss_n": rss_n, "per": per, "open_s": open_s,
+    # RssAnon leaves out file-backed pages (library code first touched by the sessions' code
+    # paths), which are shared and do not grow with the number of sessions.
+    anon_per = (anon_n - anon0) * 1024 / args.sessions
+    return {"round": n, "rss0": rss0, "rss_n": rss_n, "per": per, "anon_per": anon_per,
+            "open_s": open_s,
             "settled": ok0 and ok_n, "lost": lost, "heartbeats": heartbeats,
             "status": status}
 
@@ -233,18 +243,21 @@ def main():
             return 1
         r = rows[-1]
         print(f"  round {n}: RSS {r['rss0']} KiB -> {r['rss_n']} KiB, "
-              f"{r['per']:.0f} B/session, opened in {r['open_s']:.1f} s", flush=True)
+              f"{r['per']:.0f} B/session ({r['anon_per']:.0f} B anonymous), opened in {r['open_s']:.1f} s", flush=True)
 
     print()
-    print(f"{'round':>5} {'RSS_0 KiB':>10} {'RSS_N KiB':>10} {'B/session':>10} "
+    print(f"{'round':>5} {'RSS_0 KiB':>10} {'RSS_N KiB':>10} {'B/session':>10} {'anon B/s':>9} "
           f"{'open s':>7} {'lost':>5} {'hb':>7} {'settled':>7} {'exit':>5}")
     for r in rows:
         print(f"{r['round']:>5} {r['rss0']:>10} {r['rss_n']:>10} {r['per']:>10.0f} "
+              f"{r['anon_per']:>9.0f} "
               f"{r['open_s']:>7.1f} {r['lost']:>5} {r['heartbeats']:>7} "
               f"{'yes' if r['settled'] else 'NO':>7} "
               f"{'-' if r['status'] is None else r['status']:>5}")
     med = statistics.median(r["per"] for r in rows)
-    print(f"median: {med:.0f} bytes per idle session (N = {args.sessions})")
+    anon_med = statistics.median(r["anon_per"] for r in rows)
+    print(f"median: {med:.0f} bytes per idle session (VmRSS), {anon_med:.0f} bytes anonymous "
+          f"memory (RssAnon) (N = {args.sessions})")
     if any(r["lost"] for r in rows):
         print("warning: sessions were lost while idle; the figure is suspect", file=sys.stderr)
     if any(r["status"] not in (0,) for r in rows):
