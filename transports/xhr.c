@@ -53,7 +53,7 @@ void xhr_send_handle(const struct tp_request *req, const char *session_id, size_
 {
     struct sockjs_session *s = sockjs_session_find(req->server, session_id, id_len);
     if (!s) {
-        tp_respond_text(req, 404, "Not Found", TP_COOKIE, "Session not found.\n");
+        tp_respond_text(req, 404, "Not Found", TP_CORS | TP_COOKIE, "Session not found.\n");
         return;
     }
     int rc = sockjs_session_receive_payload(s, req->body, req->body_len);
