@@ -1,0 +1,1082 @@
+"""Integration test harness for sockjs-gateway.
+
+Everything here is Python 3 standard library only. It provides:
+
+- `Gateway`: starts `sockjs-gateway --test-app` on an ephemeral port, parses the port from the
+  `listening on` log line, drains and keeps the log, and at stop sends SIGTERM and requires exit
+  status 0 (a leak under ASan makes it non-zero).
+- `GatewayTestCase`: a unittest base class with a gateway per class (default) or per test.
+- Raw HTTP over sockets: `Conn` (a socket with a read buffer), `build_request`,
+  `read_response_head`, `read_response`, `BodyReader` (Content-Length, chunked, read-to-close),
+  and `request` for one-shot requests.
+- `WebSocket`: a minimal RFC 6455 client (handshake, masked frames, fragmentation, control
+  frames, close codes) that can also send invalid frames on purpose.
+- SockJS helpers: `session_url`, `parse_frame`, `XhrSession` (xhr polling + xhr_send) and
+  `XhrStream` (xhr_streaming).
+
+Time bounds: every socket operation has a timeout (`TIMEOUT`, 5 s unless GW_TEST_TIMEOUT says
+otherwise), so a test never hangs on a silent server.
+"""
+
+import base64
+import collections
+import email.utils
+import hashlib
+import json
+import os
+import re
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import threading
+import time
+import unittest
+import uuid
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+TIMEOUT = float(os.environ.get("GW_TEST_TIMEOUT", "5"))
+START_TIMEOUT = float(os.environ.get("GW_START_TIMEOUT", "20"))
+STOP_TIMEOUT = float(os.environ.get("GW_STOP_TIMEOUT", "20"))
+WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+ALL_PREFIXES = (
+    "/echo",
+    "/close",
+    "/disabled_websocket_echo",
+    "/cookie_needed_echo",
+    "/ticker",
+    "/amplify",
+    "/broadcast",
+    "/short_timers_echo",
+    "/short_timers_close",
+)
+
+
+def gateway_binary():
+    path = os.environ.get("GW_BINARY") or os.path.join("build", "sockjs-gateway")
+    if not os.path.isabs(path):
+        path = os.path.join(REPO_ROOT, path)
+    return path
+
+
+# --------------------------------------------------------------------------------------------
+# Gateway process
+# --------------------------------------------------------------------------------------------
+
+LISTEN_RE = re.compile(r"listening on (\[[0-9a-fA-F:.]+\]|[0-9.]+):(\d+)")
+LOG_LEVEL_RE = re.compile(r"\b(ERROR|WARN|INFO|DEBUG)\b")
+
+
+class GatewayError(AssertionError):
+    pass
+
+
+class Gateway:
+    """One gateway process. Use as a context manager or call start()/stop()."""
+
+    def __init__(self, *args, listen=None, test_app=True, binary=None, env=None):
+        self.args = [str(a) for a in args]
+        self.listen = list(listen) if listen else ["127.0.0.1:0"]
+        self.test_app = test_app
+        self.binary = binary or gateway_binary()
+        self.env = env
+        self.proc = None
+        self.lines = []
+        self.addresses = []  # (host, port) per listener, in log order
+        self._cond = threading.Condition()
+        self._eof = False
+        self._reader = None
+        self.returncode = None
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    def command(self):
+        cmd = [self.binary]
+        if self.test_app:
+            cmd.append("--test-app")
+        for spec in self.listen:
+            cmd += ["--listen", spec]
+        return cmd + self.args
+
+    def start(self):
+        if not os.path.exists(self.binary):
+            raise GatewayError(
+                "gateway binary not found: %s (build it, or set GW_BINARY)" % self.binary)
+        env = dict(os.environ)
+        if self.env:
+            env.update(self.env)
+        self.proc = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
+        self._reader = threading.Thread(target=self._drain, daemon=True)
+        self._reader.start()
+        deadline = time.monotonic() + START_TIMEOUT
+        problem = None
+        with self._cond:
+            while True:
+                found = [m for m in map(LISTEN_RE.search, self.lines) if m]
+                if len(found) >= len(self.listen):
+                    break
+                if self._eof:
+                    problem = "gateway exited before listening"
+                    break
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    problem = "no 'listening on' line within %.0f s" % START_TIMEOUT
+                    break
+                self._cond.wait(left)
+        if problem:
+            self._kill()
+            raise GatewayError("%s (status %s): %s\n%s" % (problem, self.proc.returncode,
+                                                           " ".join(self.command()),
+                                                           self.log_text()))
+        for m in found[:len(self.listen)]:
+            host = m.group(1)
+            if host.startswith("["):
+                host = host[1:-1]
+            self.addresses.append((host, int(m.group(2))))
+        return self
+
+    def _drain(self):
+        for raw in self.proc.stdout:
+            line = raw.decode("utf-8", "replace").rstrip("\r\n")
+            with self._cond:
+                self.lines.append(line)
+                self._cond.notify_all()
+        with self._cond:
+            self._eof = True
+            self._cond.notify_all()
+
+    def _kill(self):
+        try:
+            self.proc.kill()
+            self.proc.wait(timeout=STOP_TIMEOUT)
+        except Exception:
+            pass
+
+    def stop(self):
+        """SIGTERM, wait, and require exit status 0 (raises GatewayError otherwise)."""
+        if self.proc is None or self.returncode is not None:
+            return
+        already_dead = self.proc.poll() is not None
+        if not already_dead:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            self._kill()
+            self.returncode = self.proc.returncode
+            raise GatewayError("gateway did not exit within %.0f s of SIGTERM\n%s"
+                               % (STOP_TIMEOUT, self.log_text()))
+        if self._reader:
+            self._reader.join(STOP_TIMEOUT)
+        self.returncode = self.proc.returncode
+        if already_dead:
+            raise GatewayError("gateway died during the test (status %s)\n%s"
+                               % (self.returncode, self.log_text()))
+        if self.returncode != 0:
+            raise GatewayError("gateway exited with status %s after SIGTERM (0 expected)\n%s"
+                               % (self.returncode, self.log_text()))
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is None:
+            self.stop()
+        else:
+            try:
+                self.stop()
+            except GatewayError as e:
+                sys.stderr.write(str(e) + "\n")
+        return False
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def assert_alive(self):
+        if not self.alive():
+            raise GatewayError("gateway is not running (status %s)\n%s"
+                               % (self.proc.poll(), self.log_text()))
+
+    # -- addresses ------------------------------------------------------------------------
+
+    @property
+    def host(self):
+        return self.addresses[0][0]
+
+    @property
+    def port(self):
+        return self.addresses[0][1]
+
+    def connect(self, timeout=TIMEOUT, index=0):
+        host, port = self.addresses[index]
+        return Conn(port, host=host, timeout=timeout)
+
+    # -- log ------------------------------------------------------------------------------
+
+    def log_text(self, last=300):
+        with self._cond:
+            lines = self.lines[-last:]
+        return "---- gateway log (last %d lines) ----\n%s\n---- end of gateway log ----" % (
+            len(lines), "\n".join(lines))
+
+    def log_mark(self):
+        """An index into the log; pass it as `since` to look only at later lines."""
+        with self._cond:
+            return len(self.lines)
+
+    def find_log(self, pattern, since=0):
+        rx = re.compile(pattern)
+        with self._cond:
+            for line in self.lines[since:]:
+                if rx.search(line):
+                    return line
+        return None
+
+    def wait_log(self, pattern, since=0, timeout=TIMEOUT):
+        """Wait for a log line (at index >= since) matching regex `pattern`; returns it."""
+        rx = re.compile(pattern)
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            i = since
+            while True:
+                while i < len(self.lines):
+                    if rx.search(self.lines[i]):
+                        return self.lines[i]
+                    i += 1
+                left = deadline - time.monotonic()
+                if left <= 0 or self._eof:
+                    break
+                self._cond.wait(left)
+        raise GatewayError("no log line matching %r within %.1f s\n%s"
+                           % (pattern, timeout, self.log_text()))
+
+    def wait_bad_input_logged(self, since, timeout=TIMEOUT):
+        """Bad input always produces a WARN or INFO log line."""
+        return self.wait_log(r"\b(WARN|INFO)\b", since=since, timeout=timeout)
+
+
+class GatewayTestCase(unittest.TestCase):
+    """Base class: `self.gw` is a running gateway.
+
+    Class attributes: `gateway_args` (extra command line arguments), `gateway_listen` (list of
+    --listen values), `per_test_gateway` (True: a fresh gateway per test; False: one per class).
+    Whatever the mode, the gateway must exit with status 0 on SIGTERM, or the test (per-test
+    mode) or the class (tearDownClass) is reported as an error.
+    """
+
+    gateway_args = ()
+    gateway_listen = None
+    per_test_gateway = False
+    _class_gw = None
+    maxDiff = 4000
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls._class_gw = None
+        if not cls.per_test_gateway:
+            cls._class_gw = Gateway(*cls.gateway_args, listen=cls.gateway_listen).start()
+
+    @classmethod
+    def tearDownClass(cls):
+        gw, cls._class_gw = cls._class_gw, None
+        try:
+            if gw is not None:
+                gw.stop()
+        finally:
+            super().tearDownClass()
+
+    def setUp(self):
+        super().setUp()
+        if self.per_test_gateway:
+            self.gw = self.start_gateway(*self.gateway_args, listen=self.gateway_listen)
+        else:
+            self.gw = type(self)._class_gw
+        self._log_mark = self.gw.log_mark() if self.gw else 0
+
+    def run(self, result=None):
+        """Run the test; if it failed, print the gateway log lines written during it."""
+        if result is None:
+            return super().run(result)
+        before = len(result.failures) + len(result.errors)
+        out = super().run(result)
+        gw = getattr(self, "gw", None)
+        if gw is not None and len(result.failures) + len(result.errors) > before:
+            with gw._cond:
+                lines = gw.lines[self._log_mark:][-200:]
+            sys.stderr.write("\n---- gateway log during %s ----\n%s\n---- end ----\n"
+                             % (self.id(), "\n".join(lines)))
+        return out
+
+    def start_gateway(self, *args, listen=None):
+        """Start an extra gateway for this test; it is stopped (status 0 required) at cleanup."""
+        gw = Gateway(*args, listen=listen).start()
+        self.addCleanup(gw.stop)
+        return gw
+
+    # -- assertions shared by many files ---------------------------------------------------
+
+    def assertNotCached(self, r):
+        cc = (r.header("Cache-Control") or "").lower()
+        tokens = {t.strip() for t in cc.split(",")}
+        for t in ("no-store", "no-cache", "must-revalidate", "max-age=0"):
+            self.assertIn(t, tokens, "Cache-Control %r lacks %s" % (cc, t))
+        self.assertIsNone(r.header("Expires"), "not-cached response has Expires")
+        self.assertIsNone(r.header("Last-Modified"), "not-cached response has Last-Modified")
+
+    def assertLongCached(self, r):
+        cc = (r.header("Cache-Control") or "").lower()
+        tokens = {t.strip() for t in cc.split(",")}
+        self.assertIn("public", tokens, "Cache-Control %r" % cc)
+        self.assertIn("max-age=31536000", tokens, "Cache-Control %r" % cc)
+        expires = r.header("Expires")
+        self.assertIsNotNone(expires, "long-cached response without Expires")
+        when = email.utils.parsedate_to_datetime(expires).timestamp()
+        self.assertGreater(when, time.time() + 300 * 86400, "Expires %r is not a year ahead"
+                           % expires)
+
+    def assertCors(self, r, origin=None):
+        """CORS headers for a request sent with Origin `origin` (None: no Origin header)."""
+        acao = r.header("Access-Control-Allow-Origin")
+        acac = r.header("Access-Control-Allow-Credentials")
+        if origin is None:
+            self.assertEqual(acao, "*")
+            self.assertIsNone(acac, "credentials header without Origin")
+        elif origin == "null" and acao == "*":
+            self.assertIsNone(acac, "'*' with credentials for Origin: null")
+        else:
+            self.assertEqual(acao, origin)
+            self.assertEqual(acac, "true")
+
+    def assertContentType(self, r, expected):
+        ct = r.header("Content-Type")
+        self.assertIsNotNone(ct, "no Content-Type")
+        norm = lambda v: ";".join(p.strip().lower() for p in v.split(";"))
+        self.assertEqual(norm(ct), norm(expected), "Content-Type %r" % ct)
+
+    def assertNoCookie(self, r):
+        self.assertIsNone(r.header("Set-Cookie"), "unexpected Set-Cookie")
+
+    def assertJsessionid(self, r, value):
+        sc = r.header("Set-Cookie")
+        self.assertIsNotNone(sc, "no Set-Cookie")
+        parts = [p.strip() for p in sc.split(";")]
+        self.assertEqual(parts[0], "JSESSIONID=" + value)
+        self.assertIn("path=/", [p.lower() for p in parts[1:]])
+
+    def assertClosedByServer(self, conn, timeout=TIMEOUT):
+        data = conn.read_until_eof(timeout)
+        self.assertEqual(data, b"", "data after the response on a closed connection: %r"
+                         % data[:200])
+
+
+def main():
+    unittest.main()
+
+
+# --------------------------------------------------------------------------------------------
+# Sockets and HTTP
+# --------------------------------------------------------------------------------------------
+
+class ConnectionClosed(Exception):
+    pass
+
+
+class Conn:
+    """A TCP connection with a read buffer. All reads are bounded by a timeout."""
+
+    def __init__(self, port, host="127.0.0.1", timeout=TIMEOUT, rcvbuf=None):
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self.sock = socket.socket(family, socket.SOCK_STREAM)
+        if rcvbuf:
+            # Before connect(), so that the window stays small (a peer that reads slowly).
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        self.sock.settimeout(timeout)
+        self.sock.connect((host, port))
+        self.timeout = timeout
+        self.buf = bytearray()
+        self.eof = False
+        self.reset = False
+
+    def send(self, data):
+        if isinstance(data, str):
+            data = data.encode("utf-8")
+        self.sock.sendall(data)
+
+    def try_send(self, data):
+        """Send, ignoring a connection the server already closed. Returns True if sent."""
+        try:
+            self.send(data)
+            return True
+        except (BrokenPipeError, ConnectionResetError, OSError):
+            return False
+
+    def fill(self, timeout=None):
+        """Read more bytes into the buffer. False at EOF. Raises socket.timeout."""
+        if self.eof:
+            return False
+        self.sock.settimeout(self.timeout if timeout is None else timeout)
+        try:
+            data = self.sock.recv(262144)
+        except ConnectionResetError:
+            data = b""
+            self.reset = True
+        if not data:
+            self.eof = True
+            return False
+        self.buf += data
+        return True
+
+    def _deadline(self, timeout):
+        return time.monotonic() + (self.timeout if timeout is None else timeout)
+
+    def _left(self, deadline):
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise socket.timeout("timed out")
+        return left
+
+    def read_exact(self, n, timeout=None):
+        deadline = self._deadline(timeout)
+        while len(self.buf) < n:
+            if not self.fill(self._left(deadline)):
+                raise ConnectionClosed("EOF after %d of %d bytes: %r"
+                                       % (len(self.buf), n, bytes(self.buf[:200])))
+        data = bytes(self.buf[:n])
+        del self.buf[:n]
+        return data
+
+    def read_until(self, delim, timeout=None, limit=1 << 20):
+        deadline = self._deadline(timeout)
+        start = 0
+        while True:
+            i = self.buf.find(delim, start)
+            if i >= 0:
+                data = bytes(self.buf[:i + len(delim)])
+                del self.buf[:i + len(delim)]
+                return data
+            if len(self.buf) > limit:
+                raise AssertionError("no %r within %d bytes" % (delim, limit))
+            start = max(0, len(self.buf) - len(delim) + 1)
+            if not self.fill(self._left(deadline)):
+                raise ConnectionClosed("EOF before %r; got %r" % (delim, bytes(self.buf[:200])))
+
+    def read_some(self, timeout=None):
+        """Buffered bytes, or wait for new ones; b'' at EOF."""
+        if not self.buf:
+            self.fill(timeout)
+        data = bytes(self.buf)
+        self.buf.clear()
+        return data
+
+    def read_until_eof(self, timeout=None):
+        """Everything until the peer closes (raises socket.timeout if it does not)."""
+        deadline = self._deadline(timeout)
+        while self.fill(self._left(deadline)):
+            pass
+        data = bytes(self.buf)
+        self.buf.clear()
+        return data
+
+    def is_closed(self, timeout=None):
+        """True if the peer closes within `timeout` without sending anything more."""
+        try:
+            data = self.read_until_eof(timeout)
+        except socket.timeout:
+            return False
+        return data == b""
+
+    def expect_silence(self, duration):
+        """Assert that nothing arrives (and no EOF) for `duration` seconds."""
+        if self.buf:
+            raise AssertionError("unexpected data: %r" % bytes(self.buf[:200]))
+        try:
+            got = self.fill(duration)
+        except socket.timeout:
+            return
+        if got:
+            raise AssertionError("unexpected data: %r" % bytes(self.buf[:200]))
+        raise AssertionError("connection closed unexpectedly")
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+    def abort(self):
+        """Close with a TCP RST (SO_LINGER 0)."""
+        try:
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        except OSError:
+            pass
+        self.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+
+class Response:
+    def __init__(self, version, status, reason, headers):
+        self.version = version
+        self.status = status
+        self.reason = reason
+        self.headers = headers  # list of (name, value) in wire order
+        self.body = b""
+
+    def header(self, name):
+        """The header's value (several fields joined with ', '), or None."""
+        vals = self.header_all(name)
+        return ", ".join(vals) if vals else None
+
+    def header_all(self, name):
+        name = name.lower()
+        return [v for n, v in self.headers if n.lower() == name]
+
+    @property
+    def text(self):
+        return self.body.decode("utf-8")
+
+    def json(self):
+        return json.loads(self.body.decode("utf-8"))
+
+    def __repr__(self):
+        return "<Response %s %s %r body=%r>" % (self.status, self.reason, self.headers,
+                                                 self.body[:300])
+
+
+def build_request(method, path, body=None, headers=None, version="HTTP/1.1", host=True,
+                  content_length=None):
+    """Bytes of an HTTP request. `headers` is a dict or a list of pairs (sent in order).
+
+    A Host header is added unless `host` is False or one is given. Content-Length is added when
+    `body` is not None, unless given, unless `content_length` is False (then none is sent);
+    `content_length` as an int overrides the value.
+    """
+    if isinstance(body, str):
+        body = body.encode("utf-8")
+    pairs = list(headers.items()) if isinstance(headers, dict) else list(headers or [])
+    names = {n.lower() for n, _ in pairs}
+    lines = ["%s %s %s" % (method, path, version)]
+    if host and "host" not in names:
+        lines.append("Host: 127.0.0.1")
+    for n, v in pairs:
+        lines.append("%s: %s" % (n, v))
+    if content_length is not False and "content-length" not in names \
+            and "transfer-encoding" not in names:
+        if content_length is not None:
+            lines.append("Content-Length: %d" % content_length)
+        elif body is not None:
+            lines.append("Content-Length: %d" % len(body))
+    head = ("\r\n".join(lines) + "\r\n\r\n").encode("utf-8")
+    return head + (body or b"")
+
+
+def chunked(body, sizes=None):
+    """`body` in chunked transfer coding (chunk sizes from `sizes`, else one chunk)."""
+    if isinstance(body, str):
+        body = body.encode("utf-8")
+    out = bytearray()
+    pos = 0
+    for n in (sizes or [len(body)]):
+        part = body[pos:pos + n]
+        pos += n
+        if part:
+            out += b"%x\r\n%s\r\n" % (len(part), part)
+    if pos < len(body):
+        out += b"%x\r\n%s\r\n" % (len(body) - pos, body[pos:])
+    return bytes(out + b"0\r\n\r\n")
+
+
+def read_response_head(conn, timeout=None):
+    head = conn.read_until(b"\r\n\r\n", timeout=timeout, limit=1 << 16)
+    lines = head[:-4].decode("latin-1").split("\r\n")
+    m = re.match(r"(HTTP/\d\.\d) (\d{3})(?: (.*))?$", lines[0])
+    if not m:
+        raise AssertionError("bad status line %r" % lines[0])
+    headers = []
+    for line in lines[1:]:
+        name, sep, value = line.partition(":")
+        if not sep or not name or name != name.strip():
+            raise AssertionError("bad header line %r" % line)
+        headers.append((name, value.strip()))
+    return Response(m.group(1), int(m.group(2)), m.group(3) or "", headers)
+
+
+class BodyReader:
+    """Incremental reader of a response body: Content-Length, chunked, or read-to-close."""
+
+    def __init__(self, conn, resp, method="GET"):
+        self.conn = conn
+        self.resp = resp
+        self.ended = False
+        self._left = 0
+        te = (resp.header("Transfer-Encoding") or "").lower()
+        cl = resp.header("Content-Length")
+        if method == "HEAD" or resp.status in (204, 304) or 100 <= resp.status < 200:
+            self.mode = "none"
+            self.ended = True
+        elif "chunked" in te:
+            self.mode = "chunked"
+        elif cl is not None:
+            self.mode = "length"
+            self._left = int(cl)
+            self.ended = self._left == 0
+        else:
+            self.mode = "close"
+        self._pending = bytearray()
+
+    def _read_raw(self, timeout):
+        """Next piece of decoded body; b'' at the end of the body."""
+        if self.ended:
+            return b""
+        c = self.conn
+        if self.mode == "length":
+            if not c.buf and not c.fill(timeout):
+                raise ConnectionClosed("EOF with %d body bytes missing" % self._left)
+            data = bytes(c.buf[:self._left])
+            del c.buf[:len(data)]
+            self._left -= len(data)
+            if self._left == 0:
+                self.ended = True
+            return data
+        if self.mode == "close":
+            if not c.buf and not c.fill(timeout):
+                self.ended = True
+                return b""
+            data = bytes(c.buf)
+            c.buf.clear()
+            return data
+        # chunked
+        if self._left == 0:
+            line = c.read_until(b"\r\n", timeout=timeout, limit=4096)
+            size_text = line[:-2].split(b";")[0].strip()
+            if not re.fullmatch(rb"[0-9a-fA-F]+", size_text):
+                raise AssertionError("bad chunk size line %r" % line)
+            size = int(size_text, 16)
+            if size == 0:
+                while c.read_until(b"\r\n", timeout=timeout, limit=8192) != b"\r\n":
+                    pass
+                self.ended = True
+                return b""
+            self._left = size
+        if not c.buf and not c.fill(timeout):
+            raise ConnectionClosed("EOF inside a chunk")
+        data = bytes(c.buf[:self._left])
+        del c.buf[:len(data)]
+        self._left -= len(data)
+        if self._left == 0:
+            crlf = c.read_exact(2, timeout=timeout)
+            if crlf != b"\r\n":
+                raise AssertionError("chunk not followed by CRLF: %r" % crlf)
+        return data
+
+    def read_some(self, timeout=None):
+        if self._pending:
+            data = bytes(self._pending)
+            self._pending.clear()
+            return data
+        while True:
+            data = self._read_raw(timeout)
+            if data or self.ended:
+                return data
+
+    def readline(self, timeout=None):
+        """Bytes up to and including the next b'\\n'; None if the body ends first (any
+        partial line is then available from read_all)."""
+        deadline = time.monotonic() + (self.conn.timeout if timeout is None else timeout)
+        while True:
+            i = self._pending.find(b"\n")
+            if i >= 0:
+                line = bytes(self._pending[:i + 1])
+                del self._pending[:i + 1]
+                return line
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise socket.timeout("timed out waiting for a line; have %r"
+                                     % bytes(self._pending[:200]))
+            data = self._read_raw(left)
+            if not data and self.ended:
+                return None
+            self._pending += data
+
+    def read_exact(self, n, timeout=None):
+        deadline = time.monotonic() + (self.conn.timeout if timeout is None else timeout)
+        while len(self._pending) < n:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise socket.timeout("timed out")
+            data = self._read_raw(left)
+            if not data and self.ended:
+                raise ConnectionClosed("body ended after %d of %d bytes"
+                                       % (len(self._pending), n))
+            self._pending += data
+        data = bytes(self._pending[:n])
+        del self._pending[:n]
+        return data
+
+    def read_all(self, timeout=None):
+        deadline = time.monotonic() + (self.conn.timeout if timeout is None else timeout)
+        out = bytearray(self._pending)
+        self._pending.clear()
+        while not self.ended:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise socket.timeout("timed out reading body; have %r" % bytes(out[:200]))
+            out += self._read_raw(left)
+        return bytes(out)
+
+
+def read_response(conn, method="GET", timeout=None):
+    """Read one whole response (head and body) from `conn`."""
+    resp = read_response_head(conn, timeout=timeout)
+    resp.body = BodyReader(conn, resp, method).read_all(timeout=timeout)
+    return resp
+
+
+def request(port, method, path, body=None, headers=None, version="HTTP/1.1", host="127.0.0.1",
+            timeout=TIMEOUT, **kw):
+    """One request on a new connection; returns the Response (the connection is closed)."""
+    with Conn(port, host=host, timeout=timeout) as c:
+        c.send(build_request(method, path, body=body, headers=headers, version=version, **kw))
+        return read_response(c, method=method, timeout=timeout)
+
+
+# --------------------------------------------------------------------------------------------
+# WebSocket (RFC 6455)
+# --------------------------------------------------------------------------------------------
+
+OP_CONT, OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
+
+Frame = collections.namedtuple("Frame", "fin rsv opcode payload")
+
+
+class HandshakeError(AssertionError):
+    def __init__(self, response):
+        super().__init__("websocket handshake refused: %r" % (response,))
+        self.response = response
+
+
+def ws_accept(key):
+    return base64.b64encode(hashlib.sha1((key + WS_GUID).encode()).digest()).decode()
+
+
+def ws_handshake_request(path, key, headers=None, version="13"):
+    pairs = [("Upgrade", "websocket"), ("Connection", "Upgrade"),
+             ("Sec-WebSocket-Key", key)]
+    if version is not None:
+        pairs.append(("Sec-WebSocket-Version", str(version)))
+    override = dict((n.lower(), (n, v)) for n, v in (headers or {}).items())
+    out = []
+    for n, v in pairs:
+        if n.lower() in override:
+            n2, v2 = override.pop(n.lower())
+            if v2 is not None:
+                out.append((n2, v2))
+        else:
+            out.append((n, v))
+    out += [(n, v) for n, v in override.values() if v is not None]
+    return build_request("GET", path, headers=out)
+
+
+def encode_frame(opcode, payload=b"", fin=True, mask=True, rsv=0, mask_key=None):
+    if isinstance(payload, str):
+        payload = payload.encode("utf-8")
+    b0 = (0x80 if fin else 0) | ((rsv & 7) << 4) | (opcode & 0xF)
+    n = len(payload)
+    mbit = 0x80 if mask else 0
+    if n < 126:
+        head = struct.pack("!BB", b0, mbit | n)
+    elif n < 65536:
+        head = struct.pack("!BBH", b0, mbit | 126, n)
+    else:
+        head = struct.pack("!BBQ", b0, mbit | 127, n)
+    if not mask:
+        return head + payload
+    key = mask_key if mask_key is not None else os.urandom(4)
+    return head + key + mask_payload(payload, key)
+
+
+def mask_payload(payload, key):
+    if not payload:
+        return b""
+    n = len(payload)
+    k = int.from_bytes((key * (n // 4 + 1))[:n], "big")
+    return (int.from_bytes(payload, "big") ^ k).to_bytes(n, "big")
+
+
+class WebSocket:
+    """A minimal RFC 6455 client over a `Conn`."""
+
+    def __init__(self, conn, response):
+        self.conn = conn
+        self.response = response
+        self.close_received = None  # (code, reason) once a close frame arrived
+
+    @classmethod
+    def connect(cls, port, path, headers=None, host="127.0.0.1", timeout=TIMEOUT, rcvbuf=None):
+        """Handshake; returns a WebSocket or raises HandshakeError (with .response)."""
+        conn = Conn(port, host=host, timeout=timeout, rcvbuf=rcvbuf)
+        key = base64.b64encode(os.urandom(16)).decode()
+        try:
+            conn.send(ws_handshake_request(path, key, headers))
+            resp = read_response_head(conn)
+            if resp.status != 101:
+                resp.body = BodyReader(conn, resp).read_all()
+                raise HandshakeError(resp)
+            if resp.header("Sec-WebSocket-Accept") != ws_accept(key):
+                raise AssertionError("bad Sec-WebSocket-Accept %r"
+                                     % resp.header("Sec-WebSocket-Accept"))
+        except BaseException:
+            conn.close()
+            raise
+        return cls(conn, resp)
+
+    # -- sending --------------------------------------------------------------------------
+
+    def send_frame(self, opcode, payload=b"", fin=True, mask=True, rsv=0):
+        self.conn.send(encode_frame(opcode, payload, fin=fin, mask=mask, rsv=rsv))
+
+    def send_text(self, text):
+        self.send_frame(OP_TEXT, text.encode("utf-8") if isinstance(text, str) else text)
+
+    def send_binary(self, data):
+        self.send_frame(OP_BINARY, data)
+
+    def ping(self, payload=b""):
+        self.send_frame(OP_PING, payload)
+
+    def send_close(self, code=1000, reason=b"", raw=None):
+        """Send a close frame: `raw` payload as is, else code (None: empty) + reason."""
+        if raw is None:
+            if isinstance(reason, str):
+                reason = reason.encode("utf-8")
+            raw = b"" if code is None else struct.pack("!H", code) + reason
+        self.send_frame(OP_CLOSE, raw)
+
+    def send_sockjs(self, *messages):
+        self.send_text(json.dumps(list(messages)))
+
+    # -- receiving ------------------------------------------------------------------------
+
+    def recv_frame(self, timeout=None):
+        c = self.conn
+        deadline = time.monotonic() + (c.timeout if timeout is None else timeout)
+        left = lambda: max(0.001, deadline - time.monotonic())
+        b0, b1 = c.read_exact(2, timeout=left())
+        if b1 & 0x80:
+            raise AssertionError("server sent a masked frame")
+        n = b1 & 0x7F
+        if n == 126:
+            n = struct.unpack("!H", c.read_exact(2, timeout=left()))[0]
+        elif n == 127:
+            n = struct.unpack("!Q", c.read_exact(8, timeout=left()))[0]
+        payload = c.read_exact(n, timeout=left()) if n else b""
+        f = Frame(bool(b0 & 0x80), (b0 >> 4) & 7, b0 & 0xF, payload)
+        if f.opcode == OP_CLOSE:
+            self.close_received = parse_close_payload(payload)
+        return f
+
+    def recv_message(self, timeout=None):
+        """Next message as (opcode, payload): data messages reassembled from fragments, control
+        frames returned as they come (a ping is not answered automatically)."""
+        deadline = time.monotonic() + (self.conn.timeout if timeout is None else timeout)
+        parts = []
+        first = None
+        while True:
+            f = self.recv_frame(timeout=max(0.001, deadline - time.monotonic()))
+            if f.rsv:
+                raise AssertionError("server frame with RSV bits %d" % f.rsv)
+            if f.opcode >= 0x8:
+                if not f.fin:
+                    raise AssertionError("server sent a fragmented control frame")
+                return f.opcode, f.payload
+            if first is None:
+                if f.opcode == OP_CONT:
+                    raise AssertionError("server sent a continuation without a start")
+                first = f.opcode
+            elif f.opcode != OP_CONT:
+                raise AssertionError("server interleaved a new data message in a fragmented one")
+            parts.append(f.payload)
+            if f.fin:
+                return first, b"".join(parts)
+
+    def recv_text(self, timeout=None):
+        op, data = self.recv_message(timeout)
+        if op != OP_TEXT:
+            raise AssertionError("expected a text message, got opcode %d payload %r"
+                                 % (op, data[:200]))
+        return data.decode("utf-8")
+
+    def recv_sockjs(self, timeout=None, skip_heartbeats=False):
+        """Next SockJS frame (a text message) as a string."""
+        while True:
+            frame = self.recv_text(timeout)
+            if not (skip_heartbeats and frame == "h"):
+                return frame
+
+    def expect_close(self, timeout=None, reply=True):
+        """Read until the server's close frame (data messages before it are skipped and
+        returned), reply with a close frame, then require that the server closes TCP.
+        Returns (code, reason, skipped_messages); code None for an empty close payload."""
+        deadline = time.monotonic() + (self.conn.timeout if timeout is None else timeout)
+        skipped = []
+        while True:
+            f = self.recv_frame(timeout=max(0.001, deadline - time.monotonic()))
+            if f.opcode == OP_CLOSE:
+                break
+            skipped.append((f.opcode, f.payload))
+        code, reason = self.close_received
+        if reply:
+            self.conn.try_send(encode_frame(OP_CLOSE, f.payload[:2]))
+        rest = self.conn.read_until_eof(timeout=max(0.001, deadline - time.monotonic()))
+        if rest:
+            raise AssertionError("data after the close frame: %r" % rest[:200])
+        return code, reason, skipped
+
+    def close(self):
+        self.conn.close()
+
+
+def parse_close_payload(payload):
+    if len(payload) == 0:
+        return None, ""
+    if len(payload) == 1:
+        raise AssertionError("close frame with a 1-byte payload")
+    return struct.unpack("!H", payload[:2])[0], payload[2:].decode("utf-8")
+
+
+# --------------------------------------------------------------------------------------------
+# SockJS
+# --------------------------------------------------------------------------------------------
+
+PRELUDE = b"h" * 2048 + b"\n"
+
+
+def session_url(prefix, session=None, server="000"):
+    return "%s/%s/%s" % (prefix, server, session or str(uuid.uuid4()))
+
+
+def parse_frame(frame):
+    """'o' | 'h' | 'a[...]' | 'c[code,"reason"]' -> (kind, value)."""
+    if isinstance(frame, bytes):
+        frame = frame.decode("utf-8")
+    frame = frame.rstrip("\n")
+    if frame in ("o", "h"):
+        return frame, None
+    if frame[:1] in ("a", "c"):
+        return frame[0], json.loads(frame[1:])
+    raise AssertionError("not a SockJS frame: %r" % frame[:200])
+
+
+def close_frame(code, reason):
+    return "c" + json.dumps([code, reason], separators=(",", ":"))
+
+
+def message_frame(*messages):
+    return "a" + json.dumps(list(messages), separators=(",", ":"))
+
+
+class XhrSession:
+    """A SockJS session over xhr polling + xhr_send."""
+
+    def __init__(self, gw, prefix="/echo", session=None, headers=None, url=None):
+        self.gw = gw
+        self.url = url or session_url(prefix, session)
+        self.headers = headers or {}
+
+    @classmethod
+    def of(cls, gw, url, headers=None):
+        """The session of a session URL (`/<prefix>/<server>/<session>`), e.g. to xhr_send to
+        a session whose receiver is a stream."""
+        return cls(gw, url=url, headers=headers)
+
+    def xhr(self, headers=None, timeout=TIMEOUT):
+        h = dict(self.headers)
+        h.update(headers or {})
+        return request(self.gw.port, "POST", self.url + "/xhr", body=b"", headers=h,
+                       host=self.gw.host, timeout=timeout)
+
+    def poll(self, timeout=TIMEOUT):
+        """One xhr poll: the frame, without its newline (asserts 200 and one line)."""
+        r = self.xhr(timeout=timeout)
+        if r.status != 200:
+            raise AssertionError("xhr status %d: %r" % (r.status, r))
+        if not r.body.endswith(b"\n") or b"\n" in r.body[:-1]:
+            raise AssertionError("xhr body is not one frame plus newline: %r" % r.body[:300])
+        return r.body[:-1].decode("utf-8")
+
+    def open(self):
+        frame = self.poll()
+        if frame != "o":
+            raise AssertionError("expected o, got %r" % frame[:300])
+        return self
+
+    def start_poll(self):
+        """Send an xhr poll without waiting; returns the Conn to read the response from."""
+        c = self.gw.connect()
+        h = dict(self.headers)
+        c.send(build_request("POST", self.url + "/xhr", body=b"", headers=h))
+        return c
+
+    def send_raw(self, body, headers=None, **kw):
+        h = dict(self.headers)
+        h.update(headers or {})
+        return request(self.gw.port, "POST", self.url + "/xhr_send", body=body, headers=h,
+                       host=self.gw.host, **kw)
+
+    def send(self, *messages):
+        r = self.send_raw(json.dumps(list(messages)))
+        if r.status != 204:
+            raise AssertionError("xhr_send status %d: %r" % (r.status, r))
+        return r
+
+
+class XhrStream:
+    """An xhr_streaming receiver: the response head is read and the prelude checked."""
+
+    def __init__(self, gw, url, headers=None, version="HTTP/1.1", check_prelude=True):
+        self.conn = gw.connect()
+        self.conn.send(build_request("POST", url + "/xhr_streaming", body=b"", headers=headers,
+                                     version=version))
+        self.response = read_response_head(self.conn)
+        if self.response.status != 200:
+            raise AssertionError("xhr_streaming status %d: %r" % (self.response.status,
+                                                                 self.response))
+        self.body = BodyReader(self.conn, self.response, "POST")
+        if check_prelude:
+            prelude = self.body.read_exact(len(PRELUDE))
+            if prelude != PRELUDE:
+                raise AssertionError("bad xhr_streaming prelude %r" % prelude[:100])
+
+    def frame(self, timeout=None, skip_heartbeats=False):
+        """The next frame (str, no newline), or None if the stream ended."""
+        while True:
+            line = self.body.readline(timeout)
+            if line is None:
+                rest = self.body.read_all(timeout)
+                if rest:
+                    raise AssertionError("stream ended inside a frame: %r" % rest[:200])
+                return None
+            frame = line[:-1].decode("utf-8")
+            if not (skip_heartbeats and frame == "h"):
+                return frame
+
+    def expect_end(self, timeout=None):
+        """The stream ends next (last chunk, or EOF for a close-delimited response)."""
+        f = self.frame(timeout)
+        if f is not None:
+            raise AssertionError("expected the end of the stream, got frame %r" % f[:200])
+
+    def close(self):
+        self.conn.close()
+
+    def abort(self):
+        self.conn.abort()

@@ -1,0 +1,379 @@
+#!/usr/bin/python3
+"""HTTP/1.x behaviour of the gateway's connections: keep-alive, pipelining, HTTP/1.0, limits
+(431, 413), malformed input (400), timeouts (408, idle), listeners (IPv6, several).
+
+Spec: SOCKJS_TEST_APP.md "HTTP and encoding", and the gateway's command-line contract
+(--max-header-bytes, --max-body-bytes, --header-timeout-ms, --idle-timeout-ms, --listen).
+"""
+
+import socket
+import time
+
+import gwtest
+from gwtest import (Conn, XhrSession, build_request, chunked, read_response, read_response_head,
+                    request, session_url)
+
+GREETING = b"Welcome to SockJS!\n"
+
+
+def ipv6_loopback_available():
+    if not socket.has_ipv6:
+        return False
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:
+            s.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+class ErrorResponseMixin:
+    def assertErrorAndClose(self, conn, status, mark):
+        """An error response with a short text/plain body and Connection: close, then the
+        connection closed, and a WARN/INFO log line about it."""
+        r = read_response(conn)
+        self.assertEqual(r.status, status, r)
+        self.assertTrue((r.header("Content-Type") or "").lower().startswith("text/plain"), r)
+        self.assertIn("close", (r.header("Connection") or "").lower(), r)
+        self.assertLess(len(r.body), 1024)
+        self.assertClosedByServer(conn)
+        self.gw.wait_bad_input_logged(mark)
+        self.gw.assert_alive()
+        return r
+
+
+class KeepAlive(gwtest.GatewayTestCase):
+    def test_several_requests_on_one_connection(self):
+        s = XhrSession(self.gw)
+        with self.gw.connect() as c:
+            c.send(build_request("GET", "/echo/"))
+            r = read_response(c)
+            self.assertEqual((r.status, r.body), (200, GREETING))
+            c.send(build_request("GET", "/echo/info"))
+            r = read_response(c)
+            self.assertEqual(r.status, 200)
+            self.assertIn("entropy", r.json())
+            c.send(build_request("POST", s.url + "/xhr", body=b""))
+            self.assertEqual(read_response(c).body, b"o\n")
+            c.send(build_request("POST", s.url + "/xhr_send", body=b'["k"]'))
+            self.assertEqual(read_response(c).status, 204)
+            c.send(build_request("POST", s.url + "/xhr", body=b""))
+            self.assertEqual(read_response(c).body, b'a["k"]\n')
+            c.send(build_request("GET", "/echo/nothing-here"))
+            self.assertEqual(read_response(c).status, 404)
+            c.send(build_request("GET", "/echo/"))
+            self.assertEqual(read_response(c).body, GREETING)
+
+    def test_pipelining(self):
+        with self.gw.connect() as c:
+            c.send(build_request("GET", "/echo/") + build_request("GET", "/echo/info")
+                   + build_request("GET", "/echo/iframe.html"))
+            r1, r2, r3 = read_response(c), read_response(c), read_response(c)
+            self.assertEqual(r1.body, GREETING)
+            self.assertTrue(r2.header("Content-Type").startswith("application/json"))
+            self.assertTrue(r3.header("Content-Type").startswith("text/html"))
+
+    def test_pipelined_posts(self):
+        s = XhrSession(self.gw).open()
+        with self.gw.connect() as c:
+            c.send(build_request("POST", s.url + "/xhr_send", body=b'["1"]')
+                   + build_request("POST", s.url + "/xhr_send", body=b'["2"]')
+                   + build_request("POST", s.url + "/xhr", body=b""))
+            self.assertEqual(read_response(c).status, 204)
+            self.assertEqual(read_response(c).status, 204)
+            self.assertEqual(read_response(c).body, b'a["1","2"]\n')
+
+    def test_pipelining_split_anywhere(self):
+        data = build_request("GET", "/echo/") + build_request("GET", "/echo/info")
+        with self.gw.connect() as c:
+            for i in range(0, len(data), 7):
+                c.send(data[i:i + 7])
+            self.assertEqual(read_response(c).body, GREETING)
+            self.assertEqual(read_response(c).status, 200)
+
+    def test_http11_connection_close(self):
+        with self.gw.connect() as c:
+            c.send(build_request("GET", "/echo/", headers={"Connection": "close"}))
+            r = read_response(c)
+            self.assertEqual(r.body, GREETING)
+            self.assertClosedByServer(c)
+
+    def test_http10_closes(self):
+        with self.gw.connect() as c:
+            c.send(build_request("GET", "/echo/", version="HTTP/1.0"))
+            r = read_response(c)
+            self.assertEqual(r.status, 200)
+            self.assertEqual(r.body, GREETING)
+            self.assertIsNone(r.header("Transfer-Encoding"))
+            self.assertClosedByServer(c)
+
+    def test_http10_keep_alive(self):
+        with self.gw.connect() as c:
+            for _ in range(3):
+                c.send(build_request("GET", "/echo/", version="HTTP/1.0",
+                                     headers={"Connection": "keep-alive"}))
+                r = read_response(c)
+                self.assertEqual(r.body, GREETING)
+                self.assertIsNone(r.header("Transfer-Encoding"))
+                self.assertEqual(r.header("Content-Length"), str(len(GREETING)))
+            c.send(build_request("GET", "/echo/info", version="HTTP/1.0"))
+            r = read_response(c)
+            self.assertEqual(r.status, 200)
+            self.assertClosedByServer(c)
+
+    def test_http10_xhr(self):
+        s = XhrSession(self.gw)
+        with self.gw.connect() as c:
+            c.send(build_request("POST", s.url + "/xhr", body=b"", version="HTTP/1.0"))
+            r = read_response(c)
+            self.assertEqual(r.body, b"o\n")
+            self.assertIsNone(r.header("Transfer-Encoding"))
+
+    def test_post_without_content_length(self):
+        s = XhrSession(self.gw).open()
+        with self.gw.connect() as c:
+            c.send(build_request("POST", s.url + "/xhr_send", content_length=False))
+            r = read_response(c)
+            self.assertEqual(r.status, 500)
+            self.assertEqual(r.body, b"Payload expected.")
+            # The connection is still in sync: the next request works.
+            c.send(build_request("POST", s.url + "/xhr_send", body=b'["after"]'))
+            self.assertEqual(read_response(c).status, 204)
+        self.assertEqual(s.poll(), 'a["after"]')
+
+    def test_chunked_request_body(self):
+        s = XhrSession(self.gw).open()
+        with self.gw.connect() as c:
+            c.send(build_request("POST", s.url + "/xhr_send",
+                                 headers={"Transfer-Encoding": "chunked"})
+                   + chunked('["chunked","body"]', sizes=[3, 5, 1]))
+            self.assertEqual(read_response(c).status, 204)
+            c.send(build_request("POST", s.url + "/xhr", body=b""))
+            self.assertEqual(read_response(c).body, b'a["chunked","body"]\n')
+
+    def test_expect_100_continue_not_needed(self):
+        # Sending the body right away with Expect: 100-continue must work too.
+        s = XhrSession(self.gw).open()
+        with self.gw.connect() as c:
+            c.send(build_request("POST", s.url + "/xhr_send", body=b'["e"]',
+                                 headers={"Expect": "100-continue"}))
+            r = read_response(c)
+            while r.status == 100:
+                r = read_response(c)
+            self.assertEqual(r.status, 204)
+
+
+class Malformed(ErrorResponseMixin, gwtest.GatewayTestCase):
+    def test_garbage(self):
+        for data in (b"GARBAGE\r\n\r\n", b"\x00\x01\x02\x03\xff\r\n\r\n",
+                     b"GET /echo/ HTTP/1.1\r\nno colon here\r\n\r\n",
+                     b"GET /echo/ HTTP/1.1\r\nContent-Length: abc\r\n\r\n",
+                     b"GET /echo/ HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nx"):
+            with self.subTest(data=data):
+                mark = self.gw.log_mark()
+                with self.gw.connect() as c:
+                    c.send(data)
+                    self.assertErrorAndClose(c, 400, mark)
+
+    def test_garbage_after_good_request(self):
+        mark = self.gw.log_mark()
+        with self.gw.connect() as c:
+            c.send(build_request("GET", "/echo/") + b"\x16\x03\x01 not http\r\n\r\n")
+            self.assertEqual(read_response(c).body, GREETING)
+            self.assertErrorAndClose(c, 400, mark)
+
+    def test_bad_chunked_body(self):
+        s = XhrSession(self.gw).open()
+        mark = self.gw.log_mark()
+        with self.gw.connect() as c:
+            c.send(build_request("POST", s.url + "/xhr_send",
+                                 headers={"Transfer-Encoding": "chunked"}) + b"zz\r\nabc\r\n")
+            self.assertErrorAndClose(c, 400, mark)
+
+    def test_still_serving(self):
+        self.assertEqual(request(self.gw.port, "GET", "/echo/").body, GREETING)
+
+
+class HeaderLimit(ErrorResponseMixin, gwtest.GatewayTestCase):
+    def test_default_limit(self):
+        mark = self.gw.log_mark()
+        with self.gw.connect() as c:
+            c.try_send(build_request("GET", "/echo/", headers={"X-Big": "a" * 10000}))
+            self.assertErrorAndClose(c, 431, mark)
+
+    def test_many_headers_over_limit(self):
+        mark = self.gw.log_mark()
+        headers = [("X-H%d" % i, "v" * 50) for i in range(200)]
+        with self.gw.connect() as c:
+            c.try_send(build_request("GET", "/echo/", headers=headers))
+            self.assertErrorAndClose(c, 431, mark)
+
+    def test_under_limit_is_fine(self):
+        r = request(self.gw.port, "GET", "/echo/", headers={"X-Big": "a" * 7000})
+        self.assertEqual(r.body, GREETING)
+
+    def test_configured_limit(self):
+        gw = self.start_gateway("--max-header-bytes", "1024")
+        r = request(gw.port, "GET", "/echo/", headers={"X-Big": "b" * 500})
+        self.assertEqual(r.body, GREETING)
+        mark = gw.log_mark()
+        with gw.connect() as c:
+            c.try_send(build_request("GET", "/echo/", headers={"X-Big": "b" * 1500}))
+            r = read_response(c)
+            self.assertEqual(r.status, 431)
+            self.assertClosedByServer(c)
+        gw.wait_bad_input_logged(mark)
+
+
+class BodyLimit(ErrorResponseMixin, gwtest.GatewayTestCase):
+    gateway_args = ("--max-body-bytes", "1000")
+
+    def test_content_length_over_limit(self):
+        s = XhrSession(self.gw).open()
+        mark = self.gw.log_mark()
+        with self.gw.connect() as c:
+            body = ('["%s"]' % ("x" * 2000)).encode()
+            c.try_send(build_request("POST", s.url + "/xhr_send", body=body))
+            self.assertErrorAndClose(c, 413, mark)
+
+    def test_announced_length_over_limit(self):
+        # Refused on the Content-Length alone, without waiting for the body.
+        s = XhrSession(self.gw).open()
+        mark = self.gw.log_mark()
+        with self.gw.connect() as c:
+            c.send(build_request("POST", s.url + "/xhr_send", content_length=10 ** 9))
+            self.assertErrorAndClose(c, 413, mark)
+
+    def test_chunked_over_limit(self):
+        s = XhrSession(self.gw).open()
+        mark = self.gw.log_mark()
+        with self.gw.connect() as c:
+            body = chunked('["%s"]' % ("y" * 2000), sizes=[500] * 4)
+            c.try_send(build_request("POST", s.url + "/xhr_send",
+                                     headers={"Transfer-Encoding": "chunked"}) + body)
+            self.assertErrorAndClose(c, 413, mark)
+
+    def test_under_limit_is_fine(self):
+        s = XhrSession(self.gw).open()
+        s.send("z" * 900)
+        self.assertEqual(s.poll(), 'a["%s"]' % ("z" * 900))
+
+
+class Timeouts(ErrorResponseMixin, gwtest.GatewayTestCase):
+    gateway_args = ("--header-timeout-ms", "500", "--idle-timeout-ms", "700")
+
+    def test_incomplete_header_408(self):
+        mark = self.gw.log_mark()
+        with self.gw.connect() as c:
+            t0 = time.monotonic()
+            c.send(b"GET /echo/ HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
+            r = self.assertErrorAndClose(c, 408, mark)
+            elapsed = time.monotonic() - t0
+        self.assertTrue(0.35 <= elapsed <= 3.0, "408 after %.2f s" % elapsed)
+
+    def test_trickled_header_408(self):
+        # Bytes keep coming but the header is not complete in time: still 408.
+        with self.gw.connect() as c:
+            t0 = time.monotonic()
+            c.send(b"GET /echo/ HTTP/1.1\r\n")
+            for i in range(40):
+                if not c.try_send(b"X-%d: a\r\n" % i):
+                    break
+                try:
+                    if c.fill(0.05):
+                        break  # the response arrived
+                except socket.timeout:
+                    pass
+            r = read_response(c)
+            self.assertEqual(r.status, 408)
+            self.assertTrue(time.monotonic() - t0 <= 3.0)
+
+    def test_idle_keep_alive_closed(self):
+        with self.gw.connect() as c:
+            c.send(build_request("GET", "/echo/"))
+            self.assertEqual(read_response(c).body, GREETING)
+            t0 = time.monotonic()
+            self.assertClosedByServer(c)  # silently: no bytes, just EOF
+            elapsed = time.monotonic() - t0
+        self.assertTrue(0.5 <= elapsed <= 3.0, "closed after %.2f s" % elapsed)
+
+    def test_activity_within_idle_timeout_keeps_connection(self):
+        with self.gw.connect() as c:
+            for _ in range(4):
+                c.send(build_request("GET", "/echo/"))
+                self.assertEqual(read_response(c).body, GREETING)
+                time.sleep(0.3)  # idle, but shorter than the 700 ms idle timeout
+
+    def test_long_poll_not_cut_by_idle_timeout(self):
+        # A request in progress is not idle: a poll waiting for longer than the idle timeout
+        # still gets its message.
+        s = XhrSession(self.gw).open()
+        c = s.start_poll()
+        try:
+            c.expect_silence(1.2)
+            s.send("late")
+            self.assertEqual(read_response(c).body, b'a["late"]\n')
+        finally:
+            c.close()
+
+
+class Listeners(gwtest.GatewayTestCase):
+    per_test_gateway = False
+
+    def test_two_listeners(self):
+        gw = self.start_gateway(listen=["127.0.0.1:0", "127.0.0.1:0"])
+        self.assertEqual(len(gw.addresses), 2)
+        self.assertNotEqual(gw.addresses[0][1], gw.addresses[1][1])
+        for i in range(2):
+            with gw.connect(index=i) as c:
+                c.send(build_request("GET", "/echo/"))
+                self.assertEqual(read_response(c).body, GREETING)
+        # One session table behind both listeners.
+        url = session_url("/echo")
+        with gw.connect(index=0) as c:
+            c.send(build_request("POST", url + "/xhr", body=b""))
+            self.assertEqual(read_response(c).body, b"o\n")
+        with gw.connect(index=1) as c:
+            c.send(build_request("POST", url + "/xhr_send", body=b'["cross"]'))
+            self.assertEqual(read_response(c).status, 204)
+        with gw.connect(index=0) as c:
+            c.send(build_request("POST", url + "/xhr", body=b""))
+            self.assertEqual(read_response(c).body, b'a["cross"]\n')
+
+    def test_ipv6_listener(self):
+        if not ipv6_loopback_available():
+            self.skipTest("IPv6 loopback ::1 not available on this machine")
+        gw = self.start_gateway(listen=["[::1]:0"])
+        self.assertEqual(gw.addresses[0][0], "::1")
+        with gw.connect() as c:
+            self.assertEqual(c.sock.family, socket.AF_INET6)
+            c.send(build_request("GET", "/echo/", host=False, headers={"Host": "[::1]"}))
+            self.assertEqual(read_response(c).body, GREETING)
+        ws = gwtest.WebSocket.connect(gw.port, "/echo/websocket", host="::1")
+        try:
+            ws.send_text("v6")
+            self.assertEqual(ws.recv_text(), "v6")
+        finally:
+            ws.close()
+
+    def test_sigterm_with_open_connections(self):
+        # stop() (at cleanup) requires exit status 0 even with clients attached.
+        gw = self.start_gateway()
+        s = XhrSession(gw).open()
+        poll = s.start_poll()
+        self.addCleanup(poll.close)
+        ws = gwtest.WebSocket.connect(gw.port, "/echo/websocket")
+        self.addCleanup(ws.close)
+        idle = gw.connect()
+        self.addCleanup(idle.close)
+        st = gwtest.XhrStream(gw, session_url("/echo"))
+        self.addCleanup(st.close)
+        half = gw.connect()
+        self.addCleanup(half.close)
+        half.send(b"GET /echo/ HTTP/1.1\r\n")
+        poll.expect_silence(0.2)
+        gw.stop()
+
+
+if __name__ == "__main__":
+    gwtest.main()
