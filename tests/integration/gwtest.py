@@ -66,7 +66,6 @@ def gateway_binary():
 # --------------------------------------------------------------------------------------------
 
 LISTEN_RE = re.compile(r"listening on (\[[0-9a-fA-F:.]+\]|[0-9.]+):(\d+)")
-LOG_LEVEL_RE = re.compile(r"\b(ERROR|WARN|INFO|DEBUG)\b")
 
 
 class GatewayError(AssertionError):
@@ -227,6 +226,10 @@ class Gateway:
         with self._cond:
             return len(self.lines)
 
+    def log_lines(self, since=0):
+        with self._cond:
+            return list(self.lines[since:])
+
     def find_log(self, pattern, since=0):
         rx = re.compile(pattern)
         with self._cond:
@@ -305,8 +308,7 @@ class GatewayTestCase(unittest.TestCase):
         out = super().run(result)
         gw = getattr(self, "gw", None)
         if gw is not None and len(result.failures) + len(result.errors) > before:
-            with gw._cond:
-                lines = gw.lines[self._log_mark:][-200:]
+            lines = gw.log_lines(self._log_mark)[-200:]
             sys.stderr.write("\n---- gateway log during %s ----\n%s\n---- end ----\n"
                              % (self.id(), "\n".join(lines)))
         return out
@@ -394,6 +396,8 @@ class Conn:
         if rcvbuf:
             # Before connect(), so that the window stays small (a peer that reads slowly).
             self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        # Small writes go out as they are written, so tests can split requests and frames.
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.sock.settimeout(timeout)
         self.sock.connect((host, port))
         self.timeout = timeout

@@ -143,6 +143,12 @@ class Info(gwtest.GatewayTestCase):
         self.assertTrue(0 <= data["entropy"] < 2 ** 32, data["entropy"])
         self.assertNoCookie(r)
 
+    def test_query_string(self):
+        # sockjs-client adds a cache-busting query (info?t=...).
+        r = request(self.gw.port, "GET", "/echo/info?t=1234567890")
+        self.assertEqual(r.status, 200)
+        self.assertIn("entropy", r.json())
+
     def test_entropy_varies(self):
         values = {self.info().json()["entropy"] for _ in range(6)}
         self.assertGreater(len(values), 1, "entropy did not vary: %r" % values)

@@ -144,6 +144,41 @@ class SockJSWebsocket(gwtest.GatewayTestCase):
         ws2.send_sockjs("again")
         self.assertEqual(ws2.recv_sockjs(), 'a["again"]')
 
+    def test_not_shared_with_xhr(self):
+        # A websocket is its own session: its id does not reach the xhr session table.
+        sid = str(uuid.uuid4())
+        ws = self.open(session=sid)
+        s = gwtest.XhrSession(self.gw, session=sid)
+        self.assertEqual(s.poll(), "o")
+        ws.send_sockjs("ws only")
+        self.assertEqual(ws.recv_sockjs(), 'a["ws only"]')
+
+    def test_first_frame_in_handshake_packet(self):
+        # Bytes that follow the handshake in the same segment belong to the websocket.
+        key = base64.b64encode(os.urandom(16)).decode()
+        c = Conn(self.gw.port)
+        self.addCleanup(c.close)
+        c.send(gwtest.ws_handshake_request(ws_url(), key) + encode_frame(OP_TEXT, b'["early"]'))
+        self.assertEqual(read_response_head(c).status, 101)
+        ws = WebSocket(c, None)
+        self.assertEqual(ws.recv_sockjs(), "o")
+        self.assertEqual(ws.recv_sockjs(), 'a["early"]')
+
+    def test_frame_byte_by_byte(self):
+        ws = self.open()
+        for b in encode_frame(OP_TEXT, b'["slow"]'):
+            ws.conn.send(bytes([b]))
+        self.assertEqual(ws.recv_sockjs(), 'a["slow"]')
+
+    def test_many_small_fragments(self):
+        ws = self.open()
+        payload = b'["' + b"f" * 300 + b'"]'
+        ws.send_frame(OP_TEXT, payload[:1], fin=False)
+        for i in range(1, len(payload) - 1):
+            ws.send_frame(OP_CONT, payload[i:i + 1], fin=False)
+        ws.send_frame(OP_CONT, payload[-1:], fin=True)
+        self.assertEqual(ws.recv_sockjs(), 'a["%s"]' % ("f" * 300))
+
     def test_close_prefix(self):
         ws = self.open("/close")
         self.assertEqual(ws.recv_sockjs(), GO_AWAY)
@@ -188,6 +223,17 @@ class RawWebsocket(gwtest.GatewayTestCase):
         for text in ("hello", "", "Τη γλώσσα \U0001F600", '["not sockjs"]', "x" * 70000):
             ws.send_text(text)
             self.assertEqual(ws.recv_text(), text)
+
+    def test_first_frame_in_handshake_packet(self):
+        key = base64.b64encode(os.urandom(16)).decode()
+        c = Conn(self.gw.port)
+        self.addCleanup(c.close)
+        c.send(gwtest.ws_handshake_request("/echo/websocket", key)
+               + encode_frame(OP_TEXT, b"early") + encode_frame(OP_TEXT, b"bird"))
+        self.assertEqual(read_response_head(c).status, 101)
+        ws = WebSocket(c, None)
+        self.assertEqual(ws.recv_text(), "early")
+        self.assertEqual(ws.recv_text(), "bird")
 
     def test_no_open_frame(self):
         ws = self.connect()

@@ -51,6 +51,15 @@ class XhrPolling(gwtest.GatewayTestCase):
         finally:
             c.close()
 
+    def test_query_string_ignored(self):
+        url = session_url("/echo")
+        r = request(self.gw.port, "POST", url + "/xhr?t=123", body=b"")
+        self.assertEqual(r.body, b"o\n")
+        r = request(self.gw.port, "POST", url + "/xhr_send?t=124", body='["q"]')
+        self.assertEqual(r.status, 204)
+        r = request(self.gw.port, "POST", url + "/xhr?t=125", body=b"")
+        self.assertEqual(r.body, b'a["q"]\n')
+
     def test_server_part_is_ignored(self):
         sid = str(uuid.uuid4())
         self.assertEqual(XhrSession(self.gw, session=sid).poll(), "o")

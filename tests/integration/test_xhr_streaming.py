@@ -61,6 +61,21 @@ class XhrStreaming(gwtest.GatewayTestCase):
         finally:
             st.close()
 
+    def test_http10_keep_alive_stream_still_closes(self):
+        # A stream has no length: even when an HTTP/1.0 client asks for keep-alive, the
+        # response is not chunked and ends by closing the connection.
+        st = XhrStream(self.gw, session_url("/close"), version="HTTP/1.0",
+                       headers={"Connection": "keep-alive"})
+        try:
+            self.assertIsNone(st.response.header("Transfer-Encoding"))
+            self.assertIsNone(st.response.header("Content-Length"))
+            self.assertEqual(st.frame(), "o")
+            self.assertEqual(st.frame(), 'c[3000,"Go away!"]')
+            st.expect_end()
+            self.assertTrue(st.conn.eof)
+        finally:
+            st.close()
+
     def test_http10_echo(self):
         url = session_url("/echo")
         st = XhrStream(self.gw, url, version="HTTP/1.0")
