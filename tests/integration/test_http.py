@@ -168,7 +168,10 @@ class Malformed(ErrorResponseMixin, gwtest.GatewayTestCase):
         for data in (b"GARBAGE\r\n\r\n", b"\x00\x01\x02\x03\xff\r\n\r\n",
                      b"GET /echo/ HTTP/1.1\r\nno colon here\r\n\r\n",
                      b"GET /echo/ HTTP/1.1\r\nContent-Length: abc\r\n\r\n",
-                     b"GET /echo/ HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nx"):
+                     b"GET /echo/ HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nx",
+                     b"POST /echo/ HTTP/1.1\r\nContent-Length: -1\r\n\r\n",
+                     b"GET /echo/\x00 HTTP/1.1\r\n\r\n",
+                     b"GET /echo/ HTTP/1.1\r\nX-Nul: a\x00b\r\n\r\n"):
             with self.subTest(data=data):
                 mark = self.gw.log_mark()
                 with self.gw.connect() as c:
@@ -190,6 +193,18 @@ class Malformed(ErrorResponseMixin, gwtest.GatewayTestCase):
                                  headers={"Transfer-Encoding": "chunked"}) + b"zz\r\nabc\r\n")
             self.assertErrorAndClose(c, 400, mark)
 
+    def test_chunk_size_overflow(self):
+        s = XhrSession(self.gw).open()
+        mark = self.gw.log_mark()
+        with self.gw.connect() as c:
+            c.send(build_request("POST", s.url + "/xhr_send",
+                                 headers={"Transfer-Encoding": "chunked"})
+                   + b"ffffffffffffffffffffff\r\nabc\r\n")
+            r = read_response(c)
+            self.assertIn(r.status, (400, 413))
+            self.assertClosedByServer(c)
+        self.gw.wait_bad_input_logged(mark)
+
     def test_still_serving(self):
         self.assertEqual(request(self.gw.port, "GET", "/echo/").body, GREETING)
 
@@ -206,6 +221,13 @@ class HeaderLimit(ErrorResponseMixin, gwtest.GatewayTestCase):
         headers = [("X-H%d" % i, "v" * 50) for i in range(200)]
         with self.gw.connect() as c:
             c.try_send(build_request("GET", "/echo/", headers=headers))
+            self.assertErrorAndClose(c, 431, mark)
+
+    def test_long_request_line(self):
+        # The limit covers the request line too.
+        mark = self.gw.log_mark()
+        with self.gw.connect() as c:
+            c.try_send(build_request("GET", "/echo/" + "u" * 10000))
             self.assertErrorAndClose(c, 431, mark)
 
     def test_under_limit_is_fine(self):

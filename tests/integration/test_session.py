@@ -273,6 +273,28 @@ class Applications(gwtest.GatewayTestCase):
             for st in streams:
                 st.close()
 
+    def test_broadcast_many(self):
+        # One message fans out to 40 websocket sessions and 10 streams.
+        sockets = []
+        streams = []
+        try:
+            for _ in range(40):
+                ws = gwtest.WebSocket.connect(self.gw.port, session_url("/broadcast") + "/websocket")
+                sockets.append(ws)
+                self.assertEqual(ws.recv_sockjs(), "o")
+            for _ in range(10):
+                st = XhrStream(self.gw, session_url("/broadcast"))
+                streams.append(st)
+                self.assertEqual(st.frame(), "o")
+            sockets[0].send_sockjs("to everyone")
+            for ws in sockets:
+                self.assertEqual(ws.recv_sockjs(), 'a["to everyone"]')
+            for st in streams:
+                self.assertEqual(st.frame(), 'a["to everyone"]')
+        finally:
+            for c in sockets + streams:
+                c.close()
+
     def test_amplify(self):
         s = XhrSession(self.gw, "/amplify").open()
         cases = [("3", 8), ("1", 2), ("18", 2 ** 18), ("19", 2), ("0", 2), ("-5", 2),

@@ -69,6 +69,7 @@ class SockJSWebsocket(gwtest.GatewayTestCase):
 
     def test_broken_json_closes(self):
         ws = self.open()
+        mark = self.gw.log_mark()
         ws.send_text('["a')
         # Either a websocket close frame (any code), or a SockJS close frame then the close.
         while True:
@@ -79,6 +80,25 @@ class SockJSWebsocket(gwtest.GatewayTestCase):
             self.assertTrue(f.payload.startswith(b"c["), f.payload)
         ws.conn.try_send(encode_frame(OP_CLOSE, f.payload[:2]))
         self.assertClosedByServer(ws.conn)
+        self.gw.wait_bad_input_logged(mark)
+
+    def test_deeply_nested_json_closes(self):
+        ws = self.open()
+        ws.send_text("[" * 100000)
+        while True:
+            f = ws.recv_frame()
+            if f.opcode == OP_CLOSE:
+                break
+            self.assertTrue(f.payload.startswith(b"c["), f.payload)
+        self.gw.assert_alive()
+
+    def test_ping_flood(self):
+        ws = self.open()
+        ws.conn.send(b"".join(encode_frame(OP_PING, b"%d" % i) for i in range(500)))
+        for i in range(500):
+            self.assertEqual(ws.recv_message(), (OP_PONG, b"%d" % i))
+        ws.send_sockjs("after pings")
+        self.assertEqual(ws.recv_sockjs(), 'a["after pings"]')
 
     def test_fragmented_message(self):
         ws = self.open()
@@ -255,6 +275,14 @@ class RawWebsocket(gwtest.GatewayTestCase):
         ws.send_frame(OP_TEXT, b"ab", fin=False)
         ws.send_frame(OP_CONT, b"cd", fin=True)
         self.assertEqual(ws.recv_text(), "abcd")
+
+    def test_message_then_close_in_one_packet(self):
+        # The message before the close frame is processed: its echo precedes the close.
+        ws = self.connect()
+        ws.conn.send(encode_frame(OP_TEXT, b"last words") + encode_frame(OP_CLOSE, b"\x03\xe8"))
+        code, _, skipped = ws.expect_close(reply=False)
+        self.assertIn(code, (1000, None))
+        self.assertEqual(skipped, [(OP_TEXT, b"last words")])
 
     def test_close_handshake(self):
         ws = self.connect()

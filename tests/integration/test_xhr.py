@@ -98,9 +98,27 @@ class XhrSend(gwtest.GatewayTestCase):
         s = XhrSession(self.gw).open()
         for body in ('["x', "x", "[x]", '["a",]', '{"a"', "[", '["\\x"]'):
             with self.subTest(body=body):
+                mark = self.gw.log_mark()
                 r = s.send_raw(body)
                 self.assertEqual(r.status, 500)
                 self.assertEqual(r.body, b"Broken JSON encoding.")
+                self.gw.wait_bad_input_logged(mark)
+
+    def test_deeply_nested_json(self):
+        # Bad input is never fatal: no recursion limit of the JSON parser may crash the gateway.
+        s = XhrSession(self.gw).open()
+        for body in ("[" * 100000, "[" * 50000 + "]" * 50000, '["x",' + "{" * 100000):
+            with self.subTest(size=len(body)):
+                self.assertEqual(s.send_raw(body).status, 500)
+        self.gw.assert_alive()
+        s.send("fine")
+        self.assertEqual(s.poll(), 'a["fine"]')
+
+    def test_many_messages_in_one_send(self):
+        s = XhrSession(self.gw).open()
+        msgs = ["m%d" % i for i in range(20000)]
+        s.send(*msgs)
+        self.assertEqual(gwtest.parse_frame(s.poll()), ("a", msgs))
 
     def test_json_not_an_array(self):
         s = XhrSession(self.gw).open()
