@@ -34,6 +34,7 @@ import threading
 import time
 import unittest
 import uuid
+import zlib
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TIMEOUT = float(os.environ.get("GW_TEST_TIMEOUT", "5"))
@@ -823,6 +824,11 @@ class WebSocket:
         self.conn = conn
         self.response = response
         self.close_received = None  # (code, reason) once a close frame arrived
+        # permessage-deflate (RFC 7692), when the handshake response accepted it.
+        self.deflate = parse_deflate_response(response.header("Sec-WebSocket-Extensions")
+                                              if response else None)
+        self._inflater = None
+        self._deflater = None
 
     @classmethod
     def connect(cls, port, path, headers=None, host="127.0.0.1", timeout=TIMEOUT, rcvbuf=None):
@@ -848,8 +854,30 @@ class WebSocket:
     def send_frame(self, opcode, payload=b"", fin=True, mask=True, rsv=0):
         self.conn.send(encode_frame(opcode, payload, fin=fin, mask=mask, rsv=rsv))
 
-    def send_text(self, text):
-        self.send_frame(OP_TEXT, text.encode("utf-8") if isinstance(text, str) else text)
+    def send_text(self, text, compress=None):
+        """A text message; compressed (RSV1) if permessage-deflate was negotiated, unless
+        `compress` says otherwise."""
+        data = text.encode("utf-8") if isinstance(text, str) else text
+        if compress is None:
+            compress = self.deflate is not None
+        if compress:
+            self.send_frame(OP_TEXT, self._compress(data), rsv=4)
+        else:
+            self.send_frame(OP_TEXT, data)
+
+    def _compress(self, data):
+        if self._deflater is None or "client_no_context_takeover" in self.deflate:
+            bits = int(self.deflate.get("client_max_window_bits") or 15)
+            self._deflater = zlib.compressobj(zlib.Z_DEFAULT_COMPRESSION, zlib.DEFLATED,
+                                              -max(bits, 9))
+        out = self._deflater.compress(data) + self._deflater.flush(zlib.Z_SYNC_FLUSH)
+        assert out.endswith(b"\x00\x00\xff\xff")
+        return out[:-4]
+
+    def _decompress(self, data):
+        if self._inflater is None or "server_no_context_takeover" in self.deflate:
+            self._inflater = zlib.decompressobj(-15)
+        return self._inflater.decompress(data + b"\x00\x00\xff\xff")
 
     def send_binary(self, data):
         self.send_frame(OP_BINARY, data)
@@ -894,11 +922,12 @@ class WebSocket:
         deadline = time.monotonic() + (self.conn.timeout if timeout is None else timeout)
         parts = []
         first = None
+        compressed = False
         while True:
             f = self.recv_frame(timeout=max(0.001, deadline - time.monotonic()))
-            if f.rsv:
-                raise AssertionError("server frame with RSV bits %d" % f.rsv)
             if f.opcode >= 0x8:
+                if f.rsv:
+                    raise AssertionError("server control frame with RSV bits %d" % f.rsv)
                 if not f.fin:
                     raise AssertionError("server sent a fragmented control frame")
                 return f.opcode, f.payload
@@ -906,11 +935,18 @@ class WebSocket:
                 if f.opcode == OP_CONT:
                     raise AssertionError("server sent a continuation without a start")
                 first = f.opcode
+                if f.rsv == 4 and self.deflate is not None:
+                    compressed = True
+                elif f.rsv:
+                    raise AssertionError("server frame with RSV bits %d" % f.rsv)
             elif f.opcode != OP_CONT:
                 raise AssertionError("server interleaved a new data message in a fragmented one")
+            elif f.rsv:
+                raise AssertionError("server continuation frame with RSV bits %d" % f.rsv)
             parts.append(f.payload)
             if f.fin:
-                return first, b"".join(parts)
+                data = b"".join(parts)
+                return first, self._decompress(data) if compressed else data
 
     def recv_text(self, timeout=None):
         op, data = self.recv_message(timeout)
@@ -947,6 +983,25 @@ class WebSocket:
 
     def close(self):
         self.conn.close()
+
+
+def parse_deflate_response(value):
+    """The permessage-deflate parameters a handshake response accepted (a dict, possibly
+    empty), or None if it accepted no extension."""
+    if not value:
+        return None
+    params = [p.strip() for p in value.split(";")]
+    if params[0].lower() != "permessage-deflate" or "," in value:
+        raise AssertionError("unexpected Sec-WebSocket-Extensions %r" % value)
+    out = {}
+    for p in params[1:]:
+        name, _, arg = p.partition("=")
+        name = name.strip().lower()
+        if name not in ("server_no_context_takeover", "client_no_context_takeover",
+                        "server_max_window_bits", "client_max_window_bits") or name in out:
+            raise AssertionError("bad permessage-deflate parameter %r" % p)
+        out[name] = arg.strip().strip('"') or None
+    return out
 
 
 def parse_close_payload(payload):

@@ -83,6 +83,35 @@ class KeepAlive(gwtest.GatewayTestCase):
             self.assertEqual(read_response(c).status, 204)
             self.assertEqual(read_response(c).body, b'a["1","2"]\n')
 
+    def test_pipelined_behind_long_poll(self):
+        # A request pipelined behind a waiting xhr poll is answered after it, in order.
+        s = XhrSession(self.gw).open()
+        with self.gw.connect() as c:
+            c.send(build_request("POST", s.url + "/xhr", body=b"")
+                   + build_request("GET", "/echo/"))
+            c.expect_silence(0.3)
+            s.send("first")
+            r1 = read_response(c)
+            r2 = read_response(c)
+            self.assertEqual(r1.body, b'a["first"]\n')
+            self.assertEqual(r2.body, GREETING)
+
+    def test_connection_reused_after_stream(self):
+        # A chunked stream that ended with its last chunk leaves the connection usable.
+        with self.gw.connect() as c:
+            c.send(build_request("POST", session_url("/close") + "/xhr_streaming", body=b""))
+            r = read_response(c)
+            self.assertEqual(r.body, gwtest.PRELUDE + b'o\nc[3000,"Go away!"]\n')
+            c.send(build_request("GET", "/echo/"))
+            self.assertEqual(read_response(c).body, GREETING)
+
+    def test_get_with_body_ignored(self):
+        with self.gw.connect() as c:
+            c.send(build_request("GET", "/echo/", body=b"ignored body"))
+            self.assertEqual(read_response(c).body, GREETING)
+            c.send(build_request("GET", "/echo/"))
+            self.assertEqual(read_response(c).body, GREETING)
+
     def test_pipelining_split_anywhere(self):
         data = build_request("GET", "/echo/") + build_request("GET", "/echo/info")
         with self.gw.connect() as c:

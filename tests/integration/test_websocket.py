@@ -255,6 +255,35 @@ class RawWebsocket(gwtest.GatewayTestCase):
         self.assertEqual(ws.recv_text(), "early")
         self.assertEqual(ws.recv_text(), "bird")
 
+    def test_permessage_deflate_offer(self):
+        # Offering permessage-deflate (RFC 7692) is safe: either the gateway declines (no
+        # extension header, plain frames) or it accepts and compressed messages work.
+        offers = ["permessage-deflate",
+                  "permessage-deflate; client_max_window_bits",
+                  "permessage-deflate; server_no_context_takeover; client_no_context_takeover"]
+        for offer in offers:
+            with self.subTest(offer=offer):
+                ws = WebSocket.connect(self.gw.port, "/echo/websocket",
+                                       headers={"Sec-WebSocket-Extensions": offer})
+                self.addCleanup(ws.close)
+                for text in ("hello " * 50, "hello " * 50, "Τη γλώσσα", "x" * 70000):
+                    ws.send_text(text)
+                    self.assertEqual(ws.recv_text(), text)
+                sj = WebSocket.connect(self.gw.port, ws_url(),
+                                       headers={"Sec-WebSocket-Extensions": offer})
+                self.addCleanup(sj.close)
+                self.assertEqual(sj.recv_sockjs(), "o")
+                sj.send_text(json.dumps(["compressible " * 20]))
+                self.assertEqual(sj.recv_sockjs(), 'a["%s"]' % ("compressible " * 20))
+
+    def test_unknown_extension_declined(self):
+        ws = WebSocket.connect(self.gw.port, "/echo/websocket",
+                               headers={"Sec-WebSocket-Extensions": "x-made-up; a=1"})
+        self.addCleanup(ws.close)
+        self.assertIsNone(ws.response.header("Sec-WebSocket-Extensions"))
+        ws.send_text("plain")
+        self.assertEqual(ws.recv_text(), "plain")
+
     def test_no_open_frame(self):
         ws = self.connect()
         ws.conn.expect_silence(0.3)
