@@ -152,6 +152,9 @@ class Gateway:
         try:
             self.proc.kill()
             self.proc.wait(timeout=STOP_TIMEOUT)
+            if self._reader:
+                self._reader.join(STOP_TIMEOUT)
+            self.proc.stdout.close()
         except Exception:
             pass
 
@@ -171,6 +174,7 @@ class Gateway:
                                % (STOP_TIMEOUT, self.log_text()))
         if self._reader:
             self._reader.join(STOP_TIMEOUT)
+        self.proc.stdout.close()
         self.returncode = self.proc.returncode
         if already_dead:
             raise GatewayError("gateway died during the test (status %s)\n%s"
@@ -1102,6 +1106,7 @@ class XhrStream:
     """An xhr_streaming receiver: the response head is read and the prelude checked."""
 
     def __init__(self, gw, url, headers=None, version="HTTP/1.1", check_prelude=True):
+        self.url = url
         self.conn = gw.connect()
         self.conn.send(build_request("POST", url + "/xhr_streaming", body=b"", headers=headers,
                                      version=version))

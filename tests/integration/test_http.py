@@ -6,6 +6,7 @@ Spec: SOCKJS_TEST_APP.md "HTTP and encoding", and the gateway's command-line con
 (--max-header-bytes, --max-body-bytes, --header-timeout-ms, --idle-timeout-ms, --listen).
 """
 
+import os
 import socket
 import time
 
@@ -355,6 +356,26 @@ class Timeouts(ErrorResponseMixin, gwtest.GatewayTestCase):
                 self.assertEqual(read_response(c).body, GREETING)
                 time.sleep(0.3)  # idle, but shorter than the 700 ms idle timeout
 
+    def test_websocket_not_cut_by_idle_timeout(self):
+        # A websocket is not an idle keep-alive connection (raw websockets have no heartbeat).
+        ws = gwtest.WebSocket.connect(self.gw.port, "/echo/websocket")
+        try:
+            ws.conn.expect_silence(1.5)
+            ws.send_text("still open")
+            self.assertEqual(ws.recv_text(), "still open")
+        finally:
+            ws.close()
+
+    def test_stream_not_cut_by_timeouts(self):
+        st = gwtest.XhrStream(self.gw, session_url("/echo"))
+        try:
+            self.assertEqual(st.frame(), "o")
+            st.conn.expect_silence(1.5)
+            XhrSession.of(self.gw, st.url).send("x")
+            self.assertEqual(st.frame(), 'a["x"]')
+        finally:
+            st.close()
+
     def test_long_poll_not_cut_by_idle_timeout(self):
         # A request in progress is not idle: a poll waiting for longer than the idle timeout
         # still gets its message.
@@ -366,6 +387,57 @@ class Timeouts(ErrorResponseMixin, gwtest.GatewayTestCase):
             self.assertEqual(read_response(c).body, b'a["late"]\n')
         finally:
             c.close()
+
+
+class Resources(gwtest.GatewayTestCase):
+    per_test_gateway = True
+
+    def fd_count(self):
+        return len(os.listdir("/proc/%d/fd" % self.gw.proc.pid))
+
+    def wait_fds(self, limit, timeout=5):
+        deadline = time.monotonic() + timeout
+        while True:
+            n = self.fd_count()
+            if n <= limit or time.monotonic() > deadline:
+                return n
+            time.sleep(0.05)  # no event to await: /proc is polled
+
+    def test_no_fd_leak(self):
+        if not os.path.isdir("/proc/%d/fd" % self.gw.proc.pid):
+            self.skipTest("no /proc")
+        request(self.gw.port, "GET", "/echo/")  # warm up (lazy allocations)
+        baseline = self.wait_fds(0, timeout=0)
+        conns = []
+        try:
+            for i in range(60):
+                ws = gwtest.WebSocket.connect(self.gw.port, session_url("/echo") + "/websocket")
+                conns.append(ws)
+                self.assertEqual(ws.recv_sockjs(), "o")
+                raw = gwtest.WebSocket.connect(self.gw.port, "/echo/websocket")
+                conns.append(raw)
+                st = gwtest.XhrStream(self.gw, session_url("/echo"))
+                conns.append(st)
+                self.assertEqual(st.frame(), "o")
+                c = self.gw.connect()
+                conns.append(c)
+                c.send(build_request("GET", "/echo/info"))
+                self.assertEqual(read_response(c).status, 200)
+            self.assertGreaterEqual(self.fd_count(), baseline + 240)
+        finally:
+            for i, c in enumerate(conns):
+                if i % 2:
+                    c.close()
+                else:
+                    (c.abort if hasattr(c, "abort") else c.conn.abort)()
+        # Bad requests too: the gateway closes those itself.
+        for _ in range(30):
+            with self.gw.connect() as c:
+                c.send(b"BAD\r\n\r\n")
+                read_response(c)
+                c.read_until_eof()
+        n = self.wait_fds(baseline)
+        self.assertLessEqual(n, baseline, "gateway holds %d fds, %d before" % (n, baseline))
 
 
 class Listeners(gwtest.GatewayTestCase):
