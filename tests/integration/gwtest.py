@@ -56,10 +56,12 @@ ALL_PREFIXES = (
 
 
 def gateway_binary():
+    """GW_BINARY (absolute, or relative to the current directory or else to the repo root),
+    default build/sockjs-gateway under the repo root."""
     path = os.environ.get("GW_BINARY") or os.path.join("build", "sockjs-gateway")
-    if not os.path.isabs(path):
+    if not os.path.isabs(path) and not os.path.exists(path):
         path = os.path.join(REPO_ROOT, path)
-    return path
+    return os.path.abspath(path)
 
 
 # --------------------------------------------------------------------------------------------

@@ -11,8 +11,7 @@ import socket
 import time
 
 import gwtest
-from gwtest import (Conn, XhrSession, build_request, chunked, read_response, read_response_head,
-                    request, session_url)
+from gwtest import XhrSession, build_request, chunked, read_response, request, session_url
 
 GREETING = b"Welcome to SockJS!\n"
 

@@ -19,7 +19,7 @@ import time
 import uuid
 
 import gwtest
-from gwtest import (OP_CLOSE, OP_TEXT, WebSocket, XhrSession, XhrStream, build_request,
+from gwtest import (OP_TEXT, WebSocket, XhrSession, XhrStream, build_request,
                     encode_frame, read_response, session_url)
 
 BAD_INPUT_LOG = r"\b(WARN|INFO)\b"

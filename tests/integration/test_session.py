@@ -9,7 +9,6 @@ between 0.8 s and 3 s.
 import json
 import re
 import time
-import uuid
 
 import gwtest
 from gwtest import XhrSession, XhrStream, close_frame, parse_frame, read_response, session_url
@@ -107,6 +106,24 @@ class Queueing(gwtest.GatewayTestCase):
         time.sleep(1.2)  # no event to await: this is the time without a receiver
         s.send("b")
         self.assertEqual(s.poll(), 'a["a","b"]')
+
+
+class DefaultDisconnectDelay(gwtest.GatewayTestCase):
+    def test_echo_session_destroyed_after_5s(self):
+        # /echo has the default disconnect_delay of 5 s.
+        s = XhrSession(self.gw).open()
+        t0 = time.monotonic()
+        time.sleep(3.5)  # no event to await: well inside the 5 s
+        self.assertEqual(s.send_raw('["x"]').status, 204, "destroyed before 3.5 s")
+        while True:
+            status = s.send_raw('["x"]').status
+            elapsed = time.monotonic() - t0
+            if status == 404:
+                break
+            self.assertLess(elapsed, 8.0, "session not destroyed after 8 s")
+            time.sleep(0.1)
+        self.assertGreaterEqual(elapsed, 4.5, "destroyed after %.2f s" % elapsed)
+        self.assertEqual(s.poll(), "o")
 
 
 class Timers(gwtest.GatewayTestCase):
@@ -279,7 +296,8 @@ class Applications(gwtest.GatewayTestCase):
         streams = []
         try:
             for _ in range(40):
-                ws = gwtest.WebSocket.connect(self.gw.port, session_url("/broadcast") + "/websocket")
+                ws = gwtest.WebSocket.connect(self.gw.port,
+                                              session_url("/broadcast") + "/websocket")
                 sockets.append(ws)
                 self.assertEqual(ws.recv_sockjs(), "o")
             for _ in range(10):

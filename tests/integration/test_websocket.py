@@ -14,7 +14,7 @@ import time
 import uuid
 
 import gwtest
-from gwtest import (OP_BINARY, OP_CLOSE, OP_CONT, OP_PING, OP_PONG, OP_TEXT, Conn,
+from gwtest import (OP_CLOSE, OP_CONT, OP_PING, OP_PONG, OP_TEXT, Conn,
                     HandshakeError, WebSocket, build_request, close_frame, encode_frame,
                     read_response, read_response_head, session_url)
 

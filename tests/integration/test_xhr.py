@@ -4,7 +4,6 @@
 Spec: SOCKJS_TEST_APP.md, "Frames and transports" (xhr, xhr_send), "Common headers".
 """
 
-import json
 import uuid
 
 import gwtest
