@@ -33,7 +33,7 @@ struct gw_server {
     struct gw_list conns;        /* every open connection */
     size_t n_conns;
     struct gw_conn *flush_list;  /* connections with output queued this loop turn */
-    struct gw_conn *dead_list;   /* closed connections, freed at the end of the loop turn */
+    struct gw_list dead;         /* closed connections, freed at the end of the loop turn */
     struct event *turn_end;      /* low priority: runs after the turn's I/O callbacks */
     struct gw_timerq header_q;
     struct gw_timerq idle_q;

@@ -68,7 +68,7 @@ struct gw_conn {
     struct tp_conn base;
     struct event ev;
     struct gw_server *srv;
-    struct gw_list node;          /* gw_server.conns */
+    struct gw_list node;          /* gw_server.conns; gw_server.dead once closed */
     struct gw_timer timer;        /* header, idle or linger timeout */
     struct evbuffer *out;         /* NULL while nothing is queued */
     struct http_req *req;
@@ -77,7 +77,6 @@ struct gw_conn {
     const struct tp_handler_ops *h_ops;
     void *h;
     struct gw_conn *next;         /* flush list */
-    struct gw_conn *next_dead;
     int fd;
     short events;                 /* what ev is registered for */
     uint8_t state;
@@ -156,8 +155,7 @@ static void mark_dead(struct gw_conn *c)
     c->h_ops = NULL;
     gw_list_remove(&c->node);
     c->srv->n_conns--;
-    c->next_dead = c->srv->dead_list;
-    c->srv->dead_list = c;
+    gw_list_insert_tail(&c->srv->dead, &c->node);
     event_active(c->srv->turn_end, EV_TIMEOUT, 0);
 }
 
@@ -260,9 +258,9 @@ void gw_conn_turn_end(struct gw_server *srv)
         c->flags &= (uint8_t)~F_ON_FLUSH_LIST;
         do_write(c);
     }
-    while (srv->dead_list) {
-        struct gw_conn *c = srv->dead_list;
-        srv->dead_list = c->next_dead;
+    while (!gw_list_empty(&srv->dead)) {
+        struct gw_conn *c = gw_conn_from_node(srv->dead.next);
+        gw_list_remove(&c->node);
         conn_free(c);
     }
 }

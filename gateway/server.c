@@ -28,6 +28,7 @@ void gw_server_init(struct gw_server *srv, struct event_base *base, const struct
     srv->base = base;
     srv->cfg = cfg;
     gw_list_init(&srv->conns);
+    gw_list_init(&srv->dead);
     srv->turn_end = event_new(base, -1, 0, on_turn_end, srv);
     GW_ASSERT(srv->turn_end != NULL);
     /* Lowest priority (main sets up three; I/O gets the middle one): queued output is written once, after every I/O callback of the

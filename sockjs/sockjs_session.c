@@ -22,7 +22,7 @@ struct sockjs_session {
     struct sockjs_server *server;
     struct sockjs_receiver *receiver;
     struct gw_timer timer;   /* heartbeat while attached, disconnect delay while not */
-    struct gw_buf pending;   /* "a[" and the quoted messages waiting, comma-separated */
+    struct gw_buf *pending;  /* "a[" and the quoted messages waiting; NULL when none */
     struct sockjs_session *next; /* table chain, then reap list */
     void *app_data;
     const char *close_reason;
@@ -134,9 +134,18 @@ bool sockjs_valid_id(const char *id, size_t len)
 
 /* ---- lifetime ------------------------------------------------------------------------------- */
 
+static void release_pending(struct sockjs_session *s)
+{
+    if (!s->pending)
+        return;
+    gw_buf_release(s->pending);
+    gw_free(s->pending);
+    s->pending = NULL;
+}
+
 static void free_session(struct sockjs_session *s)
 {
-    gw_buf_release(&s->pending);
+    release_pending(s);
     gw_free(s);
 }
 
@@ -212,13 +221,17 @@ static void send_simple(struct sockjs_session *s, enum sockjs_frame_type type, c
 /* The queued messages as one "a[...]" frame, to the attached receiver. */
 static void flush_pending(struct sockjs_session *s)
 {
-    if (!s->receiver || s->pending.len == 0)
+    if (!s->receiver || !s->pending)
         return;
-    gw_buf_append(&s->pending, "]", 1);
-    struct sockjs_frame f = {.type = SOCKJS_FRAME_MESSAGES, .data = s->pending.data,
-                             .len = s->pending.len};
+    /* Detached first: sending may end the receiver, never touch the queue again. */
+    struct gw_buf *frame = s->pending;
+    s->pending = NULL;
+    gw_buf_append(frame, "]", 1);
+    struct sockjs_frame f = {.type = SOCKJS_FRAME_MESSAGES, .data = frame->data,
+                             .len = frame->len};
     send_frame(s, &f);
-    gw_buf_release(&s->pending);
+    gw_buf_release(frame);
+    gw_free(frame);
 }
 
 static void close_frame_to(struct sockjs_receiver *r, int code, const char *reason, bool *stays)
@@ -251,8 +264,13 @@ void sockjs_session_send(struct sockjs_session *s, const char *msg, size_t len)
         }
         return;
     }
-    gw_buf_append(&s->pending, s->pending.len ? "," : "a[", s->pending.len ? 1 : 2);
-    sockjs_quote(&s->pending, msg, len);
+    if (s->pending) {
+        gw_buf_append(s->pending, ",", 1);
+    } else {
+        s->pending = gw_calloc(1, sizeof(*s->pending));
+        gw_buf_append(s->pending, "a[", 2);
+    }
+    sockjs_quote(s->pending, msg, len);
     flush_pending(s);
 }
 

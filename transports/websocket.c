@@ -20,7 +20,7 @@
 struct ws_conn {
     struct sockjs_receiver base;
     struct tp_conn *conn;
-    struct gw_buf message; /* a message split over reads or fragments, while it arrives */
+    struct gw_buf *message; /* a message split over reads or fragments, while it arrives */
     struct ws_decoder decoder;
     bool raw;
     bool closing;
@@ -37,9 +37,18 @@ static void ws_write_frame(struct ws_conn *ws, enum ws_opcode op, const void *da
         ws->conn->ops->write(ws->conn, data, len);
 }
 
+static void release_message(struct ws_conn *ws)
+{
+    if (!ws->message)
+        return;
+    gw_buf_release(ws->message);
+    gw_free(ws->message);
+    ws->message = NULL;
+}
+
 static void ws_free(struct ws_conn *ws)
 {
-    gw_buf_release(&ws->message);
+    release_message(ws);
     gw_free(ws);
 }
 
@@ -132,13 +141,15 @@ static int on_data(void *arg, enum ws_opcode opcode, const uint8_t *data, size_t
 {
     (void)opcode;
     struct ws_conn *ws = arg;
-    if (last && ws->message.len == 0) {
+    if (last && !ws->message) {
         deliver(ws, data, len);
     } else {
-        gw_buf_append(&ws->message, data, len);
+        if (!ws->message)
+            ws->message = gw_calloc(1, sizeof(*ws->message));
+        gw_buf_append(ws->message, data, len);
         if (last) {
-            deliver(ws, (const uint8_t *)ws->message.data, ws->message.len);
-            gw_buf_release(&ws->message);
+            deliver(ws, (const uint8_t *)ws->message->data, ws->message->len);
+            release_message(ws);
         }
     }
     return ws->closing ? 1 : 0;
