@@ -8,9 +8,9 @@ want_tests=0
 [ "${1:-}" = "--test" ] && want_tests=1
 
 packages=(cmake make gcc pkg-config libevent-dev libhttp-parser-dev libjansson-dev zlib1g-dev
-          libssl-dev)
+          libssl-dev libhiredis-dev)
 if [ "$want_tests" = 1 ]; then
-    packages+=(clang libclang-rt-14-dev libwebsockets-dev python3)
+    packages+=(clang libclang-rt-14-dev libwebsockets-dev python3 redis-server)
 fi
 
 missing=()

@@ -1,0 +1,77 @@
+/* Engines move publishes between nodes. Every node hears every publish and filters locally
+ * (no per-user subscriptions in the broker): the engine's job is only "from any node's API (or
+ * a backend) to every node's hub", and numbering each channel's messages.
+ *
+ * Implementations: pubsub_engine_local.c (one process, the embedded default) and
+ * pubsub_engine_redis.c (Redis pub/sub, sharded over several instances). */
+#ifndef PUBSUB_ENGINE_H
+#define PUBSUB_ENGINE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "pubsub_publish.h"
+
+struct event_base;
+struct pubsub_engine;
+
+/* Called for every publish heard, with its seqs set when known. Borrowed: take a reference to
+ * keep it. Never called from inside pubsub_engine_publish(). */
+typedef void (*pubsub_deliver_cb)(void *arg, struct pubsub_publish *pub);
+
+struct pubsub_engine_stats {
+    uint64_t published;  /* accepted by publish() */
+    uint64_t delivered;  /* handed to the deliver callback */
+    uint64_t dropped;    /* lost: accepted but never confirmed sent, or refused while down */
+    uint64_t malformed;  /* messages heard that were not valid publishes */
+    uint64_t reconnects; /* connections re-established */
+};
+
+struct pubsub_engine_ops {
+    const char *name;
+    /* Sends pub to every node, this one included. Returns 0, or GW_EAGAIN when the engine
+     * cannot take publishes now (the API answers 503). Takes a reference if it keeps pub. */
+    int (*publish)(struct pubsub_engine *e, struct pubsub_publish *pub);
+    /* Whether publish() would be accepted now. */
+    bool (*available)(const struct pubsub_engine *e);
+    void (*free)(struct pubsub_engine *e);
+};
+
+struct pubsub_engine {
+    const struct pubsub_engine_ops *ops;
+    pubsub_deliver_cb deliver;
+    void *deliver_arg;
+    struct pubsub_engine_stats stats;
+};
+
+static inline int pubsub_engine_publish(struct pubsub_engine *e, struct pubsub_publish *pub)
+{
+    return e->ops->publish(e, pub);
+}
+
+static inline bool pubsub_engine_available(const struct pubsub_engine *e)
+{
+    return e->ops->available(e);
+}
+
+static inline void pubsub_engine_free(struct pubsub_engine *e)
+{
+    e->ops->free(e);
+}
+
+/* Sequence counters live this long after a channel's last message, then expire (no orphan
+ * state for users who never come back). */
+#define PUBSUB_SEQ_TTL_MS (24u * 3600u * 1000u)
+
+/* In-process engine: publish() delivers on the next loop turn. */
+struct pubsub_engine *pubsub_engine_local_new(struct event_base *base, pubsub_deliver_cb deliver,
+                                              void *arg);
+
+/* Redis engine over one or more instances ("redis://HOST:PORT"); publishes are sharded by
+ * channel so that a channel's counter lives on one instance. Returns NULL with *error set for
+ * an invalid URL. Connects asynchronously; reconnects with backoff. */
+struct pubsub_engine *pubsub_engine_redis_new(struct event_base *base, const char *const *urls,
+                                              size_t n_urls, pubsub_deliver_cb deliver, void *arg,
+                                              const char **error);
+
+#endif

@@ -1,0 +1,291 @@
+#include "pubsub_publish.h"
+
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gw_alloc.h"
+
+const char *pubsub_scope_name(enum pubsub_scope scope)
+{
+    switch (scope) {
+    case PUBSUB_SCOPE_USER:
+        return "user";
+    case PUBSUB_SCOPE_CLIENT:
+        return "client";
+    case PUBSUB_SCOPE_GLOBAL:
+        return "global";
+    }
+    return "?";
+}
+
+void pubsub_limits_defaults(struct pubsub_limits *lim)
+{
+    lim->max_ids = 10000;
+    lim->max_sites = 100;
+    lim->max_name_bytes = 256;
+    lim->max_data_bytes = 64 * 1024;
+}
+
+/* A name (site, id, event): non-empty, bounded, and free of ':' for sites (it separates the
+ * parts of a channel name) and of control characters everywhere. */
+static bool valid_name(const char *s, size_t len, size_t max, bool is_site)
+{
+    if (len == 0 || len > max)
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c < 0x20 || c == 0x7f || (is_site && c == ':'))
+            return false;
+    }
+    return true;
+}
+
+/* Strings are copied into one block after the struct; this measures and then fills it. */
+struct builder {
+    char *next;
+    size_t need;
+    bool measuring;
+};
+
+static const char *put(struct builder *b, const char *s, size_t len)
+{
+    if (b->measuring) {
+        b->need += len + 1;
+        return NULL;
+    }
+    char *p = b->next;
+    memcpy(p, s, len);
+    p[len] = '\0';
+    b->next += len + 1;
+    return p;
+}
+
+static int name_of(const json_t *v, char *num, size_t cap, const char **s, size_t *len)
+{
+    if (json_is_string(v)) {
+        *s = json_string_value(v);
+        *len = json_string_length(v);
+        return 0;
+    }
+    if (json_is_integer(v)) {
+        int n = snprintf(num, cap, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+        *s = num;
+        *len = (size_t)n;
+        return 0;
+    }
+    return -1;
+}
+
+static int fill(struct builder *b, struct pubsub_publish *p, const json_t *sites,
+                const json_t *site, const json_t *ids, const char *event, size_t event_len,
+                const char *data, size_t data_len, const struct pubsub_limits *lim,
+                const char **error)
+{
+    char num[32];
+    const char *s;
+    size_t len;
+    size_t n_sites = sites ? json_array_size(sites) : 1;
+    for (size_t i = 0; i < n_sites; i++) {
+        const json_t *v = sites ? json_array_get(sites, i) : site;
+        if (!json_is_string(v) ||
+            !valid_name(json_string_value(v), json_string_length(v), lim->max_name_bytes, true)) {
+            *error = "invalid site";
+            return -1;
+        }
+        const char *copy = put(b, json_string_value(v), json_string_length(v));
+        if (!b->measuring)
+            p->sites[i] = copy;
+    }
+    size_t n_ids = ids ? json_array_size(ids) : 0;
+    for (size_t i = 0; i < n_ids; i++) {
+        if (name_of(json_array_get(ids, i), num, sizeof(num), &s, &len) != 0 ||
+            !valid_name(s, len, lim->max_name_bytes, false)) {
+            *error = "invalid id";
+            return -1;
+        }
+        const char *copy = put(b, s, len);
+        if (!b->measuring)
+            p->ids[i] = copy;
+    }
+    const char *ev = put(b, event, event_len);
+    const char *dt = put(b, data, data_len);
+    if (!b->measuring) {
+        p->event = ev;
+        p->data = dt;
+        p->data_len = data_len;
+    }
+    return 0;
+}
+
+int pubsub_publish_from_json(const json_t *obj, const struct pubsub_limits *lim,
+                             struct pubsub_publish **out, const char **error)
+{
+    *out = NULL;
+    if (!json_is_object(obj)) {
+        *error = "a publish must be a JSON object";
+        return -1;
+    }
+    const json_t *scope_v = json_object_get(obj, "scope");
+    if (!json_is_string(scope_v)) {
+        *error = "missing scope";
+        return -1;
+    }
+    const char *scope_s = json_string_value(scope_v);
+    enum pubsub_scope scope;
+    if (strcmp(scope_s, "user") == 0)
+        scope = PUBSUB_SCOPE_USER;
+    else if (strcmp(scope_s, "client") == 0)
+        scope = PUBSUB_SCOPE_CLIENT;
+    else if (strcmp(scope_s, "global") == 0)
+        scope = PUBSUB_SCOPE_GLOBAL;
+    else {
+        *error = "unknown scope";
+        return -1;
+    }
+    const json_t *site = json_object_get(obj, "site");
+    const json_t *sites = json_object_get(obj, "sites");
+    if ((site == NULL) == (sites == NULL)) {
+        *error = "exactly one of site and sites is required";
+        return -1;
+    }
+    if (sites && (!json_is_array(sites) || json_array_size(sites) == 0)) {
+        *error = "sites must be a non-empty array";
+        return -1;
+    }
+    if (sites && json_array_size(sites) > lim->max_sites) {
+        *error = "too many sites";
+        return -1;
+    }
+    const json_t *ids = json_object_get(obj, "ids");
+    if (ids && !json_is_array(ids)) {
+        *error = "ids must be an array";
+        return -1;
+    }
+    size_t n_ids = ids ? json_array_size(ids) : 0;
+    if (scope == PUBSUB_SCOPE_GLOBAL && n_ids > 0) {
+        *error = "a global publish takes no ids";
+        return -1;
+    }
+    if (scope != PUBSUB_SCOPE_GLOBAL && n_ids == 0) {
+        *error = "ids are required for user and client scopes";
+        return -1;
+    }
+    if (n_ids > lim->max_ids) {
+        *error = "too many ids";
+        return -1;
+    }
+    const json_t *event_v = json_object_get(obj, "event");
+    if (!json_is_string(event_v) ||
+        !valid_name(json_string_value(event_v), json_string_length(event_v), lim->max_name_bytes,
+                    false)) {
+        *error = "missing or invalid event";
+        return -1;
+    }
+    const json_t *data_v = json_object_get(obj, "data");
+    if (!data_v) {
+        *error = "missing data";
+        return -1;
+    }
+    const json_t *seqs_v = json_object_get(obj, "seqs");
+    size_t n_sites = sites ? json_array_size(sites) : 1;
+    size_t n_channels = n_sites * (n_ids ? n_ids : 1);
+    if (seqs_v && (!json_is_array(seqs_v) || json_array_size(seqs_v) != n_channels)) {
+        *error = "seqs must have one integer per channel";
+        return -1;
+    }
+    char *data = json_dumps(data_v, JSON_COMPACT | JSON_ENCODE_ANY);
+    GW_ASSERT(data != NULL);
+    size_t data_len = strlen(data);
+    if (data_len > lim->max_data_bytes) {
+        free(data);
+        *error = "data too large";
+        return -1;
+    }
+    struct builder b = {.measuring = true};
+    if (fill(&b, NULL, sites, site, ids, json_string_value(event_v),
+             json_string_length(event_v), data, data_len, lim, error) != 0) {
+        free(data);
+        return -1;
+    }
+    size_t head = sizeof(struct pubsub_publish) + (n_sites + n_ids) * sizeof(char *);
+    struct pubsub_publish *p = gw_calloc(1, head + b.need);
+    p->refs = 1;
+    p->scope = scope;
+    p->n_sites = (uint32_t)n_sites;
+    p->n_ids = (uint32_t)n_ids;
+    p->sites = (const char **)(p + 1);
+    p->ids = p->sites + n_sites;
+    b = (struct builder){.next = (char *)p + head, .measuring = false};
+    fill(&b, p, sites, site, ids, json_string_value(event_v), json_string_length(event_v), data,
+         data_len, lim, error);
+    free(data);
+    if (seqs_v) {
+        p->seqs = gw_malloc(n_channels * sizeof(*p->seqs));
+        for (size_t i = 0; i < n_channels; i++) {
+            const json_t *v = json_array_get(seqs_v, i);
+            if (!json_is_integer(v)) {
+                pubsub_publish_unref(p);
+                *error = "seqs must have one integer per channel";
+                return -1;
+            }
+            p->seqs[i] = json_integer_value(v);
+        }
+    }
+    *out = p;
+    return 0;
+}
+
+char *pubsub_publish_to_json(const struct pubsub_publish *p, size_t *len)
+{
+    json_t *obj = json_object();
+    json_object_set_new(obj, "scope", json_string(pubsub_scope_name(p->scope)));
+    json_t *sites = json_array();
+    for (uint32_t i = 0; i < p->n_sites; i++)
+        json_array_append_new(sites, json_string(p->sites[i]));
+    json_object_set_new(obj, "sites", sites);
+    if (p->n_ids) {
+        json_t *ids = json_array();
+        for (uint32_t i = 0; i < p->n_ids; i++)
+            json_array_append_new(ids, json_string(p->ids[i]));
+        json_object_set_new(obj, "ids", ids);
+    }
+    json_object_set_new(obj, "event", json_string(p->event));
+    json_error_t err;
+    json_t *data = json_loadb(p->data, p->data_len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &err);
+    GW_ASSERT(data != NULL); /* built by json_dumps in from_json */
+    json_object_set_new(obj, "data", data);
+    if (p->seqs) {
+        json_t *seqs = json_array();
+        size_t n = pubsub_publish_channels(p);
+        for (size_t i = 0; i < n; i++)
+            json_array_append_new(seqs, json_integer(p->seqs[i]));
+        json_object_set_new(obj, "seqs", seqs);
+    }
+    char *out = json_dumps(obj, JSON_COMPACT);
+    json_decref(obj);
+    GW_ASSERT(out != NULL);
+    *len = strlen(out);
+    return out;
+}
+
+void pubsub_publish_set_seqs(struct pubsub_publish *p, const int64_t *seqs, size_t n)
+{
+    GW_ASSERT(n == pubsub_publish_channels(p));
+    if (!p->seqs)
+        p->seqs = gw_malloc(n * sizeof(*p->seqs));
+    memcpy(p->seqs, seqs, n * sizeof(*seqs));
+}
+
+void pubsub_publish_unref(struct pubsub_publish *p)
+{
+    if (!p)
+        return;
+    GW_ASSERT(p->refs > 0);
+    if (--p->refs)
+        return;
+    gw_free(p->seqs);
+    gw_free(p);
+}
