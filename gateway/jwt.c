@@ -1,0 +1,279 @@
+#include "jwt.h"
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <jansson.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
+#include "gw_alloc.h"
+
+#define SIG_LEN 32 /* HMAC-SHA256 */
+
+static int b64url_value(unsigned char c)
+{
+    if (c >= 'A' && c <= 'Z')
+        return c - 'A';
+    if (c >= 'a' && c <= 'z')
+        return c - 'a' + 26;
+    if (c >= '0' && c <= '9')
+        return c - '0' + 52;
+    if (c == '-')
+        return 62;
+    if (c == '_')
+        return 63;
+    return -1;
+}
+
+/* Decodes unpadded base64url into out (room for len * 3 / 4 bytes). Only the canonical
+ * encoding is accepted: unused low bits of the last character must be zero, otherwise several
+ * texts would decode to the same signature and a "tampered" token could still verify. */
+static int b64url_decode(const char *in, size_t len, unsigned char *out, size_t *out_len)
+{
+    if (len % 4 == 1)
+        return -1;
+    unsigned acc = 0, bits = 0;
+    size_t n = 0;
+    for (size_t i = 0; i < len; i++) {
+        int v = b64url_value((unsigned char)in[i]);
+        if (v < 0)
+            return -1;
+        acc = acc << 6 | (unsigned)v;
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            out[n++] = (unsigned char)(acc >> bits);
+            acc &= (1u << bits) - 1;
+        }
+    }
+    if (acc != 0)
+        return -1;
+    *out_len = n;
+    return 0;
+}
+
+/* Parses a JSON object; duplicate keys are rejected so that no two readers of the same token can
+ * disagree about which "alg" or "exp" counts. */
+static json_t *load_object(const unsigned char *data, size_t len)
+{
+    json_error_t error;
+    json_t *root = json_loadb((const char *)data, len, JSON_REJECT_DUPLICATES, &error);
+    if (root && !json_is_object(root)) {
+        json_decref(root);
+        return NULL;
+    }
+    return root;
+}
+
+static int check_alg(const json_t *header)
+{
+    const json_t *alg = json_object_get(header, "alg");
+    if (!json_is_string(alg) || json_string_length(alg) != 5 ||
+        memcmp(json_string_value(alg), "HS256", 5) != 0)
+        return GW_JWT_UNSUPPORTED_ALG;
+    return GW_JWT_OK;
+}
+
+static int check_signature(const char *signed_part, size_t signed_len, const unsigned char *sig,
+                           size_t sig_len, const char *const *secrets, size_t n_secrets)
+{
+    if (sig_len != SIG_LEN)
+        return GW_JWT_BAD_SIGNATURE;
+    for (size_t i = 0; i < n_secrets; i++) {
+        unsigned char mac[EVP_MAX_MD_SIZE];
+        unsigned mac_len = 0;
+        size_t key_len = strlen(secrets[i]);
+        /* A failing HMAC (out of memory inside OpenSSL) counts as no match: fail closed. */
+        if (key_len > INT_MAX ||
+            !HMAC(EVP_sha256(), secrets[i], (int)key_len, (const unsigned char *)signed_part,
+                  signed_len, mac, &mac_len) ||
+            mac_len != SIG_LEN)
+            continue;
+        if (CRYPTO_memcmp(mac, sig, SIG_LEN) == 0)
+            return GW_JWT_OK;
+    }
+    return GW_JWT_BAD_SIGNATURE;
+}
+
+/* Claims end up in logs, headers and backend requests: C0 controls, DEL and C1 controls (U+0080
+ * to U+009F, UTF-8 C2 80..9F) are refused. jansson has already checked the UTF-8. */
+static bool valid_text(const char *s, size_t len, size_t max)
+{
+    if (len == 0 || len > max)
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c < 0x20 || c == 0x7f)
+            return false;
+        if (c == 0xc2 && i + 1 < len && (unsigned char)s[i + 1] <= 0x9f)
+            return false;
+    }
+    return true;
+}
+
+static int copy_text_claim(const json_t *claims, const char *key, bool allow_integer, char **out)
+{
+    const json_t *v = json_object_get(claims, key);
+    if (json_is_string(v)) {
+        const char *s = json_string_value(v);
+        size_t len = json_string_length(v);
+        if (!valid_text(s, len, GW_JWT_MAX_CLAIM_LEN))
+            return GW_JWT_MISSING_CLAIM;
+        *out = gw_strndup(s, len);
+        return GW_JWT_OK;
+    }
+    if (allow_integer && json_is_integer(v)) {
+        char text[32];
+        snprintf(text, sizeof(text), "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+        *out = gw_strdup(text);
+        return GW_JWT_OK;
+    }
+    return GW_JWT_MISSING_CLAIM;
+}
+
+/* Validates every element before allocating, so that a bad array leaves nothing to free. */
+static int copy_events(const json_t *claims, struct gw_identity *id)
+{
+    const json_t *events = json_object_get(claims, "events");
+    if (!events)
+        return GW_JWT_OK;
+    if (!json_is_array(events) || json_array_size(events) > GW_JWT_MAX_EVENTS)
+        return GW_JWT_MISSING_CLAIM;
+    size_t n = json_array_size(events);
+    for (size_t i = 0; i < n; i++) {
+        const json_t *e = json_array_get(events, i);
+        if (!json_is_string(e) ||
+            !valid_text(json_string_value(e), json_string_length(e), GW_JWT_MAX_EVENT_LEN))
+            return GW_JWT_MISSING_CLAIM;
+    }
+    /* Non-NULL even when empty: an empty filter differs from none. */
+    id->events = gw_calloc(n, sizeof(*id->events));
+    for (size_t i = 0; i < n; i++) {
+        const json_t *e = json_array_get(events, i);
+        id->events[i] = gw_strndup(json_string_value(e), json_string_length(e));
+    }
+    id->n_events = n;
+    return GW_JWT_OK;
+}
+
+/* Sums are compared without overflowing: an exp or nbf near the int64 limits saturates. */
+static int check_time(const json_t *claims, int64_t now, uint32_t leeway_s, int64_t *exp_out)
+{
+    const json_t *exp = json_object_get(claims, "exp");
+    if (!json_is_integer(exp))
+        return GW_JWT_MISSING_CLAIM;
+    int64_t e = json_integer_value(exp);
+    if (e <= INT64_MAX - leeway_s && now >= e + leeway_s)
+        return GW_JWT_EXPIRED;
+    const json_t *nbf = json_object_get(claims, "nbf");
+    if (nbf) {
+        if (!json_is_integer(nbf))
+            return GW_JWT_MISSING_CLAIM;
+        if (now <= INT64_MAX - leeway_s && now + leeway_s < json_integer_value(nbf))
+            return GW_JWT_NOT_YET_VALID;
+    }
+    *exp_out = e;
+    return GW_JWT_OK;
+}
+
+static int read_claims(const json_t *claims, int64_t now, uint32_t leeway_s, struct gw_identity *id)
+{
+    int rc = check_time(claims, now, leeway_s, &id->exp);
+    if (rc == GW_JWT_OK)
+        rc = copy_text_claim(claims, "sub", true, &id->user);
+    if (rc == GW_JWT_OK)
+        rc = copy_text_claim(claims, "client", true, &id->client);
+    if (rc == GW_JWT_OK)
+        rc = copy_text_claim(claims, "site", false, &id->site);
+    if (rc == GW_JWT_OK)
+        rc = copy_events(claims, id);
+    return rc;
+}
+
+int gw_jwt_verify(const char *token, size_t len, const char *const *secrets, size_t n_secrets,
+                  int64_t now, uint32_t leeway_s, struct gw_identity *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (len > GW_JWT_MAX_LEN)
+        return GW_JWT_TOO_LONG;
+
+    const char *dot1 = memchr(token, '.', len);
+    const char *dot2 = dot1 ? memchr(dot1 + 1, '.', len - (size_t)(dot1 + 1 - token)) : NULL;
+    if (!dot2 || memchr(dot2 + 1, '.', len - (size_t)(dot2 + 1 - token)))
+        return GW_JWT_MALFORMED;
+    size_t header_len = (size_t)(dot1 - token);
+    size_t payload_len = (size_t)(dot2 - dot1 - 1);
+    size_t sig_len = len - (size_t)(dot2 + 1 - token);
+
+    /* Every part is decoded before any crypto or JSON, so garbage is "malformed" whatever the
+     * secret. The parts share one stack buffer: decoded, they total at most three quarters of
+     * the token. */
+    unsigned char decoded[GW_JWT_MAX_LEN / 4 * 3];
+    size_t header_n, payload_n, sig_n;
+    if (b64url_decode(token, header_len, decoded, &header_n) < 0 ||
+        b64url_decode(dot1 + 1, payload_len, decoded + header_n, &payload_n) < 0 ||
+        b64url_decode(dot2 + 1, sig_len, decoded + header_n + payload_n, &sig_n) < 0)
+        return GW_JWT_MALFORMED;
+    const unsigned char *sig = decoded + header_n + payload_n;
+
+    json_t *header = load_object(decoded, header_n);
+    if (!header)
+        return GW_JWT_MALFORMED;
+    int rc = check_alg(header);
+    json_decref(header);
+    if (rc != GW_JWT_OK)
+        return rc;
+
+    rc = check_signature(token, (size_t)(dot2 - token), sig, sig_n, secrets, n_secrets);
+    if (rc != GW_JWT_OK)
+        return rc;
+
+    /* Only now, with the issuer proven, is the payload parsed. */
+    json_t *claims = load_object(decoded + header_n, payload_n);
+    if (!claims)
+        return GW_JWT_MALFORMED;
+    rc = read_claims(claims, now, leeway_s, out);
+    json_decref(claims);
+    if (rc != GW_JWT_OK)
+        gw_identity_cleanup(out);
+    return rc;
+}
+
+void gw_identity_cleanup(struct gw_identity *id)
+{
+    gw_free(id->user);
+    gw_free(id->client);
+    gw_free(id->site);
+    for (size_t i = 0; i < id->n_events; i++)
+        gw_free(id->events[i]);
+    gw_free(id->events);
+    memset(id, 0, sizeof(*id));
+}
+
+const char *gw_jwt_strerror(int result)
+{
+    switch (result) {
+    case GW_JWT_OK:
+        return "ok";
+    case GW_JWT_MALFORMED:
+        return "malformed token";
+    case GW_JWT_UNSUPPORTED_ALG:
+        return "unsupported token algorithm";
+    case GW_JWT_BAD_SIGNATURE:
+        return "bad token signature";
+    case GW_JWT_EXPIRED:
+        return "expired token";
+    case GW_JWT_NOT_YET_VALID:
+        return "token not yet valid";
+    case GW_JWT_MISSING_CLAIM:
+        return "missing or invalid claim";
+    case GW_JWT_TOO_LONG:
+        return "token too long";
+    default:
+        return "unknown token error";
+    }
+}

@@ -1,0 +1,55 @@
+/* JWT (HS256) verification: a browser session proves its user, company and site with a token
+ * signed by the backend. One or two secrets are accepted at once so that the secret can rotate
+ * without logging everyone out. */
+#ifndef GW_JWT_H
+#define GW_JWT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Longer tokens give GW_JWT_TOO_LONG, checked before any work. */
+#define GW_JWT_MAX_LEN 4096
+/* Limits on claims, in bytes of UTF-8. */
+#define GW_JWT_MAX_CLAIM_LEN 256
+#define GW_JWT_MAX_EVENTS 64
+#define GW_JWT_MAX_EVENT_LEN 128
+
+struct gw_identity {
+    char *user;    /* sub: string, or integer claim as decimal text */
+    char *client;  /* client: string or integer as decimal text */
+    char *site;    /* site: string */
+    int64_t exp;   /* seconds since the epoch */
+    char **events; /* NULL-less array of n_events strings, or NULL when the claim is absent */
+    size_t n_events;
+};
+
+enum gw_jwt_result {
+    GW_JWT_OK = 0,
+    GW_JWT_MALFORMED = -1,       /* not three base64url parts of JSON objects */
+    GW_JWT_UNSUPPORTED_ALG = -2, /* alg missing or anything but "HS256" */
+    GW_JWT_BAD_SIGNATURE = -3,   /* no secret produces the signature */
+    GW_JWT_EXPIRED = -4,
+    GW_JWT_NOT_YET_VALID = -5,
+    GW_JWT_MISSING_CLAIM = -6, /* a required claim absent, or any claim of a wrong type or size */
+    GW_JWT_TOO_LONG = -7,
+};
+
+/* Verifies token (len bytes, not NUL-terminated) against each of the NUL-terminated secrets.
+ * Checks, in this order: length; three dot-separated parts of canonical unpadded base64url;
+ * header a JSON object with alg exactly "HS256" (typ optional, ignored); the HMAC-SHA256
+ * signature, in constant time, under any secret; payload a JSON object (duplicate keys
+ * rejected); exp (required integer; expired when now >= exp + leeway_s); nbf if present (integer;
+ * not yet valid when now + leeway_s < nbf); sub and client (non-empty string or integer), site
+ * (non-empty string), strings at most GW_JWT_MAX_CLAIM_LEN bytes without control characters;
+ * events if present: an array of at most GW_JWT_MAX_EVENTS non-empty strings of at most
+ * GW_JWT_MAX_EVENT_LEN bytes, also without control characters. iat and other claims are ignored.
+ * Returns GW_JWT_OK and fills *out (free with gw_identity_cleanup), or a negative
+ * enum gw_jwt_result with *out zeroed. */
+int gw_jwt_verify(const char *token, size_t len, const char *const *secrets, size_t n_secrets,
+                  int64_t now, uint32_t leeway_s, struct gw_identity *out);
+/* Frees what gw_jwt_verify filled in and zeroes *id; safe on a zeroed identity. */
+void gw_identity_cleanup(struct gw_identity *id);
+/* A short reason for logs and close frames: "malformed token", "expired token", ... */
+const char *gw_jwt_strerror(int result);
+
+#endif
