@@ -10,10 +10,11 @@
 
 /* ---- echo ----------------------------------------------------------------------------------- */
 
-static void echo_open(void *app, struct sockjs_session *s)
+static void echo_open(void *app, struct sockjs_session *s, const struct sockjs_open_info *info)
 {
     (void)app;
     (void)s;
+    (void)info;
 }
 
 static void echo_message(void *app, struct sockjs_session *s, const char *msg, size_t len)
@@ -37,9 +38,10 @@ static const struct sockjs_app_ops echo_app = {
 
 /* ---- close ---------------------------------------------------------------------------------- */
 
-static void close_open(void *app, struct sockjs_session *s)
+static void close_open(void *app, struct sockjs_session *s, const struct sockjs_open_info *info)
 {
     (void)app;
+    (void)info;
     sockjs_session_close(s, 3000, "Go away!");
 }
 
@@ -89,8 +91,10 @@ struct broadcast {
     size_t count, cap;
 };
 
-static void broadcast_open(void *app, struct sockjs_session *s)
+static void broadcast_open(void *app, struct sockjs_session *s,
+                           const struct sockjs_open_info *info)
 {
+    (void)info;
     struct broadcast *b = app;
     if (b->count == b->cap) {
         b->cap = b->cap ? b->cap * 2 : 16;
@@ -139,8 +143,9 @@ struct ticker_session {
     struct sockjs_session *session;
 };
 
-static void ticker_open(void *app, struct sockjs_session *s)
+static void ticker_open(void *app, struct sockjs_session *s, const struct sockjs_open_info *info)
 {
+    (void)info;
     struct ticker *t = app;
     struct ticker_session *ts = gw_calloc(1, sizeof(*ts));
     gw_timer_init(&ts->timer);

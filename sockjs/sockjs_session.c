@@ -7,7 +7,9 @@
 #include "gw_alloc.h"
 #include "gw_buf.h"
 #include "gw_log.h"
+#include "gw_refbuf.h"
 #include "gw_timerq.h"
+#include "pubsub_hub.h"
 #include "sockjs_frame.h"
 
 enum session_state { SESSION_OPEN, SESSION_CLOSED };
@@ -253,6 +255,83 @@ static void refuse(struct sockjs_receiver *r, int code, const char *reason)
         r->ops->release(r);
 }
 
+/* Appends one message to the queue, quoting it unless it already is. */
+static void queue_quoted(struct sockjs_session *s, const char *msg, size_t len, bool quote)
+{
+    if (s->pending) {
+        gw_buf_append(s->pending, ",", 1);
+    } else {
+        s->pending = gw_calloc(1, sizeof(*s->pending));
+        gw_buf_append(s->pending, "a[", 2);
+    }
+    if (quote)
+        sockjs_quote(s->pending, msg, len);
+    else
+        gw_buf_append(s->pending, msg, len);
+}
+
+/* A reader that falls behind loses its own session, not the process's memory. */
+static bool over_queue_limit(struct sockjs_session *s)
+{
+    uint32_t limit = s->server->opt.max_queued_bytes;
+    if (!limit)
+        return false;
+    size_t queued = s->pending ? s->pending->len : 0;
+    if (s->receiver && s->receiver->ops->queued)
+        queued += s->receiver->ops->queued(s->receiver);
+    if (queued <= limit)
+        return false;
+    GW_WARN("session closed: slow consumer (%zu bytes unsent, limit %u)", queued, limit);
+    sockjs_session_close(s, SOCKJS_CLOSE_SLOW_CONSUMER, "Slow consumer");
+    return true;
+}
+
+struct gw_refbuf *sockjs_message_form(struct pubsub_message *m, enum sockjs_message_form form)
+{
+    if (!m->forms[SOCKJS_FORM_QUOTED]) {
+        struct gw_buf b = GW_BUF_INIT;
+        sockjs_quote(&b, m->json->data, m->json->len);
+        m->forms[SOCKJS_FORM_QUOTED] = gw_refbuf_copy(b.data, b.len);
+        gw_buf_release(&b);
+    }
+    if (form == SOCKJS_FORM_FRAME && !m->forms[SOCKJS_FORM_FRAME]) {
+        struct gw_refbuf *q = m->forms[SOCKJS_FORM_QUOTED];
+        struct gw_refbuf *f = gw_refbuf_new(q->len + 3);
+        f->data[0] = 'a';
+        f->data[1] = '[';
+        memcpy(f->data + 2, q->data, q->len);
+        f->data[q->len + 2] = ']';
+        m->forms[SOCKJS_FORM_FRAME] = f;
+    }
+    return m->forms[form];
+}
+
+void sockjs_session_send_message(struct sockjs_session *s, struct pubsub_message *m)
+{
+    if (s->state != SESSION_OPEN)
+        return;
+    if (s->flags & SESSION_RAW) {
+        if (s->receiver) {
+            struct sockjs_frame f = {.type = SOCKJS_FRAME_RAW, .data = m->json->data,
+                                     .len = m->json->len, .msg = m};
+            send_frame(s, &f);
+            over_queue_limit(s);
+        }
+        return;
+    }
+    if (s->receiver && !s->pending) {
+        struct gw_refbuf *frame = sockjs_message_form(m, SOCKJS_FORM_FRAME);
+        struct sockjs_frame f = {.type = SOCKJS_FRAME_MESSAGES, .data = frame->data,
+                                 .len = frame->len, .msg = m};
+        send_frame(s, &f);
+    } else {
+        struct gw_refbuf *quoted = sockjs_message_form(m, SOCKJS_FORM_QUOTED);
+        queue_quoted(s, quoted->data, quoted->len, false);
+        flush_pending(s);
+    }
+    over_queue_limit(s);
+}
+
 void sockjs_session_send(struct sockjs_session *s, const char *msg, size_t len)
 {
     if (s->state != SESSION_OPEN)
@@ -261,17 +340,13 @@ void sockjs_session_send(struct sockjs_session *s, const char *msg, size_t len)
         if (s->receiver) {
             struct sockjs_frame f = {.type = SOCKJS_FRAME_RAW, .data = msg, .len = len};
             send_frame(s, &f);
+            over_queue_limit(s);
         }
         return;
     }
-    if (s->pending) {
-        gw_buf_append(s->pending, ",", 1);
-    } else {
-        s->pending = gw_calloc(1, sizeof(*s->pending));
-        gw_buf_append(s->pending, "a[", 2);
-    }
-    sockjs_quote(s->pending, msg, len);
+    queue_quoted(s, msg, len, true);
     flush_pending(s);
+    over_queue_limit(s);
 }
 
 static void enter_closed(struct sockjs_session *s, int code, const char *reason)
@@ -305,25 +380,26 @@ void sockjs_session_close(struct sockjs_session *s, int code, const char *reason
 
 /* ---- receivers ------------------------------------------------------------------------------ */
 
-static void open_session(struct sockjs_session *s)
+static void open_session(struct sockjs_session *s, const struct sockjs_open_info *info)
 {
     struct sockjs_server *srv = s->server;
     if (!(s->flags & SESSION_RAW))
         send_simple(s, SOCKJS_FRAME_OPEN, "o");
     else
         gw_timer_start(&s->timer, &srv->heartbeat_q);
-    srv->app->on_open(srv->app_arg, s);
+    static const struct sockjs_open_info none;
+    srv->app->on_open(srv->app_arg, s, info ? info : &none);
 }
 
 void sockjs_session_attach(struct sockjs_server *srv, const char *id, size_t len,
-                           struct sockjs_receiver *r)
+                           struct sockjs_receiver *r, const struct sockjs_open_info *info)
 {
     struct sockjs_session *s = sockjs_session_find(srv, id, len);
     if (!s) {
         s = session_new(srv, id, len);
         table_insert(srv, s);
         attach(s, r);
-        open_session(s);
+        open_session(s, info);
         return;
     }
     if (s->receiver) {
@@ -347,14 +423,15 @@ void sockjs_session_attach(struct sockjs_server *srv, const char *id, size_t len
 }
 
 struct sockjs_session *sockjs_session_new_attached(struct sockjs_server *srv,
-                                                   struct sockjs_receiver *r, bool raw)
+                                                   struct sockjs_receiver *r, bool raw,
+                                                   const struct sockjs_open_info *info)
 {
     struct sockjs_session *s = session_new(srv, "", 0);
     if (raw)
         s->flags |= SESSION_RAW;
     srv->untabled_count++;
     attach(s, r);
-    open_session(s);
+    open_session(s, info);
     return s;
 }
 

@@ -26,6 +26,8 @@
 #include <stdint.h>
 
 struct event_base;
+struct gw_refbuf;
+struct pubsub_message;
 struct sockjs_server;
 struct sockjs_session;
 struct sockjs_receiver;
@@ -38,6 +40,17 @@ struct sockjs_options {
     bool websocket;           /* websocket transports enabled (true) */
     bool cookie_needed;       /* JSESSIONID handling (false) */
     const char *sockjs_url;   /* the client library URL in iframe.html */
+    /* A session whose unsent bytes (queue + its receiver's) pass this is closed with
+     * SOCKJS_CLOSE_SLOW_CONSUMER; 0 = no limit. */
+    uint32_t max_queued_bytes;
+};
+
+#define SOCKJS_CLOSE_SLOW_CONSUMER 4008
+
+/* What the request that opened a session said, for the application's on_open. */
+struct sockjs_open_info {
+    const char *query; /* the URL's query string (not decoded), or NULL */
+    size_t query_len;
 };
 
 void sockjs_options_defaults(struct sockjs_options *opt);
@@ -46,7 +59,7 @@ void sockjs_options_defaults(struct sockjs_options *opt);
  * included; they must not free anything of the server's. */
 struct sockjs_app_ops {
     const char *name;
-    void (*on_open)(void *app, struct sockjs_session *s);
+    void (*on_open)(void *app, struct sockjs_session *s, const struct sockjs_open_info *info);
     void (*on_message)(void *app, struct sockjs_session *s, const char *msg, size_t len);
     /* The session is closed (by the app, by its receiver going away, or timed out); it may not
      * be sent to any more, and is freed after this returns (soon, not at once). */
@@ -62,11 +75,14 @@ enum sockjs_frame_type {
 };
 
 /* One frame to write. `data` is its SockJS encoding ("o", "h", "a[...]", "c[...]"), or for
- * SOCKJS_FRAME_RAW the message itself; valid only during the call. */
+ * SOCKJS_FRAME_RAW the message itself; valid only during the call. A frame that carries one
+ * published message also names it (`msg`), so that receivers can write an encoding cached on
+ * the message, shared by all its recipients, instead of a copy. */
 struct sockjs_frame {
     enum sockjs_frame_type type;
     const char *data;
     size_t len;
+    struct pubsub_message *msg;
     int close_code;           /* SOCKJS_FRAME_CLOSE */
     const char *close_reason; /* SOCKJS_FRAME_CLOSE */
 };
@@ -81,6 +97,16 @@ struct sockjs_receiver_ops {
      * server goes away): the receiver ends its response or connection and must not use the
      * session again. Must not call back into the session. */
     void (*release)(struct sockjs_receiver *r);
+    /* Bytes written by the receiver and not yet on the socket. */
+    size_t (*queued)(const struct sockjs_receiver *r);
+};
+
+/* Encodings of a published message cached in pubsub_message.forms[]: the SockJS layer owns
+ * these indexes, transports the ones after. */
+enum sockjs_message_form {
+    SOCKJS_FORM_QUOTED = 0, /* the message JSON as a SockJS-quoted string */
+    SOCKJS_FORM_FRAME = 1,  /* "a[" quoted "]" */
+    SOCKJS_FORM_FIRST_TRANSPORT = 2,
 };
 
 struct sockjs_receiver {
@@ -110,12 +136,13 @@ struct sockjs_session *sockjs_session_find(struct sockjs_server *srv, const char
  * answers its close frame; otherwise queued messages are sent. r may have ended (and freed
  * itself) by the time this returns: the caller must not touch r afterwards. */
 void sockjs_session_attach(struct sockjs_server *srv, const char *id, size_t len,
-                           struct sockjs_receiver *r);
+                           struct sockjs_receiver *r, const struct sockjs_open_info *info);
 
 /* A websocket session (outside the table): "o" is sent to r at once; `raw` sessions send
  * application messages unframed (raw websocket endpoint). */
 struct sockjs_session *sockjs_session_new_attached(struct sockjs_server *srv,
-                                                   struct sockjs_receiver *r, bool raw);
+                                                   struct sockjs_receiver *r, bool raw,
+                                                   const struct sockjs_open_info *info);
 
 /* The receiver's connection went away without the session letting it go (client closed,
  * network error): the session closes with 1002 "Connection interrupted". */
@@ -131,6 +158,10 @@ void sockjs_session_receive_message(struct sockjs_session *s, const char *msg, s
  * (after the messages already queued). `reason` must outlive the session (a literal). */
 void sockjs_session_send(struct sockjs_session *s, const char *msg, size_t len);
 void sockjs_session_close(struct sockjs_session *s, int code, const char *reason);
+/* A published message, shared: its encodings are built once (cached on m) for every session. */
+void sockjs_session_send_message(struct sockjs_session *s, struct pubsub_message *m);
+/* The cached encoding of m in form (SOCKJS_FORM_QUOTED or SOCKJS_FORM_FRAME). */
+struct gw_refbuf *sockjs_message_form(struct pubsub_message *m, enum sockjs_message_form form);
 bool sockjs_session_is_open(const struct sockjs_session *s);
 void *sockjs_session_app_data(const struct sockjs_session *s);
 void sockjs_session_set_app_data(struct sockjs_session *s, void *data);

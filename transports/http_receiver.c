@@ -78,10 +78,17 @@ static void release(struct sockjs_receiver *base)
     receiver_free(r);
 }
 
+static size_t queued(const struct sockjs_receiver *base)
+{
+    const struct http_receiver *r = (const struct http_receiver *)base;
+    return r->conn->ops->queued(r->conn);
+}
+
 static const struct sockjs_receiver_ops receiver_ops = {
     .name = "http",
     .send_frame = send_frame,
     .release = release,
+    .queued = queued,
 };
 
 void http_receiver_handle(const struct tp_request *req, const struct http_receiver_kind *kind,
@@ -116,5 +123,6 @@ void http_receiver_handle(const struct tp_request *req, const struct http_receiv
         r->head_len = h.len;
     }
     req->conn->ops->set_handler(req->conn, &handler_ops, r);
-    sockjs_session_attach(req->server, session_id, id_len, &r->base);
+    struct sockjs_open_info info = {.query = req->query, .query_len = req->query_len};
+    sockjs_session_attach(req->server, session_id, id_len, &r->base, &info);
 }

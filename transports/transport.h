@@ -12,6 +12,12 @@
 struct gw_refbuf;
 struct tp_conn;
 
+/* Encodings that transports cache on a published message (pubsub_message.forms[]). */
+enum tp_message_form {
+    TP_FORM_WS_FRAME = SOCKJS_FORM_FIRST_TRANSPORT, /* websocket text frame of "a[...]" */
+    TP_FORM_WS_RAW,                                  /* websocket text frame of the JSON */
+};
+
 /* Who owns a connection after a request was handed over: a long-polling request, a stream or
  * an upgraded websocket. */
 struct tp_handler_ops {

@@ -14,6 +14,8 @@
 #include "gw_alloc.h"
 #include "gw_buf.h"
 #include "gw_log.h"
+#include "gw_refbuf.h"
+#include "pubsub_hub.h"
 #include "sockjs_frame.h"
 #include "websocket_codec.h"
 
@@ -44,6 +46,23 @@ static void release_message(struct ws_conn *ws)
     gw_buf_release(ws->message);
     gw_free(ws->message);
     ws->message = NULL;
+}
+
+/* A published message's websocket frame is built once and written by reference to every
+ * recipient. */
+static void ws_write_shared(struct ws_conn *ws, struct pubsub_message *m, enum tp_message_form form,
+                            const char *data, size_t len)
+{
+    struct gw_refbuf *frame = m->forms[form];
+    if (!frame) {
+        uint8_t header[10];
+        size_t n = ws_encode_header(header, WS_OP_TEXT, true, len);
+        frame = gw_refbuf_new(n + len);
+        memcpy(frame->data, header, n);
+        memcpy(frame->data + n, data, len);
+        m->forms[form] = frame;
+    }
+    ws->conn->ops->write_ref(ws->conn, frame, 0, frame->len);
 }
 
 static void ws_free(struct ws_conn *ws)
@@ -78,12 +97,18 @@ static bool send_frame(struct sockjs_receiver *base, const struct sockjs_frame *
     if (ws->closing)
         return true;
     if (!ws->raw) {
-        ws_write_frame(ws, WS_OP_TEXT, f->data, f->len);
+        if (f->msg)
+            ws_write_shared(ws, f->msg, TP_FORM_WS_FRAME, f->data, f->len);
+        else
+            ws_write_frame(ws, WS_OP_TEXT, f->data, f->len);
         return true;
     }
     switch (f->type) {
     case SOCKJS_FRAME_RAW:
-        ws_write_frame(ws, WS_OP_TEXT, f->data, f->len);
+        if (f->msg)
+            ws_write_shared(ws, f->msg, TP_FORM_WS_RAW, f->data, f->len);
+        else
+            ws_write_frame(ws, WS_OP_TEXT, f->data, f->len);
         break;
     case SOCKJS_FRAME_HEARTBEAT:
         ws_write_frame(ws, WS_OP_PING, NULL, 0);
@@ -110,10 +135,17 @@ static void release(struct sockjs_receiver *base)
         ws_free(ws);
 }
 
+static size_t queued(const struct sockjs_receiver *base)
+{
+    const struct ws_conn *ws = (const struct ws_conn *)base;
+    return ws->conn->ops->queued(ws->conn);
+}
+
 static const struct sockjs_receiver_ops receiver_ops = {
     .name = "websocket",
     .send_frame = send_frame,
     .release = release,
+    .queued = queued,
 };
 
 static void deliver(struct ws_conn *ws, const uint8_t *data, size_t len)
@@ -280,5 +312,6 @@ void websocket_handle(const struct tp_request *req, bool raw)
     ws_decoder_init(&ws->decoder, req->max_message);
     c->ops->set_handler(c, &handler_ops, ws);
     c->ops->upgrade(c);
-    sockjs_session_new_attached(req->server, &ws->base, raw);
+    struct sockjs_open_info info = {.query = req->query, .query_len = req->query_len};
+    sockjs_session_new_attached(req->server, &ws->base, raw, &info);
 }

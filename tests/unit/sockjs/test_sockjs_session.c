@@ -31,7 +31,7 @@ static void fake_release(struct sockjs_receiver *r)
     fr->ended = true;
 }
 
-static const struct sockjs_receiver_ops fake_ops = {"fake", fake_send, fake_release};
+static const struct sockjs_receiver_ops fake_ops = {"fake", fake_send, fake_release, NULL};
 
 static void fake_init(struct fake_receiver *fr, bool streaming)
 {
@@ -55,8 +55,9 @@ struct app_state {
     struct sockjs_session *last;
 };
 
-static void app_open(void *app, struct sockjs_session *s)
+static void app_open(void *app, struct sockjs_session *s, const struct sockjs_open_info *info)
 {
+    (void)info;
     struct app_state *st = app;
     st->opened++;
     st->last = s;
@@ -125,7 +126,7 @@ TEST(new_session_opens_and_polls)
     fixture_init(&f, 25000, 5000);
     struct fake_receiver r1, r2;
     fake_init(&r1, false);
-    sockjs_session_attach(f.srv, "s1", 2, &r1.base);
+    sockjs_session_attach(f.srv, "s1", 2, &r1.base, NULL);
     ASSERT_TRUE(got_is(&r1, "o\n"));
     ASSERT_TRUE(r1.ended);
     ASSERT_INT_EQ(f.app.opened, 1);
@@ -135,7 +136,7 @@ TEST(new_session_opens_and_polls)
     sockjs_session_send(s, "a", 1);
     sockjs_session_send(s, "b\"", 2);
     fake_init(&r2, false);
-    sockjs_session_attach(f.srv, "s1", 2, &r2.base);
+    sockjs_session_attach(f.srv, "s1", 2, &r2.base, NULL);
     ASSERT_TRUE(got_is(&r2, "a[\"a\",\"b\\\"\"]\n"));
     gw_buf_release(&r1.got);
     gw_buf_release(&r2.got);
@@ -149,9 +150,9 @@ TEST(second_receiver_gets_2010_and_first_keeps_session)
     fixture_init(&f, 25000, 5000);
     struct fake_receiver r1, r2;
     fake_init(&r1, true);
-    sockjs_session_attach(f.srv, "s", 1, &r1.base);
+    sockjs_session_attach(f.srv, "s", 1, &r1.base, NULL);
     fake_init(&r2, true);
-    sockjs_session_attach(f.srv, "s", 1, &r2.base);
+    sockjs_session_attach(f.srv, "s", 1, &r2.base, NULL);
     ASSERT_TRUE(got_is(&r2, "c[2010,\"Another connection still open\"]\n"));
     ASSERT_TRUE(r2.released);
     ASSERT_TRUE(!r1.ended);
@@ -169,7 +170,7 @@ TEST(close_answers_close_frame_until_expiry)
     fixture_init(&f, 25000, 50);
     struct fake_receiver r1, r2, r3;
     fake_init(&r1, true);
-    sockjs_session_attach(f.srv, "s", 1, &r1.base);
+    sockjs_session_attach(f.srv, "s", 1, &r1.base, NULL);
     {
         const char *p = "[\"m\",\"close\",\"lost\"]";
         ASSERT_INT_EQ(sockjs_session_receive_payload(f.app.last, p, strlen(p)), 0);
@@ -179,13 +180,13 @@ TEST(close_answers_close_frame_until_expiry)
     ASSERT_TRUE(r1.released);
     ASSERT_INT_EQ(f.app.closed, 1);
     fake_init(&r2, false);
-    sockjs_session_attach(f.srv, "s", 1, &r2.base);
+    sockjs_session_attach(f.srv, "s", 1, &r2.base, NULL);
     ASSERT_TRUE(got_is(&r2, "c[3000,\"Go away!\"]\n"));
     /* After disconnect_delay the id opens a new session. */
     run_for(f.base, 200);
     ASSERT_INT_EQ(sockjs_server_session_count(f.srv), 0);
     fake_init(&r3, false);
-    sockjs_session_attach(f.srv, "s", 1, &r3.base);
+    sockjs_session_attach(f.srv, "s", 1, &r3.base, NULL);
     ASSERT_TRUE(got_is(&r3, "o\n"));
     ASSERT_INT_EQ(f.app.opened, 2);
     gw_buf_release(&r1.got);
@@ -200,11 +201,11 @@ TEST(lost_receiver_interrupts_session)
     fixture_init(&f, 25000, 5000);
     struct fake_receiver r1, r2;
     fake_init(&r1, true);
-    sockjs_session_attach(f.srv, "s", 1, &r1.base);
+    sockjs_session_attach(f.srv, "s", 1, &r1.base, NULL);
     sockjs_session_receiver_lost(r1.base.session, &r1.base);
     ASSERT_INT_EQ(f.app.closed, 1);
     fake_init(&r2, false);
-    sockjs_session_attach(f.srv, "s", 1, &r2.base);
+    sockjs_session_attach(f.srv, "s", 1, &r2.base, NULL);
     ASSERT_TRUE(got_is(&r2, "c[1002,\"Connection interrupted\"]\n"));
     gw_buf_release(&r1.got);
     gw_buf_release(&r2.got);
@@ -217,7 +218,7 @@ TEST(heartbeat_on_idle_stream_and_timeout_without_receiver)
     fixture_init(&f, 30, 40);
     struct fake_receiver r1;
     fake_init(&r1, true);
-    sockjs_session_attach(f.srv, "s", 1, &r1.base);
+    sockjs_session_attach(f.srv, "s", 1, &r1.base, NULL);
     run_for(f.base, 100);
     /* ~100 ms at a 30 ms heartbeat: at least two, and the session is still there. */
     ASSERT_TRUE(r1.got.len >= strlen("o\nh\nh\n"));
@@ -238,8 +239,8 @@ TEST(websocket_sessions_are_separate_and_raw_is_unframed)
     struct fake_receiver r1, r2;
     fake_init(&r1, true);
     fake_init(&r2, true);
-    struct sockjs_session *a = sockjs_session_new_attached(f.srv, &r1.base, false);
-    struct sockjs_session *b = sockjs_session_new_attached(f.srv, &r2.base, true);
+    struct sockjs_session *a = sockjs_session_new_attached(f.srv, &r1.base, false, NULL);
+    struct sockjs_session *b = sockjs_session_new_attached(f.srv, &r2.base, true, NULL);
     ASSERT_INT_EQ(sockjs_server_session_count(f.srv), 2);
     sockjs_session_receive_payload(a, "[\"x\"]", 5);
     sockjs_session_receive_message(b, "y\"", 2);

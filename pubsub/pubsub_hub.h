@@ -1,0 +1,80 @@
+/* The hub: channel -> local subscribers. Subscribe and unsubscribe are O(1) after the name
+ * lookup; delivering a publish costs one lookup per addressed channel (300 ids, 300 lookups),
+ * never a scan of subscribers. A channel exists only while it has subscribers.
+ *
+ * Per channel, a publish becomes one immutable, refcounted message, encoded once for the browser
+ * ({"scope","site","event","data","seq"}) and shared by every subscriber of that channel; upper
+ * layers cache their own encodings of it (SockJS frame, websocket frame) in forms[]. */
+#ifndef PUBSUB_HUB_H
+#define PUBSUB_HUB_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "gw_list.h"
+#include "gw_refbuf.h"
+#include "pubsub_publish.h"
+
+struct pubsub_hub;
+struct pubsub_channel;
+
+#define PUBSUB_MESSAGE_FORMS 4
+
+struct pubsub_message {
+    uint32_t refs;
+    enum pubsub_scope scope;
+    const char *event;
+    struct pubsub_publish *pub; /* held: event and names live there */
+    struct gw_refbuf *json;     /* the message as the browser gets it */
+    /* Encodings that upper layers build at most once per message; index owned by them. */
+    struct gw_refbuf *forms[PUBSUB_MESSAGE_FORMS];
+};
+
+static inline struct pubsub_message *pubsub_message_ref(struct pubsub_message *m)
+{
+    m->refs++;
+    return m;
+}
+
+void pubsub_message_unref(struct pubsub_message *m);
+
+/* Embedded in the subscriber; detached (node points to itself) while not subscribed. */
+struct pubsub_sub {
+    struct gw_list node;
+    struct pubsub_channel *channel;
+};
+
+/* Called once per subscriber of each addressed channel. The callback may unsubscribe `sub`
+ * (and only `sub`) and may close its owner. */
+typedef void (*pubsub_hub_cb)(void *arg, struct pubsub_sub *sub, struct pubsub_message *msg);
+
+struct pubsub_hub_stats {
+    uint64_t publishes;
+    uint64_t messages;   /* (publish, channel with subscribers) pairs */
+    uint64_t deliveries; /* callbacks made */
+    size_t channels;
+    size_t subscriptions;
+};
+
+struct pubsub_hub *pubsub_hub_new(pubsub_hub_cb cb, void *arg);
+/* Every subscription must be gone. */
+void pubsub_hub_free(struct pubsub_hub *hub);
+
+static inline void pubsub_sub_init(struct pubsub_sub *sub)
+{
+    gw_list_init(&sub->node);
+    sub->channel = NULL;
+}
+
+void pubsub_hub_subscribe(struct pubsub_hub *hub, struct pubsub_sub *sub, const char *channel);
+/* No-op when not subscribed. */
+void pubsub_hub_unsubscribe(struct pubsub_hub *hub, struct pubsub_sub *sub);
+/* The channel name sub is subscribed to, or NULL. */
+const char *pubsub_sub_channel(const struct pubsub_sub *sub);
+
+/* Delivers a publish (with its seqs, if any) to local subscribers. */
+void pubsub_hub_deliver(struct pubsub_hub *hub, const struct pubsub_publish *pub);
+
+const struct pubsub_hub_stats *pubsub_hub_stats(const struct pubsub_hub *hub);
+
+#endif

@@ -1,0 +1,226 @@
+/* The hub and the embedded engine: who gets what, encoded once, with per-channel sequences. */
+#include "gw_test.h"
+
+#include <event2/event.h>
+
+#include "gw_alloc.h"
+#include "pubsub_channel.h"
+#include "pubsub_engine.h"
+#include "pubsub_hub.h"
+
+struct subscriber {
+    struct pubsub_sub sub;
+    int got;
+    struct pubsub_message *last;
+    bool leave_on_delivery;
+};
+
+struct hub_fixture {
+    struct pubsub_hub *hub;
+};
+
+static void on_message(void *arg, struct pubsub_sub *sub, struct pubsub_message *m)
+{
+    struct hub_fixture *f = arg;
+    struct subscriber *s = GW_CONTAINER_OF(sub, struct subscriber, sub);
+    s->got++;
+    pubsub_message_unref(s->last);
+    s->last = pubsub_message_ref(m);
+    if (s->leave_on_delivery)
+        pubsub_hub_unsubscribe(f->hub, sub);
+}
+
+static struct pubsub_publish *parse(const char *text)
+{
+    json_error_t err;
+    json_t *j = json_loads(text, 0, &err);
+    struct pubsub_limits lim;
+    pubsub_limits_defaults(&lim);
+    struct pubsub_publish *p = NULL;
+    const char *error = NULL;
+    int rc = pubsub_publish_from_json(j, &lim, &p, &error);
+    json_decref(j);
+    if (rc != 0)
+        fprintf(stderr, "parse failed: %s\n", error);
+    return p;
+}
+
+static void sub_init(struct subscriber *s)
+{
+    memset(s, 0, sizeof(*s));
+    pubsub_sub_init(&s->sub);
+}
+
+TEST(delivers_to_the_addressed_channels_only)
+{
+    struct hub_fixture f;
+    f.hub = pubsub_hub_new(on_message, &f);
+    struct subscriber a, b, company, other_site;
+    sub_init(&a);
+    sub_init(&b);
+    sub_init(&company);
+    sub_init(&other_site);
+    pubsub_hub_subscribe(f.hub, &a.sub, "user:S:1");
+    pubsub_hub_subscribe(f.hub, &b.sub, "user:S:2");
+    pubsub_hub_subscribe(f.hub, &company.sub, "client:S:7");
+    pubsub_hub_subscribe(f.hub, &other_site.sub, "user:T:1");
+    struct pubsub_publish *p =
+        parse("{\"scope\":\"user\",\"site\":\"S\",\"ids\":[\"1\",3],\"event\":\"e.x\","
+              "\"data\":{\"k\":[1,2]}}");
+    ASSERT_TRUE(p != NULL);
+    pubsub_hub_deliver(f.hub, p);
+    ASSERT_INT_EQ(a.got, 1);
+    ASSERT_INT_EQ(b.got, 0);
+    ASSERT_INT_EQ(company.got, 0);
+    ASSERT_INT_EQ(other_site.got, 0);
+    const char *want = "{\"scope\":\"user\",\"site\":\"S\",\"event\":\"e.x\",\"data\":{\"k\":[1,2]},"
+                       "\"seq\":null}";
+    ASSERT_MEM_EQ(a.last->json->data, a.last->json->len, want, strlen(want));
+    ASSERT_UINT_EQ(pubsub_hub_stats(f.hub)->messages, 1);
+    pubsub_publish_unref(p);
+    pubsub_message_unref(a.last);
+    pubsub_hub_unsubscribe(f.hub, &a.sub);
+    pubsub_hub_unsubscribe(f.hub, &b.sub);
+    pubsub_hub_unsubscribe(f.hub, &company.sub);
+    pubsub_hub_unsubscribe(f.hub, &other_site.sub);
+    ASSERT_UINT_EQ(pubsub_hub_stats(f.hub)->channels, 0);
+    pubsub_hub_free(f.hub);
+}
+
+TEST(one_message_per_channel_shared_by_its_subscribers)
+{
+    struct hub_fixture f;
+    f.hub = pubsub_hub_new(on_message, &f);
+    struct subscriber s1, s2;
+    sub_init(&s1);
+    sub_init(&s2);
+    pubsub_hub_subscribe(f.hub, &s1.sub, "global:S");
+    pubsub_hub_subscribe(f.hub, &s2.sub, "global:S");
+    /* The first leaves during delivery; the second still gets the message. */
+    s1.leave_on_delivery = true;
+    struct pubsub_publish *p =
+        parse("{\"scope\":\"global\",\"sites\":[\"S\",\"T\"],\"event\":\"m\",\"data\":null}");
+    pubsub_hub_deliver(f.hub, p);
+    ASSERT_INT_EQ(s1.got, 1);
+    ASSERT_INT_EQ(s2.got, 1);
+    ASSERT_TRUE(s1.last == s2.last);
+    ASSERT_TRUE(pubsub_sub_channel(&s1.sub) == NULL);
+    s2.leave_on_delivery = true;
+    pubsub_hub_deliver(f.hub, p);
+    ASSERT_INT_EQ(s2.got, 2);
+    /* The channel went with its last subscriber, during delivery. */
+    ASSERT_UINT_EQ(pubsub_hub_stats(f.hub)->channels, 0);
+    pubsub_publish_unref(p);
+    pubsub_message_unref(s1.last);
+    pubsub_message_unref(s2.last);
+    pubsub_hub_free(f.hub);
+}
+
+TEST(rejects_malformed_publishes)
+{
+    static const char *const bad[] = {
+        "[]",
+        "{\"scope\":\"team\",\"site\":\"S\",\"ids\":[\"1\"],\"event\":\"e\",\"data\":1}",
+        "{\"scope\":\"user\",\"site\":\"S\",\"event\":\"e\",\"data\":1}",
+        "{\"scope\":\"user\",\"site\":\"S\",\"ids\":[],\"event\":\"e\",\"data\":1}",
+        "{\"scope\":\"global\",\"site\":\"S\",\"ids\":[\"1\"],\"event\":\"e\",\"data\":1}",
+        "{\"scope\":\"user\",\"site\":\"S\",\"sites\":[\"T\"],\"ids\":[\"1\"],\"event\":\"e\",\"data\":1}",
+        "{\"scope\":\"user\",\"site\":\"S:1\",\"ids\":[\"1\"],\"event\":\"e\",\"data\":1}",
+        "{\"scope\":\"user\",\"site\":\"S\",\"ids\":[{}],\"event\":\"e\",\"data\":1}",
+        "{\"scope\":\"user\",\"site\":\"S\",\"ids\":[\"1\"],\"event\":5,\"data\":1}",
+        "{\"scope\":\"user\",\"site\":\"S\",\"ids\":[\"1\"],\"event\":\"e\"}",
+    };
+    for (size_t i = 0; i < GW_ARRAY_LEN(bad); i++) {
+        json_error_t err;
+        json_t *j = json_loads(bad[i], 0, &err);
+        struct pubsub_limits lim;
+        pubsub_limits_defaults(&lim);
+        struct pubsub_publish *p = NULL;
+        const char *error = NULL;
+        int rc = pubsub_publish_from_json(j, &lim, &p, &error);
+        json_decref(j);
+        if (rc != -1 || p != NULL || error == NULL)
+            GW_FAIL_AT("accepted: %s", bad[i]);
+    }
+}
+
+TEST(round_trips_through_json)
+{
+    struct pubsub_publish *p = parse(
+        "{\"scope\":\"client\",\"sites\":[\"a\",\"b\"],\"ids\":[7,\"x\\\"y\"],\"event\":\"e\","
+        "\"data\":\"\\u2028\"}");
+    int64_t seqs[4] = {1, 2, 3, 4};
+    pubsub_publish_set_seqs(p, seqs, 4);
+    size_t len;
+    char *text = pubsub_publish_to_json(p, &len);
+    struct pubsub_publish *q = parse(text);
+    ASSERT_TRUE(q != NULL);
+    ASSERT_INT_EQ(q->n_sites, 2);
+    ASSERT_INT_EQ(q->n_ids, 2);
+    ASSERT_STR_EQ(q->ids[0], "7");
+    ASSERT_STR_EQ(q->ids[1], "x\"y");
+    ASSERT_TRUE(q->seqs != NULL && q->seqs[3] == 4);
+    char name[PUBSUB_CHANNEL_NAME_MAX];
+    pubsub_channel_name_of(q, 3, name, sizeof(name));
+    ASSERT_STR_EQ(name, "client:b:x\"y");
+    free(text);
+    pubsub_publish_unref(p);
+    pubsub_publish_unref(q);
+}
+
+struct engine_fixture {
+    struct pubsub_hub *hub;
+    struct event_base *base;
+    int delivered;
+};
+
+static void engine_deliver(void *arg, struct pubsub_publish *pub)
+{
+    struct engine_fixture *f = arg;
+    f->delivered++;
+    pubsub_hub_deliver(f->hub, pub);
+    event_base_loopbreak(f->base);
+}
+
+TEST(local_engine_numbers_each_channel)
+{
+    struct hub_fixture hf;
+    struct engine_fixture f = {0};
+    f.base = event_base_new();
+    f.hub = hf.hub = pubsub_hub_new(on_message, &hf);
+    struct pubsub_engine *e = pubsub_engine_local_new(f.base, engine_deliver, &f);
+    struct subscriber u1, u2;
+    sub_init(&u1);
+    sub_init(&u2);
+    pubsub_hub_subscribe(f.hub, &u1.sub, "user:S:1");
+    pubsub_hub_subscribe(f.hub, &u2.sub, "user:S:2");
+    struct pubsub_publish *both =
+        parse("{\"scope\":\"user\",\"site\":\"S\",\"ids\":[\"1\",\"2\"],\"event\":\"e\",\"data\":0}");
+    struct pubsub_publish *one =
+        parse("{\"scope\":\"user\",\"site\":\"S\",\"ids\":[\"1\"],\"event\":\"e\",\"data\":0}");
+    ASSERT_INT_EQ(pubsub_engine_publish(e, one), 0);
+    /* Never delivered inside publish(). */
+    ASSERT_INT_EQ(f.delivered, 0);
+    event_base_dispatch(f.base);
+    ASSERT_INT_EQ(pubsub_engine_publish(e, both), 0);
+    event_base_dispatch(f.base);
+    ASSERT_INT_EQ(f.delivered, 2);
+    ASSERT_INT_EQ(u1.got, 2);
+    ASSERT_INT_EQ(u2.got, 1);
+    ASSERT_TRUE(strstr(u1.last->json->data, "\"seq\":2}") != NULL);
+    ASSERT_TRUE(strstr(u2.last->json->data, "\"seq\":1}") != NULL);
+    pubsub_publish_unref(both);
+    pubsub_publish_unref(one);
+    pubsub_message_unref(u1.last);
+    pubsub_message_unref(u2.last);
+    pubsub_hub_unsubscribe(f.hub, &u1.sub);
+    pubsub_hub_unsubscribe(f.hub, &u2.sub);
+    pubsub_engine_free(e);
+    pubsub_hub_free(f.hub);
+    event_base_free(f.base);
+}
+
+GW_TEST_MAIN(TEST_CASE(delivers_to_the_addressed_channels_only),
+             TEST_CASE(one_message_per_channel_shared_by_its_subscribers),
+             TEST_CASE(rejects_malformed_publishes), TEST_CASE(round_trips_through_json),
+             TEST_CASE(local_engine_numbers_each_channel))
