@@ -1,0 +1,833 @@
+/* Redis engine: every node hears every publish and filters locally.
+ *
+ * Each node keeps two hiredis async connections per Redis instance ("shard"): one for commands
+ * and one that SUBSCRIBEs to PUBSUB_REDIS_CHANNEL. A publish addresses channels
+ * (`<scope>:<site>:<id>`, or `global:<site>`); each channel belongs to the shard
+ * fnv1a32(channel name) % n_shards, so that its sequence counter always lives on one instance.
+ * A publish whose channels fall on several shards is split: for global, one sub-publish per
+ * shard holding that shard's sites; for user and client, one per (shard, site) holding that
+ * site's ids on the shard. Within a channel, order is kept (one connection per shard, replies
+ * in order); across shards it is not.
+ *
+ * Every sub-publish is one EVALSHA of SEQ_SCRIPT (loaded with SCRIPT LOAD when the command
+ * connection comes up; EVAL when Redis answers NOSCRIPT). Its arguments:
+ *   KEYS    = "sockjs-gateway:seq:<channel>" for each channel of the sub-publish, site-major
+ *   ARGV[1] = the sub-publish as pubsub_publish_to_json() writes it, without "seqs"
+ *   ARGV[2] = PUBSUB_SEQ_TTL_MS
+ * The script INCRs and PEXPIREs every key and PUBLISHes `{"seqs":[s1,...],` followed by
+ * ARGV[1] without its leading `{`, so the message heard is the same object with "seqs" first.
+ * Backends may PUBLISH a publish object directly (no seqs; delivered with seqs == NULL).
+ *
+ * Connection states (one machine per connection, two per shard):
+ *
+ *        new / retry timer                    handshake reply (SCRIPT LOAD or SUBSCRIBE)
+ *   IDLE ------------------> CONNECTING ------------------------------------> READY
+ *    ^  (backoff timer)       |  connect error, handshake error or timeout      |
+ *    +------------------------+<-----------------------------------------------+
+ *                                            connection lost (onDisconnect)
+ *
+ * The engine is available while every connection of every shard is READY. Retries back off
+ * from 100 ms, doubling to 5 s, with ±25 % jitter; the backoff is reset only once a connection
+ * has stayed up for BACKOFF_RESET_MS, so a server that accepts and then drops connections is
+ * not hammered and the log gets one WARN/INFO pair per cycle at most.
+ *
+ * hiredis teardown rules followed here: a context is never freed from inside its own
+ * onConnect/onDisconnect callback (hiredis frees it after they return); redisAsyncFree() from
+ * inside a reply callback is deferred by hiredis until the callback returns. Before the engine
+ * lets go of a context it sets ac->data = NULL, and every callback ignores contexts without
+ * data, so callbacks that hiredis runs later (NULL replies, onDisconnect) never reach freed
+ * engine memory. Per-command state (struct inflight) is owned by the reply callback, which
+ * hiredis always calls exactly once (with NULL when the context goes away). */
+#include <arpa/inet.h>
+#include <event2/event.h>
+#include <hiredis/adapters/libevent.h>
+#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "gw_alloc.h"
+#include "gw_error.h"
+#include "gw_log.h"
+#include "pubsub_engine.h"
+
+/* The channel every node subscribes to on every shard. */
+#define PUBSUB_REDIS_CHANNEL "sockjs-gateway:publish"
+/* Prefix of the per-channel sequence counters. */
+#define PUBSUB_REDIS_SEQ_PREFIX "sockjs-gateway:seq:"
+
+/* Bounded memory: a publish is refused (GW_EAGAIN, counted as dropped) when the shard's command
+ * connection already awaits this many replies, or when the commands awaiting a reply (their
+ * arguments, an upper bound of what sits unwritten in hiredis' output buffer) plus the new one
+ * would pass this many bytes. A single publish larger than the byte limit is always refused. */
+#define PUBSUB_REDIS_MAX_PENDING 10000u
+#define PUBSUB_REDIS_MAX_PENDING_BYTES ((size_t)64 * 1024 * 1024)
+
+#define BACKOFF_MIN_MS 100u
+#define BACKOFF_MAX_MS 5000u
+#define BACKOFF_RESET_MS 5000u
+/* From redisAsyncConnect() to the handshake reply. */
+#define CONNECT_TIMEOUT_MS 5000u
+/* At most one line per interval for each kind of repeated warning. */
+#define LOG_INTERVAL_MS 1000u
+
+/* Lua numbers print as integers up to 1e14 (%.14g), far beyond any counter here. */
+static const char SEQ_SCRIPT[] =
+    "local seqs = {}\n"
+    "for i = 1, #KEYS do\n"
+    "  seqs[i] = redis.call('INCR', KEYS[i])\n"
+    "  redis.call('PEXPIRE', KEYS[i], ARGV[2])\n"
+    "end\n"
+    "redis.call('PUBLISH', '" PUBSUB_REDIS_CHANNEL "',\n"
+    "  '{\"seqs\":[' .. table.concat(seqs, ',') .. '],' .. string.sub(ARGV[1], 2))\n"
+    "return #KEYS\n";
+
+enum conn_kind { CONN_CMD, CONN_SUB };
+enum conn_state { CONN_IDLE, CONN_CONNECTING, CONN_READY };
+enum shard_logged { SHARD_LOGGED_NONE, SHARD_LOGGED_UP, SHARD_LOGGED_DOWN };
+
+struct redis_shard;
+
+struct redis_conn {
+    struct redis_shard *shard;
+    redisAsyncContext *ac; /* NULL in IDLE */
+    struct event *timer;   /* retry in IDLE, handshake deadline in CONNECTING */
+    enum conn_kind kind;
+    enum conn_state state;
+    bool ever_ready;
+    uint32_t backoff_ms;
+    uint64_t ready_at_ms;
+    uint32_t pending;     /* replies awaited (command connection) */
+    size_t pending_bytes; /* argument bytes of those commands */
+};
+
+struct redis_shard {
+    struct redis_engine *e;
+    char host[INET_ADDRSTRLEN];
+    int port;
+    char name[INET_ADDRSTRLEN + 8]; /* "host:port" for logs */
+    struct redis_conn cmd, sub;
+    enum shard_logged logged;
+};
+
+struct log_limit {
+    uint64_t last_ms;
+    uint64_t suppressed;
+};
+
+struct redis_engine {
+    struct pubsub_engine base;
+    struct event_base *evbase;
+    struct redis_shard *shards;
+    size_t n_shards;
+    struct pubsub_limits limits;
+    size_t max_message_bytes;
+    char sha[41]; /* of SEQ_SCRIPT, from SCRIPT LOAD */
+    struct log_limit malformed_log, error_log;
+    uint32_t rng;
+    bool in_deliver; /* inside the deliver callback */
+    bool freed;      /* free() was called from inside it: free the struct on return */
+};
+
+/* Counts a publish as dropped once, however many sub-publishes it was split into. */
+struct pub_track {
+    uint32_t outstanding;
+    bool lost;
+};
+
+/* One EVALSHA in flight; owned by its reply callback. argv[0..1] become EVAL + script text on
+ * NOSCRIPT. */
+struct inflight {
+    struct pub_track *track; /* NULL when the publish was not split */
+    size_t bytes;
+    int argc;
+    const char **argv;
+    size_t *argvlen;
+};
+
+static void conn_connect(struct redis_conn *c);
+
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* Whether a repeated warning may be logged now; *suppressed gets the count skipped since. */
+static bool log_allowed(struct log_limit *l, uint64_t *suppressed)
+{
+    uint64_t now = now_ms();
+    if (l->last_ms != 0 && now - l->last_ms < LOG_INTERVAL_MS) {
+        l->suppressed++;
+        return false;
+    }
+    *suppressed = l->suppressed;
+    l->suppressed = 0;
+    l->last_ms = now ? now : 1;
+    return true;
+}
+
+/* "" or " (N similar warnings suppressed)", for log lines. */
+static const char *suppressed_note(uint64_t suppressed, char *buf, size_t cap)
+{
+    if (!suppressed)
+        return "";
+    snprintf(buf, cap, " (%" PRIu64 " similar warnings suppressed)", suppressed);
+    return buf;
+}
+
+/* FNV-1a, 32 bits (offset basis 2166136261, prime 16777619), over the bytes of a channel name;
+ * fed piece by piece so that names need not be built to be hashed. */
+#define FNV1A32_INIT 2166136261u
+
+static uint32_t fnv1a32(uint32_t h, const char *s, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        h ^= (unsigned char)s[i];
+        h *= 16777619u;
+    }
+    return h;
+}
+
+/* The channel name's pieces: "<scope>:<site>" and, for user and client, ":<id>". */
+static uint32_t channel_hash(const struct pubsub_publish *p, uint32_t site, uint32_t id)
+{
+    const char *scope = pubsub_scope_name(p->scope);
+    uint32_t h = fnv1a32(FNV1A32_INIT, scope, strlen(scope));
+    h = fnv1a32(h, ":", 1);
+    h = fnv1a32(h, p->sites[site], strlen(p->sites[site]));
+    if (p->n_ids) {
+        h = fnv1a32(h, ":", 1);
+        h = fnv1a32(h, p->ids[id], strlen(p->ids[id]));
+    }
+    return h;
+}
+
+static size_t channel_len(const struct pubsub_publish *p, uint32_t site, uint32_t id)
+{
+    size_t n = strlen(pubsub_scope_name(p->scope)) + 1 + strlen(p->sites[site]);
+    if (p->n_ids)
+        n += 1 + strlen(p->ids[id]);
+    return n;
+}
+
+static uint32_t rng_next(struct redis_engine *e)
+{
+    /* xorshift32: jitter only. */
+    uint32_t x = e->rng;
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
+    e->rng = x;
+    return x;
+}
+
+static bool conn_ready(const struct redis_conn *c)
+{
+    return c->state == CONN_READY;
+}
+
+static bool shard_up(const struct redis_shard *s)
+{
+    return conn_ready(&s->cmd) && conn_ready(&s->sub);
+}
+
+/* One log line per change of a shard's state (both connections READY or not). */
+static void shard_log_state(struct redis_shard *s, const char *reason)
+{
+    if (shard_up(s)) {
+        if (s->logged != SHARD_LOGGED_UP)
+            GW_INFO("redis %s: connected", s->name);
+        s->logged = SHARD_LOGGED_UP;
+        return;
+    }
+    if (!reason)
+        return;
+    if (s->logged == SHARD_LOGGED_UP)
+        GW_WARN("redis %s: connection lost (%s); publishes refused until it is back", s->name,
+                reason);
+    else if (s->logged == SHARD_LOGGED_NONE)
+        GW_WARN("redis %s: cannot connect (%s); retrying", s->name, reason);
+    s->logged = SHARD_LOGGED_DOWN;
+}
+
+static void timer_add_ms(struct event *ev, uint32_t ms)
+{
+    struct timeval tv = {.tv_sec = ms / 1000u, .tv_usec = (ms % 1000u) * 1000u};
+    event_add(ev, &tv);
+}
+
+/* The connection is gone (its context freed or about to be freed by hiredis): back to IDLE,
+ * retry after the backoff. */
+static void conn_lost(struct redis_conn *c, const char *reason)
+{
+    struct redis_engine *e = c->shard->e;
+    if (c->state == CONN_READY && now_ms() - c->ready_at_ms >= BACKOFF_RESET_MS)
+        c->backoff_ms = BACKOFF_MIN_MS;
+    c->ac = NULL;
+    c->state = CONN_IDLE;
+    c->pending = 0;
+    c->pending_bytes = 0;
+    uint32_t d = c->backoff_ms;
+    uint32_t delay = d - d / 4 + rng_next(e) % (d / 2 + 1);
+    c->backoff_ms = d * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : d * 2;
+    timer_add_ms(c->timer, delay);
+    GW_DEBUG("redis %s: %s connection down (%s), retry in %" PRIu32 " ms", c->shard->name,
+             c->kind == CONN_CMD ? "command" : "subscriber", reason, delay);
+    shard_log_state(c->shard, reason);
+}
+
+/* Lets go of the context from our side (handshake failure or timeout): callbacks that hiredis
+ * still runs for it find no data and do nothing. */
+static void conn_abandon(struct redis_conn *c, const char *reason)
+{
+    redisAsyncContext *ac = c->ac;
+    ac->data = NULL;
+    redisAsyncFree(ac); /* deferred by hiredis when inside one of ac's reply callbacks */
+    conn_lost(c, reason);
+}
+
+static void conn_set_ready(struct redis_conn *c)
+{
+    struct redis_engine *e = c->shard->e;
+    event_del(c->timer);
+    c->state = CONN_READY;
+    c->ready_at_ms = now_ms();
+    if (c->ever_ready)
+        e->base.stats.reconnects++;
+    c->ever_ready = true;
+    shard_log_state(c->shard, NULL);
+}
+
+static void on_connect(const redisAsyncContext *cac, int status)
+{
+    struct redis_conn *c = cac->data;
+    if (!c || status == REDIS_OK)
+        return; /* wait for the handshake reply */
+    /* hiredis frees the context when this returns, running the handshake callback with NULL
+     * first: detach it. */
+    redisAsyncContext *ac = c->ac;
+    ac->data = NULL;
+    conn_lost(c, cac->c.errstr[0] ? cac->c.errstr : "connect failed");
+}
+
+static void on_disconnect(const redisAsyncContext *cac, int status)
+{
+    struct redis_conn *c = cac->data;
+    if (!c)
+        return;
+    const char *reason = cac->c.err && cac->c.errstr[0] ? cac->c.errstr : "connection closed";
+    conn_lost(c, reason);
+}
+
+static void script_load_cb(redisAsyncContext *ac, void *r, void *priv)
+{
+    struct redis_conn *c = ac->data;
+    redisReply *reply = r;
+    if (!c || !reply)
+        return; /* on_disconnect follows, or the context was abandoned */
+    if (reply->type == REDIS_REPLY_STRING && reply->len == 40) {
+        memcpy(c->shard->e->sha, reply->str, 40);
+        c->shard->e->sha[40] = '\0';
+        conn_set_ready(c);
+        return;
+    }
+    char reason[160];
+    snprintf(reason, sizeof(reason), "SCRIPT LOAD failed: %.120s",
+             reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected reply");
+    conn_abandon(c, reason);
+}
+
+static void deliver_message(struct redis_engine *e, const char *msg, size_t len);
+
+static void sub_cb(redisAsyncContext *ac, void *r, void *priv)
+{
+    struct redis_conn *c = ac->data;
+    redisReply *reply = r;
+    if (!c || !reply)
+        return;
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 3 ||
+        reply->element[0]->type != REDIS_REPLY_STRING) {
+        if (c->state != CONN_READY) {
+            char reason[160];
+            snprintf(reason, sizeof(reason), "SUBSCRIBE failed: %.120s",
+                     reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected reply");
+            conn_abandon(c, reason);
+        }
+        return;
+    }
+    const char *kind = reply->element[0]->str;
+    if (strcmp(kind, "subscribe") == 0) {
+        if (c->state == CONN_CONNECTING)
+            conn_set_ready(c);
+        return;
+    }
+    if (strcmp(kind, "message") != 0 || reply->element[2]->type != REDIS_REPLY_STRING)
+        return;
+    /* After this call, c may be freed (free() from inside the deliver callback). */
+    deliver_message(c->shard->e, reply->element[2]->str, reply->element[2]->len);
+}
+
+static void count_malformed(struct redis_engine *e, const char *why)
+{
+    e->base.stats.malformed++;
+    uint64_t suppressed;
+    char note[64];
+    if (log_allowed(&e->malformed_log, &suppressed))
+        GW_WARN("redis: ignored a message on " PUBSUB_REDIS_CHANNEL
+                " that is not a valid publish (%s)%s",
+                why, suppressed_note(suppressed, note, sizeof(note)));
+}
+
+static void deliver_message(struct redis_engine *e, const char *msg, size_t len)
+{
+    if (len > e->max_message_bytes) {
+        count_malformed(e, "too large");
+        return;
+    }
+    json_error_t jerr;
+    json_t *obj = json_loadb(msg, len, 0, &jerr);
+    if (!obj) {
+        count_malformed(e, "not JSON");
+        return;
+    }
+    struct pubsub_publish *pub;
+    const char *error = NULL;
+    int rc = pubsub_publish_from_json(obj, &e->limits, &pub, &error);
+    json_decref(obj);
+    if (rc != 0) {
+        count_malformed(e, error);
+        return;
+    }
+    e->base.stats.delivered++;
+    e->in_deliver = true;
+    e->base.deliver(e->base.deliver_arg, pub);
+    e->in_deliver = false;
+    pubsub_publish_unref(pub);
+    if (e->freed)
+        gw_free(e);
+}
+
+static void inflight_free(struct inflight *f)
+{
+    gw_free(f);
+}
+
+static void eval_cb(redisAsyncContext *ac, void *r, void *priv)
+{
+    struct redis_conn *c = ac->data;
+    struct inflight *f = priv;
+    redisReply *reply = r;
+    bool lost = reply == NULL;
+    if (c) {
+        c->pending--;
+        c->pending_bytes -= f->bytes;
+    }
+    if (c && reply && reply->type == REDIS_REPLY_ERROR) {
+        if (strncmp(reply->str, "NOSCRIPT", 8) == 0 && strcmp(f->argv[0], "EVALSHA") == 0) {
+            /* The script cache was flushed: send the script itself. */
+            f->bytes -= f->argvlen[0] + f->argvlen[1];
+            f->argv[0] = "EVAL";
+            f->argv[1] = SEQ_SCRIPT;
+            f->argvlen[0] = 4;
+            f->argvlen[1] = sizeof(SEQ_SCRIPT) - 1;
+            f->bytes += f->argvlen[0] + f->argvlen[1];
+            if (redisAsyncCommandArgv(ac, eval_cb, f, f->argc, f->argv, f->argvlen) == REDIS_OK) {
+                c->pending++;
+                c->pending_bytes += f->bytes;
+                return;
+            }
+        } else {
+            uint64_t suppressed;
+            char note[64];
+            if (log_allowed(&c->shard->e->error_log, &suppressed))
+                GW_WARN("redis %s: publish failed: %.200s%s", c->shard->name, reply->str,
+                        suppressed_note(suppressed, note, sizeof(note)));
+        }
+        lost = true;
+    }
+    struct pub_track *t = f->track;
+    inflight_free(f);
+    if (t) {
+        t->lost |= lost;
+        if (--t->outstanding)
+            return;
+        lost = t->lost;
+        gw_free(t);
+    }
+    if (lost && c)
+        c->shard->e->base.stats.dropped++;
+}
+
+/* Builds the EVALSHA of one sub-publish: the channels of `sub` (all of them on one shard). */
+static struct inflight *inflight_new(struct redis_engine *e, const struct pubsub_publish *sub)
+{
+    size_t n_keys = pubsub_publish_channels(sub);
+    size_t json_len;
+    char *json = pubsub_publish_to_json(sub, &json_len);
+    char numkeys[24], ttl[24];
+    int numkeys_len = snprintf(numkeys, sizeof(numkeys), "%zu", n_keys);
+    int ttl_len = snprintf(ttl, sizeof(ttl), "%u", PUBSUB_SEQ_TTL_MS);
+    size_t strings = (size_t)numkeys_len + 1 + json_len + 1 + (size_t)ttl_len + 1;
+    for (uint32_t s = 0; s < sub->n_sites; s++)
+        for (uint32_t i = 0; i < (sub->n_ids ? sub->n_ids : 1); i++)
+            strings += sizeof(PUBSUB_REDIS_SEQ_PREFIX) - 1 + channel_len(sub, s, i) + 1;
+    size_t argc = 3 + n_keys + 2;
+    struct inflight *f = gw_malloc(sizeof(*f) + argc * (sizeof(char *) + sizeof(size_t)) + strings);
+    f->track = NULL;
+    f->argc = (int)argc;
+    f->argv = (const char **)(f + 1);
+    f->argvlen = (size_t *)(f->argv + argc);
+    char *p = (char *)(f->argvlen + argc);
+    size_t k = 0;
+#define PUT_ARG(str, len)                                                                          \
+    do {                                                                                           \
+        memcpy(p, (str), (len));                                                                   \
+        p[(len)] = '\0';                                                                           \
+        f->argv[k] = p;                                                                            \
+        f->argvlen[k++] = (len);                                                                   \
+        p += (len) + 1;                                                                            \
+    } while (0)
+    f->argv[k] = "EVALSHA";
+    f->argvlen[k++] = 7;
+    f->argv[k] = e->sha;
+    f->argvlen[k++] = 40;
+    PUT_ARG(numkeys, (size_t)numkeys_len);
+    const char *scope = pubsub_scope_name(sub->scope);
+    for (uint32_t s = 0; s < sub->n_sites; s++) {
+        for (uint32_t i = 0; i < (sub->n_ids ? sub->n_ids : 1); i++) {
+            char *key = p;
+            int n = sub->n_ids
+                        ? sprintf(p, "%s%s:%s:%s", PUBSUB_REDIS_SEQ_PREFIX, scope, sub->sites[s],
+                                  sub->ids[i])
+                        : sprintf(p, "%s%s:%s", PUBSUB_REDIS_SEQ_PREFIX, scope, sub->sites[s]);
+            f->argv[k] = key;
+            f->argvlen[k++] = (size_t)n;
+            p += n + 1;
+        }
+    }
+    PUT_ARG(json, json_len);
+    PUT_ARG(ttl, (size_t)ttl_len);
+#undef PUT_ARG
+    GW_ASSERT(k == argc);
+    free(json);
+    f->bytes = 0;
+    for (size_t i = 0; i < argc; i++)
+        f->bytes += f->argvlen[i];
+    return f;
+}
+
+static void send_sub(struct redis_engine *e, struct redis_shard *s,
+                     const struct pubsub_publish *sub, struct pub_track *t)
+{
+    struct redis_conn *c = &s->cmd;
+    struct inflight *f = inflight_new(e, sub);
+    f->track = t;
+    c->pending++;
+    c->pending_bytes += f->bytes;
+    if (redisAsyncCommandArgv(c->ac, eval_cb, f, f->argc, f->argv, f->argvlen) != REDIS_OK) {
+        /* Not expected while READY (hiredis refuses only when disconnecting): the callback
+         * undoes the counts and accounts the publish as lost. */
+        eval_cb(c->ac, NULL, f);
+    }
+}
+
+static int redis_publish(struct pubsub_engine *base, struct pubsub_publish *pub)
+{
+    struct redis_engine *e = GW_CONTAINER_OF(base, struct redis_engine, base);
+    if (!base->ops->available(base)) {
+        base->stats.dropped++;
+        return GW_EAGAIN;
+    }
+    size_t n_ch = pubsub_publish_channels(pub);
+    uint32_t per_site = pub->n_ids ? pub->n_ids : 1;
+    uint32_t *shard_of = gw_malloc(n_ch * sizeof(*shard_of));
+    size_t *key_bytes = gw_calloc(e->n_shards, sizeof(*key_bytes));
+    for (uint32_t s = 0; s < pub->n_sites; s++) {
+        for (uint32_t i = 0; i < per_site; i++) {
+            uint32_t sh = (uint32_t)(channel_hash(pub, s, i) % e->n_shards);
+            shard_of[(size_t)s * per_site + i] = sh;
+            key_bytes[sh] += sizeof(PUBSUB_REDIS_SEQ_PREFIX) + channel_len(pub, s, i);
+        }
+    }
+    /* Refuse before sending anything, so that a publish goes out whole or not at all. The
+     * JSON is estimated by the data's bytes, once per sub-publish that can fall on the shard
+     * (names are counted in the keys). */
+    size_t used = 0;
+    bool refuse = false;
+    for (size_t sh = 0; sh < e->n_shards; sh++) {
+        if (!key_bytes[sh])
+            continue;
+        used++;
+        const struct redis_conn *c = &e->shards[sh].cmd;
+        size_t estimate =
+            key_bytes[sh] + pub->data_len * (pub->scope == PUBSUB_SCOPE_GLOBAL ? 1 : pub->n_sites);
+        if (c->pending >= PUBSUB_REDIS_MAX_PENDING ||
+            c->pending_bytes > PUBSUB_REDIS_MAX_PENDING_BYTES ||
+            estimate > PUBSUB_REDIS_MAX_PENDING_BYTES - c->pending_bytes)
+            refuse = true;
+    }
+    if (refuse) {
+        gw_free(shard_of);
+        gw_free(key_bytes);
+        base->stats.dropped++;
+        uint64_t suppressed;
+        char note[64];
+        if (log_allowed(&e->error_log, &suppressed))
+            GW_WARN("redis: publish refused, too many commands awaiting a reply (%u max, %zu "
+                    "bytes max)%s",
+                    PUBSUB_REDIS_MAX_PENDING, PUBSUB_REDIS_MAX_PENDING_BYTES,
+                    suppressed_note(suppressed, note, sizeof(note)));
+        return GW_EAGAIN;
+    }
+    base->stats.published++;
+    if (used == 1) {
+        send_sub(e, &e->shards[shard_of[0]], pub, NULL);
+        gw_free(shard_of);
+        gw_free(key_bytes);
+        return 0;
+    }
+    /* Split. The sub-publishes borrow the publish's strings; only the pointer arrays are
+     * built. */
+    struct pub_track *t = gw_calloc(1, sizeof(*t));
+    t->outstanding = 1; /* held while sending, so that no callback can free it early */
+    const char **names =
+        gw_malloc((pub->n_ids > pub->n_sites ? pub->n_ids : pub->n_sites) * sizeof(*names));
+    struct pubsub_publish sub = *pub;
+    sub.refs = 1;
+    sub.seqs = NULL;
+    if (pub->scope == PUBSUB_SCOPE_GLOBAL) {
+        for (size_t sh = 0; sh < e->n_shards; sh++) {
+            uint32_t n = 0;
+            for (uint32_t s = 0; s < pub->n_sites; s++)
+                if (shard_of[s] == sh)
+                    names[n++] = pub->sites[s];
+            if (!n)
+                continue;
+            sub.sites = names;
+            sub.n_sites = n;
+            t->outstanding++;
+            send_sub(e, &e->shards[sh], &sub, t);
+        }
+    } else {
+        for (uint32_t s = 0; s < pub->n_sites; s++) {
+            for (size_t sh = 0; sh < e->n_shards; sh++) {
+                uint32_t n = 0;
+                for (uint32_t i = 0; i < pub->n_ids; i++)
+                    if (shard_of[(size_t)s * per_site + i] == sh)
+                        names[n++] = pub->ids[i];
+                if (!n)
+                    continue;
+                sub.sites = &pub->sites[s];
+                sub.n_sites = 1;
+                sub.ids = names;
+                sub.n_ids = n;
+                t->outstanding++;
+                send_sub(e, &e->shards[sh], &sub, t);
+            }
+        }
+    }
+    gw_free(names);
+    gw_free(shard_of);
+    gw_free(key_bytes);
+    if (--t->outstanding == 0) {
+        /* Every command already failed (not expected while READY). */
+        if (t->lost)
+            base->stats.dropped++;
+        gw_free(t);
+    }
+    return 0;
+}
+
+static bool redis_available(const struct pubsub_engine *base)
+{
+    const struct redis_engine *e = GW_CONTAINER_OF(base, const struct redis_engine, base);
+    for (size_t i = 0; i < e->n_shards; i++)
+        if (!shard_up(&e->shards[i]))
+            return false;
+    return true;
+}
+
+static void conn_teardown(struct redis_conn *c)
+{
+    event_free(c->timer);
+    c->timer = NULL;
+    if (c->ac) {
+        redisAsyncContext *ac = c->ac;
+        c->ac = NULL;
+        ac->data = NULL;
+        redisAsyncFree(ac); /* runs the pending callbacks, which find no data */
+    }
+}
+
+static void redis_free(struct pubsub_engine *base)
+{
+    struct redis_engine *e = GW_CONTAINER_OF(base, struct redis_engine, base);
+    for (size_t i = 0; i < e->n_shards; i++) {
+        conn_teardown(&e->shards[i].cmd);
+        conn_teardown(&e->shards[i].sub);
+    }
+    gw_free(e->shards);
+    e->shards = NULL;
+    e->n_shards = 0;
+    if (e->in_deliver)
+        e->freed = true; /* deliver_message() frees the struct when the callback returns */
+    else
+        gw_free(e);
+}
+
+static const struct pubsub_engine_ops redis_ops = {
+    .name = "redis",
+    .publish = redis_publish,
+    .available = redis_available,
+    .free = redis_free,
+};
+
+static void conn_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct redis_conn *c = arg;
+    if (c->state == CONN_IDLE)
+        conn_connect(c);
+    else if (c->state == CONN_CONNECTING)
+        conn_abandon(c, "timed out");
+}
+
+static void conn_connect(struct redis_conn *c)
+{
+    struct redis_shard *s = c->shard;
+    redisAsyncContext *ac = redisAsyncConnect(s->host, s->port);
+    if (!ac) {
+        conn_lost(c, "out of memory");
+        return;
+    }
+    if (ac->err) {
+        char reason[128];
+        snprintf(reason, sizeof(reason), "%s", ac->errstr);
+        redisAsyncFree(ac);
+        conn_lost(c, reason);
+        return;
+    }
+    if (redisLibeventAttach(ac, s->e->evbase) != REDIS_OK) {
+        redisAsyncFree(ac);
+        conn_lost(c, "cannot attach to the event loop");
+        return;
+    }
+    ac->data = c;
+    c->ac = ac;
+    c->state = CONN_CONNECTING;
+    redisAsyncSetConnectCallback(ac, on_connect);
+    redisAsyncSetDisconnectCallback(ac, on_disconnect);
+    /* Queued now, written once connected. */
+    int rc = c->kind == CONN_CMD
+                 ? redisAsyncCommand(ac, script_load_cb, NULL, "SCRIPT LOAD %s", SEQ_SCRIPT)
+                 : redisAsyncCommand(ac, sub_cb, NULL, "SUBSCRIBE %s", PUBSUB_REDIS_CHANNEL);
+    if (rc != REDIS_OK) {
+        conn_abandon(c, "cannot queue the handshake");
+        return;
+    }
+    timer_add_ms(c->timer, CONNECT_TIMEOUT_MS);
+}
+
+/* "redis://HOST:PORT", HOST an IPv4 address or localhost, PORT 1..65535. */
+static int parse_url(const char *url, char *host, int *port)
+{
+    static const char prefix[] = "redis://";
+    if (strncmp(url, prefix, sizeof(prefix) - 1) != 0)
+        return -1;
+    const char *h = url + sizeof(prefix) - 1;
+    const char *colon = strrchr(h, ':');
+    if (!colon || colon == h || colon - h >= 64)
+        return -1;
+    char name[64];
+    memcpy(name, h, (size_t)(colon - h));
+    name[colon - h] = '\0';
+    const char *p = colon + 1;
+    if (*p == '\0' || strlen(p) > 5)
+        return -1;
+    long v = 0;
+    for (; *p; p++) {
+        if (*p < '0' || *p > '9')
+            return -1;
+        v = v * 10 + (*p - '0');
+    }
+    if (v < 1 || v > 65535)
+        return -1;
+    struct in_addr addr;
+    if (strcmp(name, "localhost") == 0)
+        strcpy(name, "127.0.0.1"); /* no resolver call on the loop */
+    if (inet_pton(AF_INET, name, &addr) != 1)
+        return -1;
+    inet_ntop(AF_INET, &addr, host, INET_ADDRSTRLEN);
+    *port = (int)v;
+    return 0;
+}
+
+static void conn_init(struct redis_engine *e, struct redis_shard *s, struct redis_conn *c,
+                      enum conn_kind kind)
+{
+    c->shard = s;
+    c->kind = kind;
+    c->state = CONN_IDLE;
+    c->backoff_ms = BACKOFF_MIN_MS;
+    c->timer = evtimer_new(e->evbase, conn_timer_cb, c);
+    GW_ASSERT(c->timer != NULL);
+}
+
+struct pubsub_engine *pubsub_engine_redis_new(struct event_base *base, const char *const *urls,
+                                              size_t n_urls, pubsub_deliver_cb deliver, void *arg,
+                                              const char **error)
+{
+    if (n_urls == 0) {
+        *error = "no Redis URL";
+        return NULL;
+    }
+    if (n_urls > 1024) {
+        *error = "too many Redis URLs (1024 max)";
+        return NULL;
+    }
+    struct redis_shard *shards = gw_calloc(n_urls, sizeof(*shards));
+    for (size_t i = 0; i < n_urls; i++) {
+        if (parse_url(urls[i], shards[i].host, &shards[i].port) != 0) {
+            gw_free(shards);
+            *error = "invalid Redis URL (expected redis://HOST:PORT, HOST an IPv4 address or "
+                     "localhost)";
+            return NULL;
+        }
+        snprintf(shards[i].name, sizeof(shards[i].name), "%s:%d", shards[i].host, shards[i].port);
+    }
+    struct redis_engine *e = gw_calloc(1, sizeof(*e));
+    e->base.ops = &redis_ops;
+    e->base.deliver = deliver;
+    e->base.deliver_arg = arg;
+    e->evbase = base;
+    e->shards = shards;
+    e->n_shards = n_urls;
+    pubsub_limits_defaults(&e->limits);
+    /* The longest valid publish, escaping every name as \uXXXX and counting a seq of 20
+     * digits for every channel: longer messages are rejected before parsing. */
+    const struct pubsub_limits *l = &e->limits;
+    e->max_message_bytes = 4096 + (size_t)l->max_data_bytes +
+                           ((size_t)l->max_ids + l->max_sites + 1) * (l->max_name_bytes * 6 + 4) +
+                           (size_t)l->max_ids * l->max_sites * 21;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    e->rng = (uint32_t)ts.tv_nsec ^ (uint32_t)(uintptr_t)e ^ 0x9e3779b9u;
+    if (!e->rng)
+        e->rng = 1;
+    for (size_t i = 0; i < n_urls; i++) {
+        struct redis_shard *s = &shards[i];
+        s->e = e;
+        conn_init(e, s, &s->cmd, CONN_CMD);
+        conn_init(e, s, &s->sub, CONN_SUB);
+    }
+    for (size_t i = 0; i < n_urls; i++) {
+        conn_connect(&shards[i].cmd);
+        conn_connect(&shards[i].sub);
+    }
+    return &e->base;
+}
