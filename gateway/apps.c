@@ -6,6 +6,7 @@
 
 #include "gw_alloc.h"
 #include "gw_log.h"
+#include "delivery.h"
 #include "gw_timerq.h"
 
 /* ---- echo ----------------------------------------------------------------------------------- */
@@ -200,7 +201,8 @@ static void add(struct gw_apps *apps, struct gw_server *srv, const struct sockjs
     gw_server_add_route(srv, opt->prefix, sjs);
 }
 
-struct gw_apps *gw_apps_new(struct gw_server *srv, const struct gw_config *cfg)
+struct gw_apps *gw_apps_new(struct gw_server *srv, const struct gw_config *cfg,
+                            struct gw_delivery *delivery)
 {
     struct gw_apps *apps = gw_calloc(1, sizeof(*apps));
     struct sockjs_options base;
@@ -208,13 +210,13 @@ struct gw_apps *gw_apps_new(struct gw_server *srv, const struct gw_config *cfg)
     base.heartbeat_ms = cfg->heartbeat_ms;
     base.disconnect_ms = cfg->disconnect_ms;
     base.response_limit = cfg->response_limit;
-    base.websocket = cfg->websocket;
+    base.websocket = !cfg->no_websocket;
+    base.max_queued_bytes = cfg->max_queued_bytes;
     base.cookie_needed = cfg->cookie_needed;
     base.sockjs_url = cfg->sockjs_url;
     if (!cfg->test_app) {
-        /* Scoped delivery replaces this echo application (issue 3). */
         base.prefix = cfg->prefix;
-        add(apps, srv, &base, &echo_app, NULL);
+        add(apps, srv, &base, &gw_delivery_app_ops, delivery);
         return apps;
     }
     /* The SockJS test application: the defaults of the reference test server. */

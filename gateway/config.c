@@ -1,10 +1,80 @@
 #include "config.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "gw_alloc.h"
+
+enum opt_type { OPT_U32, OPT_STR, OPT_FLAG, OPT_LIST, OPT_HELP };
+
+/* Sources, in increasing precedence. */
+enum { SRC_DEFAULT, SRC_FILE, SRC_ENV, SRC_ARGS };
+
+struct opt {
+    const char *name;
+    enum opt_type type;
+    size_t offset;
+    uint32_t min;
+    uint32_t max;       /* OPT_LIST: capacity */
+    const char *arg;    /* placeholder in --help */
+    const char *help;
+};
+
+#define U32(n, field, lo, hi, h) {n, OPT_U32, offsetof(struct gw_config, field), lo, hi, "N", h}
+#define STR(n, field, a, h) {n, OPT_STR, offsetof(struct gw_config, field), 0, 0, a, h}
+#define FLAG(n, field, h) {n, OPT_FLAG, offsetof(struct gw_config, field), 0, 0, NULL, h}
+#define LIST(n, field, cap, a, h) {n, OPT_LIST, offsetof(struct gw_config, field), 0, cap, a, h}
+
+static const struct opt options[] = {
+    LIST("listen", listen, GW_MAX_LISTEN, "ADDR:PORT",
+         "SockJS listener, repeatable; IPv6 as [::1]:PORT"),
+    FLAG("test-app", test_app, "serve the SockJS test application's prefixes (/echo, ...)"),
+    STR("prefix", prefix, "PATH", "the SockJS prefix"),
+    STR("sockjs-url", sockjs_url, "URL", "client library URL in iframe.html"),
+    U32("heartbeat-ms", heartbeat_ms, 1, UINT32_MAX, "heartbeat delay"),
+    U32("disconnect-delay-ms", disconnect_ms, 1, UINT32_MAX,
+        "session lifetime without a receiver"),
+    U32("response-limit", response_limit, 1, UINT32_MAX, "bytes after which a stream ends"),
+    FLAG("cookie-needed", cookie_needed, "JSESSIONID cookie handling"),
+    FLAG("no-websocket", no_websocket, "disable the websocket transports"),
+    U32("max-header-bytes", max_header_bytes, 256, UINT32_MAX,
+        "request line + header block limit (431)"),
+    U32("max-headers", max_headers, 8, 1024, "header count limit (431)"),
+    U32("max-body-bytes", max_body_bytes, 0, UINT32_MAX, "request body limit (413)"),
+    U32("max-message-bytes", max_message_bytes, 1, UINT32_MAX,
+        "websocket message limit (close 1009)"),
+    U32("max-output-bytes", max_output_bytes, 1024, UINT32_MAX,
+        "unwritten bytes before a non-reading connection is dropped"),
+    U32("max-queued-bytes", max_queued_bytes, 0, UINT32_MAX,
+        "unsent bytes before a session is closed as a slow consumer (4008); 0: no limit"),
+    U32("header-timeout-ms", header_timeout_ms, 1, UINT32_MAX, "time to receive a request (408)"),
+    U32("idle-timeout-ms", idle_timeout_ms, 1, UINT32_MAX, "keep-alive connection idle limit"),
+    U32("linger-ms", linger_ms, 1, UINT32_MAX,
+        "bound on the final flush and the wait for the peer's FIN after closing"),
+    U32("backlog", backlog, 1, UINT32_MAX, "listen backlog"),
+    STR("log-level", log_level, "LEVEL", "error, warn, info or debug"),
+    LIST("jwt-secret", jwt_secrets, GW_MAX_SECRETS, "SECRET",
+         "HS256 secret for session tokens; give two while rotating"),
+    FLAG("allow-anonymous", allow_anonymous,
+         "let sessions without a token receive their site's global scope"),
+    U32("auth-timeout-ms", auth_timeout_ms, 1, UINT32_MAX,
+        "time for a session to send its token (4003)"),
+    LIST("api-listen", api_listen, GW_MAX_LISTEN, "ADDR:PORT", "publish API listener"),
+    STR("api-key", api_key, "KEY", "key the publish API expects (Authorization: Bearer KEY)"),
+    U32("api-max-body-bytes", api_max_body_bytes, 256, UINT32_MAX, "publish request limit (413)"),
+    U32("max-ids", max_ids, 1, UINT32_MAX, "ids in one publish (400)"),
+    U32("max-data-bytes", max_data_bytes, 1, UINT32_MAX, "data of one publish (413)"),
+    LIST("engine", engines, GW_MAX_ENGINES, "URL",
+         "local, or redis://HOST:PORT (repeatable: shards)"),
+    STR("config", config_file, "FILE", "read options from FILE (name = value lines)"),
+    {"help", OPT_HELP, 0, 0, 0, NULL, "this text"},
+};
+
+#define N_OPTIONS (sizeof(options) / sizeof(options[0]))
 
 void gw_config_defaults(struct gw_config *cfg)
 {
@@ -14,208 +84,272 @@ void gw_config_defaults(struct gw_config *cfg)
     cfg->heartbeat_ms = 25000;
     cfg->disconnect_ms = 5000;
     cfg->response_limit = 128 * 1024;
-    cfg->websocket = true;
     cfg->max_header_bytes = 8192;
     cfg->max_headers = 64;
     cfg->max_body_bytes = 2 * 1024 * 1024;
     cfg->max_message_bytes = 2 * 1024 * 1024;
     cfg->max_output_bytes = 4 * 1024 * 1024;
+    cfg->max_queued_bytes = 1024 * 1024;
     cfg->header_timeout_ms = 10000;
     cfg->idle_timeout_ms = 60000;
     cfg->linger_ms = 2000;
     cfg->backlog = 4096;
     cfg->log_level = "info";
+    cfg->auth_timeout_ms = 10000;
+    cfg->api_key = "";
+    cfg->api_max_body_bytes = 1024 * 1024;
+    cfg->max_ids = 10000;
+    cfg->max_data_bytes = 64 * 1024;
+    cfg->listen.items[cfg->listen.n++] = "127.0.0.1:8080";
+    cfg->api_listen.items[cfg->api_listen.n++] = "127.0.0.1:8081";
+    cfg->engines.items[cfg->engines.n++] = "local";
 }
 
-enum {
-    OPT_LISTEN = 256,
-    OPT_TEST_APP,
-    OPT_PREFIX,
-    OPT_SOCKJS_URL,
-    OPT_HEARTBEAT,
-    OPT_DISCONNECT,
-    OPT_RESPONSE_LIMIT,
-    OPT_COOKIE_NEEDED,
-    OPT_NO_WEBSOCKET,
-    OPT_MAX_HEADER,
-    OPT_MAX_HEADERS,
-    OPT_MAX_BODY,
-    OPT_MAX_MESSAGE,
-    OPT_MAX_OUTPUT,
-    OPT_HEADER_TIMEOUT,
-    OPT_IDLE_TIMEOUT,
-    OPT_LINGER,
-    OPT_BACKLOG,
-    OPT_LOG_LEVEL,
-    OPT_HELP,
-};
+void gw_config_cleanup(struct gw_config *cfg)
+{
+    for (size_t i = 0; i < cfg->n_owned; i++)
+        gw_free(cfg->owned[i]);
+    gw_free(cfg->owned);
+    cfg->owned = NULL;
+    cfg->n_owned = 0;
+}
 
-static const struct option long_options[] = {
-    {"listen", required_argument, NULL, OPT_LISTEN},
-    {"test-app", no_argument, NULL, OPT_TEST_APP},
-    {"prefix", required_argument, NULL, OPT_PREFIX},
-    {"sockjs-url", required_argument, NULL, OPT_SOCKJS_URL},
-    {"heartbeat-ms", required_argument, NULL, OPT_HEARTBEAT},
-    {"disconnect-delay-ms", required_argument, NULL, OPT_DISCONNECT},
-    {"response-limit", required_argument, NULL, OPT_RESPONSE_LIMIT},
-    {"cookie-needed", no_argument, NULL, OPT_COOKIE_NEEDED},
-    {"no-websocket", no_argument, NULL, OPT_NO_WEBSOCKET},
-    {"max-header-bytes", required_argument, NULL, OPT_MAX_HEADER},
-    {"max-headers", required_argument, NULL, OPT_MAX_HEADERS},
-    {"max-body-bytes", required_argument, NULL, OPT_MAX_BODY},
-    {"max-message-bytes", required_argument, NULL, OPT_MAX_MESSAGE},
-    {"max-output-bytes", required_argument, NULL, OPT_MAX_OUTPUT},
-    {"header-timeout-ms", required_argument, NULL, OPT_HEADER_TIMEOUT},
-    {"idle-timeout-ms", required_argument, NULL, OPT_IDLE_TIMEOUT},
-    {"linger-ms", required_argument, NULL, OPT_LINGER},
-    {"backlog", required_argument, NULL, OPT_BACKLOG},
-    {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
-    {"help", no_argument, NULL, OPT_HELP},
-    {NULL, 0, NULL, 0},
-};
+static const char *keep(struct gw_config *cfg, const char *s, size_t len)
+{
+    cfg->owned = gw_realloc(cfg->owned, (cfg->n_owned + 1) * sizeof(*cfg->owned));
+    return cfg->owned[cfg->n_owned++] = gw_strndup(s, len);
+}
+
+static void print_default(FILE *out, const struct opt *o, const struct gw_config *d)
+{
+    const void *field = (const char *)d + o->offset;
+    switch (o->type) {
+    case OPT_U32:
+        fprintf(out, " [%u]", *(const uint32_t *)field);
+        break;
+    case OPT_STR: {
+        const char *v = *(const char *const *)field;
+        if (v && *v)
+            fprintf(out, " [%s]", v);
+        break;
+    }
+    case OPT_LIST: {
+        const struct gw_str_list *l = field;
+        for (size_t i = 0; i < l->n; i++)
+            fprintf(out, "%s%s", i ? " " : " [", l->items[i]);
+        if (l->n)
+            fputc(']', out);
+        break;
+    }
+    default:
+        break;
+    }
+}
 
 static void usage(FILE *out)
 {
     struct gw_config d;
     gw_config_defaults(&d);
-    fprintf(out,
-            "Usage: sockjs-gateway [options]\n"
-            "\n"
-            "  --listen ADDR:PORT         listen here (repeatable; IPv6 as [::1]:PORT)"
-            " [127.0.0.1:8080]\n"
-            "  --test-app                 serve the SockJS test application's prefixes\n"
-            "                             (/echo, /close, ...) instead of the gateway's\n"
-            "  --prefix PATH              the SockJS prefix of the gateway [%s]\n"
-            "  --sockjs-url URL           client library URL in iframe.html [%s]\n"
-            "  --heartbeat-ms N           heartbeat delay [%u]\n"
-            "  --disconnect-delay-ms N    session lifetime without a receiver [%u]\n"
-            "  --response-limit N         bytes after which a stream is ended [%u]\n"
-            "  --cookie-needed            JSESSIONID cookie handling [off]\n"
-            "  --no-websocket             disable the websocket transports [on]\n"
-            "  --max-header-bytes N       request line + header block limit, 431 [%u]\n"
-            "  --max-headers N            header count limit, 431 [%u]\n"
-            "  --max-body-bytes N         request body limit, 413 [%u]\n"
-            "  --max-message-bytes N      websocket message limit, close 1009 [%u]\n"
-            "  --max-output-bytes N       unwritten bytes before a non-reading peer is\n"
-            "                             disconnected [%u]\n"
-            "  --header-timeout-ms N      time to receive a request, 408 [%u]\n"
-            "  --idle-timeout-ms N        keep-alive connection idle limit [%u]\n"
-            "  --linger-ms N              wait for the peer's FIN after closing [%u]\n"
-            "  --backlog N                listen backlog [%u]\n"
-            "  --log-level LEVEL          error, warn, info or debug [%s]\n"
-            "  --help                     this text\n",
-            d.prefix, d.sockjs_url, d.heartbeat_ms, d.disconnect_ms, d.response_limit,
-            d.max_header_bytes, d.max_headers, d.max_body_bytes, d.max_message_bytes, d.max_output_bytes,
-            d.header_timeout_ms, d.idle_timeout_ms, d.linger_ms, d.backlog, d.log_level);
+    fprintf(out, "Usage: sockjs-gateway [options]\n\nEvery option can also be set in the "
+                 "environment as SOCKJS_GATEWAY_<NAME> (e.g.\nSOCKJS_GATEWAY_MAX_IDS=500; "
+                 "repeatable ones comma-separated) or in a --config file\n(\"name = value\" "
+                 "lines); the command line wins over the environment, which wins over\nthe "
+                 "file.\n\n");
+    for (size_t i = 0; i < N_OPTIONS; i++) {
+        const struct opt *o = &options[i];
+        char left[64];
+        snprintf(left, sizeof(left), "--%s%s%s", o->name, o->arg ? " " : "", o->arg ? o->arg : "");
+        fprintf(out, "  %-28s %s", left, o->help);
+        print_default(out, o, &d);
+        fputc('\n', out);
+    }
 }
 
-static int parse_u32(const char *name, const char *s, uint32_t min, uint32_t *out)
+static const struct opt *find_option(const char *name, size_t len)
 {
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno || end == s || *end || v > UINT32_MAX || v < min || s[0] == '-') {
-        fprintf(stderr, "sockjs-gateway: --%s: expected a number >= %u, got '%s'\n", name, min,
-                s);
+    for (size_t i = 0; i < N_OPTIONS; i++) {
+        if (strlen(options[i].name) == len && strncmp(options[i].name, name, len) == 0)
+            return &options[i];
+    }
+    return NULL;
+}
+
+/* Applies one value from a source; `value` must outlive cfg (argv, or kept). */
+static int apply(struct gw_config *cfg, const struct opt *o, const char *value, int source,
+                 const char *where)
+{
+    void *field = (char *)cfg + o->offset;
+    switch (o->type) {
+    case OPT_U32: {
+        char *end;
+        errno = 0;
+        unsigned long long v = strtoull(value, &end, 10);
+        if (errno || end == value || *end || value[0] == '-' || v < o->min || v > o->max) {
+            fprintf(stderr, "sockjs-gateway: %s: %s: expected a number from %u to %u, got '%s'\n",
+                    where, o->name, o->min, o->max, value);
+            return -1;
+        }
+        *(uint32_t *)field = (uint32_t)v;
+        return 0;
+    }
+    case OPT_STR:
+        *(const char **)field = value;
+        return 0;
+    case OPT_FLAG:
+        if (strcmp(value, "") == 0 || strcmp(value, "1") == 0 || strcmp(value, "true") == 0 ||
+            strcmp(value, "yes") == 0) {
+            *(bool *)field = true;
+        } else if (strcmp(value, "0") == 0 || strcmp(value, "false") == 0 ||
+                   strcmp(value, "no") == 0) {
+            *(bool *)field = false;
+        } else {
+            fprintf(stderr, "sockjs-gateway: %s: %s: expected true or false, got '%s'\n", where,
+                    o->name, value);
+            return -1;
+        }
+        return 0;
+    case OPT_LIST: {
+        struct gw_str_list *l = field;
+        /* A source replaces what a lower one (or the default) set, and adds to its own. */
+        if (l->source < source) {
+            l->n = 0;
+            l->source = (uint8_t)source;
+        }
+        if (l->n == o->max) {
+            fprintf(stderr, "sockjs-gateway: %s: %s: at most %u values\n", where, o->name, o->max);
+            return -1;
+        }
+        l->items[l->n++] = value;
+        return 0;
+    }
+    case OPT_HELP:
+        break;
+    }
+    return -1;
+}
+
+static char *trim(char *s)
+{
+    while (isspace((unsigned char)*s))
+        s++;
+    char *end = s + strlen(s);
+    while (end > s && isspace((unsigned char)end[-1]))
+        *--end = '\0';
+    return s;
+}
+
+static int load_file(struct gw_config *cfg, const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        fprintf(stderr, "sockjs-gateway: --config %s: %s\n", path, strerror(errno));
         return -1;
     }
-    *out = (uint32_t)v;
+    char line[4096];
+    int lineno = 0, rc = 0;
+    while (rc == 0 && fgets(line, sizeof(line), f)) {
+        lineno++;
+        char *s = trim(line);
+        if (*s == '\0' || *s == '#')
+            continue;
+        char *eq = strchr(s, '=');
+        char where[64];
+        snprintf(where, sizeof(where), "%.40s:%d", path, lineno);
+        char *name = trim(eq ? (*eq = '\0', s) : s);
+        const struct opt *o = find_option(name, strlen(name));
+        if (!o || o->type == OPT_HELP || strcmp(o->name, "config") == 0) {
+            fprintf(stderr, "sockjs-gateway: %s: unknown option '%s'\n", where, name);
+            rc = -1;
+            break;
+        }
+        const char *value = eq ? trim(eq + 1) : "";
+        rc = apply(cfg, o, keep(cfg, value, strlen(value)), SRC_FILE, where);
+    }
+    fclose(f);
+    return rc;
+}
+
+static int load_env(struct gw_config *cfg)
+{
+    for (size_t i = 0; i < N_OPTIONS; i++) {
+        const struct opt *o = &options[i];
+        if (o->type == OPT_HELP || strcmp(o->name, "config") == 0)
+            continue;
+        char var[64] = "SOCKJS_GATEWAY_";
+        size_t n = strlen(var);
+        for (const char *p = o->name; *p && n < sizeof(var) - 1; p++)
+            var[n++] = *p == '-' ? '_' : (char)toupper((unsigned char)*p);
+        var[n] = '\0';
+        const char *v = getenv(var);
+        if (!v)
+            continue;
+        if (o->type != OPT_LIST) {
+            if (apply(cfg, o, keep(cfg, v, strlen(v)), SRC_ENV, var) != 0)
+                return -1;
+            continue;
+        }
+        for (const char *p = v; *p;) {
+            const char *comma = strchr(p, ',');
+            size_t len = comma ? (size_t)(comma - p) : strlen(p);
+            if (len && apply(cfg, o, keep(cfg, p, len), SRC_ENV, var) != 0)
+                return -1;
+            p += len + (comma ? 1 : 0);
+        }
+    }
     return 0;
 }
 
-int gw_config_parse_args(struct gw_config *cfg, int argc, char **argv)
+int gw_config_load(struct gw_config *cfg, int argc, char **argv)
 {
+    struct option long_options[N_OPTIONS + 1];
+    for (size_t i = 0; i < N_OPTIONS; i++) {
+        long_options[i] = (struct option){options[i].name,
+                                          options[i].type == OPT_FLAG || options[i].type == OPT_HELP
+                                              ? no_argument
+                                              : required_argument,
+                                          NULL, (int)i + 256};
+    }
+    long_options[N_OPTIONS] = (struct option){NULL, 0, NULL, 0};
+
+    /* The file comes first (lowest precedence), so find --config before anything else. */
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--config") == 0 && i + 1 < argc)
+            cfg->config_file = argv[i + 1];
+        else if (strncmp(argv[i], "--config=", 9) == 0)
+            cfg->config_file = argv[i] + 9;
+    }
+    if (!cfg->config_file)
+        cfg->config_file = getenv("SOCKJS_GATEWAY_CONFIG");
+    if (cfg->config_file && load_file(cfg, cfg->config_file) != 0)
+        return -1;
+    if (load_env(cfg) != 0)
+        return -1;
+
     int c;
     optind = 1;
+    opterr = 1;
     while ((c = getopt_long(argc, argv, "", long_options, NULL)) != -1) {
-        const char *name = c >= OPT_LISTEN && c < OPT_HELP ? long_options[c - OPT_LISTEN].name : "";
-        int rc = 0;
-        switch (c) {
-        case OPT_LISTEN:
-            if (cfg->n_listen == GW_MAX_LISTEN) {
-                fprintf(stderr, "sockjs-gateway: at most %d --listen\n", GW_MAX_LISTEN);
-                return -1;
-            }
-            cfg->listen[cfg->n_listen++] = optarg;
-            break;
-        case OPT_TEST_APP:
-            cfg->test_app = true;
-            break;
-        case OPT_PREFIX:
-            if (optarg[0] != '/' || optarg[strlen(optarg) - 1] == '/') {
-                fprintf(stderr, "sockjs-gateway: --prefix must start with '/' and not end "
-                                "with one\n");
-                return -1;
-            }
-            cfg->prefix = optarg;
-            break;
-        case OPT_SOCKJS_URL:
-            cfg->sockjs_url = optarg;
-            break;
-        case OPT_HEARTBEAT:
-            rc = parse_u32(name, optarg, 1, &cfg->heartbeat_ms);
-            break;
-        case OPT_DISCONNECT:
-            rc = parse_u32(name, optarg, 1, &cfg->disconnect_ms);
-            break;
-        case OPT_RESPONSE_LIMIT:
-            rc = parse_u32(name, optarg, 1, &cfg->response_limit);
-            break;
-        case OPT_COOKIE_NEEDED:
-            cfg->cookie_needed = true;
-            break;
-        case OPT_NO_WEBSOCKET:
-            cfg->websocket = false;
-            break;
-        case OPT_MAX_HEADER:
-            rc = parse_u32(name, optarg, 256, &cfg->max_header_bytes);
-            break;
-        case OPT_MAX_HEADERS:
-            rc = parse_u32(name, optarg, 8, &cfg->max_headers);
-            if (rc == 0 && cfg->max_headers > 1024) {
-                fprintf(stderr, "sockjs-gateway: --max-headers: at most 1024\n");
-                rc = -1;
-            }
-            break;
-        case OPT_MAX_BODY:
-            rc = parse_u32(name, optarg, 0, &cfg->max_body_bytes);
-            break;
-        case OPT_MAX_MESSAGE:
-            rc = parse_u32(name, optarg, 1, &cfg->max_message_bytes);
-            break;
-        case OPT_MAX_OUTPUT:
-            rc = parse_u32(name, optarg, 1024, &cfg->max_output_bytes);
-            break;
-        case OPT_HEADER_TIMEOUT:
-            rc = parse_u32(name, optarg, 1, &cfg->header_timeout_ms);
-            break;
-        case OPT_IDLE_TIMEOUT:
-            rc = parse_u32(name, optarg, 1, &cfg->idle_timeout_ms);
-            break;
-        case OPT_LINGER:
-            rc = parse_u32(name, optarg, 1, &cfg->linger_ms);
-            break;
-        case OPT_BACKLOG:
-            rc = parse_u32(name, optarg, 1, &cfg->backlog);
-            break;
-        case OPT_LOG_LEVEL:
-            cfg->log_level = optarg;
-            break;
-        case OPT_HELP:
-            usage(stdout);
-            return 1;
-        default:
+        if (c < 256 || c >= 256 + (int)N_OPTIONS) {
             usage(stderr);
             return -1;
         }
-        if (rc)
+        const struct opt *o = &options[c - 256];
+        if (o->type == OPT_HELP) {
+            usage(stdout);
+            return 1;
+        }
+        char where[64];
+        snprintf(where, sizeof(where), "--%s", o->name);
+        if (apply(cfg, o, o->type == OPT_FLAG ? "" : optarg, SRC_ARGS, where) != 0)
             return -1;
     }
     if (optind < argc) {
         fprintf(stderr, "sockjs-gateway: unexpected argument '%s'\n", argv[optind]);
         return -1;
     }
-    if (cfg->n_listen == 0)
-        cfg->listen[cfg->n_listen++] = "127.0.0.1:8080";
+    if (cfg->prefix[0] != '/' || cfg->prefix[strlen(cfg->prefix) - 1] == '/') {
+        fprintf(stderr, "sockjs-gateway: prefix must start with '/' and not end with one\n");
+        return -1;
+    }
     return 0;
 }

@@ -1,4 +1,6 @@
-/* Gateway configuration: every limit with its default; parsed from the command line. */
+/* Gateway configuration: every option with its default, from the command line, the
+ * environment (SOCKJS_GATEWAY_<NAME>) and a config file (--config), in that order of
+ * precedence. One table (config.c) describes each option once. */
 #ifndef GW_CONFIG_H
 #define GW_CONFIG_H
 
@@ -7,10 +9,17 @@
 #include <stdint.h>
 
 #define GW_MAX_LISTEN 16
+#define GW_MAX_SECRETS 2
+#define GW_MAX_ENGINES 16
+
+struct gw_str_list {
+    const char *items[GW_MAX_LISTEN];
+    size_t n;
+    uint8_t source; /* precedence of the source that set the items */
+};
 
 struct gw_config {
-    const char *listen[GW_MAX_LISTEN];
-    size_t n_listen;
+    struct gw_str_list listen;
     bool test_app;
     const char *prefix;
     const char *sockjs_url;
@@ -18,21 +27,38 @@ struct gw_config {
     uint32_t disconnect_ms;
     uint32_t response_limit;
     bool cookie_needed;
-    bool websocket;
+    bool no_websocket;
     uint32_t max_header_bytes;
     uint32_t max_headers;
     uint32_t max_body_bytes;
     uint32_t max_message_bytes;
     uint32_t max_output_bytes;
+    uint32_t max_queued_bytes;
     uint32_t header_timeout_ms;
     uint32_t idle_timeout_ms;
     uint32_t linger_ms;
     uint32_t backlog;
     const char *log_level;
+    /* Scoped delivery. */
+    struct gw_str_list jwt_secrets;
+    bool allow_anonymous;
+    uint32_t auth_timeout_ms;
+    struct gw_str_list api_listen;
+    const char *api_key;
+    uint32_t api_max_body_bytes;
+    uint32_t max_ids;
+    uint32_t max_data_bytes;
+    struct gw_str_list engines;
+    const char *config_file;
+    /* Strings read from the file or the environment, freed by gw_config_cleanup. */
+    char **owned;
+    size_t n_owned;
 };
 
 void gw_config_defaults(struct gw_config *cfg);
-/* Returns 0, 1 when --help was printed, or -1 after printing an error. */
-int gw_config_parse_args(struct gw_config *cfg, int argc, char **argv);
+/* Reads --config FILE (if given), the environment, then the command line. Returns 0, 1 when
+ * --help was printed, or -1 after printing an error. */
+int gw_config_load(struct gw_config *cfg, int argc, char **argv);
+void gw_config_cleanup(struct gw_config *cfg);
 
 #endif

@@ -2,7 +2,9 @@
 #ifndef GATEWAY_H
 #define GATEWAY_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "config.h"
 #include "gw_list.h"
@@ -22,9 +24,19 @@ struct gw_route {
 
 #define GW_MAX_ROUTES 16
 
+struct gw_server;
+
+/* Answers one parsed request: the SockJS router, or the publish API. */
+typedef void (*gw_route_fn)(struct gw_server *srv, struct tp_request *req, const char *path,
+                            size_t path_len);
+
 struct gw_server {
     struct event_base *base;
     const struct gw_config *cfg;
+    gw_route_fn route;
+    void *route_arg;
+    uint32_t max_body_bytes; /* cfg->max_body_bytes unless set otherwise after init */
+    bool json_errors;        /* refusals (400, 408, 413, 431) as {"error": ...} */
     struct evconnlistener *listeners[GW_MAX_LISTEN];
     size_t n_listeners;
     struct event *accept_resume; /* re-enables accepting after running out of descriptors */
@@ -40,9 +52,12 @@ struct gw_server {
     struct gw_timerq linger_q;
 };
 
-/* Listeners (cfg->listen). Logs "listening on ADDR:PORT" for each. Returns 0 or -1. */
-int gw_server_listen(struct gw_server *srv);
-void gw_server_init(struct gw_server *srv, struct event_base *base, const struct gw_config *cfg);
+/* Listens on every address of `specs`, logging "<label> ADDR:PORT" for each (the real port
+ * when the configured one is 0). Returns 0 or -1. */
+int gw_server_listen(struct gw_server *srv, const struct gw_str_list *specs, const char *label);
+/* A server answering with `route` (gw_route_request for SockJS). */
+void gw_server_init(struct gw_server *srv, struct event_base *base, const struct gw_config *cfg,
+                    gw_route_fn route, void *route_arg);
 /* Closes listeners and every connection (their sessions see the receiver go). */
 void gw_server_shutdown(struct gw_server *srv);
 void gw_server_cleanup(struct gw_server *srv);

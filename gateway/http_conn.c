@@ -339,6 +339,8 @@ static void conn_close(struct tp_conn *tc, bool flush)
         return;
     }
     c->state = ST_FLUSHING;
+    /* A peer that does not read must not keep a closing connection forever. */
+    gw_timer_start(&c->timer, &c->srv->linger_q);
     /* Input is no longer wanted; it is drained during the linger. */
     set_events(c, (short)(c->events & ~EV_READ));
     schedule_flush(c);
@@ -409,16 +411,20 @@ static const char *status_reason(int status)
 static void fail_request(struct gw_conn *c, int status, const char *why)
 {
     GW_INFO("%s: %d %s: %s", peer_name(c), status, status_reason(status), why);
+    char body[256];
+    int body_len = c->srv->json_errors ? snprintf(body, sizeof(body), "{\"error\":\"%s\"}", why)
+                                       : snprintf(body, sizeof(body), "%s\n", why);
     char buf[512];
-    int body_len = (int)strlen(why) + 1;
     int n = snprintf(buf, sizeof(buf),
                      "HTTP/1.1 %d %s\r\n"
-                     "Content-Type: text/plain; charset=UTF-8\r\n"
+                     "Content-Type: %s\r\n"
                      "Content-Length: %d\r\n"
                      "Connection: close\r\n"
                      "\r\n"
-                     "%s\n",
-                     status, status_reason(status), body_len, why);
+                     "%s",
+                     status, status_reason(status),
+                     c->srv->json_errors ? "application/json" : "text/plain; charset=UTF-8",
+                     body_len, body);
     c->state = ST_BUSY;
     conn_write(&c->base, buf, (size_t)n);
     conn_close(&c->base, true);
@@ -510,7 +516,7 @@ static int on_headers_complete(http_parser *p)
     struct gw_conn *c = parser_conn(p);
     struct http_req *r = c->req;
     r->headers_done = true;
-    if ((p->flags & F_CONTENTLENGTH) && p->content_length > c->srv->cfg->max_body_bytes) {
+    if ((p->flags & F_CONTENTLENGTH) && p->content_length > c->srv->max_body_bytes) {
         r->error_status = 413;
         return -1;
     }
@@ -525,7 +531,7 @@ static int on_body(http_parser *p, const char *at, size_t n)
 {
     struct gw_conn *c = parser_conn(p);
     struct http_req *r = c->req;
-    if (r->body.len + n > c->srv->cfg->max_body_bytes) {
+    if (r->body.len + n > c->srv->max_body_bytes) {
         r->error_status = 413;
         return -1;
     }
@@ -593,7 +599,7 @@ static void dispatch(struct gw_conn *c)
     c->state = ST_BUSY;
     gw_timer_stop(&c->timer);
     GW_DEBUG("%s: %s %.*s", peer_name(c), req.method, (int)r->url_len, r->raw.data);
-    gw_route_request(c->srv, &req, r->raw.data + u.field_data[UF_PATH].off,
+    c->srv->route(c->srv, &req, r->raw.data + u.field_data[UF_PATH].off,
                      u.field_data[UF_PATH].len);
 }
 

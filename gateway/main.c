@@ -5,10 +5,13 @@
 
 #include <event2/event.h>
 
+#include "api.h"
 #include "apps.h"
 #include "config.h"
+#include "delivery.h"
 #include "gateway.h"
 #include "gw_log.h"
+#include "pubsub_engine.h"
 
 static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
@@ -17,16 +20,47 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     event_base_loopbreak(arg);
 }
 
+static void deliver_to_hub(void *arg, struct pubsub_publish *pub)
+{
+    pubsub_hub_deliver(gw_delivery_hub(arg), pub);
+}
+
+/* "local", or one or more redis:// URLs. */
+static struct pubsub_engine *engine_new(struct event_base *base, const struct gw_config *cfg,
+                                        struct gw_delivery *d)
+{
+    const struct gw_str_list *urls = &cfg->engines;
+    if (urls->n == 1 && strcmp(urls->items[0], "local") == 0)
+        return pubsub_engine_local_new(base, deliver_to_hub, d);
+    for (size_t i = 0; i < urls->n; i++) {
+        if (strncmp(urls->items[i], "redis://", 8) != 0) {
+            GW_ERROR("--engine %s: expected 'local' or redis://HOST:PORT (only redis ones may "
+                     "be combined)",
+                     urls->items[i]);
+            return NULL;
+        }
+    }
+    const char *error = NULL;
+    struct pubsub_engine *e =
+        pubsub_engine_redis_new(base, urls->items, urls->n, deliver_to_hub, d, &error);
+    if (!e)
+        GW_ERROR("--engine: %s", error ? error : "cannot create the Redis engine");
+    return e;
+}
+
 int main(int argc, char **argv)
 {
     struct gw_config cfg;
     gw_config_defaults(&cfg);
-    int rc = gw_config_parse_args(&cfg, argc, argv);
-    if (rc != 0)
+    int rc = gw_config_load(&cfg, argc, argv);
+    if (rc != 0) {
+        gw_config_cleanup(&cfg);
         return rc > 0 ? 0 : 2;
+    }
     enum gw_log_level level;
     if (gw_log_parse_level(cfg.log_level, &level) != 0) {
         fprintf(stderr, "sockjs-gateway: --log-level: unknown level '%s'\n", cfg.log_level);
+        gw_config_cleanup(&cfg);
         return 2;
     }
     gw_log_threshold = level;
@@ -37,13 +71,26 @@ int main(int argc, char **argv)
         GW_ERROR("cannot create the event loop");
         return 1;
     }
-    struct gw_server srv;
-    gw_server_init(&srv, base, &cfg);
-    struct gw_apps *apps = gw_apps_new(&srv, &cfg);
+    struct gw_delivery *delivery = gw_delivery_new(base, &cfg);
+    struct pubsub_engine *engine = cfg.test_app ? NULL : engine_new(base, &cfg, delivery);
+    struct gw_server srv, api_srv;
+    gw_server_init(&srv, base, &cfg, gw_route_request, NULL);
+    struct gw_api api = {.cfg = &cfg, .engine = engine, .delivery = delivery, .sockjs = &srv};
+    gw_server_init(&api_srv, base, &cfg, gw_api_route, &api);
+    api_srv.max_body_bytes = cfg.api_max_body_bytes;
+    api_srv.json_errors = true;
+    struct gw_apps *apps = gw_apps_new(&srv, &cfg, delivery);
     int status = 0;
-    if (gw_server_listen(&srv) != 0) {
+    if (!cfg.test_app && !engine) {
+        status = 2;
+    } else if (gw_server_listen(&srv, &cfg.listen, "listening on") != 0 ||
+               (!cfg.test_app && gw_server_listen(&api_srv, &cfg.api_listen, "publish API on") != 0)) {
         status = 1;
     } else {
+        if (!cfg.test_app && !cfg.api_key[0])
+            GW_WARN("no --api-key: the publish API refuses every request");
+        if (!cfg.test_app && cfg.jwt_secrets.n == 0)
+            GW_WARN("no --jwt-secret: every session token is refused");
         struct event *sigterm = evsignal_new(base, SIGTERM, on_signal, base);
         struct event *sigint = evsignal_new(base, SIGINT, on_signal, base);
         event_add(sigterm, NULL);
@@ -52,10 +99,16 @@ int main(int argc, char **argv)
         event_free(sigterm);
         event_free(sigint);
     }
+    gw_server_shutdown(&api_srv);
     gw_server_shutdown(&srv);
     gw_apps_free(apps);
+    if (engine)
+        pubsub_engine_free(engine);
+    gw_delivery_free(delivery);
+    gw_server_cleanup(&api_srv);
     gw_server_cleanup(&srv);
     event_base_free(base);
+    gw_config_cleanup(&cfg);
     GW_INFO("stopped");
     return status;
 }

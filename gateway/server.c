@@ -22,11 +22,15 @@ static void on_turn_end(evutil_socket_t fd, short what, void *arg)
     gw_conn_turn_end(arg);
 }
 
-void gw_server_init(struct gw_server *srv, struct event_base *base, const struct gw_config *cfg)
+void gw_server_init(struct gw_server *srv, struct event_base *base, const struct gw_config *cfg,
+                    gw_route_fn route, void *route_arg)
 {
     memset(srv, 0, sizeof(*srv));
     srv->base = base;
     srv->cfg = cfg;
+    srv->route = route;
+    srv->route_arg = route_arg;
+    srv->max_body_bytes = cfg->max_body_bytes;
     gw_list_init(&srv->conns);
     gw_list_init(&srv->dead);
     srv->turn_end = event_new(base, -1, 0, on_turn_end, srv);
@@ -121,11 +125,11 @@ static int parse_listen(const char *spec, struct sockaddr_storage *ss, socklen_t
     return 0;
 }
 
-int gw_server_listen(struct gw_server *srv)
+int gw_server_listen(struct gw_server *srv, const struct gw_str_list *specs, const char *label)
 {
     srv->accept_resume = evtimer_new(srv->base, on_accept_resume, srv);
-    for (size_t i = 0; i < srv->cfg->n_listen; i++) {
-        const char *spec = srv->cfg->listen[i];
+    for (size_t i = 0; i < specs->n; i++) {
+        const char *spec = specs->items[i];
         struct sockaddr_storage ss;
         socklen_t len;
         if (parse_listen(spec, &ss, &len) != 0) {
@@ -146,7 +150,7 @@ int gw_server_listen(struct gw_server *srv)
         socklen_t blen = sizeof(bound);
         getsockname(evconnlistener_get_fd(l), (struct sockaddr *)&bound, &blen);
         char name[INET6_ADDRSTRLEN + 8];
-        GW_INFO("listening on %s", gw_format_sockaddr(&bound, name, sizeof(name)));
+        GW_INFO("%s %s", label, gw_format_sockaddr(&bound, name, sizeof(name)));
     }
     return 0;
 }

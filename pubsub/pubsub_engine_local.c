@@ -145,13 +145,14 @@ static void local_free(struct pubsub_engine *base)
         pubsub_publish_unref(q->pub);
         gw_free(q);
     }
+    /* Counters are linked into the expiry queue: detach them before freeing. */
+    gw_timerq_cleanup(&e->expiry);
     for (size_t i = 0; i <= e->mask; i++) {
         for (struct counter *c = e->counters[i], *next; c; c = next) {
             next = c->next;
             gw_free(c);
         }
     }
-    gw_timerq_cleanup(&e->expiry);
     gw_free(e->counters);
     event_free(e->deliver_ev);
     gw_free(e);

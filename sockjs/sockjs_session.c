@@ -383,12 +383,18 @@ void sockjs_session_close(struct sockjs_session *s, int code, const char *reason
 static void open_session(struct sockjs_session *s, const struct sockjs_open_info *info)
 {
     struct sockjs_server *srv = s->server;
+    /* Sending "o" may end the request that info points into (a poll ends with its frame). */
+    struct sockjs_open_info copy = {NULL, 0};
+    if (info && info->query) {
+        copy.query = gw_strndup(info->query, info->query_len);
+        copy.query_len = info->query_len;
+    }
     if (!(s->flags & SESSION_RAW))
         send_simple(s, SOCKJS_FRAME_OPEN, "o");
     else
         gw_timer_start(&s->timer, &srv->heartbeat_q);
-    static const struct sockjs_open_info none;
-    srv->app->on_open(srv->app_arg, s, info ? info : &none);
+    srv->app->on_open(srv->app_arg, s, &copy);
+    gw_free((char *)copy.query);
 }
 
 void sockjs_session_attach(struct sockjs_server *srv, const char *id, size_t len,

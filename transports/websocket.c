@@ -310,8 +310,12 @@ void websocket_handle(const struct tp_request *req, bool raw)
     ws->conn = c;
     ws->raw = raw;
     ws_decoder_init(&ws->decoder, req->max_message);
+    /* The upgrade frees the request; the application still wants its query when it opens. */
+    char *query = req->query ? gw_strndup(req->query, req->query_len) : NULL;
+    struct sockjs_open_info info = {.query = query, .query_len = req->query_len};
+    struct sockjs_server *server = req->server;
     c->ops->set_handler(c, &handler_ops, ws);
     c->ops->upgrade(c);
-    struct sockjs_open_info info = {.query = req->query, .query_len = req->query_len};
-    sockjs_session_new_attached(req->server, &ws->base, raw, &info);
+    sockjs_session_new_attached(server, &ws->base, raw, &info);
+    gw_free(query);
 }

@@ -62,8 +62,8 @@ static void fixture_start(struct fixture *f)
 {
     f->base = event_base_new();
     event_base_priority_init(f->base, 3);
-    gw_server_init(&f->srv, f->base, &f->cfg);
-    f->apps = gw_apps_new(&f->srv, &f->cfg);
+    gw_server_init(&f->srv, f->base, &f->cfg, gw_route_request, NULL);
+    f->apps = gw_apps_new(&f->srv, &f->cfg, NULL);
     int sv[2];
     GW_ASSERT(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
     fcntl(sv[0], F_SETFL, O_NONBLOCK);

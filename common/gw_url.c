@@ -1,0 +1,46 @@
+#include "gw_url.h"
+
+#include <string.h>
+
+static int hex_value(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+long gw_query_param(const char *query, size_t query_len, const char *name, char *out, size_t cap)
+{
+    size_t name_len = strlen(name);
+    const char *p = query, *end = query + query_len;
+    while (p < end) {
+        const char *amp = memchr(p, '&', (size_t)(end - p));
+        const char *stop = amp ? amp : end;
+        const char *eq = memchr(p, '=', (size_t)(stop - p));
+        const char *key_end = eq ? eq : stop;
+        if ((size_t)(key_end - p) == name_len && memcmp(p, name, name_len) == 0) {
+            size_t n = 0;
+            for (const char *v = eq ? eq + 1 : stop; v < stop; v++) {
+                char c = *v;
+                if (c == '+') {
+                    c = ' ';
+                } else if (c == '%' && stop - v >= 3 && hex_value(v[1]) >= 0 &&
+                           hex_value(v[2]) >= 0) {
+                    c = (char)(hex_value(v[1]) * 16 + hex_value(v[2]));
+                    v += 2;
+                }
+                if (n + 1 >= cap)
+                    return -1;
+                out[n++] = c;
+            }
+            out[n] = '\0';
+            return (long)n;
+        }
+        p = stop + 1;
+    }
+    return -1;
+}

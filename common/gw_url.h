@@ -1,0 +1,12 @@
+/* URL query strings. */
+#ifndef GW_URL_H
+#define GW_URL_H
+
+#include <stddef.h>
+
+/* The decoded value ('+' and %XX) of parameter `name` in query (not NUL-terminated) into out
+ * (at most cap-1 bytes, NUL-terminated). Returns the decoded length, or -1 if absent or too
+ * long for out. A parameter without '=' has an empty value. */
+long gw_query_param(const char *query, size_t query_len, const char *name, char *out, size_t cap);
+
+#endif

@@ -1,0 +1,189 @@
+#include "api.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/random.h>
+
+#include <jansson.h>
+#include <openssl/crypto.h>
+
+#include "gw_alloc.h"
+#include "gw_log.h"
+
+static void respond_json(const struct tp_request *req, int status, const char *reason,
+                         json_t *body)
+{
+    char *text = json_dumps(body, JSON_COMPACT);
+    json_decref(body);
+    struct tp_head h;
+    tp_head_start(&h, req, status, reason, "application/json", TP_NO_CACHE);
+    tp_respond(req, &h, text, strlen(text));
+    free(text);
+}
+
+static void respond_error(const struct tp_request *req, int status, const char *reason,
+                          const char *error, long index)
+{
+    json_t *body = json_pack("{s:s}", "error", error);
+    if (index >= 0)
+        json_object_set_new(body, "index", json_integer(index));
+    respond_json(req, status, reason, body);
+}
+
+static bool authorized(const struct gw_api *api, const struct tp_request *req)
+{
+    size_t len;
+    const char *auth = tp_request_header(req, "Authorization", &len);
+    size_t key_len = strlen(api->cfg->api_key);
+    if (!auth || key_len == 0 || len != 7 + key_len || strncasecmp(auth, "Bearer ", 7) != 0)
+        return false;
+    return CRYPTO_memcmp(auth + 7, api->cfg->api_key, key_len) == 0;
+}
+
+/* A random (version 4) UUID, for the caller to correlate its publish in logs. */
+static void new_id(char out[37])
+{
+    uint8_t b[16] = {0};
+    if (getrandom(b, sizeof(b), GRND_NONBLOCK) != (ssize_t)sizeof(b)) {
+        static uint64_t counter;
+        counter++;
+        memcpy(b, &counter, sizeof(counter));
+    }
+    b[6] = (uint8_t)((b[6] & 0x0f) | 0x40);
+    b[8] = (uint8_t)((b[8] & 0x3f) | 0x80);
+    snprintf(out, 37,
+             "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1],
+             b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14],
+             b[15]);
+}
+
+static void publish(struct gw_api *api, const struct tp_request *req)
+{
+    json_error_t err;
+    json_t *root = json_loadb(req->body, req->body_len, 0, &err);
+    if (!root) {
+        api->rejected++;
+        GW_INFO("api: rejected publish: malformed JSON: %s", err.text);
+        respond_error(req, 400, "Bad Request", "malformed JSON", -1);
+        return;
+    }
+    bool many = json_is_array(root);
+    size_t n = many ? json_array_size(root) : 1;
+    if (n == 0) {
+        json_decref(root);
+        api->rejected++;
+        respond_error(req, 400, "Bad Request", "no publish in the array", -1);
+        return;
+    }
+    struct pubsub_limits lim;
+    pubsub_limits_defaults(&lim);
+    lim.max_ids = api->cfg->max_ids;
+    lim.max_data_bytes = api->cfg->max_data_bytes;
+    /* Everything is validated before anything is published: a request is all or nothing. */
+    struct pubsub_publish **pubs = gw_calloc(n, sizeof(*pubs));
+    size_t parsed = 0;
+    for (; parsed < n; parsed++) {
+        const char *error;
+        json_t *item = many ? json_array_get(root, parsed) : root;
+        if (pubsub_publish_from_json(item, &lim, &pubs[parsed], &error) != 0) {
+            api->rejected++;
+            GW_INFO("api: rejected publish %zu: %s", parsed, error);
+            bool too_big = strcmp(error, "data too large") == 0;
+            respond_error(req, too_big ? 413 : 400, too_big ? "Payload Too Large" : "Bad Request",
+                          error, many ? (long)parsed : -1);
+            break;
+        }
+    }
+    json_decref(root);
+    if (parsed == n) {
+        if (!pubsub_engine_available(api->engine)) {
+            api->unavailable++;
+            respond_error(req, 503, "Service Unavailable", "engine unavailable", -1);
+        } else {
+            json_t *ids = json_array();
+            size_t done = 0;
+            for (; done < n; done++) {
+                if (pubsub_engine_publish(api->engine, pubs[done]) != 0)
+                    break;
+                char id[37];
+                new_id(id);
+                json_array_append_new(ids, json_string(id));
+                api->publishes++;
+            }
+            if (done < n) {
+                api->unavailable++;
+                GW_WARN("api: engine refused publish %zu of %zu", done, n);
+                json_decref(ids);
+                respond_error(req, 503, "Service Unavailable", "engine unavailable", -1);
+            } else {
+                respond_json(req, 202, "Accepted", json_pack("{s:o}", "ids", ids));
+            }
+        }
+    }
+    for (size_t i = 0; i < n; i++)
+        pubsub_publish_unref(pubs[i]);
+    gw_free(pubs);
+}
+
+static void stats(struct gw_api *api, const struct tp_request *req)
+{
+    const struct gw_delivery_stats *d = gw_delivery_stats(api->delivery);
+    const struct pubsub_hub_stats *h = pubsub_hub_stats(gw_delivery_hub(api->delivery));
+    const struct pubsub_engine_stats *e = &api->engine->stats;
+    json_t *body = json_pack(
+        "{s:{s:I,s:I,s:I,s:I,s:I,s:I,s:I},s:{s:I,s:I,s:I,s:I,s:I},"
+        "s:{s:s,s:b,s:I,s:I,s:I,s:I,s:I},s:{s:I,s:I,s:I,s:I,s:I}}",
+        "sessions", "connections", (json_int_t)api->sockjs->n_conns, "opened",
+        (json_int_t)d->sessions, "authenticated", (json_int_t)d->authenticated, "auth_failures",
+        (json_int_t)d->auth_failures, "malformed_messages", (json_int_t)d->malformed_messages,
+        "deliveries", (json_int_t)d->deliveries, "filtered", (json_int_t)d->filtered, "hub",
+        "channels", (json_int_t)h->channels, "subscriptions", (json_int_t)h->subscriptions,
+        "publishes", (json_int_t)h->publishes, "messages", (json_int_t)h->messages,
+        "deliveries", (json_int_t)h->deliveries, "engine", "name", api->engine->ops->name,
+        "available", pubsub_engine_available(api->engine), "published",
+        (json_int_t)e->published, "delivered", (json_int_t)e->delivered, "dropped",
+        (json_int_t)e->dropped, "malformed", (json_int_t)e->malformed, "reconnects",
+        (json_int_t)e->reconnects, "api", "requests", (json_int_t)api->requests, "publishes",
+        (json_int_t)api->publishes, "rejected", (json_int_t)api->rejected, "unauthorized",
+        (json_int_t)api->unauthorized, "unavailable", (json_int_t)api->unavailable);
+    respond_json(req, 200, "OK", body);
+}
+
+void gw_api_route(struct gw_server *srv, struct tp_request *req, const char *path,
+                  size_t path_len)
+{
+    struct gw_api *api = srv->route_arg;
+    api->requests++;
+    bool is_publish = path_len == 12 && memcmp(path, "/api/publish", 12) == 0;
+    bool is_stats = path_len == 10 && memcmp(path, "/api/stats", 10) == 0;
+    if (!is_publish && !is_stats) {
+        respond_error(req, 404, "Not Found", "no such endpoint", -1);
+        return;
+    }
+    if (!authorized(api, req)) {
+        api->unauthorized++;
+        GW_INFO("api: %s: unauthorized request", req->conn->ops->peer(req->conn));
+        respond_error(req, 401, "Unauthorized",
+                      api->cfg->api_key[0] ? "missing or wrong API key" : "no API key configured",
+                      -1);
+        return;
+    }
+    const char *want = is_publish ? "POST" : "GET";
+    if (strcmp(req->method, want) != 0) {
+        json_t *body = json_pack("{s:s}", "error", "method not allowed");
+        char *text = json_dumps(body, JSON_COMPACT);
+        json_decref(body);
+        struct tp_head h;
+        tp_head_start(&h, req, 405, "Method Not Allowed", "application/json", TP_NO_CACHE);
+        tp_head_add(&h, "Allow", "%s", want);
+        tp_respond(req, &h, text, strlen(text));
+        free(text);
+        return;
+    }
+    if (is_publish)
+        publish(api, req);
+    else
+        stats(api, req);
+}

@@ -1,0 +1,309 @@
+/* Session states:
+ *
+ *   WAITING --token (URL or first message)--> AUTHENTICATED
+ *      |  \--?site= and anonymous allowed--> ANONYMOUS --token--> AUTHENTICATED
+ *      +--no token within auth_timeout: close 4003;  bad token anywhere: close 4001/4002
+ */
+#include "delivery.h"
+
+#include <string.h>
+#include <time.h>
+
+#include <jansson.h>
+
+#include "gw_alloc.h"
+#include "gw_log.h"
+#include "gw_timerq.h"
+#include "gw_url.h"
+#include "jwt.h"
+#include "pubsub_channel.h"
+
+enum { ST_WAITING, ST_ANONYMOUS, ST_AUTHENTICATED };
+enum { SUB_USER, SUB_CLIENT, SUB_GLOBAL, N_SUBS };
+
+#define MAX_FILTERS 64
+#define MAX_FILTER_LEN 128
+
+struct delivery_session;
+
+struct delivery_sub {
+    struct pubsub_sub sub;
+    struct delivery_session *ds;
+};
+
+struct delivery_session {
+    struct sockjs_session *session;
+    struct gw_delivery *d;
+    struct delivery_sub subs[N_SUBS];
+    struct gw_timer auth_timer;
+    char **filters;     /* NULL: everything */
+    uint32_t n_filters;
+    uint8_t state;
+};
+
+struct gw_delivery {
+    const struct gw_config *cfg;
+    struct pubsub_hub *hub;
+    struct gw_timerq auth_q;
+    struct gw_delivery_stats stats;
+};
+
+static void send_error(struct delivery_session *ds, const char *reason)
+{
+    ds->d->stats.malformed_messages++;
+    json_t *obj = json_pack("{s:s}", "error", reason);
+    char *text = json_dumps(obj, JSON_COMPACT);
+    sockjs_session_send(ds->session, text, strlen(text));
+    free(text);
+    json_decref(obj);
+}
+
+static void unsubscribe_all(struct delivery_session *ds)
+{
+    for (int i = 0; i < N_SUBS; i++)
+        pubsub_hub_unsubscribe(ds->d->hub, &ds->subs[i].sub);
+}
+
+static void clear_filters(struct delivery_session *ds)
+{
+    for (uint32_t i = 0; i < ds->n_filters; i++)
+        gw_free(ds->filters[i]);
+    gw_free(ds->filters);
+    ds->filters = NULL;
+    ds->n_filters = 0;
+}
+
+/* Sets the filter from an array of strings; returns NULL or a reason. */
+static const char *set_filters(struct delivery_session *ds, char *const *names, size_t n)
+{
+    if (n > MAX_FILTERS)
+        return "too many event patterns";
+    for (size_t i = 0; i < n; i++) {
+        size_t len = strlen(names[i]);
+        if (len == 0 || len > MAX_FILTER_LEN)
+            return "invalid event pattern";
+    }
+    clear_filters(ds);
+    /* Even an empty filter is a filter: it lets nothing through. */
+    ds->filters = gw_calloc(n ? n : 1, sizeof(*ds->filters));
+    for (size_t i = 0; i < n; i++)
+        ds->filters[i] = gw_strdup(names[i]);
+    ds->n_filters = (uint32_t)n;
+    return NULL;
+}
+
+static bool pattern_matches(const char *pattern, const char *event)
+{
+    size_t len = strlen(pattern);
+    if (len && pattern[len - 1] == '*')
+        return strncmp(pattern, event, len - 1) == 0;
+    return strcmp(pattern, event) == 0;
+}
+
+static bool wanted(const struct delivery_session *ds, const char *event)
+{
+    if (!ds->filters)
+        return true;
+    for (uint32_t i = 0; i < ds->n_filters; i++) {
+        if (pattern_matches(ds->filters[i], event))
+            return true;
+    }
+    return false;
+}
+
+static void on_hub_message(void *arg, struct pubsub_sub *sub, struct pubsub_message *msg)
+{
+    struct gw_delivery *d = arg;
+    struct delivery_session *ds = ((struct delivery_sub *)sub)->ds;
+    if (!wanted(ds, msg->event)) {
+        d->stats.filtered++;
+        return;
+    }
+    d->stats.deliveries++;
+    /* May close the session (slow consumer), which unsubscribes this sub: the hub allows it. */
+    sockjs_session_send_message(ds->session, msg);
+}
+
+static void subscribe(struct delivery_session *ds, int which, enum pubsub_scope scope,
+                      const char *site, const char *id)
+{
+    char name[PUBSUB_CHANNEL_NAME_MAX];
+    pubsub_channel_name(name, sizeof(name), scope, site, id);
+    pubsub_hub_subscribe(ds->d->hub, &ds->subs[which].sub, name);
+}
+
+static int64_t now_s(void)
+{
+    return (int64_t)time(NULL);
+}
+
+/* Verifies a token and subscribes the session; closes it when the token is bad. Returns
+ * whether the session is still open. */
+static bool authenticate(struct delivery_session *ds, const char *token, size_t len)
+{
+    struct gw_delivery *d = ds->d;
+    const struct gw_str_list *secrets = &d->cfg->jwt_secrets;
+    struct gw_identity id;
+    int rc = gw_jwt_verify(token, len, secrets->items, secrets->n, now_s(), 0, &id);
+    if (rc != GW_JWT_OK) {
+        d->stats.auth_failures++;
+        GW_INFO("session refused: %s", gw_jwt_strerror(rc));
+        bool expired = rc == GW_JWT_EXPIRED || rc == GW_JWT_NOT_YET_VALID;
+        sockjs_session_close(ds->session, expired ? 4002 : 4001,
+                             expired ? "Token expired" : "Invalid token");
+        return false;
+    }
+    if (ds->state == ST_AUTHENTICATED) {
+        /* A fresh token for the same identity is fine; another identity is not. */
+        char name[PUBSUB_CHANNEL_NAME_MAX];
+        pubsub_channel_name(name, sizeof(name), PUBSUB_SCOPE_USER, id.site, id.user);
+        bool same = strcmp(name, pubsub_sub_channel(&ds->subs[SUB_USER].sub)) == 0;
+        gw_identity_cleanup(&id);
+        if (!same)
+            send_error(ds, "token for another identity");
+        return true;
+    }
+    unsubscribe_all(ds);
+    gw_timer_stop(&ds->auth_timer);
+    subscribe(ds, SUB_USER, PUBSUB_SCOPE_USER, id.site, id.user);
+    subscribe(ds, SUB_CLIENT, PUBSUB_SCOPE_CLIENT, id.site, id.client);
+    subscribe(ds, SUB_GLOBAL, PUBSUB_SCOPE_GLOBAL, id.site, NULL);
+    if (id.events)
+        set_filters(ds, id.events, id.n_events);
+    ds->state = ST_AUTHENTICATED;
+    d->stats.authenticated++;
+    gw_identity_cleanup(&id);
+    return true;
+}
+
+static void on_auth_timeout(struct gw_timer *t, void *arg)
+{
+    (void)arg;
+    struct delivery_session *ds = GW_CONTAINER_OF(t, struct delivery_session, auth_timer);
+    if (ds->state != ST_WAITING)
+        return;
+    GW_INFO("session closed: no token within %u ms", ds->d->cfg->auth_timeout_ms);
+    sockjs_session_close(ds->session, 4003, "Authentication required");
+}
+
+static void on_open(void *app, struct sockjs_session *s, const struct sockjs_open_info *info)
+{
+    struct gw_delivery *d = app;
+    struct delivery_session *ds = gw_calloc(1, sizeof(*ds));
+    ds->session = s;
+    ds->d = d;
+    for (int i = 0; i < N_SUBS; i++) {
+        pubsub_sub_init(&ds->subs[i].sub);
+        ds->subs[i].ds = ds;
+    }
+    gw_timer_init(&ds->auth_timer);
+    sockjs_session_set_app_data(s, ds);
+    d->stats.sessions++;
+
+    char value[GW_JWT_MAX_LEN + 1];
+    long n = info->query ? gw_query_param(info->query, info->query_len, "token", value,
+                                          sizeof(value))
+                         : -1;
+    if (n >= 0) {
+        authenticate(ds, value, (size_t)n);
+        return;
+    }
+    n = info->query ? gw_query_param(info->query, info->query_len, "site", value, sizeof(value))
+                    : -1;
+    if (n > 0 && d->cfg->allow_anonymous && !memchr(value, ':', (size_t)n) && n <= 256) {
+        subscribe(ds, SUB_GLOBAL, PUBSUB_SCOPE_GLOBAL, value, NULL);
+        ds->state = ST_ANONYMOUS;
+        return;
+    }
+    gw_timer_start(&ds->auth_timer, &d->auth_q);
+}
+
+static void on_client_message(void *app, struct sockjs_session *s, const char *msg, size_t len)
+{
+    (void)app;
+    struct delivery_session *ds = sockjs_session_app_data(s);
+    json_error_t err;
+    json_t *obj = json_loadb(msg, len, 0, &err);
+    if (!json_is_object(obj) || json_object_size(obj) != 1) {
+        send_error(ds, "expected one JSON object with one key");
+        json_decref(obj);
+        return;
+    }
+    json_t *token = json_object_get(obj, "token");
+    json_t *events = json_object_get(obj, "events");
+    if (token) {
+        if (json_is_string(token))
+            authenticate(ds, json_string_value(token), json_string_length(token));
+        else
+            send_error(ds, "token must be a string");
+    } else if (events) {
+        const char *reason = NULL;
+        size_t n = json_is_array(events) ? json_array_size(events) : 0;
+        char **names = gw_calloc(n ? n : 1, sizeof(*names));
+        if (!json_is_array(events))
+            reason = "events must be an array of strings";
+        for (size_t i = 0; i < n && !reason; i++) {
+            json_t *v = json_array_get(events, i);
+            if (!json_is_string(v))
+                reason = "events must be an array of strings";
+            else
+                names[i] = (char *)json_string_value(v);
+        }
+        if (!reason && ds->state == ST_WAITING)
+            reason = "authenticate first";
+        if (!reason)
+            reason = set_filters(ds, names, n);
+        gw_free(names);
+        if (reason)
+            send_error(ds, reason);
+    } else {
+        send_error(ds, "unknown message");
+    }
+    json_decref(obj);
+}
+
+static void on_close(void *app, struct sockjs_session *s)
+{
+    (void)app;
+    struct delivery_session *ds = sockjs_session_app_data(s);
+    if (!ds)
+        return;
+    unsubscribe_all(ds);
+    gw_timer_stop(&ds->auth_timer);
+    clear_filters(ds);
+    sockjs_session_set_app_data(s, NULL);
+    gw_free(ds);
+}
+
+const struct sockjs_app_ops gw_delivery_app_ops = {
+    .name = "delivery",
+    .on_open = on_open,
+    .on_message = on_client_message,
+    .on_close = on_close,
+};
+
+struct gw_delivery *gw_delivery_new(struct event_base *base, const struct gw_config *cfg)
+{
+    struct gw_delivery *d = gw_calloc(1, sizeof(*d));
+    d->cfg = cfg;
+    d->hub = pubsub_hub_new(on_hub_message, d);
+    gw_timerq_init(&d->auth_q, base, cfg->auth_timeout_ms, on_auth_timeout, d);
+    return d;
+}
+
+const struct gw_delivery_stats *gw_delivery_stats(const struct gw_delivery *d)
+{
+    return &d->stats;
+}
+
+struct pubsub_hub *gw_delivery_hub(struct gw_delivery *d)
+{
+    return d->hub;
+}
+
+void gw_delivery_free(struct gw_delivery *d)
+{
+    gw_timerq_cleanup(&d->auth_q);
+    pubsub_hub_free(d->hub);
+    gw_free(d);
+}

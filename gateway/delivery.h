@@ -1,0 +1,35 @@
+/* Scoped delivery: the application behind the gateway's SockJS prefix. It authenticates each
+ * session (JWT), subscribes it to its user, client and global channels in the hub, applies the
+ * session's event filter, and hands published messages to the session. */
+#ifndef GW_DELIVERY_H
+#define GW_DELIVERY_H
+
+#include <stdint.h>
+
+#include "config.h"
+#include "pubsub_hub.h"
+#include "sockjs_session.h"
+
+struct event_base;
+struct gw_delivery;
+
+struct gw_delivery_stats {
+    uint64_t sessions;        /* opened */
+    uint64_t authenticated;
+    uint64_t auth_failures;
+    uint64_t malformed_messages;   /* malformed client messages */
+    uint64_t deliveries;      /* messages handed to sessions */
+    uint64_t filtered;        /* messages a session's filter held back */
+};
+
+/* Creates the delivery and its hub. */
+struct gw_delivery *gw_delivery_new(struct event_base *base, const struct gw_config *cfg);
+/* The hub that published messages go into (what the engine's deliver callback feeds). */
+struct pubsub_hub *gw_delivery_hub(struct gw_delivery *d);
+/* The SockJS application to serve (sockjs_server_new(..., gw_delivery_app_ops, d)). */
+extern const struct sockjs_app_ops gw_delivery_app_ops;
+const struct gw_delivery_stats *gw_delivery_stats(const struct gw_delivery *d);
+/* Sessions must be gone (their server freed) first. */
+void gw_delivery_free(struct gw_delivery *d);
+
+#endif
