@@ -5,6 +5,7 @@
 
 #include "gw_alloc.h"
 #include "gw_log.h"
+#include "gw_refbuf.h"
 
 /* Frames are encoded here before being written; one loop per process, so one buffer serves
  * every receiver. Released after a large frame so that idle processes keep none. */
@@ -37,30 +38,47 @@ static const struct tp_handler_ops handler_ops = {
     .on_close = on_conn_close,
 };
 
-static void poll_finish(struct http_receiver *r, const char *body, size_t len)
+static void poll_head(struct http_receiver *r, size_t body_len)
 {
     struct tp_conn *c = r->conn;
     char length[64];
-    int n = snprintf(length, sizeof(length), "Content-Length: %zu\r\n\r\n", len);
+    int n = snprintf(length, sizeof(length), "Content-Length: %zu\r\n\r\n", body_len);
     c->ops->write(c, r->head, r->head_len);
     c->ops->write(c, length, (size_t)n);
-    c->ops->write(c, body, len);
-    c->ops->end_response(c, r->keep_alive);
 }
 
 static bool send_frame(struct sockjs_receiver *base, const struct sockjs_frame *f)
 {
     struct http_receiver *r = (struct http_receiver *)base;
-    r->kind->encode(r, f->data, f->len, &scratch);
-    if (!r->kind->streaming) {
-        poll_finish(r, scratch.data, scratch.len);
+    struct tp_conn *c = r->conn;
+    size_t written;
+    if (f->msg && r->kind->frame_per_line) {
+        struct gw_refbuf *frame = sockjs_message_form(f->msg, SOCKJS_FORM_FRAME);
+        written = frame->len + 1;
+        if (!r->kind->streaming) {
+            poll_head(r, written);
+            c->ops->write_ref(c, frame, 0, frame->len);
+            c->ops->write(c, "\n", 1);
+        } else {
+            tp_stream_write_ref(&r->stream, frame, "\n", 1);
+        }
+    } else {
+        r->kind->encode(r, f->data, f->len, &scratch);
+        written = scratch.len;
+        if (!r->kind->streaming) {
+            poll_head(r, scratch.len);
+            c->ops->write(c, scratch.data, scratch.len);
+        } else {
+            tp_stream_write(&r->stream, scratch.data, scratch.len);
+        }
         scratch_done();
+    }
+    if (!r->kind->streaming) {
+        c->ops->end_response(c, r->keep_alive);
         receiver_free(r);
         return false;
     }
-    tp_stream_write(&r->stream, scratch.data, scratch.len);
-    r->sent += scratch.len;
-    scratch_done();
+    r->sent += written;
     if (r->sent < r->limit)
         return true;
     tp_stream_end(&r->stream);

@@ -16,6 +16,9 @@ struct http_receiver_kind {
     const char *content_type;
     /* Streams stay after a frame until response_limit; polling requests end with the first. */
     bool streaming;
+    /* The encoding is the frame followed by "\n": a published message's cached frame can then
+     * be written by reference instead of being encoded per recipient. */
+    bool frame_per_line;
     /* Bytes written once before any frame (streams only), e.g. xhr_streaming's 2048 'h'. */
     void (*prelude)(const struct http_receiver *r, struct gw_buf *out);
     /* Appends one frame in the transport's encoding. */

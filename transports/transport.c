@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "gw_alloc.h"
+#include "gw_refbuf.h"
 #include "gw_url.h"
 
 const char *tp_request_header(const struct tp_request *req, const char *name, size_t *len)
@@ -195,6 +196,21 @@ void tp_stream_write(struct tp_stream *s, const void *data, size_t len)
     } else {
         c->ops->write(c, data, len);
     }
+}
+
+void tp_stream_write_ref(struct tp_stream *s, struct gw_refbuf *b, const char *suffix,
+                         size_t suffix_len)
+{
+    struct tp_conn *c = s->conn;
+    if (s->chunked) {
+        char size[24];
+        int n = snprintf(size, sizeof(size), "%zx\r\n", (size_t)b->len + suffix_len);
+        c->ops->write(c, size, (size_t)n);
+    }
+    c->ops->write_ref(c, b, 0, b->len);
+    c->ops->write(c, suffix, suffix_len);
+    if (s->chunked)
+        c->ops->write(c, "\r\n", 2);
 }
 
 void tp_stream_end(struct tp_stream *s)

@@ -130,6 +130,10 @@ struct tp_stream {
 /* Writes the head of a stream (no Content-Length) and sets up s. */
 void tp_stream_start(struct tp_stream *s, const struct tp_request *req, struct tp_head *h);
 void tp_stream_write(struct tp_stream *s, const void *data, size_t len);
+/* Writes b by reference (shared with other recipients) followed by a short copied suffix, as
+ * one chunk. */
+void tp_stream_write_ref(struct tp_stream *s, struct gw_refbuf *b, const char *suffix,
+                         size_t suffix_len);
 /* Ends the stream (last chunk, or close for HTTP/1.0) and gives the connection back. */
 void tp_stream_end(struct tp_stream *s);
 
