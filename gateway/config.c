@@ -67,6 +67,8 @@ static const struct opt options[] = {
     STR("api-key", api_key, "KEY", "key the publish API expects (Authorization: Bearer KEY)"),
     U32("api-max-body-bytes", api_max_body_bytes, 256, UINT32_MAX, "publish request limit (413)"),
     U32("max-ids", max_ids, 1, UINT32_MAX, "ids in one publish (400)"),
+    U32("max-sites", max_sites, 1, UINT32_MAX, "sites in one publish (400)"),
+    U32("max-name-bytes", max_name_bytes, 1, 1024, "one site, id or event name (400)"),
     U32("max-data-bytes", max_data_bytes, 1, UINT32_MAX, "data of one publish (413)"),
     LIST("engine", engines, GW_MAX_ENGINES, "URL",
          "local, or redis://HOST:PORT (repeatable: shards)"),
@@ -99,6 +101,8 @@ void gw_config_defaults(struct gw_config *cfg)
     cfg->api_key = "";
     cfg->api_max_body_bytes = 1024 * 1024;
     cfg->max_ids = 10000;
+    cfg->max_sites = 100;
+    cfg->max_name_bytes = 256;
     cfg->max_data_bytes = 64 * 1024;
     cfg->listen.items[cfg->listen.n++] = "127.0.0.1:8080";
     cfg->api_listen.items[cfg->api_listen.n++] = "127.0.0.1:8081";

@@ -47,6 +47,8 @@ struct gw_config {
     const char *api_key;
     uint32_t api_max_body_bytes;
     uint32_t max_ids;
+    uint32_t max_sites;
+    uint32_t max_name_bytes;
     uint32_t max_data_bytes;
     struct gw_str_list engines;
     const char *config_file;
