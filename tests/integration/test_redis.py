@@ -1,0 +1,310 @@
+#!/usr/bin/python3
+"""Several gateway nodes joined by real Redis (private redis-server processes on free loopback
+ports, started and stopped by the tests).
+
+Checked: a publish through node 1's API reaches sessions on node 2 over websocket,
+xhr_streaming and xhr polling, and node 1's own sessions, exactly once each; sequence numbers
+are consistent across nodes and kept in Redis (`sockjs-gateway:seq:<channel>`, expiring);
+two Redis shards (both nodes configured with both) with users spread over them by FNV-1a of the
+channel name; a backend PUBLISHing straight into `sockjs-gateway:publish` (seq null) on any
+instance; malformed messages in that channel are counted and do not disturb delivery; Redis
+killed → 503 from the API, Redis back on the same port → the nodes recover and deliver.
+
+Readiness is awaited, not slept for: PUBSUB NUMSUB shows the nodes' subscriptions, the API
+answers 202 once the engine takes publishes (both polled with a deadline, as there is no event
+to wait for).
+
+Spec: docs/PROTOCOL.md "Redis", "Publish API" (503), "Gateway → browser" (seq).
+"""
+
+import json
+import unittest
+import uuid
+
+import gwtest
+import redisfix
+import scopedfix
+from scopedfix import TRANSPORTS, ScopedGateway, ScopedTestCase, publish_body, unique
+
+CHANNEL = "sockjs-gateway:publish"
+SEQ_TTL_S = 24 * 3600
+
+
+def fnv1a32(text):
+    h = 0x811C9DC5
+    for b in text.encode("utf-8"):
+        h ^= b
+        h = (h * 0x01000193) & 0xFFFFFFFF
+    return h
+
+
+def shard_of(channel, n):
+    return fnv1a32(channel) % n
+
+
+class Cluster(ScopedTestCase):
+    """`cls.redis` (list of RedisServer) and `cls.nodes` (list of ScopedGateway, each with
+    every Redis as an engine), started once per class; self.gw is node 1."""
+
+    n_redis = 1
+    n_nodes = 2
+    node_args = ()
+
+    @classmethod
+    def setUpClass(cls):
+        unittest.TestCase.setUpClass.__func__(cls)
+        cls.redis, cls.nodes, cls._class_gw = [], [], None
+        try:
+            cls.redis, cls.nodes = start_cluster(cls.n_redis, cls.n_nodes, cls.node_args)
+            cls._class_gw = cls.nodes[0]
+        except BaseException:
+            stop_cluster(cls.redis, cls.nodes)
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        nodes, cls.nodes, cls._class_gw = cls.nodes, [], None
+        stop_cluster(cls.redis, nodes)
+        unittest.TestCase.tearDownClass.__func__(cls)
+
+    def publish_and_collect(self, sessions, body, node=None):
+        """Publish `body` on `node` (node 1), then one marker per user channel of `sessions`;
+        returns each session's messages before its marker."""
+        node = node or self.nodes[0]
+        node.publish(body)
+        marks = {}
+        for s in sessions:
+            if (s.site, s.sub) not in marks:
+                marks[(s.site, s.sub)] = mark = "marker-" + uuid.uuid4().hex
+                node.publish(publish_body("user", s.site, "marker", mark, ids=[s.sub]))
+        out = []
+        for s in sessions:
+            got = self.receive_until(s, marks[(s.site, s.sub)])
+            out.append(got[:-1])
+        return out
+
+
+def start_cluster(n_redis, n_nodes, node_args=()):
+    redis, nodes = [], []
+    try:
+        for _ in range(n_redis):
+            redis.append(redisfix.RedisServer().start())
+        engines = []
+        for r in redis:
+            engines += ["--engine", r.url]
+        for _ in range(n_nodes):
+            nodes.append(ScopedGateway(*(engines + list(node_args))).start())
+        wait_cluster_ready(redis, nodes)
+    except BaseException:
+        stop_cluster(redis, nodes)
+        raise
+    return redis, nodes
+
+
+def wait_cluster_ready(redis, nodes):
+    for r in redis:
+        r.wait_subscribers(CHANNEL, len(nodes))
+    for n in nodes:
+        n.wait_publish_status(202)
+
+
+def stop_cluster(redis, nodes):
+    errors = []
+    for n in nodes:
+        try:
+            n.stop()
+        except Exception as e:
+            errors.append(e)
+    for r in redis:
+        r.stop()
+    if errors:
+        raise errors[0]
+
+
+class TwoNodes(Cluster):
+    def test_publish_on_node1_reaches_both_nodes_on_every_transport(self):
+        node1, node2 = self.nodes
+        client = unique("c")
+        sub = unique("u")
+        sessions = []
+        for gw in (node2, node1):
+            for t in TRANSPORTS:
+                sessions.append(self.user_session(t, gw=gw, sub=sub, client=client))
+        for scope, ids in (("user", [sub]), ("client", [client]), ("global", None)):
+            with self.subTest(scope=scope):
+                got = self.publish_and_collect(sessions, publish_body(
+                    scope, self.site, scope + ".event", {"via": "node1"}, ids=ids))
+                for s, msgs in zip(sessions, got):
+                    self.assertEqual(len(msgs), 1, (s.transport, s.gw is node2, msgs))
+                    self.assertEvent(msgs[0], scope, self.site, scope + ".event",
+                                     {"via": "node1"}, 1)
+
+    def test_isolation_across_nodes(self):
+        node1, node2 = self.nodes
+        a = self.user_session(gw=node2)
+        b = self.user_session("xhr_streaming", gw=node2, site=unique("other"))
+        got = self.publish_and_collect([a, b], publish_body("user", self.site, "x", 1,
+                                                            ids=[unique("u")]))
+        self.assertEqual(got, [[], []])
+        got = self.publish_and_collect([a, b], publish_body("global", self.site, "g", 1))
+        self.assertEqual([len(m) for m in got], [1, 0], got)
+
+    def test_seq_consistent_across_nodes(self):
+        node1, node2 = self.nodes
+        sub = unique("u")
+        s1 = self.user_session(gw=node1, sub=sub)
+        s2 = self.user_session("xhr_polling", gw=node2, sub=sub)
+        for i in range(6):
+            (node1 if i % 2 == 0 else node2).publish(
+                publish_body("user", self.site, "n", i, ids=[sub]))
+            for s in (s1, s2):
+                self.assertEvent(s.next_message(), "user", self.site, "n", i, i + 1)
+        key = "sockjs-gateway:seq:user:%s:%s" % (self.site, sub)
+        r = self.redis[0]
+        self.assertEqual(int(r.command("GET", key)), 6)
+        ttl = r.command("TTL", key)
+        self.assertGreater(ttl, 0, "seq counter %s does not expire" % key)
+        self.assertLessEqual(ttl, SEQ_TTL_S)
+
+    def test_multi_id_publish_seqs_per_channel(self):
+        node1, node2 = self.nodes
+        a = self.user_session(gw=node2)
+        b = self.user_session(gw=node2)
+        node1.publish(publish_body("user", self.site, "first", 0, ids=[a.sub]))
+        self.assertEvent(a.next_message(), "user", self.site, "first", 0, 1)
+        node1.publish(publish_body("user", self.site, "both", 1, ids=[a.sub, b.sub]))
+        self.assertEvent(a.next_message(), "user", self.site, "both", 1, 2)
+        self.assertEvent(b.next_message(), "user", self.site, "both", 1, 1)
+
+    def test_direct_redis_publish_has_seq_null(self):
+        node1, node2 = self.nodes
+        sub = unique("u")
+        sessions = [self.user_session(t, gw=gw, sub=sub) for gw in (node2, node1)
+                    for t in TRANSPORTS]
+        body = publish_body("user", self.site, "from.backend", {"direct": True}, ids=[sub])
+        receivers = self.redis[0].command("PUBLISH", CHANNEL, json.dumps(body))
+        self.assertEqual(receivers, 2)
+        for s in sessions:
+            self.assertEvent(s.next_message(), "user", self.site, "from.backend",
+                             {"direct": True}, None)
+        # The API's numbering of that channel is not disturbed by it.
+        node1.publish(publish_body("user", self.site, "via.api", 1, ids=[sub]))
+        for s in sessions:
+            self.assertEvent(s.next_message(), "user", self.site, "via.api", 1, 1)
+
+    def test_malformed_redis_messages_counted_delivery_unharmed(self):
+        node1, node2 = self.nodes
+        s = self.user_session("xhr_streaming", gw=node2)
+        before = [scopedfix.stat_sum(n.stats(), "malformed") for n in self.nodes]
+        bad = ["not json", "", "[]", "null", '{"scope": "nope", "site": "x", "event": "e"}',
+               json.dumps(publish_body("user", self.site, "e", ids=None)),
+               json.dumps(publish_body("global", self.site, "e", ids=[s.sub])),
+               '{"scope": "user", "site": "%s", "ids": ["%s"], "event": 5}' % (self.site,
+                                                                               s.sub),
+               "\xff\xfe binary"]
+        with self.redis[0].client() as r:
+            for b in bad:
+                self.assertEqual(r.command("PUBLISH", CHANNEL, b), 2)
+            good = publish_body("user", self.site, "good", "after garbage", ids=[s.sub])
+            r.command("PUBLISH", CHANNEL, json.dumps(good))
+        # Heard in order on one subscription: once the good one is delivered, the bad ones
+        # have been handled.
+        self.assertEvent(s.next_message(), "user", self.site, "good", "after garbage", None)
+        self.publish_and_collect([s], publish_body("global", self.site, "g", 1))
+        after = [scopedfix.stat_sum(n.stats(), "malformed") for n in self.nodes]
+        for n, (b, a) in enumerate(zip(before, after)):
+            self.assertGreaterEqual(a - b, len(bad), "node %d malformed %d -> %d: %s"
+                                    % (n + 1, b, a, self.nodes[n].stats()))
+        for n in self.nodes:
+            n.assert_alive()
+
+
+class TwoShards(Cluster):
+    n_redis = 2
+
+    def test_users_spread_over_shards_all_receive(self):
+        node1, node2 = self.nodes
+        users = [unique("u") for _ in range(24)]
+        shards = [shard_of("user:%s:%s" % (self.site, u), 2) for u in users]
+        self.assertEqual(set(shards), {0, 1}, "pick other ids: all on one shard")
+        sessions = [self.user_session(("websocket", "xhr_streaming")[i % 2], gw=node2, sub=u)
+                    for i, u in enumerate(users)]
+        node1.publish(publish_body("user", self.site, "spread", "x", ids=users))
+        node2.publish(publish_body("user", self.site, "spread", "y", ids=users))
+        for s in sessions:
+            self.assertEvent(s.next_message(), "user", self.site, "spread", "x", 1)
+            self.assertEvent(s.next_message(), "user", self.site, "spread", "y", 2)
+        got = self.publish_and_collect(sessions, publish_body("global", self.site, "g", 0))
+        for s, msgs in zip(sessions, got):
+            self.assertEqual([(m["scope"], m["seq"]) for m in msgs], [("global", 1)])
+
+    def test_seq_counter_on_the_channels_shard(self):
+        node1, _ = self.nodes
+        users = [unique("u") for _ in range(8)]
+        node1.publish(publish_body("user", self.site, "e", None, ids=users))
+        node1.publish(publish_body("global", self.site, "e", None))
+        channels = ["user:%s:%s" % (self.site, u) for u in users] + ["global:" + self.site]
+        for ch in channels:
+            k = shard_of(ch, 2)
+            key = "sockjs-gateway:seq:" + ch
+            self.assertEqual(self.redis[k].command("GET", key), b"1", (ch, k))
+            self.assertIsNone(self.redis[1 - k].command("GET", key), (ch, 1 - k))
+
+    def test_direct_publish_on_either_shard(self):
+        node1, node2 = self.nodes
+        s1 = self.user_session(gw=node1)
+        s2 = self.user_session("xhr_polling", gw=node2, sub=s1.sub)
+        for k, r in enumerate(self.redis):
+            body = publish_body("user", self.site, "direct", k, ids=[s1.sub])
+            self.assertEqual(r.command("PUBLISH", CHANNEL, json.dumps(body)), 2)
+            for s in (s1, s2):
+                self.assertEvent(s.next_message(), "user", self.site, "direct", k, None)
+        got = self.publish_and_collect([s1, s2], publish_body("global", self.site, "g", 0))
+        self.assertEqual([len(m) for m in got], [1, 1], got)
+
+
+class Outage(ScopedTestCase):
+    """Redis killed under two nodes, then restarted on the same port."""
+
+    per_test_gateway = True
+
+    def setUp(self):
+        self.site = unique("site")
+        self._log_mark = 0
+        self.redis, self.nodes = start_cluster(1, 2)
+        self.addCleanup(stop_cluster, self.redis, self.nodes)
+        self.gw = self.nodes[0]
+
+    def test_503_while_down_then_recovery(self):
+        node1, node2 = self.nodes
+        r = self.redis[0]
+        sub = unique("u")
+        before = [self.user_session(t, gw=node2, sub=sub) for t in TRANSPORTS]
+        node1.publish(publish_body("user", self.site, "before", 0, ids=[sub]))
+        for s in before:
+            self.assertEvent(s.next_message(), "user", self.site, "before", 0, 1)
+
+        r.kill()
+        for n in self.nodes:
+            resp = n.wait_publish_status(503)
+            self.assertEqual(resp.json(), {"error": "engine unavailable"})
+        stats = node1.stats()
+        self.assertTrue(any("engine" in k for k in scopedfix.stat_names(stats)), stats)
+        for n in self.nodes:
+            n.assert_alive()
+
+        r.start()
+        for n in self.nodes:
+            n.wait_publish_status(202, timeout=30)
+        r.wait_subscribers(CHANNEL, 2, timeout=30)
+        node1.publish(publish_body("user", self.site, "after", 1, ids=[sub]))
+        after = self.user_session("websocket", gw=node2, sub=sub)
+        node2.publish(publish_body("user", self.site, "after", 2, ids=[sub]))
+        for s in before:
+            got = [(m["event"], m["data"]) for m in s.messages(2, timeout=15)]
+            self.assertEqual(got, [("after", 1), ("after", 2)], s.transport)
+        self.assertEvent(after.next_message(), "user", self.site, "after", 2)
+
+
+if __name__ == "__main__":
+    gwtest.main()
