@@ -78,11 +78,7 @@ static void publish(struct gw_api *api, const struct tp_request *req)
         return;
     }
     struct pubsub_limits lim;
-    pubsub_limits_defaults(&lim);
-    lim.max_ids = api->cfg->max_ids;
-    lim.max_sites = api->cfg->max_sites;
-    lim.max_name_bytes = api->cfg->max_name_bytes;
-    lim.max_data_bytes = api->cfg->max_data_bytes;
+    gw_config_publish_limits(api->cfg, &lim);
     /* Everything is validated before anything is published: a request is all or nothing. */
     struct pubsub_publish **pubs = gw_calloc(n, sizeof(*pubs));
     size_t parsed = 0;

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "gw_alloc.h"
+#include "pubsub_publish.h"
 
 enum opt_type { OPT_U32, OPT_STR, OPT_FLAG, OPT_LIST, OPT_HELP };
 
@@ -356,4 +357,13 @@ int gw_config_load(struct gw_config *cfg, int argc, char **argv)
         return -1;
     }
     return 0;
+}
+
+void gw_config_publish_limits(const struct gw_config *cfg, struct pubsub_limits *lim)
+{
+    pubsub_limits_defaults(lim);
+    lim->max_ids = cfg->max_ids;
+    lim->max_sites = cfg->max_sites;
+    lim->max_name_bytes = cfg->max_name_bytes;
+    lim->max_data_bytes = cfg->max_data_bytes;
 }

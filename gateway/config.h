@@ -63,4 +63,8 @@ void gw_config_defaults(struct gw_config *cfg);
 int gw_config_load(struct gw_config *cfg, int argc, char **argv);
 void gw_config_cleanup(struct gw_config *cfg);
 
+struct pubsub_limits;
+/* The limits of one publish (API and engine alike). */
+void gw_config_publish_limits(const struct gw_config *cfg, struct pubsub_limits *lim);
+
 #endif

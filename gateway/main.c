@@ -41,8 +41,10 @@ static struct pubsub_engine *engine_new(struct event_base *base, const struct gw
         }
     }
     const char *error = NULL;
+    struct pubsub_limits limits;
+    gw_config_publish_limits(cfg, &limits);
     struct pubsub_engine *e =
-        pubsub_engine_redis_new(base, urls->items, urls->n, deliver_to_hub, d, &error);
+        pubsub_engine_redis_new(base, urls->items, urls->n, &limits, deliver_to_hub, d, &error);
     if (!e)
         GW_ERROR("--engine: %s", error ? error : "cannot create the Redis engine");
     return e;

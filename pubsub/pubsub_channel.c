@@ -2,12 +2,11 @@
 
 #include <stdio.h>
 
+#include "gw_hash.h"
+
 uint32_t pubsub_channel_hash(const char *name, size_t len)
 {
-    uint32_t h = 2166136261u;
-    for (size_t i = 0; i < len; i++)
-        h = (h ^ (uint8_t)name[i]) * 16777619u;
-    return h;
+    return gw_fnv32(GW_FNV32_INIT, name, len);
 }
 
 size_t pubsub_channel_name(char *out, size_t cap, enum pubsub_scope scope, const char *site,

@@ -68,10 +68,13 @@ struct pubsub_engine *pubsub_engine_local_new(struct event_base *base, pubsub_de
                                               void *arg);
 
 /* Redis engine over one or more instances ("redis://HOST:PORT"); publishes are sharded by
- * channel so that a channel's counter lives on one instance. Returns NULL with *error set for
- * an invalid URL. Connects asynchronously; reconnects with backoff. */
+ * channel so that a channel's counter lives on one instance. Messages heard are held to
+ * `limits` (NULL: the defaults), which should be the API's, so that every node accepts what any
+ * node's API accepted. Returns NULL with *error set for an invalid URL. Connects
+ * asynchronously; reconnects with backoff. */
 struct pubsub_engine *pubsub_engine_redis_new(struct event_base *base, const char *const *urls,
-                                              size_t n_urls, pubsub_deliver_cb deliver, void *arg,
+                                              size_t n_urls, const struct pubsub_limits *limits,
+                                              pubsub_deliver_cb deliver, void *arg,
                                               const char **error);
 
 #endif

@@ -3,7 +3,7 @@
  * Each node keeps two hiredis async connections per Redis instance ("shard"): one for commands
  * and one that SUBSCRIBEs to PUBSUB_REDIS_CHANNEL. A publish addresses channels
  * (`<scope>:<site>:<id>`, or `global:<site>`); each channel belongs to the shard
- * fnv1a32(channel name) % n_shards, so that its sequence counter always lives on one instance.
+ * FNV-1a 32 (common/gw_hash.h) of the channel name % n_shards, so that its sequence counter always lives on one instance.
  * A publish whose channels fall on several shards is split: for global, one sub-publish per
  * shard holding that shard's sites; for user and client, one per (shard, site) holding that
  * site's ids on the shard. Within a channel, order is kept (one connection per shard, replies
@@ -52,6 +52,7 @@
 
 #include "gw_alloc.h"
 #include "gw_error.h"
+#include "gw_hash.h"
 #include "gw_log.h"
 #include "pubsub_engine.h"
 
@@ -181,29 +182,16 @@ static const char *suppressed_note(uint64_t suppressed, char *buf, size_t cap)
     return buf;
 }
 
-/* FNV-1a, 32 bits (offset basis 2166136261, prime 16777619), over the bytes of a channel name;
- * fed piece by piece so that names need not be built to be hashed. */
-#define FNV1A32_INIT 2166136261u
-
-static uint32_t fnv1a32(uint32_t h, const char *s, size_t len)
-{
-    for (size_t i = 0; i < len; i++) {
-        h ^= (unsigned char)s[i];
-        h *= 16777619u;
-    }
-    return h;
-}
-
 /* The channel name's pieces: "<scope>:<site>" and, for user and client, ":<id>". */
 static uint32_t channel_hash(const struct pubsub_publish *p, uint32_t site, uint32_t id)
 {
     const char *scope = pubsub_scope_name(p->scope);
-    uint32_t h = fnv1a32(FNV1A32_INIT, scope, strlen(scope));
-    h = fnv1a32(h, ":", 1);
-    h = fnv1a32(h, p->sites[site], strlen(p->sites[site]));
+    uint32_t h = gw_fnv32(GW_FNV32_INIT, scope, strlen(scope));
+    h = gw_fnv32(h, ":", 1);
+    h = gw_fnv32(h, p->sites[site], strlen(p->sites[site]));
     if (p->n_ids) {
-        h = fnv1a32(h, ":", 1);
-        h = fnv1a32(h, p->ids[id], strlen(p->ids[id]));
+        h = gw_fnv32(h, ":", 1);
+        h = gw_fnv32(h, p->ids[id], strlen(p->ids[id]));
     }
     return h;
 }
@@ -779,7 +767,8 @@ static void conn_init(struct redis_engine *e, struct redis_shard *s, struct redi
 }
 
 struct pubsub_engine *pubsub_engine_redis_new(struct event_base *base, const char *const *urls,
-                                              size_t n_urls, pubsub_deliver_cb deliver, void *arg,
+                                              size_t n_urls, const struct pubsub_limits *limits,
+                                              pubsub_deliver_cb deliver, void *arg,
                                               const char **error)
 {
     if (n_urls == 0) {
@@ -807,7 +796,10 @@ struct pubsub_engine *pubsub_engine_redis_new(struct event_base *base, const cha
     e->evbase = base;
     e->shards = shards;
     e->n_shards = n_urls;
-    pubsub_limits_defaults(&e->limits);
+    if (limits)
+        e->limits = *limits;
+    else
+        pubsub_limits_defaults(&e->limits);
     /* The longest valid publish, escaping every name as \uXXXX and counting a seq of 20
      * digits for every channel: longer messages are rejected before parsing. */
     const struct pubsub_limits *l = &e->limits;

@@ -1,5 +1,7 @@
 #include "sockjs_info.h"
 
+#include "gw_hash.h"
+
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
@@ -40,8 +42,6 @@ void sockjs_iframe_body(const struct sockjs_options *opt, struct gw_buf *out, ch
                    "</html>\n",
                    opt->sockjs_url);
     /* The page depends only on the URL, so a hash of it is a stable, strong validator. */
-    uint64_t h = 14695981039346656037ull;
-    for (size_t i = start; i < out->len; i++)
-        h = (h ^ (uint8_t)out->data[i]) * 1099511628211ull;
+    uint64_t h = gw_fnv64(GW_FNV64_INIT, out->data + start, out->len - start);
     snprintf(etag, 24, "\"%016" PRIx64 "\"", h);
 }

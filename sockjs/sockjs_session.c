@@ -6,6 +6,7 @@
 
 #include "gw_alloc.h"
 #include "gw_buf.h"
+#include "gw_hash.h"
 #include "gw_log.h"
 #include "gw_refbuf.h"
 #include "gw_timerq.h"
@@ -66,10 +67,7 @@ void sockjs_options_defaults(struct sockjs_options *opt)
 
 static uint32_t hash_id(const char *id, size_t len)
 {
-    uint32_t h = 2166136261u;
-    for (size_t i = 0; i < len; i++)
-        h = (h ^ (uint8_t)id[i]) * 16777619u;
-    return h;
+    return gw_fnv32(GW_FNV32_INIT, id, len);
 }
 
 static void table_grow(struct sockjs_server *srv)
