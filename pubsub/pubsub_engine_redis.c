@@ -2,8 +2,8 @@
  *
  * Each node keeps two hiredis async connections per Redis instance ("shard"): one for commands
  * and one that SUBSCRIBEs to PUBSUB_REDIS_CHANNEL. A publish addresses channels
- * (`<scope>:<site>:<id>`, or `global:<site>`); each channel belongs to the shard
- * FNV-1a 32 (common/gw_hash.h) of the channel name % n_shards, so that its sequence counter always lives on one instance.
+ * (`<scope>:<site>:<id>`, or `global:<site>`); each channel belongs to shard
+ * gw_fnv32(channel name) % n_shards, so that its sequence counter lives on one instance.
  * A publish whose channels fall on several shards is split: for global, one sub-publish per
  * shard holding that shard's sites; for user and client, one per (shard, site) holding that
  * site's ids on the shard. Within a channel, order is kept (one connection per shard, replies
