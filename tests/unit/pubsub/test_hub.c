@@ -207,8 +207,9 @@ TEST(local_engine_numbers_each_channel)
     ASSERT_INT_EQ(f.delivered, 2);
     ASSERT_INT_EQ(u1.got, 2);
     ASSERT_INT_EQ(u2.got, 1);
-    ASSERT_TRUE(strstr(u1.last->json->data, "\"seq\":2}") != NULL);
-    ASSERT_TRUE(strstr(u2.last->json->data, "\"seq\":1}") != NULL);
+    /* The JSON is not NUL-terminated. */
+    ASSERT_TRUE(memmem(u1.last->json->data, u1.last->json->len, "\"seq\":2}", 8) != NULL);
+    ASSERT_TRUE(memmem(u2.last->json->data, u2.last->json->len, "\"seq\":1}", 8) != NULL);
     pubsub_publish_unref(both);
     pubsub_publish_unref(one);
     pubsub_message_unref(u1.last);
