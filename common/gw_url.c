@@ -34,7 +34,7 @@ long gw_query_param(const char *query, size_t query_len, const char *name, char 
                     v += 2;
                 }
                 if (n + 1 >= cap)
-                    return -1;
+                    return GW_URL_TOO_LONG;
                 out[n++] = c;
             }
             out[n] = '\0';

@@ -203,13 +203,20 @@ static void on_open(void *app, struct sockjs_session *s, const struct sockjs_ope
     char value[GW_JWT_MAX_LEN + 1];
     long n = info->query ? gw_query_param(info->query, info->query_len, "token", value,
                                           sizeof(value))
-                         : -1;
+                         : GW_URL_ABSENT;
+    if (n == GW_URL_TOO_LONG) {
+        /* Longer than any token we accept: refused like any other bad token. */
+        d->stats.auth_failures++;
+        GW_INFO("session refused: token longer than %d bytes", GW_JWT_MAX_LEN);
+        sockjs_session_close(s, 4001, "Invalid token");
+        return;
+    }
     if (n >= 0) {
         authenticate(ds, value, (size_t)n);
         return;
     }
     n = info->query ? gw_query_param(info->query, info->query_len, "site", value, sizeof(value))
-                    : -1;
+                    : GW_URL_ABSENT;
     if (n > 0 && d->cfg->allow_anonymous && !memchr(value, ':', (size_t)n) && n <= 256) {
         subscribe(ds, SUB_GLOBAL, PUBSUB_SCOPE_GLOBAL, value, NULL);
         ds->state = ST_ANONYMOUS;

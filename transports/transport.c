@@ -8,7 +8,6 @@
 
 #include "gw_alloc.h"
 #include "gw_refbuf.h"
-#include "gw_url.h"
 
 const char *tp_request_header(const struct tp_request *req, const char *name, size_t *len)
 {
@@ -45,11 +44,6 @@ bool tp_header_has_token(const struct tp_request *req, const char *name, const c
             return true;
     }
     return false;
-}
-
-long tp_query_param(const struct tp_request *req, const char *name, char *out, size_t cap)
-{
-    return req->query ? gw_query_param(req->query, req->query_len, name, out, cap) : -1;
 }
 
 static void head_append(struct tp_head *h, const char *fmt, va_list ap)

@@ -89,9 +89,6 @@ struct tp_request {
 const char *tp_request_header(const struct tp_request *req, const char *name, size_t *len);
 /* Whether a comma-separated header contains `token` (case-insensitive). */
 bool tp_header_has_token(const struct tp_request *req, const char *name, const char *token);
-/* The decoded value of query parameter `name` into out (at most cap-1 bytes, NUL-terminated);
- * returns the decoded length, or -1 if absent or too long. */
-long tp_query_param(const struct tp_request *req, const char *name, char *out, size_t cap);
 
 /* Response heads. Flags select the header groups of SockJS's rules. */
 enum tp_head_flags {

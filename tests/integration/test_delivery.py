@@ -228,6 +228,8 @@ class Tokens(ScopedTestCase):
              jwt_encode(good, header={"alg": "none", "typ": "JWT"}), 4001),
             ("alg HS512 header", jwt_encode(good, header=hs512_header), 4001),
             ("no alg", jwt_encode(good, header={"typ": "JWT"}), 4001),
+            # Past the 4096-byte token limit (in the URL: past the query buffer too).
+            ("oversized", jwt_encode(dict(good, pad="x" * 5000)), 4001),
         ]
         for claim in ("sub", "client", "site", "exp"):
             c = dict(good)
