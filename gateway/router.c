@@ -4,7 +4,10 @@
 
 #include "gateway.h"
 #include "gw_log.h"
+#include "eventsource.h"
+#include "htmlfile.h"
 #include "info.h"
+#include "jsonp.h"
 #include "websocket.h"
 #include "xhr.h"
 
@@ -49,6 +52,20 @@ static void route_session(const struct tp_request *req, const char *sid, size_t 
             xhr_send_handle(req, sid, sid_len);
         else
             xhr_streaming_handle(req, sid, sid_len);
+    } else if (IS("eventsource") || IS("htmlfile") || IS("jsonp")) {
+        if (!method_is(req, "GET"))
+            not_found(req);
+        else if (IS("eventsource"))
+            eventsource_handle(req, sid, sid_len);
+        else if (IS("htmlfile"))
+            htmlfile_handle(req, sid, sid_len);
+        else
+            jsonp_polling_handle(req, sid, sid_len);
+    } else if (IS("jsonp_send")) {
+        if (method_is(req, "POST"))
+            jsonp_send_handle(req, sid, sid_len);
+        else
+            not_found(req);
     } else {
         not_found(req);
     }

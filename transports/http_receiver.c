@@ -6,6 +6,7 @@
 #include "gw_alloc.h"
 #include "gw_log.h"
 #include "gw_refbuf.h"
+#include "gw_url.h"
 
 /* Frames are encoded here before being written; one loop per process, so one buffer serves
  * every receiver. Released after a large frame so that idle processes keep none. */
@@ -120,7 +121,10 @@ void http_receiver_handle(const struct tp_request *req, const struct http_receiv
     if (cb_len)
         memcpy(r->callback, callback, cb_len);
     struct tp_head h;
-    tp_head_start(&h, req, 200, "OK", kind->content_type, TP_NO_CACHE | TP_CORS | TP_COOKIE);
+    tp_head_start(&h, req, 200, "OK", kind->content_type,
+                  TP_NO_CACHE | TP_COOKIE | kind->head_flags);
+    if (kind->extra_header)
+        tp_head_add(&h, kind->extra_header, "%s", kind->extra_value);
     if (kind->streaming) {
         tp_stream_start(&r->stream, req, &h);
         r->limit = sockjs_server_options(req->server)->response_limit;
@@ -143,4 +147,29 @@ void http_receiver_handle(const struct tp_request *req, const struct http_receiv
     req->conn->ops->set_handler(req->conn, &handler_ops, r);
     struct sockjs_open_info info = {.query = req->query, .query_len = req->query_len};
     sockjs_session_attach(req->server, session_id, id_len, &r->base, &info);
+}
+
+int http_receiver_callback(const struct tp_request *req, char out[HTTP_CALLBACK_MAX + 1])
+{
+    long n = req->query ? gw_query_param(req->query, req->query_len, "c", out,
+                                         HTTP_CALLBACK_MAX + 1)
+                        : GW_URL_ABSENT;
+    if (n == GW_URL_ABSENT || n == 0) {
+        tp_respond_text(req, 500, "Internal Server Error", TP_COOKIE,
+                        "\"callback\" parameter required");
+        return -1;
+    }
+    bool valid = n > 0;
+    for (long i = 0; valid && i < n; i++) {
+        char c = out[i];
+        valid = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                c == '_' || c == '.' || c == '-';
+    }
+    if (!valid) {
+        GW_INFO("%s: invalid callback parameter", req->conn->ops->peer(req->conn));
+        tp_respond_text(req, 500, "Internal Server Error", TP_COOKIE,
+                        "invalid \"callback\" parameter");
+        return -1;
+    }
+    return 0;
 }

@@ -14,6 +14,9 @@ struct http_receiver;
 struct http_receiver_kind {
     const char *name;
     const char *content_type;
+    unsigned head_flags;     /* TP_* header groups besides TP_NO_CACHE and TP_COOKIE */
+    const char *extra_header; /* one more header's name (with extra_value), or NULL */
+    const char *extra_value;
     /* Streams stay after a frame until response_limit; polling requests end with the first. */
     bool streaming;
     /* The encoding is the frame followed by "\n": a published message's cached frame can then
@@ -43,5 +46,12 @@ struct http_receiver {
  * it to the session. `callback` is the validated callback name or NULL. */
 void http_receiver_handle(const struct tp_request *req, const struct http_receiver_kind *kind,
                           const char *session_id, size_t id_len, const char *callback);
+
+#define HTTP_CALLBACK_MAX 256
+
+/* The "c" query parameter of htmlfile and jsonp, decoded into out: 0, or -1 after answering
+ * 500 "\"callback\" parameter required" / "invalid \"callback\" parameter". Names are
+ * [a-zA-Z0-9_.-]+: they are written into a page and a script, so nothing else may pass. */
+int http_receiver_callback(const struct tp_request *req, char out[HTTP_CALLBACK_MAX + 1]);
 
 #endif

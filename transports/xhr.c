@@ -27,6 +27,7 @@ static void streaming_prelude(const struct http_receiver *r, struct gw_buf *out)
 static const struct http_receiver_kind xhr_polling_kind = {
     .name = "xhr",
     .content_type = "application/javascript; charset=UTF-8",
+    .head_flags = TP_CORS,
     .streaming = false,
     .frame_per_line = true,
     .encode = encode_line,
@@ -35,6 +36,7 @@ static const struct http_receiver_kind xhr_polling_kind = {
 static const struct http_receiver_kind xhr_streaming_kind = {
     .name = "xhr_streaming",
     .content_type = "application/javascript; charset=UTF-8",
+    .head_flags = TP_CORS,
     .streaming = true,
     .frame_per_line = true,
     .prelude = streaming_prelude,
