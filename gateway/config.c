@@ -31,8 +31,9 @@ struct opt {
 #define LIST(n, field, cap, a, h) {n, OPT_LIST, offsetof(struct gw_config, field), 0, cap, a, h}
 
 static const struct opt options[] = {
-    LIST("listen", listen, GW_MAX_LISTEN, "ADDR:PORT",
-         "SockJS listener, repeatable; IPv6 as [::1]:PORT"),
+    LIST("listen", listen, GW_MAX_LISTEN, "ADDR:PORT[,proxy][,trusted]",
+         "SockJS listener, repeatable; IPv6 as [::1]:PORT; ,proxy: connections start with a "
+         "PROXY protocol v1/v2 header; ,trusted: X-Forwarded-For names the client"),
     FLAG("test-app", test_app, "serve the SockJS test application's prefixes (/echo, ...)"),
     STR("prefix", prefix, "PATH", "the SockJS prefix"),
     STR("sockjs-url", sockjs_url, "URL", "client library URL in iframe.html"),

@@ -16,6 +16,18 @@ struct event;
 struct evconnlistener;
 struct gw_conn;
 
+/* Listener options, after the address: "127.0.0.1:8080,proxy,trusted". */
+enum gw_listener_flags {
+    GW_LISTEN_PROXY = 1,   /* every connection starts with a PROXY protocol header (v1 or v2) */
+    GW_LISTEN_TRUSTED = 2, /* X-Forwarded-For names the client (a proxy we trust is in front) */
+};
+
+struct gw_listener {
+    struct gw_server *srv;
+    struct evconnlistener *l;
+    unsigned flags;
+};
+
 struct gw_route {
     const char *prefix;
     size_t prefix_len;
@@ -37,7 +49,7 @@ struct gw_server {
     void *route_arg;
     uint32_t max_body_bytes; /* cfg->max_body_bytes unless set otherwise after init */
     bool json_errors;        /* refusals (400, 408, 413, 431) as {"error": ...} */
-    struct evconnlistener *listeners[GW_MAX_LISTEN];
+    struct gw_listener listeners[GW_MAX_LISTEN];
     size_t n_listeners;
     struct event *accept_resume; /* re-enables accepting after running out of descriptors */
     struct gw_route routes[GW_MAX_ROUTES];

@@ -1,6 +1,8 @@
 /* Connection states:
  *
- *   IDLE --first byte--> READING --request complete--> BUSY --end_response(keep)--> IDLE
+ *   (PROXY --header parsed-->) IDLE --first byte--> READING --request complete--> BUSY
+ *                                ^                                                 |
+ *                                +------------------end_response(keep)-------------+
  *     ^                    |                            |  \
  *     |                    +--error: 400/408/413/431----+   +--upgrade--> UPGRADED
  *     |                                     v                                 |
@@ -8,6 +10,8 @@
  *                                           ^                                 |
  *                                           +--------close(flush)-------------+
  *
+ * PROXY (listeners with ",proxy"): the PROXY protocol header comes first, within the header
+ * timeout; anything else closes the connection without an answer.
  * IDLE holds no buffers and no parser: only the struct, its event and a timer link.
  * READING owns a request (parser, header and body storage) until the request is dispatched.
  * BUSY: a transport answers, now or later (long polling, streams); input is kept, bounded.
@@ -33,16 +37,34 @@
 
 #include "gw_alloc.h"
 #include "gw_buf.h"
+#include "gw_error.h"
 #include "gw_log.h"
 #include "gw_net.h"
 #include "gw_refbuf.h"
+#include "proxy_protocol.h"
 
-enum conn_state { ST_IDLE, ST_READING, ST_BUSY, ST_UPGRADED, ST_FLUSHING, ST_LINGER, ST_DEAD };
+enum conn_state {
+    ST_PROXY,
+    ST_IDLE,
+    ST_READING,
+    ST_BUSY,
+    ST_UPGRADED,
+    ST_FLUSHING,
+    ST_LINGER,
+    ST_DEAD
+};
 
 enum conn_flags {
     F_ON_FLUSH_LIST = 1,
     F_WANT_DRAIN = 2,
     F_UPGRADE_PENDING = 4, /* the request asked to upgrade */
+    F_TRUSTED = 8,         /* X-Forwarded-For names the client */
+};
+
+/* Who the client really is, when a proxy in front says so; only on such listeners. */
+struct conn_client {
+    char proxied[INET6_ADDRSTRLEN + 8];   /* from the PROXY protocol header */
+    char forwarded[INET6_ADDRSTRLEN + 8]; /* from the current request's X-Forwarded-For */
 };
 
 struct header_ref {
@@ -76,6 +98,7 @@ struct gw_conn {
     uint32_t leftover_len;
     const struct tp_handler_ops *h_ops;
     void *h;
+    struct conn_client *client;   /* NULL unless a proxy told us the client's address */
     struct gw_conn *next;         /* flush list */
     int fd;
     short events;                 /* what ev is registered for */
@@ -93,9 +116,14 @@ static void process_input(struct gw_conn *c, uint8_t *data, size_t len);
 
 /* ---- helpers -------------------------------------------------------------------------------- */
 
+/* The client for logs: what a trusted proxy said, else the socket's peer. */
 static const char *peer_name(const struct gw_conn *c)
 {
     static char name[INET6_ADDRSTRLEN + 8];
+    if (c->client && c->client->forwarded[0])
+        return c->client->forwarded;
+    if (c->client && c->client->proxied[0])
+        return c->client->proxied;
     struct sockaddr_storage ss;
     socklen_t sl = sizeof(ss);
     if (c->fd < 0 || getpeername(c->fd, (struct sockaddr *)&ss, &sl) != 0)
@@ -161,6 +189,7 @@ static void mark_dead(struct gw_conn *c)
 
 static void conn_free(struct gw_conn *c)
 {
+    gw_free(c->client);
     req_free(c);
     gw_free(c->leftover);
     if (c->out)
@@ -556,6 +585,36 @@ static const http_parser_settings parser_settings = {
     .on_message_complete = on_message_complete,
 };
 
+/* The last X-Forwarded-For entry is the one our trusted proxy added: the client it saw. */
+static void note_forwarded_for(struct gw_conn *c, const struct tp_request *req)
+{
+    c->client->forwarded[0] = '\0';
+    size_t len;
+    const char *xff = tp_request_header(req, "X-Forwarded-For", &len);
+    if (!xff)
+        return;
+    const char *start = xff + len;
+    while (start > xff && start[-1] != ',')
+        start--;
+    const char *end = xff + len;
+    while (start < end && (*start == ' ' || *start == '\t'))
+        start++;
+    while (end > start && (end[-1] == ' ' || end[-1] == '\t'))
+        end--;
+    char addr[INET6_ADDRSTRLEN];
+    size_t n = (size_t)(end - start);
+    unsigned char bin[sizeof(struct in6_addr)];
+    if (n == 0 || n >= sizeof(addr))
+        return;
+    memcpy(addr, start, n);
+    addr[n] = '\0';
+    if (inet_pton(AF_INET, addr, bin) != 1 && inet_pton(AF_INET6, addr, bin) != 1) {
+        GW_DEBUG("ignoring X-Forwarded-For entry '%s': not an address", addr);
+        return;
+    }
+    memcpy(c->client->forwarded, addr, n + 1);
+}
+
 static void dispatch(struct gw_conn *c)
 {
     struct http_req *r = c->req;
@@ -594,6 +653,8 @@ static void dispatch(struct gw_conn *c)
         req.query = r->raw.data + u.field_data[UF_QUERY].off;
         req.query_len = u.field_data[UF_QUERY].len;
     }
+    if (c->flags & F_TRUSTED)
+        note_forwarded_for(c, &req);
     if (p->upgrade)
         c->flags |= F_UPGRADE_PENDING;
     c->state = ST_BUSY;
@@ -641,11 +702,38 @@ static size_t parse_request(struct gw_conn *c, uint8_t *data, size_t len)
     return used;
 }
 
+/* Returns false when nothing more is to be done with this input (incomplete or refused). */
+static bool parse_proxy_header(struct gw_conn *c, uint8_t *data, size_t len, size_t *used)
+{
+    struct gw_proxy_info info;
+    int rc = gw_proxy_parse(data, len, &info);
+    if (rc == GW_EAGAIN) {
+        keep_leftover(c, data, len);
+        return false;
+    }
+    if (rc < 0) {
+        GW_INFO("%s: no valid PROXY protocol header; closing", peer_name(c));
+        close_now(c);
+        return false;
+    }
+    if (!info.local)
+        gw_format_sockaddr(&info.src, c->client->proxied, sizeof(c->client->proxied));
+    GW_DEBUG("%s: PROXY protocol header accepted", peer_name(c));
+    c->state = ST_IDLE;
+    gw_timer_start(&c->timer, &c->srv->idle_q);
+    *used = (size_t)rc;
+    return true;
+}
+
 static void process_input(struct gw_conn *c, uint8_t *data, size_t len)
 {
     while (len > 0) {
         size_t used;
         switch (c->state) {
+        case ST_PROXY:
+            if (!parse_proxy_header(c, data, len, &used))
+                return;
+            break;
         case ST_IDLE:
         case ST_READING:
             used = parse_request(c, data, len);
@@ -733,8 +821,12 @@ static void on_header_timeout(struct gw_timer *t, void *arg)
 {
     (void)arg;
     struct gw_conn *c = GW_CONTAINER_OF(t, struct gw_conn, timer);
-    if (c->state == ST_READING)
+    if (c->state == ST_READING) {
         fail_request(c, 408, "request not received in time");
+    } else if (c->state == ST_PROXY) {
+        GW_INFO("%s: no PROXY protocol header in time; closing", peer_name(c));
+        mark_dead(c);
+    }
 }
 
 static void on_idle_timeout(struct gw_timer *t, void *arg)
@@ -762,7 +854,7 @@ void gw_conn_timers_init(struct gw_server *srv)
 
 /* ---- lifetime ------------------------------------------------------------------------------- */
 
-void gw_conn_accept(struct gw_server *srv, int fd)
+void gw_conn_accept(struct gw_server *srv, int fd, unsigned listen_flags)
 {
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
@@ -774,7 +866,16 @@ void gw_conn_accept(struct gw_server *srv, int fd)
     gw_timer_init(&c->timer);
     gw_list_insert_tail(&srv->conns, &c->node);
     srv->n_conns++;
-    gw_timer_start(&c->timer, &srv->idle_q);
+    if (listen_flags & (GW_LISTEN_PROXY | GW_LISTEN_TRUSTED))
+        c->client = gw_calloc(1, sizeof(*c->client));
+    if (listen_flags & GW_LISTEN_TRUSTED)
+        c->flags |= F_TRUSTED;
+    if (listen_flags & GW_LISTEN_PROXY) {
+        c->state = ST_PROXY;
+        gw_timer_start(&c->timer, &srv->header_q);
+    } else {
+        gw_timer_start(&c->timer, &srv->idle_q);
+    }
     set_events(c, EV_READ);
 }
 

@@ -7,8 +7,8 @@
 
 /* The connection timeout queues of srv (header, idle, linger). */
 void gw_conn_timers_init(struct gw_server *srv);
-/* Takes ownership of fd (accepted, non-blocking). */
-void gw_conn_accept(struct gw_server *srv, int fd);
+/* Takes ownership of fd (accepted, non-blocking); flags are the listener's GW_LISTEN_*. */
+void gw_conn_accept(struct gw_server *srv, int fd, unsigned listen_flags);
 /* Closes at once, telling its handler (shutdown). */
 void gw_conn_abort(struct gw_conn *c);
 /* The connection of a list node of gw_server.conns. */

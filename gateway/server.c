@@ -56,7 +56,8 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
     (void)l;
     (void)addr;
     (void)socklen;
-    gw_conn_accept(arg, fd);
+    struct gw_listener *listener = arg;
+    gw_conn_accept(listener->srv, fd, listener->flags);
 }
 
 static void on_accept_resume(evutil_socket_t fd, short what, void *arg)
@@ -65,7 +66,7 @@ static void on_accept_resume(evutil_socket_t fd, short what, void *arg)
     (void)what;
     struct gw_server *srv = arg;
     for (size_t i = 0; i < srv->n_listeners; i++)
-        evconnlistener_enable(srv->listeners[i]);
+        evconnlistener_enable(srv->listeners[i].l);
 }
 
 static void on_accept_error(struct evconnlistener *l, void *arg)
@@ -82,7 +83,7 @@ static void on_accept_error(struct evconnlistener *l, void *arg)
     GW_WARN("accept failed: %s (%zu connections); pausing accepts for 100 ms", strerror(err),
             srv->n_conns);
     for (size_t i = 0; i < srv->n_listeners; i++)
-        evconnlistener_disable(srv->listeners[i]);
+        evconnlistener_disable(srv->listeners[i].l);
     struct timeval tv = {0, 100 * 1000};
     event_add(srv->accept_resume, &tv);
 }
@@ -125,32 +126,67 @@ static int parse_listen(const char *spec, struct sockaddr_storage *ss, socklen_t
     return 0;
 }
 
+/* "ADDR:PORT[,proxy][,trusted]": splits off the options. */
+static int parse_listen_options(const char *spec, char *addr, size_t cap, unsigned *flags)
+{
+    const char *comma = strchr(spec, ',');
+    size_t len = comma ? (size_t)(comma - spec) : strlen(spec);
+    if (len >= cap)
+        return -1;
+    memcpy(addr, spec, len);
+    addr[len] = '\0';
+    *flags = 0;
+    while (comma) {
+        const char *opt = comma + 1;
+        comma = strchr(opt, ',');
+        size_t n = comma ? (size_t)(comma - opt) : strlen(opt);
+        if (n == 5 && strncmp(opt, "proxy", 5) == 0)
+            *flags |= GW_LISTEN_PROXY;
+        else if (n == 7 && strncmp(opt, "trusted", 7) == 0)
+            *flags |= GW_LISTEN_TRUSTED;
+        else
+            return -1;
+    }
+    return 0;
+}
+
 int gw_server_listen(struct gw_server *srv, const struct gw_str_list *specs, const char *label)
 {
     srv->accept_resume = evtimer_new(srv->base, on_accept_resume, srv);
     for (size_t i = 0; i < specs->n; i++) {
         const char *spec = specs->items[i];
+        char addr[160];
+        unsigned flags;
         struct sockaddr_storage ss;
         socklen_t len;
-        if (parse_listen(spec, &ss, &len) != 0) {
-            GW_ERROR("invalid --listen '%s': expected ADDR:PORT or [ADDR6]:PORT", spec);
+        if (parse_listen_options(spec, addr, sizeof(addr), &flags) != 0 ||
+            parse_listen(addr, &ss, &len) != 0) {
+            GW_ERROR("invalid listen address '%s': expected ADDR:PORT or [ADDR6]:PORT, then "
+                     "optionally ,proxy and/or ,trusted",
+                     spec);
             return -1;
         }
+        struct gw_listener *listener = &srv->listeners[srv->n_listeners];
+        listener->srv = srv;
+        listener->flags = flags;
         struct evconnlistener *l = evconnlistener_new_bind(
-            srv->base, on_accept, srv, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE,
+            srv->base, on_accept, listener, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE,
             (int)srv->cfg->backlog, (struct sockaddr *)&ss, (int)len);
         if (!l) {
             GW_ERROR("cannot listen on %s: %s", spec, strerror(errno));
             return -1;
         }
         evconnlistener_set_error_cb(l, on_accept_error);
-        srv->listeners[srv->n_listeners++] = l;
+        listener->l = l;
+        srv->n_listeners++;
         /* Report the real port (the configured one may be 0). */
         struct sockaddr_storage bound;
         socklen_t blen = sizeof(bound);
         getsockname(evconnlistener_get_fd(l), (struct sockaddr *)&bound, &blen);
         char name[INET6_ADDRSTRLEN + 8];
-        GW_INFO("%s %s", label, gw_format_sockaddr(&bound, name, sizeof(name)));
+        GW_INFO("%s %s%s%s", label, gw_format_sockaddr(&bound, name, sizeof(name)),
+                flags & GW_LISTEN_PROXY ? " (PROXY protocol required)" : "",
+                flags & GW_LISTEN_TRUSTED ? " (X-Forwarded-For trusted)" : "");
     }
     return 0;
 }
@@ -158,7 +194,7 @@ int gw_server_listen(struct gw_server *srv, const struct gw_str_list *specs, con
 void gw_server_shutdown(struct gw_server *srv)
 {
     for (size_t i = 0; i < srv->n_listeners; i++)
-        evconnlistener_free(srv->listeners[i]);
+        evconnlistener_free(srv->listeners[i].l);
     srv->n_listeners = 0;
     while (!gw_list_empty(&srv->conns))
         gw_conn_abort(gw_conn_from_node(srv->conns.next));

@@ -67,7 +67,7 @@ static void fixture_start(struct fixture *f)
     int sv[2];
     GW_ASSERT(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
     fcntl(sv[0], F_SETFL, O_NONBLOCK);
-    gw_conn_accept(&f->srv, sv[0]);
+    gw_conn_accept(&f->srv, sv[0], 0);
     f->client = sv[1];
     f->read_ev = event_new(f->base, f->client, EV_READ | EV_PERSIST, on_client_read, f);
     event_add(f->read_ev, NULL);
