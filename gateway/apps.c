@@ -219,9 +219,11 @@ struct gw_apps *gw_apps_new(struct gw_server *srv, const struct gw_config *cfg,
         add(apps, srv, &base, &gw_delivery_app_ops, delivery);
         return apps;
     }
-    /* The SockJS test application: the defaults of the reference test server. */
+    /* The SockJS test application: the defaults of the reference test server, but the client
+     * library that iframe.html loads is the one --sockjs-url names (the gateway's own copy
+     * unless told otherwise), so that iframe transports work in real browsers. */
     sockjs_options_defaults(&base);
-    base.sockjs_url = "http://localhost:8080/lib/sockjs.js";
+    base.sockjs_url = cfg->sockjs_url;
     struct sockjs_options o = base;
     o.prefix = "/echo";
     o.response_limit = 4096;

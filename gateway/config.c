@@ -9,6 +9,7 @@
 
 #include "gw_alloc.h"
 #include "pubsub_publish.h"
+#include "static.h"
 
 enum opt_type { OPT_U32, OPT_STR, OPT_FLAG, OPT_LIST, OPT_HELP };
 
@@ -36,7 +37,8 @@ static const struct opt options[] = {
          "PROXY protocol v1/v2 header; ,trusted: X-Forwarded-For names the client"),
     FLAG("test-app", test_app, "serve the SockJS test application's prefixes (/echo, ...)"),
     STR("prefix", prefix, "PATH", "the SockJS prefix"),
-    STR("sockjs-url", sockjs_url, "URL", "client library URL in iframe.html"),
+    STR("sockjs-url", sockjs_url, "URL",
+        "client library URL in iframe.html (default: the gateway's own copy)"),
     U32("heartbeat-ms", heartbeat_ms, 1, UINT32_MAX, "heartbeat delay"),
     U32("disconnect-delay-ms", disconnect_ms, 1, UINT32_MAX,
         "session lifetime without a receiver"),
@@ -84,7 +86,7 @@ void gw_config_defaults(struct gw_config *cfg)
 {
     memset(cfg, 0, sizeof(*cfg));
     cfg->prefix = "/sockjs";
-    cfg->sockjs_url = "https://cdn.jsdelivr.net/npm/sockjs-client@1/dist/sockjs.min.js";
+    cfg->sockjs_url = GW_STATIC_SOCKJS_PATH;
     cfg->heartbeat_ms = 25000;
     cfg->disconnect_ms = 5000;
     cfg->response_limit = 128 * 1024;

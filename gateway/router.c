@@ -8,6 +8,7 @@
 #include "htmlfile.h"
 #include "info.h"
 #include "jsonp.h"
+#include "static.h"
 #include "websocket.h"
 #include "xhr.h"
 
@@ -143,5 +144,7 @@ void gw_route_request(struct gw_server *srv, struct tp_request *req, const char 
             return;
         }
     }
-    tp_respond_text(req, 404, "Not Found", 0, "Not Found\n");
+    if (!gw_static_handle(req, path, path_len))
+        if (!gw_static_handle(req, path, path_len))
+        not_found(req);
 }

@@ -10,6 +10,7 @@ cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build -j "$(nproc)"
 if [ $# -eq 0 ]; then
     echo "demo: --jwt-secret demo-secret --api-key demo-key --allow-anonymous (loopback only)"
+    echo "open http://127.0.0.1:8080/demo/"
     set -- --jwt-secret demo-secret --api-key demo-key --allow-anonymous
 fi
 exec build/sockjs-gateway --listen 127.0.0.1:8080 "$@"

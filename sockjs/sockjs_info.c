@@ -20,7 +20,7 @@ void sockjs_info_body(const struct sockjs_options *opt, struct gw_buf *out)
                    entropy);
 }
 
-void sockjs_iframe_body(const struct sockjs_options *opt, struct gw_buf *out, char etag[24])
+void sockjs_iframe_body(const char *sockjs_url, struct gw_buf *out, char etag[24])
 {
     size_t start = out->len;
     gw_buf_appendf(out,
@@ -40,7 +40,7 @@ void sockjs_iframe_body(const struct sockjs_options *opt, struct gw_buf *out, ch
                    "  <p>This is a SockJS hidden iframe. It's used for cross domain magic.</p>\n"
                    "</body>\n"
                    "</html>\n",
-                   opt->sockjs_url);
+                   sockjs_url);
     /* The page depends only on the URL, so a hash of it is a stable, strong validator. */
     uint64_t h = gw_fnv64(GW_FNV64_INIT, out->data + start, out->len - start);
     snprintf(etag, 24, "\"%016" PRIx64 "\"", h);

@@ -60,7 +60,7 @@ void sockjs_options_defaults(struct sockjs_options *opt)
     opt->response_limit = 128 * 1024;
     opt->websocket = true;
     opt->cookie_needed = false;
-    opt->sockjs_url = "https://cdn.jsdelivr.net/npm/sockjs-client@1/dist/sockjs.min.js";
+    opt->sockjs_url = "/static/sockjs.min.js";
 }
 
 /* ---- table ---------------------------------------------------------------------------------- */

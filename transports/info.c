@@ -1,5 +1,6 @@
 #include "info.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #include "sockjs_info.h"
@@ -31,11 +32,36 @@ void info_options_handle(const struct tp_request *req)
     tp_respond(req, &h, NULL, 0);
 }
 
+/* A path-only sockjs_url (the gateway's own copy by default) becomes absolute with the
+ * request's Host: the iframe runs on the gateway's origin, and SockJS wants an absolute URL.
+ * Host is used only if it looks like a host, since it ends up inside the page. */
+static const char *absolute_url(const struct tp_request *req, const char *url, char *buf,
+                                size_t cap)
+{
+    if (url[0] != '/')
+        return url;
+    size_t len;
+    const char *host = tp_request_header(req, "Host", &len);
+    if (!host || len == 0 || len > 255)
+        return url;
+    for (size_t i = 0; i < len; i++) {
+        char c = host[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '-' || c == ':' || c == '[' || c == ']'))
+            return url;
+    }
+    snprintf(buf, cap, "http://%.*s%s", (int)len, host, url);
+    return buf;
+}
+
 void info_iframe_handle(const struct tp_request *req)
 {
     struct gw_buf body = GW_BUF_INIT;
     char etag[24];
-    sockjs_iframe_body(sockjs_server_options(req->server), &body, etag);
+    char url[1024];
+    sockjs_iframe_body(absolute_url(req, sockjs_server_options(req->server)->sockjs_url, url,
+                                    sizeof(url)),
+                       &body, etag);
     size_t len;
     const char *match = tp_request_header(req, "If-None-Match", &len);
     struct tp_head h;

@@ -1,0 +1,75 @@
+#include "static.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "gw_hash.h"
+#include "transport.h"
+
+static const struct gw_asset *find_asset(const char *name)
+{
+    for (size_t i = 0; i < gw_n_assets; i++) {
+        if (strcmp(gw_assets[i].name, name) == 0)
+            return &gw_assets[i];
+    }
+    return NULL;
+}
+
+static void redirect(const struct tp_request *req, const char *location)
+{
+    struct tp_head h;
+    tp_head_start(&h, req, 301, "Moved Permanently", "text/plain; charset=UTF-8", 0);
+    tp_head_add(&h, "Location", "%s", location);
+    tp_respond(req, &h, location, strlen(location));
+}
+
+/* The library never changes within a build: cached for a year, revalidated by ETag. */
+static void serve_library(const struct tp_request *req, const struct gw_asset *a)
+{
+    char etag[24];
+    snprintf(etag, sizeof(etag), "\"%016" PRIx64 "\"", gw_fnv64(GW_FNV64_INIT, a->data, a->len));
+    size_t len;
+    const char *match = tp_request_header(req, "If-None-Match", &len);
+    struct tp_head h;
+    if (match && len == strlen(etag) && memcmp(match, etag, len) == 0) {
+        tp_head_start(&h, req, 304, "Not Modified", NULL, TP_LONG_CACHE);
+        tp_head_add(&h, "ETag", "%s", etag);
+        tp_respond(req, &h, NULL, 0);
+        return;
+    }
+    tp_head_start(&h, req, 200, "OK", "application/javascript; charset=UTF-8", TP_LONG_CACHE);
+    tp_head_add(&h, "ETag", "%s", etag);
+    tp_head_add(&h, "Access-Control-Allow-Origin", "*");
+    tp_respond(req, &h, a->data, a->len);
+}
+
+bool gw_static_handle(const struct tp_request *req, const char *path, size_t len)
+{
+#define IS(p) (len == sizeof(p) - 1 && memcmp(path, p, len) == 0)
+    bool get = strcmp(req->method, "GET") == 0;
+    if (IS(GW_STATIC_SOCKJS_PATH)) {
+        const struct gw_asset *a = find_asset("sockjs-client-1.6.1.min.js");
+        if (!get || !a)
+            return false;
+        serve_library(req, a);
+        return true;
+    }
+    if (IS("/") || IS("/demo")) {
+        if (!get)
+            return false;
+        redirect(req, "/demo/");
+        return true;
+    }
+    if (IS("/demo/")) {
+        const struct gw_asset *a = find_asset("demo.html");
+        if (!get || !a)
+            return false;
+        struct tp_head h;
+        tp_head_start(&h, req, 200, "OK", "text/html; charset=UTF-8", TP_NO_CACHE);
+        tp_respond(req, &h, a->data, a->len);
+        return true;
+    }
+    return false;
+#undef IS
+}

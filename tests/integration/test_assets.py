@@ -1,0 +1,63 @@
+"""The gateway's own files: the SockJS client library (what /iframe.html loads by default) and
+the demo page."""
+
+import re
+import unittest
+
+import gwtest
+from gwtest import Gateway
+
+
+def get(gw, path, headers=None):
+    return gwtest.request(gw.port, "GET", path, headers=headers or {}, host=gw.host)
+
+
+class Assets(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.gw = Gateway().start()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.gw.stop()
+
+    def test_client_library_with_etag(self):
+        r = get(self.gw, "/static/sockjs.min.js")
+        self.assertEqual(r.status, 200)
+        self.assertTrue(r.body.startswith(b"/* sockjs-client v1.6.1"), r.body[:60])
+        self.assertIn("javascript", r.header("Content-Type"))
+        self.assertIn("max-age=31536000", r.header("Cache-Control"))
+        etag = r.header("ETag")
+        r2 = get(self.gw, "/static/sockjs.min.js", {"If-None-Match": etag})
+        self.assertEqual(r2.status, 304)
+        self.assertEqual(r2.body, b"")
+
+    def test_iframe_loads_the_gateways_copy_by_default(self):
+        r = get(self.gw, "/echo/iframe.html", {"Host": "gw.example:8080"})
+        m = re.search(rb'<script src="([^"]+)"></script>', r.body)
+        self.assertEqual(m.group(1), b"http://gw.example:8080/static/sockjs.min.js")
+        # A Host that is not a host name is not written into the page.
+        r = get(self.gw, "/echo/iframe.html", {"Host": 'x"><script>'})
+        self.assertNotIn(b"<script>\"", r.body)
+        self.assertIn(b'src="/static/sockjs.min.js"', r.body)
+
+    def test_demo_page(self):
+        r = get(self.gw, "/demo")
+        self.assertEqual(r.status, 301)
+        self.assertEqual(r.header("Location"), "/demo/")
+        r = get(self.gw, "/demo/")
+        self.assertEqual(r.status, 200)
+        self.assertIn("text/html", r.header("Content-Type"))
+        self.assertIn(b'<script src="/static/sockjs.min.js"></script>', r.body)
+        self.assertEqual(get(self.gw, "/static/other.js").status, 404)
+
+
+class SockjsUrlOption(unittest.TestCase):
+    def test_explicit_url(self):
+        with Gateway("--sockjs-url", "https://cdn.example/sockjs.js") as gw:
+            r = get(gw, "/echo/iframe.html")
+            self.assertIn(b'<script src="https://cdn.example/sockjs.js"></script>', r.body)
+
+
+if __name__ == "__main__":
+    unittest.main()
