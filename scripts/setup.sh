@@ -10,7 +10,8 @@ want_tests=0
 packages=(cmake make gcc pkg-config libevent-dev libhttp-parser-dev libjansson-dev zlib1g-dev
           libssl-dev libhiredis-dev)
 if [ "$want_tests" = 1 ]; then
-    packages+=(clang libclang-rt-14-dev libwebsockets-dev python3 redis-server)
+    packages+=(clang libclang-rt-14-dev libwebsockets-dev python3 redis-server haproxy nginx
+               chromium)
 fi
 
 missing=()
@@ -30,10 +31,13 @@ if [ ${#missing[@]} -gt 0 ]; then
     $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-if [ "$want_tests" = 1 ] && [ -f tests/node/package-lock.json ]; then
-    # The stock sockjs-client, exactly as the lock file pins it.
-    if [ ! -d tests/node/node_modules/sockjs-client ]; then
-        echo "setup: npm ci in tests/node"
-        (cd tests/node && npm ci --no-audit --no-fund --loglevel=error)
-    fi
+# npm modules of the test suites, exactly as their lock files pin them (the stock sockjs-client;
+# playwright-core to drive Debian's chromium).
+if [ "$want_tests" = 1 ]; then
+    for dir in tests/node tests/browser; do
+        if [ -f "$dir/package-lock.json" ] && [ ! -f "$dir/node_modules/.package-lock.json" ]; then
+            echo "setup: npm ci in $dir"
+            (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
+        fi
+    done
 fi
