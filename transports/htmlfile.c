@@ -38,7 +38,7 @@ static void encode(const struct http_receiver *r, const char *frame, size_t len,
                    struct gw_buf *out)
 {
     (void)r;
-    gw_buf_append(out, "<script>\np(", 11);
+    gw_buf_append_str(out, "<script>\np(");
     size_t start = out->len;
     sockjs_quote(out, frame, len);
     for (size_t i = start; i < out->len; i++) {
@@ -50,7 +50,7 @@ static void encode(const struct http_receiver *r, const char *frame, size_t len,
         out->len += 5;
         i += 5;
     }
-    gw_buf_append(out, ");\n</script>\r\n", 15);
+    gw_buf_append_str(out, ");\n</script>\r\n");
 }
 
 static const struct http_receiver_kind htmlfile_kind = {
