@@ -36,6 +36,8 @@ static void prelude(const struct http_receiver *r, struct gw_buf *out)
 static const struct http_receiver_kind eventsource_kind = {
     .name = "eventsource",
     .content_type = "text/event-stream; charset=UTF-8",
+    /* A page on another origin opens the stream directly (EventSource with credentials). */
+    .head_flags = TP_CORS,
     .streaming = true,
     .prelude = prelude,
     .encode = encode,
