@@ -1146,3 +1146,302 @@ class XhrStream:
 
     def abort(self):
         self.conn.abort()
+
+
+# --------------------------------------------------------------------------------------------
+# SockJS GET transports: eventsource, htmlfile, jsonp (+ jsonp_send)
+# --------------------------------------------------------------------------------------------
+
+import urllib.parse  # noqa: E402 (this section was appended to the harness)
+
+# The htmlfile page before its padding, `<cb>` standing for the callback (SOCKJS_TEST_APP.md).
+HTMLFILE_PAGE = """<!doctype html>
+<html><head>
+  <meta http-equiv="X-UA-Compatible" content="IE=edge" />
+  <meta http-equiv="Content-Type" content="text/html; charset=UTF-8" />
+</head><body><h2>Don't panic!</h2>
+  <script>
+    document.domain = document.domain;
+    var c = parent.<cb>;
+    c.start();
+    function p(d) {c.message(d);};
+    window.onload = function() {c.stop();};
+  </script>"""
+
+
+def htmlfile_page(callback):
+    return HTMLFILE_PAGE.replace("<cb>", callback)
+
+
+def eventsource_escape(frame):
+    """What the spec requires of an eventsource data line: %, CR, LF and NUL percent-encoded
+    (uppercase hex, as JavaScript's escape() writes them); nothing else changes."""
+    return (frame.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+            .replace("\0", "%00"))
+
+
+_URI_RESERVED = set(";/?:@&=+$,#")
+_HEX2 = re.compile(r"[0-9a-fA-F]{2}")
+
+
+def decode_uri(s):
+    """JavaScript's decodeURI(): %XX escapes decoded as UTF-8, except those of the reserved
+    characters ;/?:@&=+$,# (kept as written). Raises ValueError where decodeURI throws
+    URIError (a malformed escape or invalid UTF-8)."""
+    def byte_at(j):
+        if s[j:j + 1] != "%" or not _HEX2.fullmatch(s[j + 1:j + 3]):
+            raise ValueError("URIError: bad escape at %d in %r" % (j, s[j:j + 12]))
+        return int(s[j + 1:j + 3], 16)
+    out = []
+    i = 0
+    while i < len(s):
+        if s[i] != "%":
+            out.append(s[i])
+            i += 1
+            continue
+        b = byte_at(i)
+        if b < 0x80:
+            ch = chr(b)
+            out.append(s[i:i + 3] if ch in _URI_RESERVED else ch)
+            i += 3
+            continue
+        if b & 0xE0 == 0xC0:
+            n = 1
+        elif b & 0xF0 == 0xE0:
+            n = 2
+        elif b & 0xF8 == 0xF0:
+            n = 3
+        else:
+            raise ValueError("URIError: bad UTF-8 lead byte %%%02X" % b)
+        seq = bytes([b] + [byte_at(i + 3 * k) for k in range(1, n + 1)])
+        try:
+            out.append(seq.decode("utf-8"))
+        except UnicodeDecodeError:
+            raise ValueError("URIError: invalid UTF-8 %r" % seq)
+        i += 3 * (n + 1)
+    return "".join(out)
+
+
+class GetStream:
+    """A receiver stream requested with GET (eventsource, htmlfile): the response head is read
+    (200 required) and, unless check_prelude is False, the prelude is read and checked."""
+
+    transport = None
+
+    def __init__(self, gw, url, query="", headers=None, version="HTTP/1.1", check_prelude=True):
+        self.url = url
+        self.conn = gw.connect()
+        self.conn.send(build_request("GET", "%s/%s%s" % (url, self.transport, query),
+                                     headers=headers, version=version))
+        self.response = read_response_head(self.conn)
+        if self.response.status != 200:
+            try:
+                self.response.body = BodyReader(self.conn, self.response).read_all()
+            except Exception:
+                pass
+            self.conn.close()
+            raise AssertionError("%s status %d: %r" % (self.transport, self.response.status,
+                                                       self.response))
+        self.body = BodyReader(self.conn, self.response, "GET")
+        self.prelude = None
+        if check_prelude:
+            self.prelude = self.read_prelude()
+
+    def read_prelude(self):
+        raise NotImplementedError
+
+    def raw_frame(self, timeout=None):
+        """The next frame in its transport encoding, or None if the stream ended."""
+        raise NotImplementedError
+
+    def decode(self, raw):
+        raise NotImplementedError
+
+    def frame(self, timeout=None, skip_heartbeats=False):
+        """The next frame (str), or None if the stream ended."""
+        while True:
+            raw = self.raw_frame(timeout)
+            if raw is None:
+                return None
+            frame = self.decode(raw)
+            if not (skip_heartbeats and frame == "h"):
+                return frame
+
+    def _end(self, timeout):
+        rest = self.body.read_all(timeout)
+        if rest:
+            raise AssertionError("%s stream ended inside a frame: %r"
+                                 % (self.transport, rest[:200]))
+        return None
+
+    def expect_end(self, timeout=None):
+        """The stream ends next (last chunk, or EOF for a close-delimited response)."""
+        f = self.frame(timeout)
+        if f is not None:
+            raise AssertionError("expected the end of the %s stream, got frame %r"
+                                 % (self.transport, f[:200]))
+
+    def close(self):
+        self.conn.close()
+
+    def abort(self):
+        self.conn.abort()
+
+
+class EventSourceStream(GetStream):
+    """GET S/eventsource: prelude b'\\r\\n', then b'data: <escaped frame>\\r\\n\\r\\n' per frame.
+    raw_frame() gives the data line's text as sent (still percent-escaped); frame() decodes it
+    the way the client does, with decodeURI()."""
+
+    transport = "eventsource"
+
+    def read_prelude(self):
+        prelude = self.body.read_exact(2)
+        if prelude != b"\r\n":
+            raise AssertionError("bad eventsource prelude %r" % prelude)
+        return prelude
+
+    def raw_frame(self, timeout=None):
+        line = self.body.readline(timeout)
+        if line is None:
+            return self._end(timeout)
+        if not line.startswith(b"data: ") or not line.endswith(b"\r\n") \
+                or b"\r" in line[:-2] or b"\0" in line:
+            raise AssertionError("bad eventsource data line %r" % line[:300])
+        blank = self.body.readline(timeout)
+        if blank != b"\r\n":
+            raise AssertionError("eventsource event not ended by an empty line: %r + %r"
+                                 % (line[:200], blank))
+        return line[6:-2].decode("utf-8")
+
+    def decode(self, raw):
+        return decode_uri(raw)
+
+
+HTMLFILE_SCRIPT_RE = re.compile(rb"<script>\np\((.*)\);\n</script>\r\n", re.S)
+
+
+class HtmlFileStream(GetStream):
+    """GET S/htmlfile?c=<cb>: the page padded past 1024 bytes and b'\\r\\n\\r\\n', then
+    b'<script>\\np(<frame as a JSON string>);\\n</script>\\r\\n' per frame. raw_frame() gives
+    the JSON string literal as sent; frame() parses it."""
+
+    transport = "htmlfile"
+
+    def __init__(self, gw, url, callback="callback", query=None, **kw):
+        self.callback = callback
+        super().__init__(gw, url, query=("?c=" + callback) if query is None else query, **kw)
+
+    def read_prelude(self):
+        out = bytearray()
+        while not out.endswith(b"\r\n\r\n"):
+            line = self.body.readline()
+            if line is None:
+                raise AssertionError("htmlfile stream ended inside its page: %r"
+                                     % bytes(out[-200:]))
+            out += line
+            if len(out) > 65536:
+                raise AssertionError("no \\r\\n\\r\\n after the htmlfile page")
+        return bytes(out)
+
+    def raw_frame(self, timeout=None):
+        deadline = time.monotonic() + (self.conn.timeout if timeout is None else timeout)
+        out = bytearray()
+        while not out.endswith(b"</script>\r\n"):
+            line = self.body.readline(max(0.001, deadline - time.monotonic()))
+            if line is None:
+                if out:
+                    raise AssertionError("htmlfile stream ended inside a script: %r"
+                                         % bytes(out[:200]))
+                return self._end(timeout)
+            out += line
+            if not b"<script>\n".startswith(bytes(out[:9])):
+                raise AssertionError("htmlfile frame does not start with <script>: %r"
+                                     % bytes(out[:200]))
+        m = HTMLFILE_SCRIPT_RE.fullmatch(bytes(out))
+        if not m:
+            raise AssertionError("bad htmlfile frame %r" % bytes(out[:300]))
+        return m.group(1).decode("utf-8")
+
+    def decode(self, raw):
+        value = json.loads(raw)
+        if not isinstance(value, str):
+            raise AssertionError("htmlfile p() argument is not a JSON string: %r" % raw[:200])
+        return value
+
+
+def parse_jsonp_body(body, callback):
+    """`/**/<cb>(<frame as a JSON string>);\\r\\n` -> the frame."""
+    if isinstance(body, bytes):
+        body = body.decode("utf-8")
+    m = re.fullmatch(r"/\*\*/%s\((.*)\);\r\n" % re.escape(callback), body, re.S)
+    if not m:
+        raise AssertionError("bad jsonp body for callback %r: %r" % (callback, body[:300]))
+    value = json.loads(m.group(1))
+    if not isinstance(value, str):
+        raise AssertionError("jsonp argument is not a JSON string: %r" % body[:300])
+    return value
+
+
+FORM_CT = "application/x-www-form-urlencoded"
+
+
+class JsonpSession:
+    """A SockJS session over jsonp polling + jsonp_send."""
+
+    def __init__(self, gw, prefix="/echo", session=None, callback="cb", headers=None, url=None):
+        self.gw = gw
+        self.url = url or session_url(prefix, session)
+        self.callback = callback
+        self.headers = headers or {}
+
+    @classmethod
+    def of(cls, gw, url, callback="cb", headers=None):
+        return cls(gw, url=url, callback=callback, headers=headers)
+
+    def _headers(self, extra):
+        h = dict(self.headers)
+        h.update(extra or {})
+        return h
+
+    def jsonp(self, query=None, headers=None, timeout=TIMEOUT, version="HTTP/1.1"):
+        q = ("?c=" + self.callback) if query is None else query
+        return request(self.gw.port, "GET", self.url + "/jsonp" + q,
+                       headers=self._headers(headers), host=self.gw.host, timeout=timeout,
+                       version=version)
+
+    def poll(self, timeout=TIMEOUT):
+        """One jsonp poll: the frame (asserts 200 and the body's form)."""
+        r = self.jsonp(timeout=timeout)
+        if r.status != 200:
+            raise AssertionError("jsonp status %d: %r" % (r.status, r))
+        return parse_jsonp_body(r.body, self.callback)
+
+    def open(self):
+        frame = self.poll()
+        if frame != "o":
+            raise AssertionError("expected o, got %r" % frame[:300])
+        return self
+
+    def start_poll(self):
+        """Send a jsonp poll without waiting; returns the Conn to read the response from."""
+        c = self.gw.connect()
+        c.send(build_request("GET", self.url + "/jsonp?c=" + self.callback,
+                             headers=self._headers(None)))
+        return c
+
+    def send_raw(self, body, content_type=FORM_CT, headers=None, **kw):
+        """POST S/jsonp_send with `body` as is (content_type None: no Content-Type)."""
+        h = self._headers(headers)
+        if content_type is not None:
+            h.setdefault("Content-Type", content_type)
+        return request(self.gw.port, "POST", self.url + "/jsonp_send", body=body, headers=h,
+                       host=self.gw.host, **kw)
+
+    def send(self, *messages):
+        """The messages as a form `d=<url-encoded JSON array>` (asserts 200 `ok`)."""
+        body = "d=" + urllib.parse.quote(json.dumps(list(messages)), safe="")
+        r = self.send_raw(body)
+        if r.status != 200 or r.body != b"ok":
+            raise AssertionError("jsonp_send: %r" % r)
+        return r
