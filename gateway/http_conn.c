@@ -589,8 +589,17 @@ static const http_parser_settings parser_settings = {
 static void note_forwarded_for(struct gw_conn *c, const struct tp_request *req)
 {
     c->client->forwarded[0] = '\0';
-    size_t len;
-    const char *xff = tp_request_header(req, "X-Forwarded-For", &len);
+    /* Several lines are one list (RFC 9110 5.3), and a proxy appends its own line after what
+     * the client sent: the entry that counts is the last of the last line. */
+    const char *xff = NULL;
+    size_t len = 0;
+    for (size_t i = 0; i < req->n_headers; i++) {
+        const struct tp_header *h = &req->headers[i];
+        if (h->name_len == 15 && strncasecmp(h->name, "X-Forwarded-For", 15) == 0) {
+            xff = h->value;
+            len = h->value_len;
+        }
+    }
     if (!xff)
         return;
     const char *start = xff + len;
@@ -797,6 +806,8 @@ static void on_readable(struct gw_conn *c)
         }
         if (c->state == ST_READING)
             GW_INFO("%s: connection closed in the middle of a request", peer_name(c));
+        else if (c->state == ST_BUSY || c->state == ST_UPGRADED)
+            GW_DEBUG("%s: connection closed by the peer during a response", peer_name(c));
         close_now(c);
         return;
     }

@@ -310,13 +310,11 @@ class HAProxyHttpMode(ProxyTestCase):
             self.gw.wait_log(r"DEBUG %s: GET /echo/info$" % re.escape(source_ip), since=mark)
         self.echo_over_xhr(ep)
 
-    @unittest.expectedFailure  # gateway bug: the first X-Forwarded-For field wins (see below)
     def test_forwardfor_ignores_a_client_supplied_header(self):
         """`option forwardfor` appends its own `X-Forwarded-For: <client>` field after any the
         client sent. RFC 9110 5.3: several fields are one comma-joined list, so the last entry
-        is the one the trusted proxy added. The gateway reads only the first field
-        (tp_request_header in note_forwarded_for), so a client that sends the header itself
-        chooses the address the gateway logs (and trusts)."""
+        is the one the trusted proxy added; a client sending the header itself must not choose
+        the address the gateway logs."""
         ep = self.haproxy.endpoint("xff")
         mark = self.gw.log_mark()
         self.get_info(ep, ("127.0.0.5", 0), headers={"X-Forwarded-For": "198.51.100.66"})
