@@ -298,11 +298,15 @@ class Outage(ScopedTestCase):
             n.wait_publish_status(202, timeout=30)
         r.wait_subscribers(CHANNEL, 2, timeout=30)
         node1.publish(publish_body("user", self.site, "after", 1, ids=[sub]))
+        for s in before:
+            got = [(m["event"], m["data"]) for m in s.messages(1, timeout=15)]
+            self.assertEqual(got, [("after", 1)], s.transport)
+        # Opened only once "after 1" has been delivered, so that it cannot see it.
         after = self.user_session("websocket", gw=node2, sub=sub)
         node2.publish(publish_body("user", self.site, "after", 2, ids=[sub]))
         for s in before:
-            got = [(m["event"], m["data"]) for m in s.messages(2, timeout=15)]
-            self.assertEqual(got, [("after", 1), ("after", 2)], s.transport)
+            got = [(m["event"], m["data"]) for m in s.messages(1, timeout=15)]
+            self.assertEqual(got, [("after", 2)], s.transport)
         self.assertEvent(after.next_message(), "user", self.site, "after", 2)
 
 
