@@ -23,10 +23,11 @@
 
 const { describe, test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
-const { spawn } = require('node:child_process');
 const fs = require('node:fs');
 const http = require('node:http');
 const path = require('node:path');
+
+const { startGateway, stopGateway } = require('../js/gateway.js');
 
 const PLAYWRIGHT_CORE_VERSION = '1.64.1';
 const CHROMIUM = '/usr/bin/chromium';
@@ -37,8 +38,7 @@ const TRANSPORTS = ['websocket', 'xhr-streaming', 'xhr-polling', 'eventsource',
 const ORIGINS = ['same-origin', 'cross-origin'];
 
 /* Bounds for every wait; generous enough for an ASan build of the gateway. */
-const START_TIMEOUT_MS = 20000;
-const STOP_TIMEOUT_MS = 20000;
+const BROWSER_START_TIMEOUT_MS = 20000;
 const STEP_TIMEOUT_MS = 20000;
 const CASE_TIMEOUT_MS = 90000;
 const ECHO_COUNT = 200;
@@ -72,72 +72,6 @@ function setupProblem() {
     return null;
 }
 
-/* Starts the gateway on an ephemeral port; resolves once its log names the port. stderr is
- * drained for the whole run (an unread pipe would block the gateway's logging). */
-function startGateway(binary) {
-    const child = spawn(binary, ['--test-app', '--listen', '127.0.0.1:0'], {
-        stdio: ['ignore', 'inherit', 'pipe'],
-    });
-    const gw = { child, port: 0, log: '', exit: null };
-    gw.exited = new Promise((resolve) => {
-        child.on('exit', (code, signal) => {
-            gw.exit = { code, signal };
-            resolve(gw.exit);
-        });
-    });
-    return new Promise((resolve, reject) => {
-        const timer = setTimeout(() => {
-            child.kill('SIGKILL');
-            reject(new Error(`gateway did not log "listening on" within ${START_TIMEOUT_MS} ms; ` +
-                `log:\n${gw.log}`));
-        }, START_TIMEOUT_MS);
-        child.on('error', (err) => {
-            clearTimeout(timer);
-            reject(new Error(`cannot start ${binary}: ${err.message}`));
-        });
-        child.stderr.setEncoding('utf8');
-        child.stderr.on('data', (chunk) => {
-            gw.log += chunk;
-            if (gw.port) {
-                return;
-            }
-            const m = /listening on 127\.0\.0\.1:(\d+)/.exec(gw.log);
-            if (m) {
-                gw.port = Number(m[1]);
-                clearTimeout(timer);
-                resolve(gw);
-            }
-        });
-        gw.exited.then((st) => {
-            if (!gw.port) {
-                clearTimeout(timer);
-                reject(new Error(`gateway exited early (code ${st.code}, signal ${st.signal}); ` +
-                    `log:\n${gw.log}`));
-            }
-        });
-    });
-}
-
-/* SIGTERM must give a clean exit with status 0 (under ASan a leak makes it non-zero). */
-async function stopGateway(gw) {
-    if (gw.exit === null) {
-        gw.child.kill('SIGTERM');
-    }
-    let timer;
-    const timeout = new Promise((resolve) => {
-        timer = setTimeout(resolve, STOP_TIMEOUT_MS, null);
-    });
-    const st = await Promise.race([gw.exited, timeout]);
-    clearTimeout(timer);
-    if (st === null) {
-        gw.child.kill('SIGKILL');
-        throw new Error(`gateway ignored SIGTERM for ${STOP_TIMEOUT_MS} ms; log tail:\n` +
-            gw.log.slice(-4000));
-    }
-    assert.equal(st.signal, null, `gateway died of signal ${st.signal}; log tail:\n` +
-        gw.log.slice(-4000));
-    assert.equal(st.code, 0, `gateway exit status after SIGTERM; log tail:\n${gw.log.slice(-4000)}`);
-}
 
 /* The other origin: a blank page that loads the client from the gateway. */
 function startOtherOrigin(gwPort) {
@@ -291,7 +225,7 @@ if (problem) {
             executablePath: CHROMIUM,
             headless: true,
             args: CHROMIUM_ARGS,
-            timeout: START_TIMEOUT_MS,
+            timeout: BROWSER_START_TIMEOUT_MS,
         });
     });
 

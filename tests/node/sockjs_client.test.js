@@ -11,16 +11,15 @@
 
 const { describe, test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
-const { spawn } = require('node:child_process');
 const fs = require('node:fs');
 const path = require('node:path');
+
+const { startGateway, stopGateway } = require('../js/gateway.js');
 
 const SOCKJS_CLIENT_VERSION = '1.6.1';
 const TRANSPORTS = ['websocket', 'xhr-streaming', 'xhr-polling'];
 
 /* Bounds for every wait. They are generous because CTest may run the gateway under ASan. */
-const START_TIMEOUT_MS = 20000;
-const STOP_TIMEOUT_MS = 20000;
 const OPEN_TIMEOUT_MS = 20000;
 const TEST_TIMEOUT_MS = 120000;
 
@@ -46,75 +45,6 @@ function setupProblem() {
         return `GW_BINARY=${process.env.GW_BINARY} does not exist: build the gateway first`;
     }
     return null;
-}
-
-/*
- * Starts the gateway on an ephemeral port and resolves once its log names the port. stderr is
- * drained for the whole run: an unread pipe would eventually block the gateway's logging.
- */
-function startGateway(binary) {
-    const child = spawn(binary, ['--test-app', '--listen', '127.0.0.1:0'], {
-        stdio: ['ignore', 'inherit', 'pipe'],
-    });
-    const gw = { child, port: 0, log: '', exit: null };
-    gw.exited = new Promise((resolve) => {
-        child.on('exit', (code, signal) => {
-            gw.exit = { code, signal };
-            resolve(gw.exit);
-        });
-    });
-    return new Promise((resolve, reject) => {
-        const timer = setTimeout(() => {
-            child.kill('SIGKILL');
-            reject(new Error(`gateway did not log "listening on" within ${START_TIMEOUT_MS} ms; ` +
-                `log:\n${gw.log}`));
-        }, START_TIMEOUT_MS);
-        child.on('error', (err) => {
-            clearTimeout(timer);
-            reject(new Error(`cannot start ${binary}: ${err.message}`));
-        });
-        child.stderr.setEncoding('utf8');
-        child.stderr.on('data', (chunk) => {
-            gw.log += chunk;
-            if (gw.port) {
-                return;
-            }
-            const m = /listening on 127\.0\.0\.1:(\d+)/.exec(gw.log);
-            if (m) {
-                gw.port = Number(m[1]);
-                clearTimeout(timer);
-                resolve(gw);
-            }
-        });
-        gw.exited.then((st) => {
-            if (!gw.port) {
-                clearTimeout(timer);
-                reject(new Error(`gateway exited early (code ${st.code}, signal ${st.signal}); ` +
-                    `log:\n${gw.log}`));
-            }
-        });
-    });
-}
-
-/* SIGTERM must give a clean exit with status 0 (under ASan a leak makes it non-zero). */
-async function stopGateway(gw) {
-    if (gw.exit === null) {
-        gw.child.kill('SIGTERM');
-    }
-    let timer;
-    const timeout = new Promise((resolve) => {
-        timer = setTimeout(resolve, STOP_TIMEOUT_MS, null);
-    });
-    const st = await Promise.race([gw.exited, timeout]);
-    clearTimeout(timer);
-    if (st === null) {
-        gw.child.kill('SIGKILL');
-        throw new Error(`gateway ignored SIGTERM for ${STOP_TIMEOUT_MS} ms; log tail:\n` +
-            gw.log.slice(-4000));
-    }
-    assert.equal(st.signal, null, `gateway died of signal ${st.signal}; log tail:\n` +
-        gw.log.slice(-4000));
-    assert.equal(st.code, 0, `gateway exit status after SIGTERM; log tail:\n${gw.log.slice(-4000)}`);
 }
 
 /* Rejects with `what` (a string, or a function giving one at timeout) unless `promise`
