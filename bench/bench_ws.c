@@ -595,3 +595,33 @@ long bench_ws_client_lost(const struct bench_ws_client *cl)
 {
     return cl->n_lost;
 }
+
+void bench_ws_load_tokens(struct bench_ws_settings *s, const char *tokens_path)
+{
+    FILE *f = fopen(tokens_path, "r");
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t len;
+    long n = 0;
+    char **tokens;
+
+    if (!f)
+        errx(1, "%s: %s", tokens_path, strerror(errno));
+    tokens = calloc((size_t)s->sessions, sizeof(*tokens));
+    if (!tokens)
+        errx(1, "out of memory");
+    while (n < s->sessions && (len = getline(&line, &cap, f)) > 0) {
+        while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
+            line[--len] = '\0';
+        if (len == 0)
+            continue;
+        tokens[n] = strdup(line);
+        if (!tokens[n++])
+            errx(1, "out of memory");
+    }
+    free(line);
+    fclose(f);
+    if (n < s->sessions)
+        errx(1, "%s has %ld tokens, %ld sessions asked for", tokens_path, n, s->sessions);
+    s->tokens = tokens;
+}

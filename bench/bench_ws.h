@@ -74,6 +74,10 @@ struct bench_ws_client;
  */
 int bench_ws_parse_option(struct bench_ws_settings *s, int c, const char *arg);
 
+/* Reads one JWT per line from `path` (at least s->sessions of them) into s->tokens, so that
+ * each session authenticates with ?token=; exits with a message on error. */
+void bench_ws_load_tokens(struct bench_ws_settings *s, const char *path);
+
 /* 1 if the numbers in `s` are usable, 0 if the tool should print its usage. */
 int bench_ws_settings_ok(const struct bench_ws_settings *s);
 

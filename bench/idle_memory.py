@@ -15,11 +15,18 @@ in the same build tree, --client PATH.
     bench/idle_memory.py build/sockjs-gateway
     bench/idle_memory.py build/sockjs-gateway --sessions 19000 --repeats 5
 
-Only user-space memory of the gateway is measured; the kernel's socket memory (~10 KB per
+Sessions authenticate with a token each (distinct users of 100 companies on one site), so that
+the delivery state (three channel subscriptions) is counted. Only user-space memory of the
+gateway is measured; the kernel's socket memory (~10 KB per
 loopback connection pair) is not in VmRSS.
 """
 
 import argparse
+import base64
+import hashlib
+import hmac
+import json
+import tempfile
 import math
 import os
 import re
@@ -31,6 +38,30 @@ import threading
 import time
 
 LISTEN_RE = re.compile(r"listening on 127\.0\.0\.1:(\d+)")
+
+# Sessions authenticate like real ones (user, company and site channels subscribed); the
+# gateway is started with this secret.
+SECRET = "idle-memory-secret"
+
+
+def jwt(claims):
+    def b64(b):
+        return base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+    head = b64(json.dumps({"alg": "HS256", "typ": "JWT"}).encode()) + "." + \
+        b64(json.dumps(claims).encode())
+    sig = hmac.new(SECRET.encode(), head.encode(), hashlib.sha256).digest()
+    return head + "." + b64(sig)
+
+
+def token_file(first_user, count):
+    """A file of `count` tokens for distinct users of 100 companies; the caller removes it."""
+    exp = int(time.time()) + 24 * 3600
+    fd, path = tempfile.mkstemp(prefix="idle-memory-tokens-")
+    with os.fdopen(fd, "w") as f:
+        for u in range(first_user, first_user + count):
+            f.write(jwt({"sub": "u%d" % u, "client": "c%d" % (u % 100), "site": "bench",
+                         "exp": exp}) + "\n")
+    return path
 
 
 def status_kib(pid, key):
@@ -67,7 +98,7 @@ class Gateway:
         self.port = None
         self._ready = threading.Event()
         self.proc = subprocess.Popen(
-            [binary, "--listen", "127.0.0.1:0", *extra_args],
+            [binary, "--listen", "127.0.0.1:0", "--jwt-secret", SECRET, *extra_args],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
             text=True, errors="replace")
         # Drained for the whole run: an unread pipe would eventually block the gateway.
@@ -111,11 +142,21 @@ def start_clients(client, port, prefix, sessions, per_process, sources, ready_ti
     shares = [sessions // n_proc + (1 if i < sessions % n_proc else 0) for i in range(n_proc)]
     procs = []
     sel = selectors.DefaultSelector()
+    first = 0
     for share in shares:
-        p = subprocess.Popen(
-            [client, "--port", str(port), "--prefix", prefix, "--sessions", str(share),
-             "--sources", str(sources), "--connect-timeout", str(int(ready_timeout))],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        tokens = token_file(first, share)
+        first += share
+        try:
+            p = subprocess.Popen(
+                [client, "--port", str(port), "--prefix", prefix, "--sessions", str(share),
+                 "--sources", str(sources), "--connect-timeout", str(int(ready_timeout)),
+                 "--tokens", tokens],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+            # Read at start-up; nothing keeps the file afterwards.
+            p.tokens_path = tokens
+        except BaseException:
+            os.unlink(tokens)
+            raise
         procs.append(p)
         sel.register(p.stdout, selectors.EVENT_READ, p)
 
@@ -147,6 +188,10 @@ def stop_clients(procs):
     for p in procs:
         try:
             p.stdin.close()
+        except OSError:
+            pass
+        try:
+            os.unlink(p.tokens_path)
         except OSError:
             pass
     for p in procs:

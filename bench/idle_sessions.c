@@ -78,13 +78,16 @@ static void usage(const char *argv0)
     fprintf(stderr,
             "usage: %s --port PORT [--host 127.0.0.1] [--prefix /sockjs] [--sessions N]\n"
             "          [--sources K] [--max-inflight M] [--connect-timeout S]\n"
-            "          [--hold-seconds S]\n"
+            "          [--hold-seconds S] [--tokens FILE]\n"
             "Opens N SockJS websocket sessions from 127.0.0.2..127.0.0.(1+K), prints\n"
             "\"ready N\" once all got \"o\", holds them until stdin EOF (or S seconds),\n"
-            "then prints \"done HELD LOST HEARTBEATS\".\n",
+            "then prints \"done HELD LOST HEARTBEATS\". With --tokens, session i\n"
+            "authenticates with line i of FILE (a JWT) as ?token=.\n",
             argv0);
     exit(2);
 }
+
+static const char *tokens_path;
 
 static void parse_args(int argc, char **argv)
 {
@@ -92,6 +95,7 @@ static void parse_args(int argc, char **argv)
         BENCH_WS_LONGOPTS,
         { "sources", required_argument, NULL, 's' },
         { "hold-seconds", required_argument, NULL, 'h' },
+        { "tokens", required_argument, NULL, 'k' },
         { NULL, 0, NULL, 0 },
     };
     int ch;
@@ -102,12 +106,15 @@ static void parse_args(int argc, char **argv)
         switch (ch) {
         case 's': ws.sources = atoi(optarg); break;
         case 'h': hold_seconds = atof(optarg); break;
+        case 'k': tokens_path = optarg; break;
         default: usage(argv[0]);
         }
     }
     if (optind != argc || !bench_ws_settings_ok(&ws) || ws.sources < 1)
         usage(argv[0]);
     bench_ws_check_host(&ws);
+    if (tokens_path)
+        bench_ws_load_tokens(&ws, tokens_path);
 }
 
 int main(int argc, char **argv)

@@ -47,7 +47,6 @@ static long expect;
 static double run_timeout = 120;
 
 static struct event_base *base;
-static char **tokens;
 static int64_t *lat; /* latencies in ns */
 static size_t n_lat, cap_lat;
 
@@ -131,35 +130,6 @@ static double pct_us(double p)
     return (double)lat[rank - 1] / 1000.0;
 }
 
-static void load_tokens(void)
-{
-    FILE *f = fopen(tokens_path, "r");
-    char *line = NULL;
-    size_t cap = 0;
-    ssize_t len;
-    long n = 0;
-
-    if (!f)
-        errx(1, "%s: %s", tokens_path, strerror(errno));
-    tokens = calloc((size_t)ws.sessions, sizeof(*tokens));
-    if (!tokens)
-        errx(1, "out of memory");
-    while (n < ws.sessions && (len = getline(&line, &cap, f)) > 0) {
-        while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
-            line[--len] = '\0';
-        if (len == 0)
-            continue;
-        tokens[n] = strdup(line);
-        if (!tokens[n++])
-            errx(1, "out of memory");
-    }
-    free(line);
-    fclose(f);
-    if (n < ws.sessions)
-        errx(1, "%s has %ld tokens, %ld sessions asked for", tokens_path, n, ws.sessions);
-    ws.tokens = tokens;
-}
-
 static void usage(const char *argv0)
 {
     fprintf(stderr,
@@ -208,7 +178,7 @@ int main(int argc, char **argv)
         errx(1, "%ld sessions need more fds than the limit %llu", ws.sessions,
              (unsigned long long)fd_limit);
     signal(SIGPIPE, SIG_IGN);
-    load_tokens();
+    bench_ws_load_tokens(&ws, tokens_path);
     base = event_base_new();
     if (!base)
         errx(1, "out of memory");
