@@ -58,3 +58,17 @@ void gw_buf_release(struct gw_buf *b)
     b->data = NULL;
     b->len = b->cap = 0;
 }
+
+struct gw_buf *gw_buf_new(void)
+{
+    return gw_calloc(1, sizeof(struct gw_buf));
+}
+
+void gw_buf_free(struct gw_buf **b)
+{
+    if (!*b)
+        return;
+    gw_buf_release(*b);
+    gw_free(*b);
+    *b = NULL;
+}

@@ -24,4 +24,9 @@ void gw_buf_consume(struct gw_buf *b, size_t n);
 /* Releases the memory; the buffer is empty and reusable afterwards. */
 void gw_buf_release(struct gw_buf *b);
 
+/* For objects that hold a buffer only while in use (a pointer, NULL at rest): a new empty
+ * buffer, and freeing it (with its memory) back to NULL. */
+struct gw_buf *gw_buf_new(void);
+void gw_buf_free(struct gw_buf **b);
+
 #endif

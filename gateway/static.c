@@ -1,10 +1,7 @@
 #include "static.h"
 
-#include <inttypes.h>
-#include <stdio.h>
 #include <string.h>
 
-#include "gw_hash.h"
 #include "transport.h"
 
 static const struct gw_asset *find_asset(const char *name)
@@ -24,26 +21,6 @@ static void redirect(const struct tp_request *req, const char *location)
     tp_respond(req, &h, location, strlen(location));
 }
 
-/* The library never changes within a build: cached for a year, revalidated by ETag. */
-static void serve_library(const struct tp_request *req, const struct gw_asset *a)
-{
-    char etag[24];
-    snprintf(etag, sizeof(etag), "\"%016" PRIx64 "\"", gw_fnv64(GW_FNV64_INIT, a->data, a->len));
-    size_t len;
-    const char *match = tp_request_header(req, "If-None-Match", &len);
-    struct tp_head h;
-    if (match && len == strlen(etag) && memcmp(match, etag, len) == 0) {
-        tp_head_start(&h, req, 304, "Not Modified", NULL, TP_LONG_CACHE);
-        tp_head_add(&h, "ETag", "%s", etag);
-        tp_respond(req, &h, NULL, 0);
-        return;
-    }
-    tp_head_start(&h, req, 200, "OK", "application/javascript; charset=UTF-8", TP_LONG_CACHE);
-    tp_head_add(&h, "ETag", "%s", etag);
-    tp_head_add(&h, "Access-Control-Allow-Origin", "*");
-    tp_respond(req, &h, a->data, a->len);
-}
-
 bool gw_static_handle(const struct tp_request *req, const char *path, size_t len)
 {
 #define IS(p) (len == sizeof(p) - 1 && memcmp(path, p, len) == 0)
@@ -52,7 +29,9 @@ bool gw_static_handle(const struct tp_request *req, const char *path, size_t len
         const struct gw_asset *a = find_asset("sockjs-client-1.6.1.min.js");
         if (!get || !a)
             return false;
-        serve_library(req, a);
+        /* Pages of any origin load it (the cross-origin SockJS setups). */
+        tp_respond_immutable(req, "application/javascript; charset=UTF-8", a->data, a->len,
+                             true);
         return true;
     }
     if (IS("/") || IS("/demo")) {

@@ -8,8 +8,7 @@
 /* {"websocket": .., "origins": ["*:*"], "cookie_needed": .., "entropy": <random uint32>} */
 void sockjs_info_body(const struct sockjs_options *opt, struct gw_buf *out);
 
-/* The iframe page loading the client library from sockjs_url, and its ETag (a quoted string)
- * into etag. */
-void sockjs_iframe_body(const char *sockjs_url, struct gw_buf *out, char etag[24]);
+/* The iframe page loading the client library from sockjs_url. */
+void sockjs_iframe_body(const char *sockjs_url, struct gw_buf *out);
 
 #endif

@@ -134,18 +134,9 @@ bool sockjs_valid_id(const char *id, size_t len)
 
 /* ---- lifetime ------------------------------------------------------------------------------- */
 
-static void release_pending(struct sockjs_session *s)
-{
-    if (!s->pending)
-        return;
-    gw_buf_release(s->pending);
-    gw_free(s->pending);
-    s->pending = NULL;
-}
-
 static void free_session(struct sockjs_session *s)
 {
-    release_pending(s);
+    gw_buf_free(&s->pending);
     gw_free(s);
 }
 
@@ -230,8 +221,7 @@ static void flush_pending(struct sockjs_session *s)
     struct sockjs_frame f = {.type = SOCKJS_FRAME_MESSAGES, .data = frame->data,
                              .len = frame->len};
     send_frame(s, &f);
-    gw_buf_release(frame);
-    gw_free(frame);
+    gw_buf_free(&frame);
 }
 
 static void close_frame_to(struct sockjs_receiver *r, int code, const char *reason, bool *stays)
@@ -259,7 +249,7 @@ static void queue_quoted(struct sockjs_session *s, const char *msg, size_t len, 
     if (s->pending) {
         gw_buf_append(s->pending, ",", 1);
     } else {
-        s->pending = gw_calloc(1, sizeof(*s->pending));
+        s->pending = gw_buf_new();
         gw_buf_append(s->pending, "a[", 2);
     }
     if (quote)

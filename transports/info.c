@@ -57,22 +57,10 @@ static const char *absolute_url(const struct tp_request *req, const char *url, c
 void info_iframe_handle(const struct tp_request *req)
 {
     struct gw_buf body = GW_BUF_INIT;
-    char etag[24];
     char url[1024];
     sockjs_iframe_body(absolute_url(req, sockjs_server_options(req->server)->sockjs_url, url,
                                     sizeof(url)),
-                       &body, etag);
-    size_t len;
-    const char *match = tp_request_header(req, "If-None-Match", &len);
-    struct tp_head h;
-    if (match && len == strlen(etag) && memcmp(match, etag, len) == 0) {
-        tp_head_start(&h, req, 304, "Not Modified", NULL, TP_LONG_CACHE);
-        tp_head_add(&h, "ETag", "%s", etag);
-        tp_respond(req, &h, NULL, 0);
-    } else {
-        tp_head_start(&h, req, 200, "OK", "text/html; charset=UTF-8", TP_LONG_CACHE);
-        tp_head_add(&h, "ETag", "%s", etag);
-        tp_respond(req, &h, body.data, body.len);
-    }
+                       &body);
+    tp_respond_immutable(req, "text/html; charset=UTF-8", body.data, body.len, false);
     gw_buf_release(&body);
 }

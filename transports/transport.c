@@ -1,5 +1,6 @@
 #include "transport.h"
 
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -7,6 +8,7 @@
 #include <time.h>
 
 #include "gw_alloc.h"
+#include "gw_hash.h"
 #include "gw_refbuf.h"
 
 const char *tp_request_header(const struct tp_request *req, const char *name, size_t *len)
@@ -153,6 +155,27 @@ void tp_respond(const struct tp_request *req, struct tp_head *h, const void *bod
     if (len)
         c->ops->write(c, body, len);
     c->ops->end_response(c, req->keep_alive);
+}
+
+void tp_respond_immutable(const struct tp_request *req, const char *content_type,
+                          const void *body, size_t len, bool any_origin)
+{
+    char etag[24];
+    snprintf(etag, sizeof(etag), "\"%016" PRIx64 "\"", gw_fnv64(GW_FNV64_INIT, body, len));
+    size_t match_len;
+    const char *match = tp_request_header(req, "If-None-Match", &match_len);
+    struct tp_head h;
+    if (match && match_len == strlen(etag) && memcmp(match, etag, match_len) == 0) {
+        tp_head_start(&h, req, 304, "Not Modified", NULL, TP_LONG_CACHE);
+        tp_head_add(&h, "ETag", "%s", etag);
+        tp_respond(req, &h, NULL, 0);
+        return;
+    }
+    tp_head_start(&h, req, 200, "OK", content_type, TP_LONG_CACHE);
+    tp_head_add(&h, "ETag", "%s", etag);
+    if (any_origin)
+        tp_head_add(&h, "Access-Control-Allow-Origin", "*");
+    tp_respond(req, &h, body, len);
 }
 
 void tp_respond_text(const struct tp_request *req, int status, const char *reason,

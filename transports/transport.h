@@ -113,6 +113,11 @@ void tp_head_add(struct tp_head *h, const char *name, const char *fmt, ...)
 
 /* A complete response with a body; the connection then reads its next request or closes. */
 void tp_respond(const struct tp_request *req, struct tp_head *h, const void *body, size_t len);
+/* A document that only changes with the build or the configuration: cached for a year, with
+ * a strong ETag (FNV-1a 64 of the body); 304 when If-None-Match names it. `any_origin` adds
+ * Access-Control-Allow-Origin: * (a script pages of any origin may load). */
+void tp_respond_immutable(const struct tp_request *req, const char *content_type,
+                          const void *body, size_t len, bool any_origin);
 /* A complete short response: status, text/plain body, no cache. */
 void tp_respond_text(const struct tp_request *req, int status, const char *reason,
                      unsigned flags, const char *body);

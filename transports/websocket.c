@@ -39,15 +39,6 @@ static void ws_write_frame(struct ws_conn *ws, enum ws_opcode op, const void *da
         ws->conn->ops->write(ws->conn, data, len);
 }
 
-static void release_message(struct ws_conn *ws)
-{
-    if (!ws->message)
-        return;
-    gw_buf_release(ws->message);
-    gw_free(ws->message);
-    ws->message = NULL;
-}
-
 /* A published message's websocket frame is built once and written by reference to every
  * recipient. */
 static void ws_write_shared(struct ws_conn *ws, struct pubsub_message *m, enum tp_message_form form,
@@ -67,7 +58,7 @@ static void ws_write_shared(struct ws_conn *ws, struct pubsub_message *m, enum t
 
 static void ws_free(struct ws_conn *ws)
 {
-    release_message(ws);
+    gw_buf_free(&ws->message);
     gw_free(ws);
 }
 
@@ -177,11 +168,11 @@ static int on_data(void *arg, enum ws_opcode opcode, const uint8_t *data, size_t
         deliver(ws, data, len);
     } else {
         if (!ws->message)
-            ws->message = gw_calloc(1, sizeof(*ws->message));
+            ws->message = gw_buf_new();
         gw_buf_append(ws->message, data, len);
         if (last) {
             deliver(ws, (const uint8_t *)ws->message->data, ws->message->len);
-            release_message(ws);
+            gw_buf_free(&ws->message);
         }
     }
     return ws->closing ? 1 : 0;

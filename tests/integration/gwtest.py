@@ -237,6 +237,38 @@ class Gateway:
         with self._cond:
             return list(self.lines[since:])
 
+    # -- the process's resources (read from /proc: there is no event to await) ---------------
+
+    def fd_count(self):
+        return len(os.listdir("/proc/%d/fd" % self.proc.pid))
+
+    def rss_kb(self):
+        with open("/proc/%d/status" % self.proc.pid) as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+        raise AssertionError("no VmRSS")
+
+    def wait_fds(self, limit, timeout=10):
+        """The fd count once it is at most `limit`, or whatever it is after `timeout`."""
+        deadline = time.monotonic() + timeout
+        while True:
+            n = self.fd_count()
+            if n <= limit or time.monotonic() > deadline:
+                return n
+            time.sleep(0.05)  # no event to await: /proc is polled
+
+    def stable_fd_count(self):
+        """The fd count once two readings 50 ms apart agree (connections just closed are gone)."""
+        last = self.fd_count()
+        for _ in range(40):
+            time.sleep(0.05)  # no event to await: /proc is polled
+            n = self.fd_count()
+            if n == last:
+                return n
+            last = n
+        return last
+
     def find_log(self, pattern, since=0):
         rx = re.compile(pattern)
         with self._cond:
@@ -1445,3 +1477,63 @@ class JsonpSession:
         if r.status != 200 or r.body != b"ok":
             raise AssertionError("jsonp_send: %r" % r)
         return r
+
+
+# --------------------------------------------------------------------------------------------
+# Shared checks of the streaming transports
+# --------------------------------------------------------------------------------------------
+
+def assert_messages_in_frames(test, stream, messages):
+    """Reads `a` frames from stream until they carry exactly `messages`, in order: the
+    gateway may batch messages queued together into one frame or send one frame each."""
+    got = []
+    while len(got) < len(messages):
+        frame = stream.frame()
+        kind, value = parse_frame(frame)
+        test.assertEqual(kind, "a", "expected a message frame, got %r" % frame)
+        got += value
+    test.assertEqual(got, list(messages))
+
+
+class StreamResponseLimitTests:
+    """response_limit for a streaming transport; mixed into a GatewayTestCase whose
+    stream(url) opens one receiver of that transport on the test app."""
+
+    def test_one_4096_message_ends_stream(self):
+        # /echo: response_limit 4096; one message of 4096 x is past it.
+        url = session_url("/echo")
+        st = self.stream(url)
+        self.assertEqual(st.frame(), "o")
+        s = XhrSession.of(self.gw, url)
+        s.send("x" * 4096)
+        self.assertEqual(st.frame(), 'a["%s"]' % ("x" * 4096))
+        st.expect_end()
+        # The session survives the end of the stream: the next receiver gets what follows.
+        s.send("after")
+        self.assertEqual(s.poll(), 'a["after"]')
+
+    def test_limit_counts_frames(self):
+        # 1300-x messages: three stay under 4096 whether the count is of frames or of their
+        # transport encoding (eventsource 3956, htmlfile 4030 bytes); the fourth brings it
+        # past either way.
+        url = session_url("/echo")
+        st = self.stream(url)
+        self.assertEqual(st.frame(), "o")
+        s = XhrSession.of(self.gw, url)
+        msg = "x" * 1300
+        for i in range(4):
+            s.send(msg)
+            self.assertEqual(st.frame(), 'a["%s"]' % msg, "message %d" % (i + 1))
+        st.expect_end()
+
+    def test_amplify(self):
+        # /amplify has the default 128 KiB limit: one 64 KiB message fits, the second ends it.
+        url = session_url("/amplify")
+        st = self.stream(url)
+        self.assertEqual(st.frame(), "o")
+        s = XhrSession.of(self.gw, url)
+        s.send("16")
+        self.assertEqual(st.frame(), 'a["%s"]' % ("x" * 65536))
+        s.send("16")
+        self.assertEqual(st.frame(), 'a["%s"]' % ("x" * 65536))
+        st.expect_end()

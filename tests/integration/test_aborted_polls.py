@@ -54,36 +54,6 @@ class AbortedPolls(gwtest.GatewayTestCase):
         if not os.path.isdir("/proc/%d/fd" % self.gw.proc.pid):
             self.skipTest("no /proc")
 
-    # -- the gateway process ---------------------------------------------------------------
-
-    def fd_count(self):
-        return len(os.listdir("/proc/%d/fd" % self.gw.proc.pid))
-
-    def rss_kb(self):
-        with open("/proc/%d/status" % self.gw.proc.pid) as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1])
-        raise AssertionError("no VmRSS")
-
-    def wait_fds(self, limit, timeout=10):
-        deadline = time.monotonic() + timeout
-        while True:
-            n = self.fd_count()
-            if n <= limit or time.monotonic() > deadline:
-                return n
-            time.sleep(0.05)  # no event to await: /proc is polled
-
-    def stable_fd_count(self):
-        last = self.fd_count()
-        for _ in range(40):
-            time.sleep(0.05)  # no event to await: /proc is polled
-            n = self.fd_count()
-            if n == last:
-                return n
-            last = n
-        return last
-
     # -- the aborted polls -----------------------------------------------------------------
 
     def abort_polls(self, urls):
@@ -154,14 +124,14 @@ class AbortedPolls(gwtest.GatewayTestCase):
         warm = [session_url(PREFIX) for _ in range(N)]
         self.abort_polls(warm)
         self.wait_sessions_gone(warm[::100] + warm[-5:], timeout=20)
-        fd_base = self.stable_fd_count()
-        rss_base = self.rss_kb()
+        fd_base = self.gw.stable_fd_count()
+        rss_base = self.gw.rss_kb()
 
         t0 = time.monotonic()
         urls = [session_url(PREFIX) for _ in range(N)]
         self.abort_polls(urls)
         took = time.monotonic() - t0
-        rss_peak = self.rss_kb()
+        rss_peak = self.gw.rss_kb()
 
         # Every kind of abort is in the sample (50 apart: each kind 50 times over the run),
         # the last connections included.
@@ -169,10 +139,10 @@ class AbortedPolls(gwtest.GatewayTestCase):
         self.wait_sessions_gone(sample, timeout=20)
         self.gw.assert_alive()
 
-        n = self.wait_fds(fd_base)
+        n = self.gw.wait_fds(fd_base)
         self.assertLessEqual(n, fd_base, "gateway holds %d fds, %d before" % (n, fd_base))
 
-        rss = self.rss_kb()
+        rss = self.gw.rss_kb()
         # Measured: no growth at all without ASan once warm, about 1 MB with ASan (16 MB
         # quarantine). 2 MB is a leak of 200 bytes per aborted poll.
         margin = (6 if asan else 2) * 1024

@@ -391,33 +391,11 @@ class Timeouts(ErrorResponseMixin, gwtest.GatewayTestCase):
 class Resources(gwtest.GatewayTestCase):
     per_test_gateway = True
 
-    def fd_count(self):
-        return len(os.listdir("/proc/%d/fd" % self.gw.proc.pid))
-
-    def wait_fds(self, limit, timeout=5):
-        deadline = time.monotonic() + timeout
-        while True:
-            n = self.fd_count()
-            if n <= limit or time.monotonic() > deadline:
-                return n
-            time.sleep(0.05)  # no event to await: /proc is polled
-
-    def stable_fd_count(self):
-        """The fd count once the warm-up connection is gone (two equal readings)."""
-        last = self.fd_count()
-        for _ in range(40):
-            time.sleep(0.05)  # no event to await: /proc is polled
-            n = self.fd_count()
-            if n == last:
-                return n
-            last = n
-        return last
-
     def test_no_fd_leak(self):
         if not os.path.isdir("/proc/%d/fd" % self.gw.proc.pid):
             self.skipTest("no /proc")
         request(self.gw.port, "GET", "/echo/")  # warm up (lazy allocations)
-        baseline = self.stable_fd_count()
+        baseline = self.gw.stable_fd_count()
         conns = []
         try:
             for i in range(60):
@@ -433,7 +411,7 @@ class Resources(gwtest.GatewayTestCase):
                 conns.append(c)
                 c.send(build_request("GET", "/echo/info"))
                 self.assertEqual(read_response(c).status, 200)
-            self.assertGreaterEqual(self.fd_count(), baseline + 200)  # they are all open
+            self.assertGreaterEqual(self.gw.fd_count(), baseline + 200)  # they are all open
         finally:
             for i, c in enumerate(conns):
                 if i % 2:
@@ -446,7 +424,7 @@ class Resources(gwtest.GatewayTestCase):
                 c.send(b"BAD\r\n\r\n")
                 read_response(c)
                 c.read_until_eof()
-        n = self.wait_fds(baseline)
+        n = self.gw.wait_fds(baseline)
         self.assertLessEqual(n, baseline, "gateway holds %d fds, %d before" % (n, baseline))
 
 
