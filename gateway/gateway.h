@@ -42,6 +42,11 @@ struct gw_server;
 typedef void (*gw_route_fn)(struct gw_server *srv, struct tp_request *req, const char *path,
                             size_t path_len);
 
+struct gw_conn_list {
+    struct gw_conn **items;
+    size_t n, cap;
+};
+
 struct gw_server {
     struct event_base *base;
     const struct gw_config *cfg;
@@ -56,9 +61,13 @@ struct gw_server {
     size_t n_routes;
     struct gw_list conns;        /* every open connection */
     size_t n_conns;
-    struct gw_conn *flush_list;  /* connections with output queued this loop turn */
+    struct gw_conn_list flush;   /* connections with output queued this loop turn */
     struct gw_list dead;         /* closed connections, freed at the end of the loop turn */
     struct event *turn_end;      /* low priority: runs after the turn's I/O callbacks */
+    int epfd;                    /* the connections' epoll set */
+    struct event *epoll_ev;      /* libevent's watch on epfd */
+    struct event *input_ev;      /* runs input_pending */
+    struct gw_conn_list input_pending; /* connections with pipelined input to parse */
     struct gw_timerq header_q;
     struct gw_timerq idle_q;
     struct gw_timerq linger_q;

@@ -5,6 +5,9 @@
 
 #include "gateway.h"
 
+/* The epoll set of srv's connections and the events that drive it. */
+void gw_conn_events_init(struct gw_server *srv);
+void gw_conn_events_cleanup(struct gw_server *srv);
 /* The connection timeout queues of srv (header, idle, linger). */
 void gw_conn_timers_init(struct gw_server *srv);
 /* Takes ownership of fd (accepted, non-blocking); flags are the listener's GW_LISTEN_*. */

@@ -38,6 +38,7 @@ void gw_server_init(struct gw_server *srv, struct event_base *base, const struct
     /* Lowest priority (main sets up three; I/O gets the middle one): queued output is written once, after every I/O callback of the
      * loop turn has added to it. */
     event_priority_set(srv->turn_end, 2);
+    gw_conn_events_init(srv);
     gw_conn_timers_init(srv);
 }
 
@@ -207,6 +208,7 @@ void gw_server_cleanup(struct gw_server *srv)
     if (srv->accept_resume)
         event_free(srv->accept_resume);
     event_free(srv->turn_end);
+    gw_conn_events_cleanup(srv);
     gw_timerq_cleanup(&srv->header_q);
     gw_timerq_cleanup(&srv->idle_q);
     gw_timerq_cleanup(&srv->linger_q);
