@@ -102,7 +102,7 @@ static void broadcast_open(void *app, struct sockjs_session *s,
         b->sessions = gw_realloc(b->sessions, b->cap * sizeof(*b->sessions));
     }
     b->sessions[b->count++] = s;
-    sockjs_session_set_app_data(s, (void *)(uintptr_t)b->count);
+    *(size_t *)sockjs_session_app_data(s) = b->count;
 }
 
 static void broadcast_message(void *app, struct sockjs_session *s, const char *msg, size_t len)
@@ -116,14 +116,15 @@ static void broadcast_message(void *app, struct sockjs_session *s, const char *m
 static void broadcast_close(void *app, struct sockjs_session *s)
 {
     struct broadcast *b = app;
-    size_t i = (uintptr_t)sockjs_session_app_data(s);
-    if (i == 0)
+    /* Its index in b->sessions, plus one (0: not listed). */
+    size_t *slot = sockjs_session_app_data(s);
+    if (*slot == 0)
         return;
-    i--;
+    size_t i = *slot - 1;
     b->sessions[i] = b->sessions[--b->count];
     if (i < b->count)
-        sockjs_session_set_app_data(b->sessions[i], (void *)(uintptr_t)(i + 1));
-    sockjs_session_set_app_data(s, NULL);
+        *(size_t *)sockjs_session_app_data(b->sessions[i]) = i + 1;
+    *slot = 0;
 }
 
 static const struct sockjs_app_ops broadcast_app = {
@@ -131,6 +132,7 @@ static const struct sockjs_app_ops broadcast_app = {
     .on_open = broadcast_open,
     .on_message = broadcast_message,
     .on_close = broadcast_close,
+    .session_data_size = sizeof(size_t),
 };
 
 /* ---- ticker --------------------------------------------------------------------------------- */
@@ -148,10 +150,9 @@ static void ticker_open(void *app, struct sockjs_session *s, const struct sockjs
 {
     (void)info;
     struct ticker *t = app;
-    struct ticker_session *ts = gw_calloc(1, sizeof(*ts));
+    struct ticker_session *ts = sockjs_session_app_data(s);
     gw_timer_init(&ts->timer);
     ts->session = s;
-    sockjs_session_set_app_data(s, ts);
     gw_timer_start(&ts->timer, &t->q);
 }
 
@@ -167,11 +168,7 @@ static void ticker_close(void *app, struct sockjs_session *s)
 {
     (void)app;
     struct ticker_session *ts = sockjs_session_app_data(s);
-    if (!ts)
-        return;
     gw_timer_stop(&ts->timer);
-    gw_free(ts);
-    sockjs_session_set_app_data(s, NULL);
 }
 
 static const struct sockjs_app_ops ticker_app = {
@@ -179,6 +176,7 @@ static const struct sockjs_app_ops ticker_app = {
     .on_open = ticker_open,
     .on_message = echo_message,
     .on_close = ticker_close,
+    .session_data_size = sizeof(struct ticker_session),
 };
 
 /* ---- prefixes ------------------------------------------------------------------------------- */

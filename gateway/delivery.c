@@ -6,6 +6,7 @@
  */
 #include "delivery.h"
 
+#include <stddef.h>
 #include <string.h>
 #include <time.h>
 
@@ -26,20 +27,35 @@ enum { SUB_USER, SUB_CLIENT, SUB_GLOBAL, N_SUBS };
 
 struct delivery_session;
 
-struct delivery_sub {
-    struct pubsub_sub sub;
+/* Exists only while a session waits for its token: most sessions never need it. */
+struct auth_wait {
+    struct gw_timer timer;
     struct delivery_session *ds;
 };
 
+/* Every idle session carries one of these, so it holds no pointer it can compute: the hub
+ * callback finds the session from the subscription and the message's scope (subs[] is indexed
+ * by scope), and the gw_delivery comes with every callback. */
 struct delivery_session {
     struct sockjs_session *session;
-    struct gw_delivery *d;
-    struct delivery_sub subs[N_SUBS];
-    struct gw_timer auth_timer;
-    char **filters;     /* NULL: everything */
+    struct pubsub_sub subs[N_SUBS];
+    struct auth_wait *auth; /* NULL unless waiting */
+    char **filters;         /* NULL: everything */
     uint32_t n_filters;
     uint8_t state;
 };
+
+static int sub_index(enum pubsub_scope scope)
+{
+    switch (scope) {
+    case PUBSUB_SCOPE_USER:
+        return SUB_USER;
+    case PUBSUB_SCOPE_CLIENT:
+        return SUB_CLIENT;
+    default:
+        return SUB_GLOBAL;
+    }
+}
 
 struct gw_delivery {
     const struct gw_config *cfg;
@@ -48,9 +64,9 @@ struct gw_delivery {
     struct gw_delivery_stats stats;
 };
 
-static void send_error(struct delivery_session *ds, const char *reason)
+static void send_error(struct gw_delivery *d, struct delivery_session *ds, const char *reason)
 {
-    ds->d->stats.malformed_messages++;
+    d->stats.malformed_messages++;
     json_t *obj = json_pack("{s:s}", "error", reason);
     char *text = json_dumps(obj, JSON_COMPACT);
     sockjs_session_send(ds->session, text, strlen(text));
@@ -58,10 +74,19 @@ static void send_error(struct delivery_session *ds, const char *reason)
     json_decref(obj);
 }
 
-static void unsubscribe_all(struct delivery_session *ds)
+static void unsubscribe_all(struct gw_delivery *d, struct delivery_session *ds)
 {
     for (int i = 0; i < N_SUBS; i++)
-        pubsub_hub_unsubscribe(ds->d->hub, &ds->subs[i].sub);
+        pubsub_hub_unsubscribe(d->hub, &ds->subs[i]);
+}
+
+static void stop_auth_wait(struct delivery_session *ds)
+{
+    if (!ds->auth)
+        return;
+    gw_timer_stop(&ds->auth->timer);
+    gw_free(ds->auth);
+    ds->auth = NULL;
 }
 
 static void clear_filters(struct delivery_session *ds)
@@ -114,7 +139,9 @@ static bool wanted(const struct delivery_session *ds, const char *event)
 static void on_hub_message(void *arg, struct pubsub_sub *sub, struct pubsub_message *msg)
 {
     struct gw_delivery *d = arg;
-    struct delivery_session *ds = ((struct delivery_sub *)sub)->ds;
+    int which = sub_index(msg->scope);
+    struct delivery_session *ds =
+        (struct delivery_session *)((char *)(sub - which) - offsetof(struct delivery_session, subs));
     if (!wanted(ds, msg->event)) {
         d->stats.filtered++;
         return;
@@ -124,12 +151,12 @@ static void on_hub_message(void *arg, struct pubsub_sub *sub, struct pubsub_mess
     sockjs_session_send_message(ds->session, msg);
 }
 
-static void subscribe(struct delivery_session *ds, int which, enum pubsub_scope scope,
+static void subscribe(struct gw_delivery *d, struct delivery_session *ds, enum pubsub_scope scope,
                       const char *site, const char *id)
 {
     char name[PUBSUB_CHANNEL_NAME_MAX];
     pubsub_channel_name(name, sizeof(name), scope, site, id);
-    pubsub_hub_subscribe(ds->d->hub, &ds->subs[which].sub, name);
+    pubsub_hub_subscribe(d->hub, &ds->subs[sub_index(scope)], name);
 }
 
 static int64_t now_s(void)
@@ -139,9 +166,9 @@ static int64_t now_s(void)
 
 /* Verifies a token and subscribes the session; closes it when the token is bad. Returns
  * whether the session is still open. */
-static bool authenticate(struct delivery_session *ds, const char *token, size_t len)
+static bool authenticate(struct gw_delivery *d, struct delivery_session *ds, const char *token,
+                         size_t len)
 {
-    struct gw_delivery *d = ds->d;
     const struct gw_str_list *secrets = &d->cfg->jwt_secrets;
     struct gw_identity id;
     int rc = gw_jwt_verify(token, len, secrets->items, secrets->n, now_s(), 0, &id);
@@ -157,17 +184,17 @@ static bool authenticate(struct delivery_session *ds, const char *token, size_t 
         /* A fresh token for the same identity is fine; another identity is not. */
         char name[PUBSUB_CHANNEL_NAME_MAX];
         pubsub_channel_name(name, sizeof(name), PUBSUB_SCOPE_USER, id.site, id.user);
-        bool same = strcmp(name, pubsub_sub_channel(&ds->subs[SUB_USER].sub)) == 0;
+        bool same = strcmp(name, pubsub_sub_channel(&ds->subs[SUB_USER])) == 0;
         gw_identity_cleanup(&id);
         if (!same)
-            send_error(ds, "token for another identity");
+            send_error(d, ds, "token for another identity");
         return true;
     }
-    unsubscribe_all(ds);
-    gw_timer_stop(&ds->auth_timer);
-    subscribe(ds, SUB_USER, PUBSUB_SCOPE_USER, id.site, id.user);
-    subscribe(ds, SUB_CLIENT, PUBSUB_SCOPE_CLIENT, id.site, id.client);
-    subscribe(ds, SUB_GLOBAL, PUBSUB_SCOPE_GLOBAL, id.site, NULL);
+    unsubscribe_all(d, ds);
+    stop_auth_wait(ds);
+    subscribe(d, ds, PUBSUB_SCOPE_USER, id.site, id.user);
+    subscribe(d, ds, PUBSUB_SCOPE_CLIENT, id.site, id.client);
+    subscribe(d, ds, PUBSUB_SCOPE_GLOBAL, id.site, NULL);
     if (id.events)
         set_filters(ds, id.events, id.n_events);
     ds->state = ST_AUTHENTICATED;
@@ -178,26 +205,22 @@ static bool authenticate(struct delivery_session *ds, const char *token, size_t 
 
 static void on_auth_timeout(struct gw_timer *t, void *arg)
 {
-    (void)arg;
-    struct delivery_session *ds = GW_CONTAINER_OF(t, struct delivery_session, auth_timer);
+    struct gw_delivery *d = arg;
+    struct delivery_session *ds = GW_CONTAINER_OF(t, struct auth_wait, timer)->ds;
+    stop_auth_wait(ds);
     if (ds->state != ST_WAITING)
         return;
-    GW_INFO("session closed: no token within %u ms", ds->d->cfg->auth_timeout_ms);
+    GW_INFO("session closed: no token within %u ms", d->cfg->auth_timeout_ms);
     sockjs_session_close(ds->session, 4003, "Authentication required");
 }
 
 static void on_open(void *app, struct sockjs_session *s, const struct sockjs_open_info *info)
 {
     struct gw_delivery *d = app;
-    struct delivery_session *ds = gw_calloc(1, sizeof(*ds));
+    struct delivery_session *ds = sockjs_session_app_data(s);
     ds->session = s;
-    ds->d = d;
-    for (int i = 0; i < N_SUBS; i++) {
-        pubsub_sub_init(&ds->subs[i].sub);
-        ds->subs[i].ds = ds;
-    }
-    gw_timer_init(&ds->auth_timer);
-    sockjs_session_set_app_data(s, ds);
+    for (int i = 0; i < N_SUBS; i++)
+        pubsub_sub_init(&ds->subs[i]);
     d->stats.sessions++;
 
     char value[GW_JWT_MAX_LEN + 1];
@@ -212,27 +235,30 @@ static void on_open(void *app, struct sockjs_session *s, const struct sockjs_ope
         return;
     }
     if (n >= 0) {
-        authenticate(ds, value, (size_t)n);
+        authenticate(d, ds, value, (size_t)n);
         return;
     }
     n = info->query ? gw_query_param(info->query, info->query_len, "site", value, sizeof(value))
                     : GW_URL_ABSENT;
     if (n > 0 && d->cfg->allow_anonymous && !memchr(value, ':', (size_t)n) && n <= 256) {
-        subscribe(ds, SUB_GLOBAL, PUBSUB_SCOPE_GLOBAL, value, NULL);
+        subscribe(d, ds, PUBSUB_SCOPE_GLOBAL, value, NULL);
         ds->state = ST_ANONYMOUS;
         return;
     }
-    gw_timer_start(&ds->auth_timer, &d->auth_q);
+    ds->auth = gw_malloc(sizeof(*ds->auth));
+    ds->auth->ds = ds;
+    gw_timer_init(&ds->auth->timer);
+    gw_timer_start(&ds->auth->timer, &d->auth_q);
 }
 
 static void on_client_message(void *app, struct sockjs_session *s, const char *msg, size_t len)
 {
-    (void)app;
+    struct gw_delivery *d = app;
     struct delivery_session *ds = sockjs_session_app_data(s);
     json_error_t err;
     json_t *obj = json_loadb(msg, len, 0, &err);
     if (!json_is_object(obj) || json_object_size(obj) != 1) {
-        send_error(ds, "expected one JSON object with one key");
+        send_error(d, ds, "expected one JSON object with one key");
         json_decref(obj);
         return;
     }
@@ -240,9 +266,9 @@ static void on_client_message(void *app, struct sockjs_session *s, const char *m
     json_t *events = json_object_get(obj, "events");
     if (token) {
         if (json_is_string(token))
-            authenticate(ds, json_string_value(token), json_string_length(token));
+            authenticate(d, ds, json_string_value(token), json_string_length(token));
         else
-            send_error(ds, "token must be a string");
+            send_error(d, ds, "token must be a string");
     } else if (events) {
         const char *reason = NULL;
         size_t n = json_is_array(events) ? json_array_size(events) : 0;
@@ -262,24 +288,20 @@ static void on_client_message(void *app, struct sockjs_session *s, const char *m
             reason = set_filters(ds, names, n);
         gw_free(names);
         if (reason)
-            send_error(ds, reason);
+            send_error(d, ds, reason);
     } else {
-        send_error(ds, "unknown message");
+        send_error(d, ds, "unknown message");
     }
     json_decref(obj);
 }
 
 static void on_close(void *app, struct sockjs_session *s)
 {
-    (void)app;
+    struct gw_delivery *d = app;
     struct delivery_session *ds = sockjs_session_app_data(s);
-    if (!ds)
-        return;
-    unsubscribe_all(ds);
-    gw_timer_stop(&ds->auth_timer);
+    unsubscribe_all(d, ds);
+    stop_auth_wait(ds);
     clear_filters(ds);
-    sockjs_session_set_app_data(s, NULL);
-    gw_free(ds);
 }
 
 const struct sockjs_app_ops gw_delivery_app_ops = {
@@ -287,6 +309,7 @@ const struct sockjs_app_ops gw_delivery_app_ops = {
     .on_open = on_open,
     .on_message = on_client_message,
     .on_close = on_close,
+    .session_data_size = sizeof(struct delivery_session),
 };
 
 struct gw_delivery *gw_delivery_new(struct event_base *base, const struct gw_config *cfg)

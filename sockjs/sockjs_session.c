@@ -27,14 +27,15 @@ struct sockjs_session {
     struct gw_timer timer;   /* heartbeat while attached, disconnect delay while not */
     struct gw_buf *pending;  /* "a[" and the quoted messages waiting; NULL when none */
     struct sockjs_session *next; /* table chain, then reap list */
-    void *app_data;
     const char *close_reason;
     uint32_t hash;
     uint16_t close_code;
     uint8_t state;
     uint8_t flags;
     uint32_t id_len;
-    char id[];
+    /* One allocation per session: then the app's per-session data (app->session_data_size
+     * bytes, sockjs_session_app_data()), then the id (tabled sessions only) and its NUL. */
+    uint64_t tail[]; /* 8-byte alignment: enough for pointers and 64-bit integers */
 };
 
 struct sockjs_server {
@@ -43,6 +44,7 @@ struct sockjs_server {
     void *app_arg;
     struct gw_timerq heartbeat_q;
     struct gw_timerq disconnect_q;
+    size_t app_data_size;    /* app->session_data_size rounded up for the id after it */
     struct sockjs_session **table;
     size_t table_mask;
     size_t table_count;
@@ -111,11 +113,16 @@ static void table_remove(struct sockjs_server *srv, struct sockjs_session *s)
     srv->table_count--;
 }
 
+static char *session_id(const struct sockjs_session *s)
+{
+    return (char *)s->tail + s->server->app_data_size;
+}
+
 struct sockjs_session *sockjs_session_find(struct sockjs_server *srv, const char *id, size_t len)
 {
     uint32_t h = hash_id(id, len);
     for (struct sockjs_session *s = srv->table[h & srv->table_mask]; s; s = s->next) {
-        if (s->hash == h && s->id_len == len && memcmp(s->id, id, len) == 0)
+        if (s->hash == h && s->id_len == len && memcmp(session_id(s), id, len) == 0)
             return s;
     }
     return NULL;
@@ -171,12 +178,13 @@ static void reap(struct sockjs_session *s)
 
 static struct sockjs_session *session_new(struct sockjs_server *srv, const char *id, size_t len)
 {
-    struct sockjs_session *s = gw_calloc(1, sizeof(*s) + len + 1);
+    /* Websocket sessions have no id to keep (len 0): not even a NUL. */
+    struct sockjs_session *s = gw_calloc(1, sizeof(*s) + srv->app_data_size + (len ? len + 1 : 0));
     s->server = srv;
     gw_timer_init(&s->timer);
     s->state = SESSION_OPEN;
     s->id_len = (uint32_t)len;
-    memcpy(s->id, id, len);
+    memcpy(session_id(s), id, len);
     s->hash = hash_id(id, len);
     return s;
 }
@@ -474,12 +482,7 @@ bool sockjs_session_is_open(const struct sockjs_session *s)
 
 void *sockjs_session_app_data(const struct sockjs_session *s)
 {
-    return s->app_data;
-}
-
-void sockjs_session_set_app_data(struct sockjs_session *s, void *data)
-{
-    s->app_data = data;
+    return (void *)s->tail;
 }
 
 struct sockjs_server *sockjs_session_server(const struct sockjs_session *s)
@@ -519,6 +522,7 @@ struct sockjs_server *sockjs_server_new(struct event_base *base, const struct so
     srv->opt = *opt;
     srv->app = app;
     srv->app_arg = app_arg;
+    srv->app_data_size = (app->session_data_size + 7) & ~(size_t)7;
     gw_timerq_init(&srv->heartbeat_q, base, opt->heartbeat_ms, on_heartbeat, srv);
     gw_timerq_init(&srv->disconnect_q, base, opt->disconnect_ms, on_disconnect, srv);
     srv->table_mask = 63;

@@ -64,6 +64,9 @@ struct sockjs_app_ops {
     /* The session is closed (by the app, by its receiver going away, or timed out); it may not
      * be sent to any more, and is freed after this returns (soon, not at once). */
     void (*on_close)(void *app, struct sockjs_session *s);
+    /* Bytes of per-session app state, allocated with the session and zeroed, 8-byte aligned
+     * (sockjs_session_app_data()): no allocation and no pointer of its own per session. */
+    size_t session_data_size;
 };
 
 enum sockjs_frame_type {
@@ -164,7 +167,6 @@ void sockjs_session_send_message(struct sockjs_session *s, struct pubsub_message
 struct gw_refbuf *sockjs_message_form(struct pubsub_message *m, enum sockjs_message_form form);
 bool sockjs_session_is_open(const struct sockjs_session *s);
 void *sockjs_session_app_data(const struct sockjs_session *s);
-void sockjs_session_set_app_data(struct sockjs_session *s, void *data);
 struct sockjs_server *sockjs_session_server(const struct sockjs_session *s);
 
 #endif

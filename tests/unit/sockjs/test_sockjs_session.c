@@ -78,7 +78,8 @@ static void app_close(void *app, struct sockjs_session *s)
     ((struct app_state *)app)->closed++;
 }
 
-static const struct sockjs_app_ops app_ops = {"test", app_open, app_message, app_close};
+static const struct sockjs_app_ops app_ops = {
+    .name = "test", .on_open = app_open, .on_message = app_message, .on_close = app_close};
 
 static void stop_loop(evutil_socket_t fd, short what, void *arg)
 {
