@@ -51,6 +51,12 @@ static const struct opt options[] = {
     U32("max-body-bytes", max_body_bytes, 0, UINT32_MAX, "request body limit (413)"),
     U32("max-message-bytes", max_message_bytes, 1, UINT32_MAX,
         "websocket message limit (close 1009)"),
+    FLAG("ws-deflate", ws_deflate,
+         "accept permessage-deflate (RFC 7692) on websockets: published messages are "
+         "compressed once for all such recipients; client messages inflate up to "
+         "--max-message-bytes (close 1009)"),
+    U32("ws-deflate-min-bytes", ws_deflate_min_bytes, 0, UINT32_MAX,
+        "websocket messages shorter than this are sent uncompressed"),
     U32("max-output-bytes", max_output_bytes, 1024, UINT32_MAX,
         "unwritten bytes before a non-reading connection is dropped"),
     U32("max-queued-bytes", max_queued_bytes, 0, UINT32_MAX,
@@ -94,6 +100,9 @@ void gw_config_defaults(struct gw_config *cfg)
     cfg->max_headers = 64;
     cfg->max_body_bytes = 2 * 1024 * 1024;
     cfg->max_message_bytes = 2 * 1024 * 1024;
+    /* Below ~64 bytes deflate without context saves a few bytes at best (less than a TCP
+     * header); every published message's envelope alone is longer. */
+    cfg->ws_deflate_min_bytes = 64;
     cfg->max_output_bytes = 4 * 1024 * 1024;
     cfg->max_queued_bytes = 1024 * 1024;
     cfg->header_timeout_ms = 10000;

@@ -32,6 +32,8 @@ struct gw_config {
     uint32_t max_headers;
     uint32_t max_body_bytes;
     uint32_t max_message_bytes;
+    bool ws_deflate;
+    uint32_t ws_deflate_min_bytes;
     uint32_t max_output_bytes;
     uint32_t max_queued_bytes;
     uint32_t header_timeout_ms;

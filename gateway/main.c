@@ -12,6 +12,7 @@
 #include "gateway.h"
 #include "gw_log.h"
 #include "pubsub_engine.h"
+#include "websocket.h"
 
 static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
@@ -67,6 +68,8 @@ int main(int argc, char **argv)
     }
     gw_log_threshold = level;
     signal(SIGPIPE, SIG_IGN);
+    websocket_configure(&(struct ws_settings){.deflate = cfg.ws_deflate,
+                                              .deflate_min_bytes = cfg.ws_deflate_min_bytes});
 
     struct event_base *base = event_base_new();
     if (!base || event_base_priority_init(base, 3) != 0) {
@@ -110,6 +113,7 @@ int main(int argc, char **argv)
     gw_server_cleanup(&api_srv);
     gw_server_cleanup(&srv);
     event_base_free(base);
+    websocket_cleanup();
     gw_config_cleanup(&cfg);
     GW_INFO("stopped");
     return status;

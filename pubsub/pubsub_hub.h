@@ -4,7 +4,8 @@
  *
  * Per channel, a publish becomes one immutable, refcounted message, encoded once for the browser
  * ({"scope","site","event","data","seq"}) and shared by every subscriber of that channel; upper
- * layers cache their own encodings of it (SockJS frame, websocket frame) in forms[]. */
+ * layers cache their own encodings of it (SockJS frame, websocket frame, compressed) in
+ * forms[]. */
 #ifndef PUBSUB_HUB_H
 #define PUBSUB_HUB_H
 
@@ -18,7 +19,7 @@
 struct pubsub_hub;
 struct pubsub_channel;
 
-#define PUBSUB_MESSAGE_FORMS 4
+#define PUBSUB_MESSAGE_FORMS 6
 
 struct pubsub_message {
     uint32_t refs;

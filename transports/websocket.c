@@ -4,20 +4,41 @@
  *
  * OPEN: frames from the session go out as text messages; client messages go to the session.
  * CLOSING: our close frame is queued and the connection closes once it is written (the gateway
- * then waits briefly for the client's FIN); input is ignored. */
+ * then waits briefly for the client's FIN); input is ignored.
+ *
+ * With permessage-deflate negotiated (ws_deflate.h) a connection holds one flag more, no zlib
+ * state: messages of at least deflate_min_bytes go out compressed (a published message is
+ * compressed once, cached on it and shared like its plain frame) and compressed client messages
+ * are inflated with the loop-wide stream, limited to the message size limit. */
 #include "websocket.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
 #include "gw_alloc.h"
 #include "gw_buf.h"
+#include "gw_error.h"
 #include "gw_log.h"
 #include "gw_refbuf.h"
+#include "gw_utf8.h"
 #include "pubsub_hub.h"
 #include "sockjs_frame.h"
 #include "websocket_codec.h"
+#include "ws_deflate.h"
+
+/* Compressed counterparts of TP_FORM_WS_FRAME and TP_FORM_WS_RAW in pubsub_message.forms[]. */
+enum {
+    WS_FORM_DEFLATE_FRAME = TP_FORM_WS_RAW + 1,
+    WS_FORM_DEFLATE_RAW,
+    WS_FORM_END,
+};
+_Static_assert(WS_FORM_END <= PUBSUB_MESSAGE_FORMS, "pubsub_message.forms[] too small");
+
+static struct ws_settings settings;
+/* Loop-wide: the one deflate and inflate stream every connection uses, reset per message. */
+static struct ws_deflate zlib_state = WS_DEFLATE_INIT;
 
 struct ws_conn {
     struct sockjs_receiver base;
@@ -25,10 +46,21 @@ struct ws_conn {
     struct gw_buf *message; /* a message split over reads or fragments, while it arrives */
     struct ws_decoder decoder;
     bool raw;
+    bool deflate; /* permessage-deflate negotiated */
     bool closing;
     bool in_feed;  /* inside on_data: freeing is left to it */
     bool released; /* the session let go of us while in_feed */
 };
+
+void websocket_configure(const struct ws_settings *s)
+{
+    settings = *s;
+}
+
+void websocket_cleanup(void)
+{
+    ws_deflate_cleanup(&zlib_state);
+}
 
 static void ws_write_frame(struct ws_conn *ws, enum ws_opcode op, const void *data, size_t len)
 {
@@ -39,19 +71,79 @@ static void ws_write_frame(struct ws_conn *ws, enum ws_opcode op, const void *da
         ws->conn->ops->write(ws->conn, data, len);
 }
 
-/* A published message's websocket frame is built once and written by reference to every
- * recipient. */
-static void ws_write_shared(struct ws_conn *ws, struct pubsub_message *m, enum tp_message_form form,
-                            const char *data, size_t len)
+static bool ws_compresses(const struct ws_conn *ws, size_t len)
 {
-    struct gw_refbuf *frame = m->forms[form];
-    if (!frame) {
+    return ws->deflate && len >= settings.deflate_min_bytes;
+}
+
+/* A text message compressed into one frame (header and payload), at *start in out (which
+ * starts empty); or false when compression would not make it smaller (it then goes out plain). */
+static bool ws_deflate_frame(const char *data, size_t len, struct gw_buf *out, size_t *start)
+{
+    /* Compress after room for the longest header, then put the header right before. */
+    gw_buf_reserve(out, 10);
+    out->len = 10;
+    ws_deflate_compress(&zlib_state, data, len, out);
+    size_t clen = out->len - 10;
+    if (clen >= len)
+        return false;
+    uint8_t header[10];
+    size_t n = ws_encode_header(header, WS_OP_TEXT, true, clen);
+    header[0] |= WS_RSV1;
+    *start = 10 - n;
+    memcpy(out->data + *start, header, n);
+    return true;
+}
+
+/* A text message written as a copy, compressed if negotiated and worth it. */
+static void ws_write_text(struct ws_conn *ws, const char *data, size_t len)
+{
+    struct gw_buf b = GW_BUF_INIT;
+    size_t start;
+    if (ws_compresses(ws, len) && ws_deflate_frame(data, len, &b, &start))
+        ws->conn->ops->write(ws->conn, b.data + start, b.len - start);
+    else
+        ws_write_frame(ws, WS_OP_TEXT, data, len);
+    gw_buf_release(&b);
+}
+
+/* The plain websocket frame of a published message, built once. */
+static struct gw_refbuf *ws_plain_form(struct pubsub_message *m, int form, const char *data,
+                                       size_t len)
+{
+    if (!m->forms[form]) {
         uint8_t header[10];
         size_t n = ws_encode_header(header, WS_OP_TEXT, true, len);
-        frame = gw_refbuf_new(n + len);
+        struct gw_refbuf *frame = gw_refbuf_new(n + len);
         memcpy(frame->data, header, n);
         memcpy(frame->data + n, data, len);
         m->forms[form] = frame;
+    }
+    return m->forms[form];
+}
+
+/* A published message's websocket frame is built once and written by reference to every
+ * recipient; so is its compressed frame (no context takeover: the same bytes are right for
+ * every deflate connection). When compression does not pay, the compressed form is the plain
+ * frame. */
+static void ws_write_shared(struct ws_conn *ws, struct pubsub_message *m, int plain,
+                            const char *data, size_t len)
+{
+    struct gw_refbuf *frame;
+    if (ws_compresses(ws, len)) {
+        int form = plain == TP_FORM_WS_RAW ? WS_FORM_DEFLATE_RAW : WS_FORM_DEFLATE_FRAME;
+        if (!m->forms[form]) {
+            struct gw_buf b = GW_BUF_INIT;
+            size_t start;
+            if (ws_deflate_frame(data, len, &b, &start))
+                m->forms[form] = gw_refbuf_copy(b.data + start, b.len - start);
+            else
+                m->forms[form] = gw_refbuf_ref(ws_plain_form(m, plain, data, len));
+            gw_buf_release(&b);
+        }
+        frame = m->forms[form];
+    } else {
+        frame = ws_plain_form(m, plain, data, len);
     }
     ws->conn->ops->write_ref(ws->conn, frame, 0, frame->len);
 }
@@ -82,6 +174,13 @@ static void ws_drop_session(struct ws_conn *ws)
         sockjs_session_receiver_lost(s, &ws->base);
 }
 
+/* Ends the connection for a bad client message. */
+static void ws_fail(struct ws_conn *ws, uint16_t code, const char *reason)
+{
+    ws_drop_session(ws);
+    ws_close(ws, code, reason);
+}
+
 static bool send_frame(struct sockjs_receiver *base, const struct sockjs_frame *f)
 {
     struct ws_conn *ws = (struct ws_conn *)base;
@@ -91,7 +190,7 @@ static bool send_frame(struct sockjs_receiver *base, const struct sockjs_frame *
         if (f->msg)
             ws_write_shared(ws, f->msg, TP_FORM_WS_FRAME, f->data, f->len);
         else
-            ws_write_frame(ws, WS_OP_TEXT, f->data, f->len);
+            ws_write_text(ws, f->data, f->len);
         return true;
     }
     switch (f->type) {
@@ -99,7 +198,7 @@ static bool send_frame(struct sockjs_receiver *base, const struct sockjs_frame *
         if (f->msg)
             ws_write_shared(ws, f->msg, TP_FORM_WS_RAW, f->data, f->len);
         else
-            ws_write_frame(ws, WS_OP_TEXT, f->data, f->len);
+            ws_write_text(ws, f->data, f->len);
         break;
     case SOCKJS_FRAME_HEARTBEAT:
         ws_write_frame(ws, WS_OP_PING, NULL, 0);
@@ -155,23 +254,51 @@ static void deliver(struct ws_conn *ws, const uint8_t *data, size_t len)
     if (rc != SOCKJS_PAYLOAD_OK) {
         GW_INFO("%s: websocket payload rejected: %s", ws->conn->ops->peer(ws->conn),
                 sockjs_payload_error_text(rc));
-        ws_drop_session(ws);
-        ws_close(ws, WS_CLOSE_INVALID_PAYLOAD, sockjs_payload_error_text(rc));
+        ws_fail(ws, WS_CLOSE_INVALID_PAYLOAD, sockjs_payload_error_text(rc));
     }
+}
+
+/* A complete client message, inflated first when compressed (RFC 7692 7.2.2): the inflated size
+ * is held to the message size limit (a decompression bomb gets 1009 having cost at most that),
+ * and text is checked for UTF-8 after inflating (1007). */
+static void deliver_message(struct ws_conn *ws, enum ws_opcode opcode, const uint8_t *data,
+                            size_t len)
+{
+    if (!ws_decoder_compressed(&ws->decoder)) {
+        deliver(ws, data, len);
+        return;
+    }
+    const char *peer = ws->conn->ops->peer(ws->conn);
+    uint32_t max = ws->decoder.max_message;
+    struct gw_buf b = GW_BUF_INIT;
+    int rc = ws_deflate_inflate(&zlib_state, data, len, max ? max : SIZE_MAX, &b);
+    if (rc == GW_ELIMIT) {
+        GW_INFO("%s: websocket compressed message inflates past %u bytes (close 1009)", peer,
+                max);
+        ws_fail(ws, WS_CLOSE_TOO_BIG, "Message too big");
+    } else if (rc < 0) {
+        GW_INFO("%s: websocket compressed message is not valid deflate data (close 1007)", peer);
+        ws_fail(ws, WS_CLOSE_INVALID_PAYLOAD, "Invalid compressed data");
+    } else if (opcode == WS_OP_TEXT && !gw_utf8_valid(b.data, b.len)) {
+        GW_INFO("%s: websocket compressed text message is not valid UTF-8 (close 1007)", peer);
+        ws_fail(ws, WS_CLOSE_INVALID_PAYLOAD, "Invalid UTF-8");
+    } else {
+        deliver(ws, (const uint8_t *)(b.data ? b.data : ""), b.len);
+    }
+    gw_buf_release(&b);
 }
 
 static int on_data(void *arg, enum ws_opcode opcode, const uint8_t *data, size_t len, bool last)
 {
-    (void)opcode;
     struct ws_conn *ws = arg;
     if (last && !ws->message) {
-        deliver(ws, data, len);
+        deliver_message(ws, opcode, data, len);
     } else {
         if (!ws->message)
             ws->message = gw_buf_new();
         gw_buf_append(ws->message, data, len);
         if (last) {
-            deliver(ws, (const uint8_t *)ws->message->data, ws->message->len);
+            deliver_message(ws, opcode, (const uint8_t *)ws->message->data, ws->message->len);
             gw_buf_free(&ws->message);
         }
     }
@@ -242,6 +369,33 @@ static const struct tp_handler_ops handler_ops = {
     .on_close = on_conn_close,
 };
 
+/* Whether to answer with permessage-deflate: enabled, and an offer in one of the request's
+ * Sec-WebSocket-Extensions headers that we can honour. Declined offers are logged. */
+static bool negotiate_deflate(const struct tp_request *req)
+{
+    if (!settings.deflate)
+        return false;
+    static const char name[] = "Sec-WebSocket-Extensions";
+    for (size_t i = 0; i < req->n_headers; i++) {
+        const struct tp_header *h = &req->headers[i];
+        if (h->name_len != sizeof(name) - 1 || strncasecmp(h->name, name, h->name_len) != 0)
+            continue;
+        const char *why = NULL;
+        switch (ws_deflate_parse_offers(h->value, h->value_len, &why)) {
+        case WS_DEFLATE_ACCEPTED:
+            return true;
+        case WS_DEFLATE_DECLINED:
+        case WS_DEFLATE_MALFORMED:
+            GW_DEBUG("%s: permessage-deflate declined: %s: %.*s", req->conn->ops->peer(req->conn),
+                     why, (int)(h->value_len > 200 ? 200 : h->value_len), h->value);
+            break;
+        case WS_DEFLATE_NOT_OFFERED:
+            break;
+        }
+    }
+    return false;
+}
+
 static void refuse(const struct tp_request *req, const char *why)
 {
     GW_INFO("%s: websocket handshake refused: %s", req->conn->ops->peer(req->conn), why);
@@ -287,12 +441,14 @@ void websocket_handle(const struct tp_request *req, bool raw)
     }
     char accept[29];
     ws_accept_key(key, len, accept);
+    bool deflate = negotiate_deflate(req);
     static const char head_fmt[] = "HTTP/1.1 101 Switching Protocols\r\n"
                                    "Upgrade: websocket\r\n"
                                    "Connection: Upgrade\r\n"
-                                   "Sec-WebSocket-Accept: %s\r\n\r\n";
-    char head[sizeof(head_fmt) + 32];
-    int n = snprintf(head, sizeof(head), head_fmt, accept);
+                                   "Sec-WebSocket-Accept: %s\r\n%s\r\n";
+    static const char extension_line[] = "Sec-WebSocket-Extensions: " WS_DEFLATE_RESPONSE "\r\n";
+    char head[sizeof(head_fmt) + sizeof(extension_line) + 32];
+    int n = snprintf(head, sizeof(head), head_fmt, accept, deflate ? extension_line : "");
     struct tp_conn *c = req->conn;
     c->ops->write(c, head, (size_t)n);
 
@@ -301,6 +457,9 @@ void websocket_handle(const struct tp_request *req, bool raw)
     ws->conn = c;
     ws->raw = raw;
     ws_decoder_init(&ws->decoder, req->max_message);
+    ws->deflate = deflate;
+    if (deflate)
+        ws_decoder_allow_compression(&ws->decoder);
     /* The upgrade frees the request; the application still wants its query when it opens. */
     char *query = req->query ? gw_strndup(req->query, req->query_len) : NULL;
     struct sockjs_open_info info = {.query = query, .query_len = req->query_len};

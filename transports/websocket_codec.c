@@ -17,6 +17,9 @@
 
 #define WS_FIN 0x80
 #define WS_RSV_MASK 0x70
+/* ws_decoder.flags */
+#define WS_DEC_F_DEFLATE 0x01    /* permessage-deflate negotiated: RSV1 allowed */
+#define WS_DEC_F_COMPRESSED 0x02 /* the current data message has RSV1 */
 #define WS_OPCODE_MASK 0x0F
 #define WS_MASKED 0x80
 #define WS_LEN7_MASK 0x7F
@@ -29,6 +32,8 @@
 enum ws_error {
     WS_ERR_NONE,
     WS_ERR_RSV,
+    WS_ERR_RSV1_CONTROL,
+    WS_ERR_RSV1_CONTINUATION,
     WS_ERR_OPCODE,
     WS_ERR_CONTROL_FRAGMENTED,
     WS_ERR_CONTINUATION,
@@ -49,6 +54,8 @@ static const struct {
 } ws_errors[] = {
     [WS_ERR_NONE] = {0, "no error"},
     [WS_ERR_RSV] = {WS_CLOSE_PROTOCOL_ERROR, "reserved bits set"},
+    [WS_ERR_RSV1_CONTROL] = {WS_CLOSE_PROTOCOL_ERROR, "compressed control frame"},
+    [WS_ERR_RSV1_CONTINUATION] = {WS_CLOSE_PROTOCOL_ERROR, "RSV1 on a continuation frame"},
     [WS_ERR_OPCODE] = {WS_CLOSE_PROTOCOL_ERROR, "unknown opcode"},
     [WS_ERR_CONTROL_FRAGMENTED] = {WS_CLOSE_PROTOCOL_ERROR, "fragmented control frame"},
     [WS_ERR_CONTINUATION] = {WS_CLOSE_PROTOCOL_ERROR, "continuation frame outside a message"},
@@ -69,6 +76,7 @@ struct ws_frame {
     const uint8_t *mask;
     uint8_t opcode;
     bool fin;
+    bool rsv1;
 };
 
 static long fail(struct ws_decoder *d, enum ws_error err)
@@ -98,10 +106,18 @@ static long parse_header(struct ws_decoder *d, const uint8_t *p, size_t avail, s
 {
     if (avail < 1)
         return 0;
-    if (p[0] & WS_RSV_MASK)
+    uint8_t rsv = p[0] & WS_RSV_MASK;
+    if (rsv && (rsv != WS_RSV1 || !(d->flags & WS_DEC_F_DEFLATE)))
         return fail(d, WS_ERR_RSV);
     f->fin = (p[0] & WS_FIN) != 0;
     f->opcode = p[0] & WS_OPCODE_MASK;
+    f->rsv1 = rsv != 0;
+    /* RFC 7692 6.1: RSV1 marks a message, on its first frame; control frames are never
+     * compressed. */
+    if (f->rsv1 && is_control(f->opcode))
+        return fail(d, WS_ERR_RSV1_CONTROL);
+    if (f->rsv1 && f->opcode == WS_OP_CONTINUATION)
+        return fail(d, WS_ERR_RSV1_CONTINUATION);
     switch (f->opcode) {
     case WS_OP_CONTINUATION:
         if (!d->message_opcode)
@@ -208,7 +224,7 @@ static long deliver_payload(struct ws_decoder *d, uint8_t *data, size_t len, siz
     enum ws_opcode opcode = d->message_opcode;
     /* Validate before delivering, so the callback never sees invalid text; a character cut by
      * the end of a piece (or of a non-final frame) is fine until the message's last piece. */
-    if (opcode == WS_OP_TEXT) {
+    if (opcode == WS_OP_TEXT && !(d->flags & WS_DEC_F_COMPRESSED)) {
         d->utf8_state = gw_utf8_feed(d->utf8_state, p, n);
         if (d->utf8_state == GW_UTF8_REJECT || (last && d->utf8_state != GW_UTF8_ACCEPT))
             return fail(d, WS_ERR_UTF8);
@@ -267,6 +283,8 @@ long ws_decoder_feed(struct ws_decoder *d, uint8_t *data, size_t len,
             GW_ASSERT(d->utf8_state == GW_UTF8_ACCEPT);
             d->message_opcode = f.opcode;
             d->message_len = 0;
+            d->flags = (uint8_t)((d->flags & ~WS_DEC_F_COMPRESSED) |
+                                 (f.rsv1 ? WS_DEC_F_COMPRESSED : 0));
         }
         d->message_len += f.len;
         if (f.len > 0) {
@@ -289,6 +307,16 @@ long ws_decoder_feed(struct ws_decoder *d, uint8_t *data, size_t len,
             break;
     }
     return (long)pos;
+}
+
+void ws_decoder_allow_compression(struct ws_decoder *d)
+{
+    d->flags |= WS_DEC_F_DEFLATE;
+}
+
+bool ws_decoder_compressed(const struct ws_decoder *d)
+{
+    return (d->flags & WS_DEC_F_COMPRESSED) != 0;
 }
 
 uint16_t ws_decoder_close_code(const struct ws_decoder *d)

@@ -7,10 +7,12 @@
  *      +--- protocol error ---> ERROR <-----------+  (sticky; ws_decoder_close_code() says why)
  *
  * The decoder enforces the server-side rules: client frames must be masked (1002), reserved
- * bits must be zero without a negotiated extension (1002), unknown opcodes (1002), control
+ * bits must be zero without a negotiated extension (1002; with permessage-deflate, RSV1 may be
+ * set on the first frame of a data message only), unknown opcodes (1002), control
  * frames at most 125 bytes and never fragmented (1002), continuation frames only inside a
  * fragmented message and a new data frame never inside one (1002), text messages valid UTF-8
- * across fragments (1007, detected as early as possible), message size (sum of fragments) at
+ * across fragments (1007, detected as early as possible; for a compressed message the caller
+ * checks the inflated text), message size (sum of fragments, compressed as sent) at
  * most max_message_size (1009, detected from the frame header before reading the payload),
  * close frames with a valid code and UTF-8 reason (1002 / 1007). */
 #ifndef WEBSOCKET_CODEC_H
@@ -80,6 +82,7 @@ struct ws_decoder {
     uint8_t message_opcode; /* TEXT/BINARY while a data message is in progress, else 0 */
     uint16_t close_code;    /* in ERROR state: the close code to send */
     uint8_t error;          /* in ERROR state: private index of the reason */
+    uint8_t flags;          /* WS_DEC_F_* (private) */
 };
 
 void ws_decoder_init(struct ws_decoder *d, uint32_t max_message_size);
@@ -92,13 +95,21 @@ void ws_decoder_init(struct ws_decoder *d, uint32_t max_message_size);
 long ws_decoder_feed(struct ws_decoder *d, uint8_t *data, size_t len,
                      const struct ws_decoder_callbacks *cb, void *arg);
 
+/* permessage-deflate was negotiated: RSV1 marks a compressed message (RFC 7692 6). */
+void ws_decoder_allow_compression(struct ws_decoder *d);
+/* During on_data: whether the current message is compressed (its first frame had RSV1). Its
+ * pieces are then the compressed bytes, not UTF-8-checked; the caller inflates the message. */
+bool ws_decoder_compressed(const struct ws_decoder *d);
+
 /* The close code to send after an error; 0 while there was none. */
 uint16_t ws_decoder_close_code(const struct ws_decoder *d);
 /* A human-readable reason for the error (static string), for logs and the close frame. */
 const char *ws_decoder_error(const struct ws_decoder *d);
 
 /* Server frame header (never masked) for a frame of payload_len bytes into out (>= 10 bytes);
- * returns the header length (2, 4 or 10). */
+ * returns the header length (2, 4 or 10). For a compressed message, OR WS_RSV1 into out[0] of
+ * its first frame. */
+#define WS_RSV1 0x40
 size_t ws_encode_header(uint8_t out[10], enum ws_opcode opcode, bool fin, uint64_t payload_len);
 
 /* Close frame payload: 2-byte code + reason (UTF-8, may be NULL; truncated to fit 123 bytes on

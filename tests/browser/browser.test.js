@@ -259,6 +259,31 @@ if (problem) {
         }
     });
 
+    /* Chromium offers permessage-deflate on every websocket: with --ws-deflate (here through the
+     * environment) the raw endpoint must negotiate it and echo a compressed message intact. */
+    test('permessage-deflate with Chromium (--ws-deflate)', { timeout: CASE_TIMEOUT_MS }, async () => {
+        process.env.SOCKJS_GATEWAY_WS_DEFLATE = '1';
+        const dgw = await startGateway(process.env.GW_BINARY)
+            .finally(() => delete process.env.SOCKJS_GATEWAY_WS_DEFLATE);
+        const context = await browser.newContext();
+        try {
+            const page = await context.newPage();
+            const msg = 'compress me \u{1F600} '.repeat(200);
+            const r = await within(STEP_TIMEOUT_MS, 'deflate echo', page.evaluate(([url, m]) =>
+                new Promise((resolve, reject) => {
+                    const ws = new WebSocket(url);
+                    ws.onerror = () => reject(new Error('websocket error'));
+                    ws.onopen = () => ws.send(m);
+                    ws.onmessage = (e) => { resolve({ ext: ws.extensions, same: e.data === m }); ws.close(); };
+                }), [`ws://127.0.0.1:${dgw.port}/echo/websocket`, msg]));
+            assert.equal(r.ext, 'permessage-deflate; server_no_context_takeover; client_no_context_takeover');
+            assert.ok(r.same, 'the echo differs from the message sent');
+        } finally {
+            await context.close().catch(() => {});
+            await stopGateway(dgw);
+        }
+    });
+
     async function runCase(transport, origin) {
         const started = Date.now();
         const logOffset = gw.log.length;

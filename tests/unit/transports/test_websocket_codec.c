@@ -95,6 +95,7 @@ static void put_str_frame(struct buf *b, bool fin, uint8_t opcode, const char *s
 /* A whole data message or control frame, as sent or as reassembled from events. */
 struct msg {
     bool control;
+    bool compressed; /* RSV1 (permessage-deflate) on the message */
     uint8_t opcode;
     uint8_t *data;
     size_t len;
@@ -110,6 +111,7 @@ static void msgs_add(struct msgs *m, bool control, uint8_t opcode, const void *d
     m->v = realloc(m->v, (m->n + 1) * sizeof(*m->v));
     struct msg *x = &m->v[m->n++];
     x->control = control;
+    x->compressed = false;
     x->opcode = opcode;
     x->len = len;
     x->data = malloc(len ? len : 1);
@@ -131,7 +133,9 @@ struct rec {
     struct msgs msgs;
     struct buf cur; /* the data message in progress */
     bool in_msg;
+    bool cur_compressed;
     uint8_t cur_opcode;
+    const struct ws_decoder *d;
     uint32_t utf8;
     enum stop_mode stop_mode;
     uint64_t rng;
@@ -154,19 +158,24 @@ static int on_data(void *arg, enum ws_opcode opcode, const uint8_t *data, size_t
     if (!r->in_msg) {
         r->in_msg = true;
         r->cur_opcode = (uint8_t)opcode;
+        r->cur_compressed = ws_decoder_compressed(r->d);
         r->cur.len = 0;
         r->utf8 = GW_UTF8_ACCEPT;
     } else if (r->cur_opcode != opcode) {
         r->violation = r->violation ? r->violation : "opcode changed within a message";
+    } else if (r->cur_compressed != ws_decoder_compressed(r->d)) {
+        r->violation = r->violation ? r->violation : "compression changed within a message";
     }
     buf_put(&r->cur, data, len);
-    if (opcode == WS_OP_TEXT) {
+    /* Compressed text is checked by the caller after inflating. */
+    if (opcode == WS_OP_TEXT && !r->cur_compressed) {
         r->utf8 = gw_utf8_feed(r->utf8, data, len);
         if (r->utf8 == GW_UTF8_REJECT || (last && r->utf8 != GW_UTF8_ACCEPT))
             r->violation = r->violation ? r->violation : "invalid UTF-8 delivered";
     }
     if (last) {
         msgs_add(&r->msgs, false, r->cur_opcode, r->cur.p, r->cur.len);
+        r->msgs.v[r->msgs.n - 1].compressed = r->cur_compressed;
         r->in_msg = false;
     }
     return stop_now(r);
@@ -253,6 +262,7 @@ struct expect {
     uint16_t close_code; /* 0 = no error */
     size_t error_at;     /* with close_code: input bytes that make the error detectable */
     uint32_t max_message;
+    bool deflate; /* permessage-deflate negotiated */
 };
 
 static void check_run(const struct expect *e, const struct run *res, const struct rec *r,
@@ -275,6 +285,7 @@ static void check_run(const struct expect *e, const struct run *res, const struc
     for (size_t i = 0; i < e->msgs.n; i++) {
         const struct msg *got = &r->msgs.v[i], *want = &e->msgs.v[i];
         ASSERT_INT_EQ(got->control, want->control);
+        ASSERT_INT_EQ(got->compressed, want->compressed);
         ASSERT_UINT_EQ(got->opcode, want->opcode);
         ASSERT_MEM_EQ(got->data, got->len, want->data, want->len);
     }
@@ -286,7 +297,9 @@ static void run_once(const struct buf *in, const struct expect *e, enum split sp
     int failures = gw_test_failures;
     struct ws_decoder d;
     ws_decoder_init(&d, e->max_message);
-    struct rec r = {.stop_mode = stop, .rng = seed ^ 0x5555};
+    if (e->deflate)
+        ws_decoder_allow_compression(&d);
+    struct rec r = {.stop_mode = stop, .rng = seed ^ 0x5555, .d = &d};
     uint64_t rng = seed;
     /* The decoder unmasks in place; keep the input intact for the other runs. */
     uint8_t *copy = malloc(in->len ? in->len : 1);
@@ -349,6 +362,13 @@ static void fill_text(uint8_t *p, size_t n)
         memcpy(p + i, unit, 10);
     for (; i < n; i++)
         p[i] = 'z';
+}
+
+/* A compressed (RSV1) data message: the decoder delivers its bytes as they are. */
+static void expect_compressed(struct expect *e, uint8_t opcode, const void *data, size_t len)
+{
+    msgs_add(&e->msgs, false, opcode, data, len);
+    e->msgs.v[e->msgs.n - 1].compressed = true;
 }
 
 /* ---- decoding valid input ---- */
@@ -548,6 +568,57 @@ TEST(test_error_reserved_bits)
         put_frame_ex(&in, 0x80 | rsv[i] | WS_OP_TEXT, true, LEN_MINIMAL, 1, "x", 1);
         run_error_case(&in, &e, WS_CLOSE_PROTOCOL_ERROR, 1);
         put_frame_ex(&in, 0x80 | rsv[i] | WS_OP_PING, true, LEN_MINIMAL, 0, "", 0);
+        run_error_case(&in, &e, WS_CLOSE_PROTOCOL_ERROR, 1);
+    }
+}
+
+/* With permessage-deflate, RSV1 on a message's first frame marks it compressed: its bytes are
+ * delivered unchecked (not UTF-8 until inflated), the flag holds for the whole message, and the
+ * next message starts without it. */
+TEST(test_compressed_messages)
+{
+    struct buf in = {0};
+    struct expect e = {.deflate = true};
+    static const uint8_t deflated[] = {0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00, 0xff};
+    put_frame_ex(&in, 0x80 | WS_RSV1 | WS_OP_TEXT, true, LEN_MINIMAL, sizeof(deflated), deflated,
+                 sizeof(deflated));
+    expect_compressed(&e, WS_OP_TEXT, deflated, sizeof(deflated));
+    put_str_frame(&in, true, WS_OP_TEXT, "plain");
+    expect_str(&e, WS_OP_TEXT, "plain");
+    /* Fragmented: RSV1 on the first frame only, a control frame in between. */
+    put_frame_ex(&in, WS_RSV1 | WS_OP_BINARY, true, LEN_MINIMAL, 3, deflated, 3);
+    put_str_frame(&in, true, WS_OP_PING, "p");
+    put_frame(&in, false, WS_OP_CONTINUATION, deflated + 3, 0);
+    put_frame(&in, true, WS_OP_CONTINUATION, deflated + 3, sizeof(deflated) - 3);
+    expect_str(&e, WS_OP_PING, "p");
+    expect_compressed(&e, WS_OP_BINARY, deflated, sizeof(deflated));
+    /* An empty compressed message. */
+    put_frame_ex(&in, 0x80 | WS_RSV1 | WS_OP_TEXT, true, LEN_MINIMAL, 0, "", 0);
+    expect_compressed(&e, WS_OP_TEXT, "", 0);
+    put_str_frame(&in, true, WS_OP_TEXT, "\xc3\xa9");
+    expect_str(&e, WS_OP_TEXT, "\xc3\xa9");
+    run_case(&in, &e);
+    buf_free(&in);
+    msgs_free(&e.msgs);
+}
+
+/* RSV1 is refused on control frames and continuation frames even with permessage-deflate, RSV2
+ * and RSV3 always, RSV1 without the extension (test_error_reserved_bits). */
+TEST(test_error_rsv1)
+{
+    struct buf in = {0};
+    struct expect e = {.deflate = true};
+    put_frame_ex(&in, 0x80 | WS_RSV1 | WS_OP_PING, true, LEN_MINIMAL, 0, "", 0);
+    run_error_case(&in, &e, WS_CLOSE_PROTOCOL_ERROR, 1);
+    put_frame_ex(&in, 0x80 | WS_RSV1 | WS_OP_CLOSE, true, LEN_MINIMAL, 0, "", 0);
+    run_error_case(&in, &e, WS_CLOSE_PROTOCOL_ERROR, 1);
+    put_frame_ex(&in, WS_RSV1 | WS_OP_TEXT, true, LEN_MINIMAL, 1, "x", 1);
+    size_t at = in.len;
+    put_frame_ex(&in, 0x80 | WS_RSV1 | WS_OP_CONTINUATION, true, LEN_MINIMAL, 1, "y", 1);
+    run_error_case(&in, &e, WS_CLOSE_PROTOCOL_ERROR, at + 1);
+    static const uint8_t others[] = {0x20, 0x10, 0x60};
+    for (size_t i = 0; i < sizeof(others); i++) {
+            put_frame_ex(&in, 0x80 | others[i] | WS_OP_TEXT, true, LEN_MINIMAL, 1, "x", 1);
         run_error_case(&in, &e, WS_CLOSE_PROTOCOL_ERROR, 1);
     }
 }
@@ -986,6 +1057,7 @@ GW_TEST_MAIN(TEST_CASE(test_frame_lengths), TEST_CASE(test_non_minimal_lengths),
              TEST_CASE(test_control_frames), TEST_CASE(test_fragmentation_with_controls),
              TEST_CASE(test_utf8_across_fragments), TEST_CASE(test_random_streams),
              TEST_CASE(test_error_unmasked), TEST_CASE(test_error_reserved_bits),
+             TEST_CASE(test_compressed_messages), TEST_CASE(test_error_rsv1),
              TEST_CASE(test_error_unknown_opcodes), TEST_CASE(test_error_control_frames),
              TEST_CASE(test_error_continuation_without_message),
              TEST_CASE(test_error_new_message_inside_fragmented), TEST_CASE(test_error_length_msb),
