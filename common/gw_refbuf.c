@@ -2,8 +2,6 @@
 
 #include <string.h>
 
-#include <event2/buffer.h>
-
 #include "gw_alloc.h"
 #include "gw_error.h"
 
@@ -31,24 +29,4 @@ void gw_refbuf_unref(struct gw_refbuf *b)
     GW_ASSERT(b->refs > 0);
     if (--b->refs == 0)
         gw_free(b);
-}
-
-static void unref_cleanup(const void *data, size_t len, void *arg)
-{
-    (void)data;
-    (void)len;
-    gw_refbuf_unref(arg);
-}
-
-int gw_refbuf_add_to_evbuffer(struct evbuffer *out, struct gw_refbuf *b, size_t off, size_t len)
-{
-    GW_ASSERT(off + len <= b->len);
-    if (len == 0)
-        return 0;
-    gw_refbuf_ref(b);
-    if (evbuffer_add_reference(out, b->data + off, len, unref_cleanup, b) != 0) {
-        gw_refbuf_unref(b);
-        return GW_EIO;
-    }
-    return 0;
 }

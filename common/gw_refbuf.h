@@ -6,8 +6,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-struct evbuffer;
-
 struct gw_refbuf {
     uint32_t refs;
     uint32_t len;
@@ -26,9 +24,5 @@ static inline struct gw_refbuf *gw_refbuf_ref(struct gw_refbuf *b)
 }
 
 void gw_refbuf_unref(struct gw_refbuf *b);
-
-/* Appends bytes [off, off+len) of b to out by reference (no copy); out keeps b alive until
- * libevent has written them. Returns 0 or GW_EIO. */
-int gw_refbuf_add_to_evbuffer(struct evbuffer *out, struct gw_refbuf *b, size_t off, size_t len);
 
 #endif

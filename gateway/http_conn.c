@@ -31,9 +31,7 @@
 #include <unistd.h>
 #include <arpa/inet.h>
 
-#include <event2/buffer.h>
 #include <event2/event.h>
-#include <event2/event_struct.h>
 #include <http_parser.h>
 
 #include "gw_alloc.h"
@@ -41,7 +39,7 @@
 #include "gw_error.h"
 #include "gw_log.h"
 #include "gw_net.h"
-#include "gw_refbuf.h"
+#include "gw_outq.h"
 #include "proxy_protocol.h"
 
 enum conn_state {
@@ -97,7 +95,7 @@ struct gw_conn {
     struct gw_server *srv;
     struct gw_list node;          /* gw_server.conns; gw_server.dead once closed */
     struct gw_timer timer;        /* header, idle or linger timeout */
-    struct evbuffer *out;         /* NULL while nothing is queued */
+    struct gw_outq *out;          /* NULL while nothing is queued */
     struct http_req *req;
     uint8_t *leftover;            /* input not consumed yet */
     uint32_t leftover_len;
@@ -207,8 +205,7 @@ static void conn_free(struct gw_conn *c)
     gw_free(c->client);
     req_free(c);
     gw_free(c->leftover);
-    if (c->out)
-        evbuffer_free(c->out);
+    gw_outq_free(c->out);
     gw_free(c);
 }
 
@@ -254,11 +251,10 @@ static void schedule_flush(struct gw_conn *c)
     event_active(c->srv->turn_end, EV_TIMEOUT, 0);
 }
 
-static struct evbuffer *out_buffer(struct gw_conn *c)
+static struct gw_outq *out_queue(struct gw_conn *c)
 {
     if (!c->out)
-        c->out = evbuffer_new();
-    GW_ASSERT(c->out != NULL);
+        c->out = gw_outq_new();
     return c->out;
 }
 
@@ -267,11 +263,10 @@ static bool do_write(struct gw_conn *c)
 {
     if (c->state == ST_DEAD)
         return false;
-    while (c->out && evbuffer_get_length(c->out) > 0) {
-        int n = evbuffer_write(c->out, c->fd);
-        if (n < 0) {
+    while (c->out && gw_outq_bytes(c->out) > 0) {
+        if (gw_outq_write(c->out, c->fd) < 0) {
             if (errno == EAGAIN || errno == EWOULDBLOCK) {
-                size_t queued = evbuffer_get_length(c->out);
+                size_t queued = gw_outq_bytes(c->out);
                 if (queued > c->srv->cfg->max_output_bytes) {
                     /* A peer that does not read loses its own connection, not our memory. */
                     GW_WARN("%s: slow consumer: %zu bytes unwritten (limit %u); closing",
@@ -287,10 +282,8 @@ static bool do_write(struct gw_conn *c)
             return false;
         }
     }
-    if (c->out) {
-        evbuffer_free(c->out);
-        c->out = NULL;
-    }
+    gw_outq_free(c->out);
+    c->out = NULL;
     if (c->events & EV_WRITE)
         set_events(c, (short)(c->events & ~EV_WRITE));
     if (c->state == ST_FLUSHING) {
@@ -332,7 +325,7 @@ static void conn_write(struct tp_conn *tc, const void *data, size_t len)
     struct gw_conn *c = (struct gw_conn *)tc;
     if (!writable_state(c) || len == 0)
         return;
-    evbuffer_add(out_buffer(c), data, len);
+    gw_outq_add(out_queue(c), data, len);
     schedule_flush(c);
 }
 
@@ -341,17 +334,14 @@ static void conn_write_ref(struct tp_conn *tc, struct gw_refbuf *b, size_t off, 
     struct gw_conn *c = (struct gw_conn *)tc;
     if (!writable_state(c) || len == 0)
         return;
-    if (gw_refbuf_add_to_evbuffer(out_buffer(c), b, off, len) != 0) {
-        close_now(c);
-        return;
-    }
+    gw_outq_add_ref(out_queue(c), b, off, len);
     schedule_flush(c);
 }
 
 static size_t conn_queued(const struct tp_conn *tc)
 {
     const struct gw_conn *c = (const struct gw_conn *)tc;
-    return c->out ? evbuffer_get_length(c->out) : 0;
+    return c->out ? gw_outq_bytes(c->out) : 0;
 }
 
 static void conn_set_handler(struct tp_conn *tc, const struct tp_handler_ops *ops, void *h)

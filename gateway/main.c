@@ -11,6 +11,7 @@
 #include "delivery.h"
 #include "gateway.h"
 #include "gw_log.h"
+#include "gw_outq.h"
 #include "pubsub_engine.h"
 #include "websocket.h"
 
@@ -114,6 +115,7 @@ int main(int argc, char **argv)
     gw_server_cleanup(&srv);
     event_base_free(base);
     websocket_cleanup();
+    gw_outq_pool_release();
     gw_config_cleanup(&cfg);
     GW_INFO("stopped");
     return status;

@@ -1,0 +1,36 @@
+/* A connection's output queue: bytes waiting for the socket, either copied into small
+ * segments or referenced in shared gw_refbufs (one published frame written to thousands of
+ * connections without a copy), written with one writev per flush.
+ *
+ * Queues and segments come from process-wide free lists (one event loop per process, no
+ * threads), so that the steady state of a busy gateway allocates nothing per write, and a
+ * connection with nothing queued holds nothing but a NULL pointer. The free lists are bounded;
+ * what is beyond their bound goes back to malloc. */
+#ifndef GW_OUTQ_H
+#define GW_OUTQ_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+struct gw_refbuf;
+struct gw_outq;
+
+struct gw_outq *gw_outq_new(void);
+/* Drops what is queued (references released) and returns q to the free list. */
+void gw_outq_free(struct gw_outq *q);
+
+/* Queues a copy of data. */
+void gw_outq_add(struct gw_outq *q, const void *data, size_t len);
+/* Queues bytes [off, off+len) of b by reference; b is kept alive until they are written. */
+void gw_outq_add_ref(struct gw_outq *q, struct gw_refbuf *b, size_t off, size_t len);
+
+size_t gw_outq_bytes(const struct gw_outq *q);
+
+/* Writes as much as the socket takes in one writev; returns the bytes written, or -1 with
+ * errno (EAGAIN when the socket is full). */
+ssize_t gw_outq_write(struct gw_outq *q, int fd);
+
+/* Frees the free lists (at exit, so that leak checkers see a clean heap). */
+void gw_outq_pool_release(void);
+
+#endif
