@@ -22,6 +22,7 @@ Not a test: nothing passes or fails. The exact command lines are printed.
 """
 
 import argparse
+import http.client
 import json
 import os
 import shlex
@@ -58,14 +59,31 @@ def event(i, company):
             "event": "contacts.updated", "data": data}
 
 
+class Api:
+    """One keep-alive connection to the publish API (embedded engine: ready once it listens)."""
+
+    def __init__(self, port):
+        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+
+    def publish(self, body):
+        self.conn.request("POST", "/api/publish", body=json.dumps(body).encode(), headers={
+            "Authorization": "Bearer " + latency.API_KEY, "Content-Type": "application/json"})
+        r = self.conn.getresponse()
+        payload = r.read()
+        if r.status != 202:
+            raise RuntimeError("publish answered %d: %r" % (r.status, payload[:200]))
+
+    def close(self):
+        self.conn.close()
+
+
 def run_once(args, deflate):
     extra = ["--ws-deflate"] if deflate else []
     gw = latency.start_gateway(args.gateway, extra)
     lg = None
     try:
         print("  $ " + shlex.join(gw.cmd), flush=True)
-        api = latency.Api(gw.api_port)
-        latency.wait_api_ready(api)
+        api = Api(gw.api_port)
         expect = args.sessions * args.messages
         cmd = [args.loadgen, "--target", "127.0.0.1:%d" % gw.port, "--sessions",
                str(args.sessions), "--jwt-secret", latency.SECRET, "--site", latency.SITE,
@@ -79,10 +97,9 @@ def run_once(args, deflate):
         cpu0 = latency.cpu_seconds(gw.p.pid)
         for first in range(0, args.messages, args.batch):
             body = [event(i, "c0") for i in range(first, min(first + args.batch, args.messages))]
-            status, payload = api.post(body)
-            if status != 202:
-                raise RuntimeError("publish answered %d: %r" % (status, payload[:200]))
-        summary = json.loads(lg.wait_line(r"^\{", 300).string)
+            api.publish(body)
+        api.close()
+        summary = latency.summary_line(lg, 300)
         cpu1 = latency.cpu_seconds(gw.p.pid)
     finally:
         if lg is not None:
