@@ -1,32 +1,30 @@
 #!/usr/bin/python3
-"""Idle memory per SockJS websocket session, measured on the gateway's resident set.
+"""Idle memory per SockJS session, measured on the gateway's resident set.
 
 For each of R rounds, with a fresh gateway (`--listen 127.0.0.1:0`, default mode):
   1. read VmRSS from /proc/PID/status once the gateway is listening and its RSS is stable;
-  2. open N sessions with P `idle_sessions` processes (at most --per-process each, since a
-     process can hold only ~19,900 fds) and wait until every one has printed `ready`;
+  2. open N sessions with bench/loadgen (its worker processes hold at most --per-process each,
+     since a process can hold only ~19,900 fds) and wait for its `ready N` line;
   3. wait until the gateway's RSS is stable again (two reads --settle-interval apart differ by
      at most --stable-kib), read it, and compute (RSS_N - RSS_0) / N;
-then stop the clients and the gateway. Prints a table and the median bytes per session.
+then close loadgen's stdin (it stops and prints its JSON summary: sessions lost, heartbeats) and
+stop the gateway. Prints a table and the median bytes per session.
 
-Builds nothing: pass the gateway binary and, unless it sits next to it as bench/idle_sessions
-in the same build tree, --client PATH.
+Builds nothing: pass the gateway binary and, unless it sits next to it as bench/loadgen in the
+same build tree, --loadgen PATH.
 
     bench/idle_memory.py build/sockjs-gateway
     bench/idle_memory.py build/sockjs-gateway --sessions 19000 --repeats 5
+    bench/idle_memory.py build/sockjs-gateway --transport xhr-streaming
 
-Sessions authenticate with a token each (distinct users of 100 companies on one site), so that
-the delivery state (three channel subscriptions) is counted. Only user-space memory of the
-gateway is measured; the kernel's socket memory (~10 KB per
-loopback connection pair) is not in VmRSS.
+Sessions authenticate with a token each (loadgen mints them: distinct users "u<i>" of 100
+companies on site "bench"), so that the delivery state (three channel subscriptions) is
+counted. Only user-space memory of the gateway is measured; the kernel's socket memory (~10 KB
+per loopback connection pair) is not in VmRSS.
 """
 
 import argparse
-import base64
-import hashlib
-import hmac
 import json
-import tempfile
 import math
 import os
 import re
@@ -39,29 +37,8 @@ import time
 
 LISTEN_RE = re.compile(r"listening on 127\.0\.0\.1:(\d+)")
 
-# Sessions authenticate like real ones (user, company and site channels subscribed); the
-# gateway is started with this secret.
+# The gateway is started with this secret; loadgen mints the sessions' tokens with it.
 SECRET = "idle-memory-secret"
-
-
-def jwt(claims):
-    def b64(b):
-        return base64.urlsafe_b64encode(b).rstrip(b"=").decode()
-    head = b64(json.dumps({"alg": "HS256", "typ": "JWT"}).encode()) + "." + \
-        b64(json.dumps(claims).encode())
-    sig = hmac.new(SECRET.encode(), head.encode(), hashlib.sha256).digest()
-    return head + "." + b64(sig)
-
-
-def token_file(first_user, count):
-    """A file of `count` tokens for distinct users of 100 companies; the caller removes it."""
-    exp = int(time.time()) + 24 * 3600
-    fd, path = tempfile.mkstemp(prefix="idle-memory-tokens-")
-    with os.fdopen(fd, "w") as f:
-        for u in range(first_user, first_user + count):
-            f.write(jwt({"sub": "u%d" % u, "client": "c%d" % (u % 100), "site": "bench",
-                         "exp": exp}) + "\n")
-    return path
 
 
 def status_kib(pid, key):
@@ -135,79 +112,59 @@ class Gateway:
         self.proc.wait()
 
 
-def start_clients(client, port, prefix, sessions, per_process, sources, ready_timeout):
-    """Starts ceil(sessions / per_process) idle_sessions processes and waits for every
-    `ready` line. Returns the processes (their stdin open: closing it ends them)."""
-    n_proc = max(1, math.ceil(sessions / per_process))
-    shares = [sessions // n_proc + (1 if i < sessions % n_proc else 0) for i in range(n_proc)]
-    procs = []
+def start_loadgen(args, port):
+    """Starts loadgen and waits for its `ready` line. Returns the process (its stdin open:
+    closing it stops loadgen)."""
+    procs = max(1, math.ceil(args.sessions / args.per_process))
+    cmd = [args.loadgen, "--target", "127.0.0.1:%d" % port, "--prefix", args.prefix,
+           "--sessions", str(args.sessions), "--procs", str(procs),
+           "--sources", str(args.sources), "--transport", args.transport,
+           "--jwt-secret", SECRET, "--site", "bench", "--users", str(args.sessions),
+           "--companies", "100", "--connect-timeout", str(args.ready_timeout),
+           # The hold ends when we close stdin; this only bounds a run that went wrong.
+           "--timeout", str(args.ready_timeout + args.idle_seconds + 3 * args.settle_max + 120)]
+    p = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     sel = selectors.DefaultSelector()
-    first = 0
-    for share in shares:
-        tokens = token_file(first, share)
-        first += share
-        try:
-            p = subprocess.Popen(
-                [client, "--port", str(port), "--prefix", prefix, "--sessions", str(share),
-                 "--sources", str(sources), "--connect-timeout", str(int(ready_timeout)),
-                 "--tokens", tokens],
-                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-            # Read at start-up; nothing keeps the file afterwards.
-            p.tokens_path = tokens
-        except BaseException:
-            os.unlink(tokens)
-            raise
-        procs.append(p)
-        sel.register(p.stdout, selectors.EVENT_READ, p)
-
-    waiting = {p.pid for p in procs}
-    deadline = time.monotonic() + ready_timeout + 10
-    while waiting:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            stop_clients(procs)
-            raise RuntimeError(f"{len(waiting)} client process(es) not ready in time")
-        for key, _ in sel.select(min(left, 1.0)):
-            p = key.data
+    sel.register(p.stdout, selectors.EVENT_READ)
+    deadline = time.monotonic() + args.ready_timeout + 10
+    try:
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise RuntimeError("loadgen not ready in time")
+            if not sel.select(min(left, 1.0)):
+                continue
             line = p.stdout.readline()
             if line.startswith("ready "):
-                waiting.discard(p.pid)
-                sel.unregister(p.stdout)
-            elif line == "":
-                stop_clients(procs)
-                raise RuntimeError(f"client {p.pid} exited before ready "
-                                   f"(status {p.wait()}); see its stderr above")
-    sel.close()
-    return procs
+                return p
+            if line == "" or line.startswith("{"):
+                raise RuntimeError("loadgen ended before ready (status %s): %s"
+                                   % (p.wait(), line.strip()))
+    except BaseException:
+        stop_loadgen(p)
+        raise
+    finally:
+        sel.close()
 
 
-def stop_clients(procs):
-    """Closes the clients' stdin (their signal to exit); returns (lost, heartbeats) summed
-    from their `done HELD LOST HEARTBEATS` lines."""
-    lost = heartbeats = 0
-    for p in procs:
-        try:
-            p.stdin.close()
-        except OSError:
-            pass
-        try:
-            os.unlink(p.tokens_path)
-        except OSError:
-            pass
-    for p in procs:
-        # The clients write one short line at exit, so waiting before reading cannot block.
-        try:
-            p.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
-        out = p.stdout.read()
-        p.stdout.close()
-        for line in out.splitlines():
-            if line.startswith("done "):
-                lost += int(line.split()[2])
-                heartbeats += int(line.split()[3])
-    return lost, heartbeats
+def stop_loadgen(p):
+    """Closes loadgen's stdin (its signal to stop); returns its JSON summary (or {})."""
+    try:
+        p.stdin.close()
+    except OSError:
+        pass
+    # loadgen writes one short line at exit, so waiting before reading cannot block.
+    try:
+        p.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.wait()
+    out = p.stdout.read()
+    p.stdout.close()
+    for line in out.splitlines():
+        if line.startswith("{"):
+            return json.loads(line)
+    return {}
 
 
 def one_round(args, n):
@@ -217,15 +174,15 @@ def one_round(args, n):
                                     args.settle_max)
         anon0 = status_kib(gw.proc.pid, "RssAnon")
         t0 = time.monotonic()
-        procs = start_clients(args.client, gw.port, args.prefix, args.sessions,
-                              args.per_process, args.sources, args.ready_timeout)
+        lg = start_loadgen(args, gw.port)
         open_s = time.monotonic() - t0
         # Optional: let a heartbeat round (25 s by default) pass, so its buffers are counted.
         time.sleep(args.idle_seconds)
         rss_n, ok_n = settled_rss_kib(gw.proc.pid, args.settle_interval, args.stable_kib,
                                       args.settle_max)
         anon_n = status_kib(gw.proc.pid, "RssAnon")
-        lost, heartbeats = stop_clients(procs)
+        summary = stop_loadgen(lg)
+        lost, heartbeats = summary.get("lost", -1), summary.get("heartbeats", -1)
     finally:
         status = gw.stop()
     per = (rss_n - rss0) * 1024 / args.sessions
@@ -242,15 +199,17 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("gateway", help="path of the sockjs-gateway binary")
-    ap.add_argument("--client", help="path of idle_sessions (default: bench/idle_sessions in "
-                    "the gateway's build tree)")
+    ap.add_argument("--loadgen", help="path of loadgen (default: bench/loadgen in the "
+                    "gateway's build tree)")
+    ap.add_argument("--transport", default="websocket",
+                    choices=("websocket", "xhr-streaming", "xhr-polling"))
     ap.add_argument("--sessions", type=int, default=10000)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--per-process", type=int, default=10000,
-                    help="sessions per idle_sessions process (fd limit: keep below ~19,900)")
+                    help="sessions per loadgen worker process (fd limit: keep below ~19,900)")
     ap.add_argument("--sources", type=int, default=0,
-                    help="source addresses 127.0.0.2.. per client (default: one per 20k "
-                    "sessions, at least 2)")
+                    help="source addresses 127.0.0.2.. (default: one per 20k sessions, at "
+                    "least 2)")
     ap.add_argument("--prefix", default="/sockjs")
     ap.add_argument("--gateway-arg", action="append", default=[],
                     help="extra gateway argument (repeatable)")
@@ -265,19 +224,19 @@ def main():
     ap.add_argument("--ready-timeout", type=float, default=300.0)
     args = ap.parse_args()
 
-    if args.client is None:
-        args.client = os.path.join(os.path.dirname(os.path.abspath(args.gateway)), "bench",
-                                   "idle_sessions")
-    for path in (args.gateway, args.client):
+    if args.loadgen is None:
+        args.loadgen = os.path.join(os.path.dirname(os.path.abspath(args.gateway)), "bench",
+                                    "loadgen")
+    for path in (args.gateway, args.loadgen):
         if not os.access(path, os.X_OK):
-            ap.error(f"{path} is not an executable (build it, or pass --client)")
+            ap.error(f"{path} is not an executable (build it, or pass --loadgen)")
     if args.sessions <= 0 or args.repeats <= 0 or not 0 < args.per_process <= 19900:
         ap.error("need --sessions > 0, --repeats > 0, 0 < --per-process <= 19900")
     if args.sources <= 0:
         args.sources = max(2, math.ceil(args.sessions / 20000))
 
-    print(f"idle memory: {args.sessions} websocket sessions on {args.prefix}, "
-          f"{math.ceil(args.sessions / args.per_process)} client process(es), "
+    print(f"idle memory: {args.sessions} {args.transport} sessions on {args.prefix}, "
+          f"{math.ceil(args.sessions / args.per_process)} loadgen worker(s), "
           f"{args.repeats} round(s)", flush=True)
     rows = []
     for n in range(1, args.repeats + 1):

@@ -1,12 +1,13 @@
 #!/usr/bin/python3
 """Publish -> receive latency of scoped delivery.
 
-Holds --sessions websocket sessions (default 1,000; distinct users of one company, on one site)
-with bench/latency_client (C, libevent: it reads every socket and takes the receive time right
+Holds --sessions websocket sessions (default 1,000; distinct users "u<i>" of one company "c0", on
+site "bench") with bench/loadgen (C: it reads every socket and takes the receive time right
 after read(), which Python could not do for 1,000 sockets without measuring itself), publishes
---events events through the publish API at --rate publishes per second, each with its publish
-time (CLOCK_REALTIME ns, taken just before the request is written) in `data.t`, and reports the
-publish -> receive latency over all deliveries: p50/p99 per run and the median of --runs runs.
+--events events through the publish API at --rate publishes per second with bench/publisher
+(each event's data carries its publish time, CLOCK_REALTIME ns, taken as the request is
+written), and reports loadgen's publish -> receive latency over all deliveries: p50/p99 per run
+and the median of --runs runs.
 
 Scenarios:
   (a) embedded: one node, the embedded engine; sessions and API on that node;
@@ -24,10 +25,6 @@ SIGTERM; the exact command lines are printed. Not a test: nothing passes or fail
 """
 
 import argparse
-import base64
-import hashlib
-import hmac
-import http.client
 import json
 import os
 import re
@@ -38,27 +35,15 @@ import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 
 API_KEY = "bench-key"
 SECRET = "bench-secret"
 SITE = "bench"
-COMPANY = "acme"
+COMPANY = "c0"  # loadgen --companies 1: every session is in company c0
 LISTEN_RE = re.compile(r"listening on ([0-9.]+):(\d+)")
 API_RE = re.compile(r"publish API on ([0-9.]+):(\d+)")
-
-
-def b64url(data):
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def jwt(claims):
-    head = b64url(b'{"alg":"HS256","typ":"JWT"}') + "." + \
-        b64url(json.dumps(claims, separators=(",", ":")).encode())
-    sig = hmac.new(SECRET.encode(), head.encode(), hashlib.sha256).digest()
-    return head + "." + b64url(sig)
 
 
 class Proc:
@@ -169,54 +154,28 @@ def start_gateway(binary, extra):
     return g
 
 
-class Api:
-    """Keep-alive HTTP/1.1 connection to the publish API (reconnects if the server closes)."""
-
-    def __init__(self, port):
-        self.port = port
-        self.conn = None
-
-    def post(self, body):
-        data = json.dumps(body).encode()
-        for attempt in (1, 2):
-            if self.conn is None:
-                self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
-                self.conn.connect()
-                self.conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            try:
-                self.conn.request("POST", "/api/publish", body=data, headers={
-                    "Authorization": "Bearer " + API_KEY, "Content-Type": "application/json"})
-                r = self.conn.getresponse()
-                payload = r.read()
-                if r.will_close:
-                    self.conn.close()
-                    self.conn = None
-                return r.status, payload
-            except (http.client.HTTPException, ConnectionError):
-                self.conn.close()
-                self.conn = None
-                if attempt == 2:
-                    raise
-
-    def publish_timed(self, event_body):
-        """The body with data.t = now (ns) set as late as possible."""
-        event_body["data"] = {"t": time.time_ns()}
-        return self.post(event_body)
+def summary_line(proc, timeout):
+    """The JSON summary line a bench tool prints last."""
+    m = proc.wait_line(r"^\{.*\}$", timeout)
+    return json.loads(m.group(0))
 
 
-def wait_api_ready(api, timeout=30):
+def wait_api_ready(args, node, timeout=30):
+    """Until one probe publish (global, to a site nobody is on) is accepted: with Redis the API
+    answers 503 until the engine is connected. Polling with a deadline: there is no event."""
     deadline = time.monotonic() + timeout
+    cmd = [args.publisher, "--api", "127.0.0.1:%d" % node.api_port, "--api-key", API_KEY,
+           "--scope", "global", "--site", "bench-probe", "--count", "1", "--timeout", "5"]
     while True:
-        status, _ = api.post({"scope": "global", "site": "bench-probe", "event": "probe",
-                              "data": None})
-        if status == 202:
+        r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        if r.returncode == 0:
             return
         if time.monotonic() > deadline:
-            raise RuntimeError("publish API not ready (status %d)" % status)
+            raise RuntimeError("publish API not ready: %s" % r.stdout.strip())
         time.sleep(0.05)
 
 
-def run_once(args, scenario, tokens_path, users, printed):
+def run_once(args, scenario, printed):
     procs = []
     redis = None
     try:
@@ -237,52 +196,52 @@ def run_once(args, scenario, tokens_path, users, printed):
                 if time.monotonic() > deadline:
                     raise RuntimeError("nodes did not subscribe")
                 time.sleep(0.02)
-        api = Api(pub_node.api_port)
-        wait_api_ready(api)
+        wait_api_ready(args, pub_node)
         if scenario == "redis":
-            wait_api_ready(Api(sess_node.api_port))
+            wait_api_ready(args, sess_node)
         expect = args.events * args.sessions
-        client_cmd = [args.client, "--port", str(sess_node.port), "--tokens", tokens_path,
-                      "--sessions", str(args.sessions), "--expect", str(expect),
-                      "--timeout", str(max(30, 3 * args.events / args.rate + 20))]
-        client = Proc(client_cmd, "latency_client", stdin=subprocess.PIPE)
+        send_seconds = args.events / args.rate
+        client_cmd = [args.loadgen, "--target", "127.0.0.1:%d" % sess_node.port,
+                      "--sessions", str(args.sessions), "--jwt-secret", SECRET, "--site", SITE,
+                      "--users", str(args.sessions), "--companies", "1",
+                      "--expect", str(expect), "--timeout", str(int(3 * send_seconds + 120))]
+        client = Proc(client_cmd, "loadgen", stdin=subprocess.PIPE)
         procs.append(client)
+        client.wait_line(r"^ready \d+", 120)
+        if args.scope == "client":
+            ids = COMPANY
+        else:
+            ids = ",".join("u%d" % i for i in range(args.sessions))
+        pub_cmd = [args.publisher, "--api", "127.0.0.1:%d" % pub_node.api_port,
+                   "--api-key", API_KEY, "--scope", args.scope, "--site", SITE, "--ids", ids,
+                   "--event", "bench", "--rate", str(args.rate), "--count", str(args.events)]
         if not printed:
             if redis:
                 print("# redis:   %s" % shlex.join(redis.cmd))
             for p in procs:
                 print("# %s: %s" % (p.name, shlex.join(p.cmd)))
+            shown = list(pub_cmd)
+            if "," in ids:
+                shown[shown.index("--ids") + 1] = "<%d ids>" % len(ids.split(","))
+            print("# publisher: %s" % shlex.join(shown))
             sys.stdout.flush()
-        client.wait_line(r"^ready \d+", 120)
-        if args.scope == "client":
-            body = {"scope": "client", "site": SITE, "ids": [COMPANY], "event": "bench"}
-        else:
-            body = {"scope": "user", "site": SITE, "ids": users, "event": "bench"}
-        interval = 1.0 / args.rate
         nodes = [p for p in procs if p.name == "gateway"]
         cpu0 = [cpu_seconds(p.p.pid) for p in nodes]
-        next_at = time.monotonic()
-        for _ in range(args.events):
-            now = time.monotonic()
-            if next_at > now:
-                time.sleep(next_at - now)  # pacing the load, not synchronisation
-            next_at += interval
-            status, payload = api.publish_timed(dict(body))
-            if status != 202:
-                raise RuntimeError("publish answered %d: %r" % (status, payload[:200]))
-        m = client.wait_line(r"^done (\d+) (\d+) ([-\d.]+) ([-\d.]+) ([-\d.]+) ([-\d.]+) "
-                             r"([-\d.]+)", 3 * args.events / args.rate + 60)
+        pub = Proc(pub_cmd, "publisher")
+        procs.append(pub)
+        ps = summary_line(pub, send_seconds + 60)
+        if ps["accepted"] != args.events:
+            raise RuntimeError("publisher: %r" % ps)
+        ls = summary_line(client, 3 * send_seconds + 60)
         cpu = [cpu_seconds(p.p.pid) - c0 for p, c0 in zip(nodes, cpu0)]
-        client.p.stdin.close()
-        client.stop()
-        got, lost = int(m.group(1)), int(m.group(2))
-        p50, p90, p99, p999, mx = (float(m.group(i)) for i in range(3, 8))
-        return {"received": got, "expected": expect, "lost_sessions": lost, "p50": p50,
-                "p90": p90, "p99": p99, "p999": p999, "max": mx, "cpu": cpu}
+        lat = ls["lat_us"]
+        return {"received": ls["messages"], "expected": expect, "lost_sessions": ls["lost"],
+                "p50": lat["p50"], "p90": lat["p90"], "p99": lat["p99"], "p999": lat["p999"],
+                "max": lat["max"], "cpu": cpu}
     finally:
         for p in reversed(procs):
             if p.p.poll() is None:
-                if p.name == "latency_client":
+                if p.name == "loadgen":
                     try:
                         p.p.stdin.close()
                     except OSError:
@@ -295,11 +254,12 @@ def run_once(args, scenario, tokens_path, users, printed):
 
 
 def main():
-    here = os.path.dirname(os.path.abspath(__file__))
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("gateway", help="path of sockjs-gateway")
-    ap.add_argument("--client", help="latency_client binary (default: bench/latency_client "
-                    "next to the gateway binary)")
+    ap.add_argument("--loadgen", help="loadgen binary (default: bench/loadgen next to the "
+                    "gateway binary)")
+    ap.add_argument("--publisher", help="publisher binary (default: bench/publisher next to "
+                    "the gateway binary)")
     ap.add_argument("--scenario", choices=("embedded", "redis", "both"), default="both")
     ap.add_argument("--sessions", type=int, default=1000)
     ap.add_argument("--events", type=int, default=500, help="publishes per run (500)")
@@ -313,38 +273,29 @@ def main():
                     "/usr/bin/redis-server")
     args = ap.parse_args()
     args.gateway = os.path.abspath(args.gateway)
-    args.client = args.client or os.path.join(os.path.dirname(args.gateway), "bench",
-                                              "latency_client")
-    if not os.path.exists(args.client):
-        sys.exit("no latency_client at %s (build the bench targets, or pass --client)"
-                 % args.client)
+    for tool in ("loadgen", "publisher"):
+        path = getattr(args, tool) or os.path.join(os.path.dirname(args.gateway), "bench", tool)
+        if not os.access(path, os.X_OK):
+            sys.exit("no %s at %s (build the bench targets, or pass --%s)" % (tool, path, tool))
+        setattr(args, tool, path)
 
     print("# command: %s" % shlex.join([sys.executable] + sys.argv))
-    users = ["bench-user-%d" % i for i in range(args.sessions)]
-    exp = int(time.time()) + 24 * 3600
-    fd, tokens_path = tempfile.mkstemp(prefix="latency-tokens-")
-    with os.fdopen(fd, "w") as f:
-        for u in users:
-            f.write(jwt({"sub": u, "client": COMPANY, "site": SITE, "exp": exp}) + "\n")
     scenarios = ("embedded", "redis") if args.scenario == "both" else (args.scenario,)
     summary = []
-    try:
-        for sc in scenarios:
-            results = []
-            for run in range(args.runs):
-                r = run_once(args, sc, tokens_path, users, printed=run > 0)
-                results.append(r)
-                print("%-8s run %d: %d/%d deliveries, lost sessions %d, p50 %.0f us, p90 %.0f "
-                      "us, p99 %.0f us, p99.9 %.0f us, max %.0f us; gateway CPU s %s"
-                      % (sc, run + 1, r["received"], r["expected"], r["lost_sessions"],
-                         r["p50"], r["p90"], r["p99"], r["p999"], r["max"],
-                         "/".join("%.2f" % c for c in r["cpu"])))
-                sys.stdout.flush()
-            summary.append((sc, statistics.median(r["p50"] for r in results),
-                            statistics.median(r["p99"] for r in results),
-                            all(r["received"] == r["expected"] for r in results)))
-    finally:
-        os.unlink(tokens_path)
+    for sc in scenarios:
+        results = []
+        for run in range(args.runs):
+            r = run_once(args, sc, printed=run > 0)
+            results.append(r)
+            print("%-8s run %d: %d/%d deliveries, lost sessions %d, p50 %.0f us, p90 %.0f "
+                  "us, p99 %.0f us, p99.9 %.0f us, max %.0f us; gateway CPU s %s"
+                  % (sc, run + 1, r["received"], r["expected"], r["lost_sessions"],
+                     r["p50"], r["p90"], r["p99"], r["p999"], r["max"],
+                     "/".join("%.2f" % c for c in r["cpu"])))
+            sys.stdout.flush()
+        summary.append((sc, statistics.median(r["p50"] for r in results),
+                        statistics.median(r["p99"] for r in results),
+                        all(r["received"] == r["expected"] for r in results)))
     print()
     print("| scenario | sessions | events | rate (publishes/s) | deliveries/s | p50 (ms) "
           "| p99 (ms) | all delivered |")
