@@ -13,6 +13,7 @@
 #include <openssl/evp.h>
 
 #include "gw_alloc.h"
+#include "gw_sha1.h"
 #include "gw_utf8.h"
 
 #define WS_FIN 0x80
@@ -161,10 +162,9 @@ static long parse_header(struct ws_decoder *d, const uint8_t *p, size_t avail, s
         return fail(d, WS_ERR_LENGTH);
     if (!is_control(f->opcode)) {
         /* A continuation adds to the message so far; TEXT/BINARY starts a new one. */
-        uint64_t so_far = f->opcode == WS_OP_CONTINUATION ? d->message_len : 0;
-        if (d->max_message && f->len > d->max_message - so_far)
-            return fail(d, WS_ERR_TOO_BIG);
-        if (f->len > UINT64_MAX - so_far)
+        uint32_t so_far = f->opcode == WS_OP_CONTINUATION ? d->message_len : 0;
+        uint32_t limit = d->max_message ? d->max_message : UINT32_MAX;
+        if (f->len > limit - so_far)
             return fail(d, WS_ERR_TOO_BIG);
     }
 
@@ -286,10 +286,10 @@ long ws_decoder_feed(struct ws_decoder *d, uint8_t *data, size_t len,
             d->flags = (uint8_t)((d->flags & ~WS_DEC_F_COMPRESSED) |
                                  (f.rsv1 ? WS_DEC_F_COMPRESSED : 0));
         }
-        d->message_len += f.len;
+        d->message_len += (uint32_t)f.len; /* bounded by the limit checked above */
         if (f.len > 0) {
             d->state = WS_DEC_PAYLOAD;
-            d->payload_left = f.len;
+            d->payload_left = (uint32_t)f.len;
             d->frame_fin = f.fin;
             memcpy(d->mask, f.mask, 4);
             d->mask_pos = 0;
@@ -393,16 +393,12 @@ bool ws_close_code_valid(uint16_t code)
 void ws_accept_key(const char *key, size_t key_len, char out[29])
 {
     static const char guid[] = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
-    unsigned char digest[EVP_MAX_MD_SIZE];
-    unsigned int digest_len = 0;
-    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-    /* SHA-1 over memory cannot fail short of running out of it, which aborts by policy. */
-    GW_ASSERT(ctx);
-    bool ok = EVP_DigestInit_ex(ctx, EVP_sha1(), NULL) && EVP_DigestUpdate(ctx, key, key_len) &&
-              EVP_DigestUpdate(ctx, guid, sizeof(guid) - 1) &&
-              EVP_DigestFinal_ex(ctx, digest, &digest_len);
-    EVP_MD_CTX_free(ctx);
-    GW_ASSERT(ok && digest_len == 20);
+    uint8_t digest[GW_SHA1_LEN];
+    struct gw_sha1 sha;
+    gw_sha1_init(&sha);
+    gw_sha1_update(&sha, key, key_len);
+    gw_sha1_update(&sha, guid, sizeof(guid) - 1);
+    gw_sha1_final(&sha, digest);
     /* 20 bytes encode to 28 base64 characters; EVP_EncodeBlock adds the NUL. */
-    EVP_EncodeBlock((unsigned char *)out, digest, 20);
+    EVP_EncodeBlock((unsigned char *)out, digest, GW_SHA1_LEN);
 }

@@ -70,10 +70,12 @@ enum ws_decoder_state { WS_DEC_HEADER, WS_DEC_PAYLOAD, WS_DEC_ERROR };
  * as a whole, are consumed only once all their bytes are available; otherwise feed() returns
  * fewer bytes than given and the caller keeps the rest (at most 14 + 125 bytes) to present again
  * with more input. Data payloads are consumed as they come. */
+/* Every websocket session holds one: 32-bit lengths keep it at 28 bytes (a message is at most
+ * 4 GiB - 1 whatever the limit). */
 struct ws_decoder {
-    uint64_t payload_left;  /* bytes of the current data frame's payload still to come */
-    uint64_t message_len;   /* bytes of the current (possibly fragmented) message so far */
-    uint32_t max_message;   /* limit for message_len, 0 = no limit */
+    uint32_t payload_left;  /* bytes of the current data frame's payload still to come */
+    uint32_t message_len;   /* bytes of the current (possibly fragmented) message so far */
+    uint32_t max_message;   /* limit for message_len, 0 = only the 4 GiB - 1 of the format */
     uint32_t utf8_state;    /* gw_utf8 state for the current text message */
     uint8_t mask[4];
     uint8_t mask_pos;       /* offset of the next payload byte modulo 4 */
