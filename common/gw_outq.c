@@ -6,6 +6,7 @@
 
 #include "gw_alloc.h"
 #include "gw_error.h"
+#include "gw_pool.h"
 #include "gw_refbuf.h"
 
 /* Copy segments of the standard size are pooled; a larger copy gets a segment of its own. */
@@ -32,61 +33,24 @@ struct gw_outq {
     size_t bytes;
 };
 
-/* A free list of one kind of object, linked through its first pointer. */
-struct pool {
-    void *first;
-    size_t n, max;
-};
-
-static struct pool ref_pool = {NULL, 0, REF_POOL_MAX};
-static struct pool copy_pool = {NULL, 0, COPY_POOL_MAX};
-static struct pool queue_pool = {NULL, 0, QUEUE_POOL_MAX};
-
-static void *pool_get(struct pool *p, size_t size)
-{
-    void *obj = p->first;
-    if (!obj)
-        return gw_malloc(size);
-    p->first = *(void **)obj;
-    p->n--;
-    return obj;
-}
-
-static void pool_put(struct pool *p, void *obj)
-{
-    if (p->n == p->max) {
-        gw_free(obj);
-        return;
-    }
-    *(void **)obj = p->first;
-    p->first = obj;
-    p->n++;
-}
-
-static void pool_release(struct pool *p)
-{
-    while (p->first) {
-        void *obj = p->first;
-        p->first = *(void **)obj;
-        gw_free(obj);
-    }
-    p->n = 0;
-}
+static struct gw_pool ref_pool = GW_POOL_INIT(REF_POOL_MAX);
+static struct gw_pool copy_pool = GW_POOL_INIT(COPY_POOL_MAX);
+static struct gw_pool queue_pool = GW_POOL_INIT(QUEUE_POOL_MAX);
 
 void gw_outq_pool_release(void)
 {
-    pool_release(&ref_pool);
-    pool_release(&copy_pool);
-    pool_release(&queue_pool);
+    gw_pool_release(&ref_pool, NULL);
+    gw_pool_release(&copy_pool, NULL);
+    gw_pool_release(&queue_pool, NULL);
 }
 
 static void seg_release(struct seg *s)
 {
     if (s->ref) {
         gw_refbuf_unref(s->ref);
-        pool_put(&ref_pool, s);
+        gw_pool_put(&ref_pool, s, NULL);
     } else if (s->size == COPY_SEG_BYTES) {
-        pool_put(&copy_pool, s);
+        gw_pool_put(&copy_pool, s, NULL);
     } else {
         gw_free(s);
     }
@@ -94,7 +58,7 @@ static void seg_release(struct seg *s)
 
 struct gw_outq *gw_outq_new(void)
 {
-    struct gw_outq *q = pool_get(&queue_pool, sizeof(*q));
+    struct gw_outq *q = gw_pool_get(&queue_pool, sizeof(*q));
     q->head = q->tail = NULL;
     q->bytes = 0;
     return q;
@@ -109,7 +73,7 @@ void gw_outq_free(struct gw_outq *q)
         q->head = s->next;
         seg_release(s);
     }
-    pool_put(&queue_pool, q);
+    gw_pool_put(&queue_pool, q, NULL);
 }
 
 static void append(struct gw_outq *q, struct seg *s)
@@ -143,7 +107,7 @@ void gw_outq_add(struct gw_outq *q, const void *data, size_t len)
     }
     GW_ASSERT(len <= UINT32_MAX);
     size_t size = len <= COPY_SEG_BYTES ? COPY_SEG_BYTES : len;
-    struct seg *s = size == COPY_SEG_BYTES ? pool_get(&copy_pool, sizeof(*s) + size)
+    struct seg *s = size == COPY_SEG_BYTES ? gw_pool_get(&copy_pool, sizeof(*s) + size)
                                            : gw_malloc(sizeof(*s) + size);
     s->ref = NULL;
     s->size = (uint32_t)size;
@@ -158,7 +122,7 @@ void gw_outq_add_ref(struct gw_outq *q, struct gw_refbuf *b, size_t off, size_t 
     if (len == 0)
         return;
     GW_ASSERT(off + len <= b->len);
-    struct seg *s = pool_get(&ref_pool, sizeof(*s));
+    struct seg *s = gw_pool_get(&ref_pool, sizeof(*s));
     s->ref = gw_refbuf_ref(b);
     s->size = 0;
     s->data = b->data + off;

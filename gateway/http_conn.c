@@ -40,6 +40,7 @@
 #include "gw_log.h"
 #include "gw_net.h"
 #include "gw_outq.h"
+#include "gw_pool.h"
 #include "proxy_protocol.h"
 
 enum conn_state {
@@ -151,15 +152,53 @@ static void set_events(struct gw_conn *c, short events)
     c->flags |= F_IN_EPOLL;
 }
 
+/* Requests are parked in the server's pool with their buffers, so that parsing a request
+ * (an upgrade above all) allocates nothing once the pool is warm; big buffers are not kept. */
+#define REQ_POOL_MAX 64
+#define REQ_KEEP_BYTES 4096
+
+static void req_destroy(void *obj)
+{
+    struct http_req *r = obj;
+    gw_buf_release(&r->raw);
+    gw_buf_release(&r->body);
+    gw_free(r->headers);
+    gw_free(r);
+}
+
+static struct http_req *req_new(struct gw_conn *c)
+{
+    bool parked = c->srv->req_pool.first != NULL;
+    struct http_req *r = gw_pool_get(&c->srv->req_pool, sizeof(*r));
+    if (!parked) {
+        memset(r, 0, sizeof(*r));
+    } else { /* its buffers are kept, emptied */
+        r->raw.len = 0;
+        r->body.len = 0;
+        r->n_headers = 0;
+        r->url_len = 0;
+        r->header_bytes = 0;
+        r->in_value = false;
+        r->headers_done = false;
+        r->complete = false;
+        r->error_status = 0;
+    }
+    http_parser_init(&r->parser, HTTP_REQUEST);
+    r->parser.data = c;
+    return r;
+}
+
 static void req_free(struct gw_conn *c)
 {
-    if (!c->req)
+    struct http_req *r = c->req;
+    if (!r)
         return;
-    gw_buf_release(&c->req->raw);
-    gw_buf_release(&c->req->body);
-    gw_free(c->req->headers);
-    gw_free(c->req);
     c->req = NULL;
+    if (r->raw.cap > REQ_KEEP_BYTES)
+        gw_buf_release(&r->raw);
+    if (r->body.cap > REQ_KEEP_BYTES)
+        gw_buf_release(&r->body);
+    gw_pool_put(&c->srv->req_pool, r, req_destroy);
 }
 
 static void keep_leftover(struct gw_conn *c, const uint8_t *data, size_t len)
@@ -696,9 +735,7 @@ static void dispatch(struct gw_conn *c)
 static size_t parse_request(struct gw_conn *c, uint8_t *data, size_t len)
 {
     if (!c->req) {
-        c->req = gw_calloc(1, sizeof(*c->req));
-        http_parser_init(&c->req->parser, HTTP_REQUEST);
-        c->req->parser.data = c;
+        c->req = req_new(c);
         c->state = ST_READING;
         gw_timer_start(&c->timer, &c->srv->header_q);
     }
@@ -919,6 +956,7 @@ static void on_linger_timeout(struct gw_timer *t, void *arg)
 
 void gw_conn_events_init(struct gw_server *srv)
 {
+    srv->req_pool = (struct gw_pool)GW_POOL_INIT(REQ_POOL_MAX);
     srv->epfd = epoll_create1(EPOLL_CLOEXEC);
     GW_ASSERT(srv->epfd >= 0);
     srv->epoll_ev = event_new(srv->base, srv->epfd, EV_READ | EV_PERSIST, on_epoll, srv);
@@ -934,6 +972,7 @@ void gw_conn_events_cleanup(struct gw_server *srv)
 {
     event_free(srv->epoll_ev);
     event_free(srv->input_ev);
+    gw_pool_release(&srv->req_pool, req_destroy);
     gw_free(srv->input_pending.items);
     gw_free(srv->flush.items);
     close(srv->epfd);
