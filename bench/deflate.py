@@ -30,7 +30,7 @@ import statistics
 import sys
 import time
 
-import latency
+import benchlib
 
 NAMES = [("Anna", "Müller"), ("Jonas", "Schmidt"), ("Lea", "Schneider"), ("Paul", "Fischer"),
          ("Marie", "Weber"), ("Felix", "Meyer"), ("Sophie", "Wagner"), ("Lukas", "Becker")]
@@ -55,7 +55,7 @@ def event(i, company):
         },
         "changes": ["email", "phone", "address.street"],
     }
-    return {"scope": "client", "site": latency.SITE, "ids": [company],
+    return {"scope": "client", "site": benchlib.SITE, "ids": [company],
             "event": "contacts.updated", "data": data}
 
 
@@ -67,7 +67,7 @@ class Api:
 
     def publish(self, body):
         self.conn.request("POST", "/api/publish", body=json.dumps(body).encode(), headers={
-            "Authorization": "Bearer " + latency.API_KEY, "Content-Type": "application/json"})
+            "Authorization": "Bearer " + benchlib.API_KEY, "Content-Type": "application/json"})
         r = self.conn.getresponse()
         payload = r.read()
         if r.status != 202:
@@ -79,28 +79,28 @@ class Api:
 
 def run_once(args, deflate):
     extra = ["--ws-deflate"] if deflate else []
-    gw = latency.start_gateway(args.gateway, extra)
+    gw = benchlib.start_gateway(args.gateway, extra)
     lg = None
     try:
         print("  $ " + shlex.join(gw.cmd), flush=True)
         api = Api(gw.api_port)
         expect = args.sessions * args.messages
         cmd = [args.loadgen, "--target", "127.0.0.1:%d" % gw.port, "--sessions",
-               str(args.sessions), "--jwt-secret", latency.SECRET, "--site", latency.SITE,
+               str(args.sessions), "--jwt-secret", benchlib.SECRET, "--site", benchlib.SITE,
                "--companies", "1", "--expect", str(expect), "--timeout", "300"]
         if deflate:
             cmd.append("--deflate")
         print("  $ " + shlex.join(cmd), flush=True)
-        lg = latency.Proc(cmd, "loadgen")
+        lg = benchlib.Proc(cmd, "loadgen")
         lg.wait_line(r"^ready (\d+)", 120)
         time.sleep(0.2)  # let the opening settle: only delivery work in the measurement
-        cpu0 = latency.cpu_seconds(gw.p.pid)
+        cpu0 = benchlib.cpu_seconds(gw.p.pid)
         for first in range(0, args.messages, args.batch):
             body = [event(i, "c0") for i in range(first, min(first + args.batch, args.messages))]
             api.publish(body)
         api.close()
-        summary = latency.summary_line(lg, 300)
-        cpu1 = latency.cpu_seconds(gw.p.pid)
+        summary = benchlib.summary_line(lg, 300)
+        cpu1 = benchlib.cpu_seconds(gw.p.pid)
     finally:
         if lg is not None:
             lg.stop()

@@ -35,38 +35,12 @@ import sys
 import threading
 import time
 
+from benchlib import settled_rss_kib, status_kib  # /proc readers shared with bench/run
+
 LISTEN_RE = re.compile(r"listening on 127\.0\.0\.1:(\d+)")
 
 # The gateway is started with this secret; loadgen mints the sessions' tokens with it.
 SECRET = "idle-memory-secret"
-
-
-def status_kib(pid, key):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith(key + ":"):
-                return int(line.split()[1])
-    raise RuntimeError(f"no {key} for pid {pid}")
-
-
-def vm_rss_kib(pid):
-    return status_kib(pid, "VmRSS")
-
-
-def settled_rss_kib(pid, interval, tolerance_kib, max_seconds):
-    """RSS once two reads `interval` apart agree within the tolerance, or the last read and
-    False after max_seconds. This is measurement, not synchronisation: readiness is known
-    from the gateway's log and the clients' `ready` lines before this is called."""
-    deadline = time.monotonic() + max_seconds
-    prev = vm_rss_kib(pid)
-    while True:
-        time.sleep(interval)
-        cur = vm_rss_kib(pid)
-        if abs(cur - prev) <= tolerance_kib:
-            return cur, True
-        if time.monotonic() > deadline:
-            return cur, False
-        prev = cur
 
 
 class Gateway:

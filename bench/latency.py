@@ -25,154 +25,24 @@ SIGTERM; the exact command lines are printed. Not a test: nothing passes or fail
 """
 
 import argparse
-import json
 import os
-import re
 import shlex
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
-import threading
 import time
 
-API_KEY = "bench-key"
-SECRET = "bench-secret"
-SITE = "bench"
+from benchlib import (API_KEY, SECRET, SITE, Proc, cpu_seconds, redis_numsub,  # noqa: F401
+                      start_gateway, start_redis, summary_line)
+import benchlib
+
 COMPANY = "c0"  # loadgen --companies 1: every session is in company c0
-LISTEN_RE = re.compile(r"listening on ([0-9.]+):(\d+)")
-API_RE = re.compile(r"publish API on ([0-9.]+):(\d+)")
-
-
-class Proc:
-    """A child process whose output is drained into a list of lines."""
-
-    def __init__(self, cmd, name, stdin=subprocess.DEVNULL):
-        self.cmd = cmd
-        self.name = name
-        self.lines = []
-        self.cond = threading.Condition()
-        self.eof = False
-        self.p = subprocess.Popen(cmd, stdin=stdin, stdout=subprocess.PIPE,
-                                  stderr=subprocess.STDOUT)
-        threading.Thread(target=self._drain, daemon=True).start()
-
-    def _drain(self):
-        for raw in self.p.stdout:
-            with self.cond:
-                self.lines.append(raw.decode("utf-8", "replace").rstrip("\n"))
-                self.cond.notify_all()
-        with self.cond:
-            self.eof = True
-            self.cond.notify_all()
-
-    def wait_line(self, rx, timeout):
-        rx = re.compile(rx)
-        deadline = time.monotonic() + timeout
-        with self.cond:
-            i = 0
-            while True:
-                while i < len(self.lines):
-                    m = rx.search(self.lines[i])
-                    if m:
-                        return m
-                    i += 1
-                left = deadline - time.monotonic()
-                if left <= 0 or self.eof:
-                    raise RuntimeError("%s: no line matching %r; output:\n%s"
-                                       % (self.name, rx.pattern, "\n".join(self.lines[-30:])))
-                self.cond.wait(left)
-
-    def stop(self, sig=signal.SIGTERM):
-        if self.p.poll() is None:
-            self.p.send_signal(sig)
-        try:
-            return self.p.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.p.kill()
-            return self.p.wait()
-
-
-def cpu_seconds(pid):
-    """utime + stime of a process, from /proc/PID/stat."""
-    with open("/proc/%d/stat" % pid) as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def start_redis(binary):
-    port = free_port()
-    cmd = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly",
-           "no"]
-    r = Proc(cmd, "redis-server")
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
-                s.sendall(b"*1\r\n$4\r\nPING\r\n")
-                if s.recv(64).startswith(b"+PONG"):
-                    break
-        except OSError:
-            pass
-        if time.monotonic() > deadline or r.p.poll() is not None:
-            r.stop(signal.SIGKILL)
-            raise RuntimeError("redis-server did not start:\n" + "\n".join(r.lines[-20:]))
-        time.sleep(0.02)
-    return r, port
-
-
-def redis_numsub(port):
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
-        s.sendall(b"*3\r\n$6\r\nPUBSUB\r\n$6\r\nNUMSUB\r\n$22\r\nsockjs-gateway:publish\r\n")
-        data = b""
-        # *2 $22 sockjs-gateway:publish :N -> four CRLF-terminated lines
-        while data.count(b"\r\n") < 4:
-            chunk = s.recv(256)
-            if not chunk:
-                raise RuntimeError("redis closed the connection")
-            data += chunk
-    return int(data.split(b"\r\n")[3][1:])
-
-
-def start_gateway(binary, extra):
-    cmd = [binary, "--listen", "127.0.0.1:0", "--api-listen", "127.0.0.1:0", "--api-key",
-           API_KEY, "--jwt-secret", SECRET] + extra
-    g = Proc(cmd, "gateway")
-    m = g.wait_line(LISTEN_RE, 30)
-    a = g.wait_line(API_RE, 30)
-    g.port, g.api_port = int(m.group(2)), int(a.group(2))
-    return g
-
-
-def summary_line(proc, timeout):
-    """The JSON summary line a bench tool prints last."""
-    m = proc.wait_line(r"^\{.*\}$", timeout)
-    return json.loads(m.group(0))
 
 
 def wait_api_ready(args, node, timeout=30):
-    """Until one probe publish (global, to a site nobody is on) is accepted: with Redis the API
-    answers 503 until the engine is connected. Polling with a deadline: there is no event."""
-    deadline = time.monotonic() + timeout
-    cmd = [args.publisher, "--api", "127.0.0.1:%d" % node.api_port, "--api-key", API_KEY,
-           "--scope", "global", "--site", "bench-probe", "--count", "1", "--timeout", "5"]
-    while True:
-        r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-        if r.returncode == 0:
-            return
-        if time.monotonic() > deadline:
-            raise RuntimeError("publish API not ready: %s" % r.stdout.strip())
-        time.sleep(0.05)
+    """Until a probe publish is accepted (with Redis the API answers 503 until connected)."""
+    benchlib.wait_api_ready(args.publisher, node.api_port, timeout)
 
 
 def run_once(args, scenario, printed):
