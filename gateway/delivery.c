@@ -36,14 +36,31 @@ struct auth_wait {
 /* Every idle session carries one of these, so it holds no pointer it can compute: the hub
  * callback finds the session from the subscription and the message's scope (subs[] is indexed
  * by scope), and the gw_delivery comes with every callback. */
-struct delivery_session {
-    struct sockjs_session *session;
-    struct pubsub_sub subs[N_SUBS];
-    struct auth_wait *auth; /* NULL unless waiting */
-    char **filters;         /* NULL: everything */
-    uint32_t n_filters;
-    uint8_t state;
+struct filters {
+    uint32_t n;
+    char *patterns[];
 };
+
+struct delivery_session {
+    struct pubsub_sub subs[N_SUBS];
+    struct auth_wait *auth;   /* NULL unless waiting */
+    struct filters *filters;  /* NULL: everything */
+};
+
+/* The state follows from the subscriptions (a byte for it would cost 8 with padding):
+ * authenticated sessions have their user channel, anonymous ones only the global one. */
+static int state_of(const struct delivery_session *ds)
+{
+    if (pubsub_sub_channel(&ds->subs[SUB_USER]))
+        return ST_AUTHENTICATED;
+    return pubsub_sub_channel(&ds->subs[SUB_GLOBAL]) ? ST_ANONYMOUS : ST_WAITING;
+}
+
+/* The session holding ds as its app data (sockjs_session_app_data()). */
+static struct sockjs_session *session_of(struct delivery_session *ds)
+{
+    return sockjs_session_of_app_data(ds);
+}
 
 static int sub_index(enum pubsub_scope scope)
 {
@@ -69,7 +86,7 @@ static void send_error(struct gw_delivery *d, struct delivery_session *ds, const
     d->stats.malformed_messages++;
     json_t *obj = json_pack("{s:s}", "error", reason);
     char *text = json_dumps(obj, JSON_COMPACT);
-    sockjs_session_send(ds->session, text, strlen(text));
+    sockjs_session_send(session_of(ds), text, strlen(text));
     free(text);
     json_decref(obj);
 }
@@ -91,11 +108,12 @@ static void stop_auth_wait(struct delivery_session *ds)
 
 static void clear_filters(struct delivery_session *ds)
 {
-    for (uint32_t i = 0; i < ds->n_filters; i++)
-        gw_free(ds->filters[i]);
+    if (!ds->filters)
+        return;
+    for (uint32_t i = 0; i < ds->filters->n; i++)
+        gw_free(ds->filters->patterns[i]);
     gw_free(ds->filters);
     ds->filters = NULL;
-    ds->n_filters = 0;
 }
 
 /* Sets the filter from an array of strings; returns NULL or a reason. */
@@ -110,10 +128,10 @@ static const char *set_filters(struct delivery_session *ds, char *const *names, 
     }
     clear_filters(ds);
     /* Even an empty filter is a filter: it lets nothing through. */
-    ds->filters = gw_calloc(n ? n : 1, sizeof(*ds->filters));
+    ds->filters = gw_malloc(sizeof(*ds->filters) + n * sizeof(ds->filters->patterns[0]));
+    ds->filters->n = (uint32_t)n;
     for (size_t i = 0; i < n; i++)
-        ds->filters[i] = gw_strdup(names[i]);
-    ds->n_filters = (uint32_t)n;
+        ds->filters->patterns[i] = gw_strdup(names[i]);
     return NULL;
 }
 
@@ -129,8 +147,8 @@ static bool wanted(const struct delivery_session *ds, const char *event)
 {
     if (!ds->filters)
         return true;
-    for (uint32_t i = 0; i < ds->n_filters; i++) {
-        if (pattern_matches(ds->filters[i], event))
+    for (uint32_t i = 0; i < ds->filters->n; i++) {
+        if (pattern_matches(ds->filters->patterns[i], event))
             return true;
     }
     return false;
@@ -148,7 +166,7 @@ static void on_hub_message(void *arg, struct pubsub_sub *sub, struct pubsub_mess
     }
     d->stats.deliveries++;
     /* May close the session (slow consumer), which unsubscribes this sub: the hub allows it. */
-    sockjs_session_send_message(ds->session, msg);
+    sockjs_session_send_message(session_of(ds), msg);
 }
 
 static void subscribe(struct gw_delivery *d, struct delivery_session *ds, enum pubsub_scope scope,
@@ -176,11 +194,11 @@ static bool authenticate(struct gw_delivery *d, struct delivery_session *ds, con
         d->stats.auth_failures++;
         GW_INFO("session refused: %s", gw_jwt_strerror(rc));
         bool expired = rc == GW_JWT_EXPIRED || rc == GW_JWT_NOT_YET_VALID;
-        sockjs_session_close(ds->session, expired ? 4002 : 4001,
+        sockjs_session_close(session_of(ds), expired ? 4002 : 4001,
                              expired ? "Token expired" : "Invalid token");
         return false;
     }
-    if (ds->state == ST_AUTHENTICATED) {
+    if (state_of(ds) == ST_AUTHENTICATED) {
         /* A fresh token for the same identity is fine; another identity is not. */
         char name[PUBSUB_CHANNEL_NAME_MAX];
         pubsub_channel_name(name, sizeof(name), PUBSUB_SCOPE_USER, id.site, id.user);
@@ -197,7 +215,6 @@ static bool authenticate(struct gw_delivery *d, struct delivery_session *ds, con
     subscribe(d, ds, PUBSUB_SCOPE_GLOBAL, id.site, NULL);
     if (id.events)
         set_filters(ds, id.events, id.n_events);
-    ds->state = ST_AUTHENTICATED;
     d->stats.authenticated++;
     gw_identity_cleanup(&id);
     return true;
@@ -208,17 +225,16 @@ static void on_auth_timeout(struct gw_timer *t, void *arg)
     struct gw_delivery *d = arg;
     struct delivery_session *ds = GW_CONTAINER_OF(t, struct auth_wait, timer)->ds;
     stop_auth_wait(ds);
-    if (ds->state != ST_WAITING)
+    if (state_of(ds) != ST_WAITING)
         return;
     GW_INFO("session closed: no token within %u ms", d->cfg->auth_timeout_ms);
-    sockjs_session_close(ds->session, 4003, "Authentication required");
+    sockjs_session_close(session_of(ds), 4003, "Authentication required");
 }
 
 static void on_open(void *app, struct sockjs_session *s, const struct sockjs_open_info *info)
 {
     struct gw_delivery *d = app;
     struct delivery_session *ds = sockjs_session_app_data(s);
-    ds->session = s;
     for (int i = 0; i < N_SUBS; i++)
         pubsub_sub_init(&ds->subs[i]);
     d->stats.sessions++;
@@ -242,7 +258,6 @@ static void on_open(void *app, struct sockjs_session *s, const struct sockjs_ope
                     : GW_URL_ABSENT;
     if (n > 0 && d->cfg->allow_anonymous && !memchr(value, ':', (size_t)n) && n <= 256) {
         subscribe(d, ds, PUBSUB_SCOPE_GLOBAL, value, NULL);
-        ds->state = ST_ANONYMOUS;
         return;
     }
     ds->auth = gw_malloc(sizeof(*ds->auth));
@@ -282,7 +297,7 @@ static void on_client_message(void *app, struct sockjs_session *s, const char *m
             else
                 names[i] = (char *)json_string_value(v);
         }
-        if (!reason && ds->state == ST_WAITING)
+        if (!reason && state_of(ds) == ST_WAITING)
             reason = "authenticate first";
         if (!reason)
             reason = set_filters(ds, names, n);

@@ -9,6 +9,7 @@
 #include "config.h"
 #include "gw_list.h"
 #include "gw_pool.h"
+#include "gw_slab.h"
 #include "gw_timerq.h"
 #include "transport.h"
 
@@ -70,6 +71,7 @@ struct gw_server {
     struct event *input_ev;      /* runs input_pending */
     struct gw_conn_list input_pending; /* connections with pipelined input to parse */
     struct gw_pool req_pool;     /* parked request parsers (http_conn.c) */
+    struct gw_slab conn_slab;    /* the connections */
     struct gw_timerq header_q;
     struct gw_timerq idle_q;
     struct gw_timerq linger_q;

@@ -41,6 +41,7 @@
 #include "gw_net.h"
 #include "gw_outq.h"
 #include "gw_pool.h"
+#include "gw_slab.h"
 #include "proxy_protocol.h"
 
 enum conn_state {
@@ -74,6 +75,12 @@ struct header_ref {
 };
 
 /* Exists only while a request is being read or dispatched. */
+/* Rare (a request split over reads, pipelining), so kept out of the connection. */
+struct leftover {
+    uint32_t len;
+    uint8_t data[];
+};
+
 struct http_req {
     http_parser parser;
     struct gw_buf raw;      /* url, then header names and values */
@@ -98,15 +105,14 @@ struct gw_conn {
     struct gw_timer timer;        /* header, idle or linger timeout */
     struct gw_outq *out;          /* NULL while nothing is queued */
     struct http_req *req;
-    uint8_t *leftover;            /* input not consumed yet */
-    uint32_t leftover_len;
+    struct leftover *leftover;    /* input not consumed yet, NULL when none */
+    int fd;
+    uint8_t events;               /* EV_READ/EV_WRITE wanted from the epoll set */
+    uint8_t state;
+    uint8_t flags;
     const struct tp_handler_ops *h_ops;
     void *h;
     struct conn_client *client;   /* NULL unless a proxy told us the client's address */
-    int fd;
-    short events;                 /* EV_READ/EV_WRITE wanted from the epoll set */
-    uint8_t state;
-    uint8_t flags;
 };
 
 /* Reads land here; only what is left unconsumed is copied into the connection. */
@@ -133,11 +139,11 @@ static const char *peer_name(const struct gw_conn *c)
     return gw_format_sockaddr(&ss, name, sizeof(name));
 }
 
-static void set_events(struct gw_conn *c, short events)
+static void set_events(struct gw_conn *c, unsigned events)
 {
     if (c->events == events)
         return;
-    c->events = events;
+    c->events = (uint8_t)events;
     struct epoll_event ev = {
         .events = (events & EV_READ ? EPOLLIN | EPOLLRDHUP : 0) | (events & EV_WRITE ? EPOLLOUT : 0),
         .data.ptr = c,
@@ -206,15 +212,14 @@ static void keep_leftover(struct gw_conn *c, const uint8_t *data, size_t len)
     if (len == 0) {
         gw_free(c->leftover);
         c->leftover = NULL;
-        c->leftover_len = 0;
         return;
     }
     /* data may point into the old leftover (already copied to scratch) or into scratch. */
-    uint8_t *copy = gw_malloc(len);
-    memcpy(copy, data, len);
+    struct leftover *copy = gw_malloc(sizeof(*copy) + len);
+    copy->len = (uint32_t)len;
+    memcpy(copy->data, data, len);
     gw_free(c->leftover);
     c->leftover = copy;
-    c->leftover_len = (uint32_t)len;
 }
 
 static void mark_dead(struct gw_conn *c)
@@ -245,7 +250,7 @@ static void conn_free(struct gw_conn *c)
     req_free(c);
     gw_free(c->leftover);
     gw_outq_free(c->out);
-    gw_free(c);
+    gw_slab_free(&c->srv->conn_slab, c);
 }
 
 /* The handler is told, unless it asked for the close itself. */
@@ -313,7 +318,7 @@ static bool do_write(struct gw_conn *c)
                     close_now(c);
                     return false;
                 }
-                set_events(c, (short)(c->events | EV_WRITE));
+                set_events(c, c->events | EV_WRITE);
                 return true;
             }
             GW_DEBUG("%s: write failed: %s", peer_name(c), strerror(errno));
@@ -324,7 +329,7 @@ static bool do_write(struct gw_conn *c)
     gw_outq_free(c->out);
     c->out = NULL;
     if (c->events & EV_WRITE)
-        set_events(c, (short)(c->events & ~EV_WRITE));
+        set_events(c, c->events & ~EV_WRITE);
     if (c->state == ST_FLUSHING) {
         start_linger(c);
         return true;
@@ -397,7 +402,7 @@ static void conn_upgrade(struct tp_conn *tc)
     c->flags &= (uint8_t)~F_UPGRADE_PENDING;
     req_free(c);
     gw_timer_stop(&c->timer);
-    set_events(c, (short)(c->events | EV_READ));
+    set_events(c, c->events | EV_READ);
 }
 
 static void conn_want_drain(struct tp_conn *tc)
@@ -426,7 +431,7 @@ static void conn_close(struct tp_conn *tc, bool flush)
     /* A peer that does not read must not keep a closing connection forever. */
     gw_timer_start(&c->timer, &c->srv->linger_q);
     /* Input is no longer wanted; it is drained during the linger. */
-    set_events(c, (short)(c->events & ~EV_READ));
+    set_events(c, c->events & ~EV_READ);
     schedule_flush(c);
 }
 
@@ -445,9 +450,9 @@ static void conn_end_response(struct tp_conn *tc, bool keep_alive)
     req_free(c);
     c->state = ST_IDLE;
     gw_timer_start(&c->timer, &c->srv->idle_q);
-    set_events(c, (short)(c->events | EV_READ));
+    set_events(c, c->events | EV_READ);
     /* Pipelined requests wait in leftover; they are parsed once this response is queued. */
-    if (c->leftover_len && !(c->flags & F_INPUT_PENDING)) {
+    if (c->leftover && !(c->flags & F_INPUT_PENDING)) {
         c->flags |= F_INPUT_PENDING;
         conn_list_push(&c->srv->input_pending, c);
         event_active(c->srv->input_ev, EV_TIMEOUT, 0);
@@ -807,7 +812,7 @@ static void process_input(struct gw_conn *c, uint8_t *data, size_t len)
             used = c->h_ops && c->h_ops->on_data ? c->h_ops->on_data(c->h, data, len) : len;
             if (used == 0) {
                 keep_leftover(c, data, len);
-                if (c->leftover_len > SCRATCH_SIZE / 2) {
+                if (c->leftover->len > SCRATCH_SIZE / 2) {
                     GW_INFO("%s: unconsumed input over %d bytes", peer_name(c), SCRATCH_SIZE / 2);
                     close_now(c);
                 }
@@ -818,8 +823,8 @@ static void process_input(struct gw_conn *c, uint8_t *data, size_t len)
             /* Pipelined input waits for the current response; bounded, then we stop reading
              * (and notice a close only once we read again). */
             keep_leftover(c, data, len);
-            if (c->leftover_len >= c->srv->cfg->max_header_bytes)
-                set_events(c, (short)(c->events & ~EV_READ));
+            if (c->leftover->len >= c->srv->cfg->max_header_bytes)
+                set_events(c, c->events & ~EV_READ);
             return;
         default:
             return; /* closing: input is discarded */
@@ -832,10 +837,10 @@ static void process_input(struct gw_conn *c, uint8_t *data, size_t len)
 
 static void on_readable(struct gw_conn *c)
 {
-    size_t have = c->leftover_len;
+    size_t have = c->leftover ? c->leftover->len : 0;
     if (have) {
         /* From here on the bytes live in scratch; what stays unconsumed is kept anew. */
-        memcpy(scratch, c->leftover, have);
+        memcpy(scratch, c->leftover->data, have);
         keep_leftover(c, NULL, 0);
     }
     ssize_t n = 0;
@@ -957,6 +962,7 @@ static void on_linger_timeout(struct gw_timer *t, void *arg)
 void gw_conn_events_init(struct gw_server *srv)
 {
     srv->req_pool = (struct gw_pool)GW_POOL_INIT(REQ_POOL_MAX);
+    gw_slab_init(&srv->conn_slab, sizeof(struct gw_conn));
     srv->epfd = epoll_create1(EPOLL_CLOEXEC);
     GW_ASSERT(srv->epfd >= 0);
     srv->epoll_ev = event_new(srv->base, srv->epfd, EV_READ | EV_PERSIST, on_epoll, srv);
@@ -973,6 +979,7 @@ void gw_conn_events_cleanup(struct gw_server *srv)
     event_free(srv->epoll_ev);
     event_free(srv->input_ev);
     gw_pool_release(&srv->req_pool, req_destroy);
+    gw_slab_release(&srv->conn_slab);
     gw_free(srv->input_pending.items);
     gw_free(srv->flush.items);
     close(srv->epfd);
@@ -991,7 +998,7 @@ void gw_conn_accept(struct gw_server *srv, int fd, unsigned listen_flags)
 {
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    struct gw_conn *c = gw_calloc(1, sizeof(*c));
+    struct gw_conn *c = gw_slab_alloc(&srv->conn_slab);
     c->base.ops = &conn_ops;
     c->srv = srv;
     c->fd = fd;

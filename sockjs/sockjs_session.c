@@ -5,6 +5,7 @@
 #include <event2/event.h>
 
 #include "gw_alloc.h"
+#include "gw_slab.h"
 #include "gw_buf.h"
 #include "gw_hash.h"
 #include "gw_log.h"
@@ -28,7 +29,6 @@ struct sockjs_session {
     struct gw_buf *pending;  /* "a[" and the quoted messages waiting; NULL when none */
     struct sockjs_session *next; /* table chain, then reap list */
     const char *close_reason;
-    uint32_t hash;
     uint16_t close_code;
     uint8_t state;
     uint8_t flags;
@@ -45,6 +45,7 @@ struct sockjs_server {
     struct gw_timerq heartbeat_q;
     struct gw_timerq disconnect_q;
     size_t app_data_size;    /* app->session_data_size rounded up for the id after it */
+    struct gw_slab untabled_slab; /* websocket sessions (no id): all of one size */
     struct sockjs_session **table;
     size_t table_mask;
     size_t table_count;
@@ -72,6 +73,18 @@ static uint32_t hash_id(const char *id, size_t len)
     return gw_fnv32(GW_FNV32_INIT, id, len);
 }
 
+static char *session_id(const struct sockjs_session *s)
+{
+    return (char *)s->tail + s->server->app_data_size;
+}
+
+/* Recomputed rather than stored (ids are a few dozen bytes at most): the field would cost
+ * every session, websocket ones included, which have no id. */
+static uint32_t session_hash(const struct sockjs_session *s)
+{
+    return hash_id(session_id(s), s->id_len);
+}
+
 static void table_grow(struct sockjs_server *srv)
 {
     size_t size = (srv->table_mask + 1) * 2;
@@ -80,7 +93,7 @@ static void table_grow(struct sockjs_server *srv)
         struct sockjs_session *s = srv->table[i];
         while (s) {
             struct sockjs_session *next = s->next;
-            size_t slot = s->hash & (size - 1);
+            size_t slot = session_hash(s) & (size - 1);
             s->next = table[slot];
             table[slot] = s;
             s = next;
@@ -95,7 +108,7 @@ static void table_insert(struct sockjs_server *srv, struct sockjs_session *s)
 {
     if (srv->table_count >= srv->table_mask + 1)
         table_grow(srv);
-    size_t slot = s->hash & srv->table_mask;
+    size_t slot = session_hash(s) & srv->table_mask;
     s->next = srv->table[slot];
     srv->table[slot] = s;
     s->flags |= SESSION_IN_TABLE;
@@ -104,7 +117,7 @@ static void table_insert(struct sockjs_server *srv, struct sockjs_session *s)
 
 static void table_remove(struct sockjs_server *srv, struct sockjs_session *s)
 {
-    struct sockjs_session **p = &srv->table[s->hash & srv->table_mask];
+    struct sockjs_session **p = &srv->table[session_hash(s) & srv->table_mask];
     while (*p != s)
         p = &(*p)->next;
     *p = s->next;
@@ -113,16 +126,12 @@ static void table_remove(struct sockjs_server *srv, struct sockjs_session *s)
     srv->table_count--;
 }
 
-static char *session_id(const struct sockjs_session *s)
-{
-    return (char *)s->tail + s->server->app_data_size;
-}
 
 struct sockjs_session *sockjs_session_find(struct sockjs_server *srv, const char *id, size_t len)
 {
     uint32_t h = hash_id(id, len);
     for (struct sockjs_session *s = srv->table[h & srv->table_mask]; s; s = s->next) {
-        if (s->hash == h && s->id_len == len && memcmp(session_id(s), id, len) == 0)
+        if (s->id_len == len && memcmp(session_id(s), id, len) == 0)
             return s;
     }
     return NULL;
@@ -144,7 +153,10 @@ bool sockjs_valid_id(const char *id, size_t len)
 static void free_session(struct sockjs_session *s)
 {
     gw_buf_free(&s->pending);
-    gw_free(s);
+    if (s->id_len == 0)
+        gw_slab_free(&s->server->untabled_slab, s);
+    else
+        gw_free(s);
 }
 
 static void on_reap(evutil_socket_t fd, short what, void *arg)
@@ -179,13 +191,13 @@ static void reap(struct sockjs_session *s)
 static struct sockjs_session *session_new(struct sockjs_server *srv, const char *id, size_t len)
 {
     /* Websocket sessions have no id to keep (len 0): not even a NUL. */
-    struct sockjs_session *s = gw_calloc(1, sizeof(*s) + srv->app_data_size + (len ? len + 1 : 0));
+    struct sockjs_session *s = len ? gw_calloc(1, sizeof(*s) + srv->app_data_size + len + 1)
+                                   : gw_slab_alloc(&srv->untabled_slab);
     s->server = srv;
     gw_timer_init(&s->timer);
     s->state = SESSION_OPEN;
     s->id_len = (uint32_t)len;
     memcpy(session_id(s), id, len);
-    s->hash = hash_id(id, len);
     return s;
 }
 
@@ -485,6 +497,11 @@ void *sockjs_session_app_data(const struct sockjs_session *s)
     return (void *)s->tail;
 }
 
+struct sockjs_session *sockjs_session_of_app_data(void *data)
+{
+    return (struct sockjs_session *)((char *)data - offsetof(struct sockjs_session, tail));
+}
+
 struct sockjs_server *sockjs_session_server(const struct sockjs_session *s)
 {
     return s->server;
@@ -523,6 +540,7 @@ struct sockjs_server *sockjs_server_new(struct event_base *base, const struct so
     srv->app = app;
     srv->app_arg = app_arg;
     srv->app_data_size = (app->session_data_size + 7) & ~(size_t)7;
+    gw_slab_init(&srv->untabled_slab, sizeof(struct sockjs_session) + srv->app_data_size);
     gw_timerq_init(&srv->heartbeat_q, base, opt->heartbeat_ms, on_heartbeat, srv);
     gw_timerq_init(&srv->disconnect_q, base, opt->disconnect_ms, on_disconnect, srv);
     srv->table_mask = 63;
@@ -557,6 +575,7 @@ void sockjs_server_free(struct sockjs_server *srv)
     gw_timerq_cleanup(&srv->disconnect_q);
     event_free(srv->reap_ev);
     gw_free(srv->table);
+    gw_slab_release(&srv->untabled_slab);
     gw_free(srv);
 }
 

@@ -167,6 +167,8 @@ void sockjs_session_send_message(struct sockjs_session *s, struct pubsub_message
 struct gw_refbuf *sockjs_message_form(struct pubsub_message *m, enum sockjs_message_form form);
 bool sockjs_session_is_open(const struct sockjs_session *s);
 void *sockjs_session_app_data(const struct sockjs_session *s);
+/* The session whose app data this is: apps need not keep a pointer back. */
+struct sockjs_session *sockjs_session_of_app_data(void *data);
 struct sockjs_server *sockjs_session_server(const struct sockjs_session *s);
 
 #endif

@@ -22,6 +22,7 @@
 #include "gw_error.h"
 #include "gw_log.h"
 #include "gw_refbuf.h"
+#include "gw_slab.h"
 #include "gw_utf8.h"
 #include "pubsub_hub.h"
 #include "sockjs_frame.h"
@@ -45,12 +46,16 @@ struct ws_conn {
     struct tp_conn *conn;
     struct gw_buf *message; /* a message split over reads or fragments, while it arrives */
     struct ws_decoder decoder;
-    bool raw;
-    bool deflate; /* permessage-deflate negotiated */
-    bool closing;
-    bool in_feed;  /* inside on_data: freeing is left to it */
-    bool released; /* the session let go of us while in_feed */
+    /* One byte for all: every session holds these. */
+    bool raw : 1;
+    bool deflate : 1;  /* permessage-deflate negotiated */
+    bool closing : 1;
+    bool in_feed : 1;  /* inside on_data: freeing is left to it */
+    bool released : 1; /* the session let go of us while in_feed */
 };
+
+/* Every websocket connection, packed (gw_slab.h). */
+static struct gw_slab ws_slab = GW_SLAB_INIT(sizeof(struct ws_conn));
 
 void websocket_configure(const struct ws_settings *s)
 {
@@ -60,6 +65,7 @@ void websocket_configure(const struct ws_settings *s)
 void websocket_cleanup(void)
 {
     ws_deflate_cleanup(&zlib_state);
+    gw_slab_release(&ws_slab);
 }
 
 static void ws_write_frame(struct ws_conn *ws, enum ws_opcode op, const void *data, size_t len)
@@ -151,7 +157,7 @@ static void ws_write_shared(struct ws_conn *ws, struct pubsub_message *m, int pl
 static void ws_free(struct ws_conn *ws)
 {
     gw_buf_free(&ws->message);
-    gw_free(ws);
+    gw_slab_free(&ws_slab, ws);
 }
 
 /* Sends a close frame and lets the connection close once it is written. */
@@ -452,7 +458,7 @@ void websocket_handle(const struct tp_request *req, bool raw)
     struct tp_conn *c = req->conn;
     c->ops->write(c, head, (size_t)n);
 
-    struct ws_conn *ws = gw_calloc(1, sizeof(*ws));
+    struct ws_conn *ws = gw_slab_alloc(&ws_slab);
     ws->base.ops = &receiver_ops;
     ws->conn = c;
     ws->raw = raw;
