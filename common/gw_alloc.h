@@ -22,6 +22,19 @@ void gw_free(void *ptr);
 
 _Noreturn void gw_assert_fail(const char *expr, const char *file, int line);
 
+/* 1 under AddressSanitizer: our pools and slabs then hand every object to malloc and free,
+ * so that ASan still sees each one's lifetime (use after free, overflows, leaks). */
+#if defined(__SANITIZE_ADDRESS__)
+#define GW_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define GW_ASAN 1
+#endif
+#endif
+#ifndef GW_ASAN
+#define GW_ASAN 0
+#endif
+
 #define GW_CONTAINER_OF(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 #define GW_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 

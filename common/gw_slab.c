@@ -6,14 +6,6 @@
 
 #define CHUNK_BYTES (64 * 1024)
 
-#if defined(__SANITIZE_ADDRESS__)
-#define SLAB_USES_MALLOC 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define SLAB_USES_MALLOC 1
-#endif
-#endif
-
 void gw_slab_init(struct gw_slab *s, size_t size)
 {
     memset(s, 0, sizeof(*s));
@@ -24,7 +16,7 @@ void gw_slab_init(struct gw_slab *s, size_t size)
 void *gw_slab_alloc(struct gw_slab *s)
 {
     s->live++;
-#ifdef SLAB_USES_MALLOC
+#if GW_ASAN
     return gw_calloc(1, s->size);
 #else
     void *obj = s->free;
@@ -54,7 +46,7 @@ void gw_slab_free(struct gw_slab *s, void *obj)
         return;
     GW_ASSERT(s->live > 0);
     s->live--;
-#ifdef SLAB_USES_MALLOC
+#if GW_ASAN
     gw_free(obj);
 #else
     *(void **)obj = s->free;

@@ -4,8 +4,8 @@
  * objects are reused; chunks go back only when the slab is released, which requires every
  * object to have been freed (checked: a leak still shows).
  *
- * Under AddressSanitizer every object is its own malloc instead, so that use-after-free and
- * overflows of these objects are still caught. One loop per process: no locks. */
+ * Under AddressSanitizer (GW_ASAN) every object is its own malloc instead, so that
+ * use-after-free and overflows of these objects are still caught. One loop per process: no locks. */
 #ifndef GW_SLAB_H
 #define GW_SLAB_H
 
