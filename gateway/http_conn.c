@@ -23,7 +23,6 @@
 
 #include <errno.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -996,8 +995,7 @@ void gw_conn_timers_init(struct gw_server *srv)
 
 void gw_conn_accept(struct gw_server *srv, int fd, unsigned listen_flags)
 {
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    /* TCP_NODELAY comes from the listening socket (Linux copies it to accepted sockets). */
     struct gw_conn *c = gw_slab_alloc(&srv->conn_slab);
     c->base.ops = &conn_ops;
     c->srv = srv;

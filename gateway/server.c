@@ -4,6 +4,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <arpa/inet.h>
 
 #include <event2/event.h>
@@ -178,6 +179,10 @@ int gw_server_listen(struct gw_server *srv, const struct gw_str_list *specs, con
             return -1;
         }
         evconnlistener_set_error_cb(l, on_accept_error);
+        /* Set once here, inherited by every accepted socket: a syscall less per connection.
+         * Each frame is written once per loop turn, already coalesced: Nagle would only delay. */
+        int one = 1;
+        setsockopt(evconnlistener_get_fd(l), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
         listener->l = l;
         srv->n_listeners++;
         /* Report the real port (the configured one may be 0). */
