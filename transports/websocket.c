@@ -29,14 +29,6 @@
 #include "websocket_codec.h"
 #include "ws_deflate.h"
 
-/* Compressed counterparts of TP_FORM_WS_FRAME and TP_FORM_WS_RAW in pubsub_message.forms[]. */
-enum {
-    WS_FORM_DEFLATE_FRAME = TP_FORM_WS_RAW + 1,
-    WS_FORM_DEFLATE_RAW,
-    WS_FORM_END,
-};
-_Static_assert(WS_FORM_END <= PUBSUB_MESSAGE_FORMS, "pubsub_message.forms[] too small");
-
 static struct ws_settings settings;
 /* Loop-wide: the one deflate and inflate stream every connection uses, reset per message. */
 static struct ws_deflate zlib_state = WS_DEFLATE_INIT;
@@ -137,7 +129,7 @@ static void ws_write_shared(struct ws_conn *ws, struct pubsub_message *m, int pl
 {
     struct gw_refbuf *frame;
     if (ws_compresses(ws, len)) {
-        int form = plain == TP_FORM_WS_RAW ? WS_FORM_DEFLATE_RAW : WS_FORM_DEFLATE_FRAME;
+        int form = plain == TP_FORM_WS_RAW ? TP_FORM_WS_DEFLATE_RAW : TP_FORM_WS_DEFLATE_FRAME;
         if (!m->forms[form]) {
             struct gw_buf b = GW_BUF_INIT;
             size_t start;
