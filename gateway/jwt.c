@@ -1,14 +1,15 @@
 #include "jwt.h"
 
-#include <limits.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <jansson.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <openssl/hmac.h>
+#include <openssl/core_names.h>
+#include <openssl/params.h>
 
 #include "gw_alloc.h"
 
@@ -56,6 +57,53 @@ static int b64url_decode(const char *in, size_t len, unsigned char *out, size_t 
     return 0;
 }
 
+/* jansson's allocations while a token is verified come from a loop-wide arena: the JSON trees
+ * of a token (at most GW_JWT_MAX_LEN bytes) live only inside gw_jwt_verify, which every session
+ * passes on its way in, so they need no malloc. jansson's allocator is process-wide: outside a
+ * verification (and always under AddressSanitizer) these are plain malloc and free. */
+#define ARENA_BYTES (64 * 1024)
+static _Alignas(16) unsigned char arena[ARENA_BYTES];
+static size_t arena_used;
+static bool arena_on;
+
+static void *json_alloc(size_t n)
+{
+    size_t need = (n + 15) & ~(size_t)15;
+    if (arena_on && need >= n && need <= ARENA_BYTES - arena_used) {
+        void *p = arena + arena_used;
+        arena_used += need;
+        return p;
+    }
+    return malloc(n);
+}
+
+static void json_release(void *p)
+{
+    if ((unsigned char *)p >= arena && (unsigned char *)p < arena + ARENA_BYTES)
+        return; /* reclaimed all at once when the verification ends */
+    free(p);
+}
+
+static void arena_begin(void)
+{
+    static bool installed;
+    if (GW_ASAN)
+        return;
+    if (!installed) {
+        json_set_alloc_funcs(json_alloc, json_release);
+        installed = true;
+    }
+    arena_used = 0;
+    arena_on = true;
+}
+
+/* Every tree parsed since arena_begin() must be freed by now. */
+static void arena_end(void)
+{
+    arena_on = false;
+    arena_used = 0;
+}
+
 /* Parses a JSON object; duplicate keys are rejected so that no two readers of the same token can
  * disagree about which "alg" or "exp" counts. */
 static json_t *load_object(const unsigned char *data, size_t len)
@@ -78,6 +126,57 @@ static int check_alg(const json_t *header)
     return GW_JWT_OK;
 }
 
+/* One HMAC-SHA256 context per secret, keyed once and re-initialised per token: the one-shot
+ * HMAC() fetched the algorithm and built its contexts anew each time (13 allocations per
+ * session; this costs 2). Secrets are few (at most two at once, plus what tests use). */
+#define MAX_KEYED 8
+static struct keyed_mac {
+    char *secret;
+    EVP_MAC_CTX *ctx;
+} keyed[MAX_KEYED];
+static size_t n_keyed;
+static EVP_MAC *hmac;
+
+static EVP_MAC_CTX *keyed_mac(const char *secret)
+{
+    for (size_t i = 0; i < n_keyed; i++) {
+        if (strcmp(keyed[i].secret, secret) == 0)
+            return keyed[i].ctx;
+    }
+    if (!hmac && !(hmac = EVP_MAC_fetch(NULL, "HMAC", NULL)))
+        return NULL;
+    EVP_MAC_CTX *ctx = EVP_MAC_CTX_new(hmac);
+    OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, "SHA256", 0),
+                           OSSL_PARAM_construct_end()};
+    if (!ctx || !EVP_MAC_init(ctx, (const unsigned char *)secret, strlen(secret), params)) {
+        EVP_MAC_CTX_free(ctx);
+        return NULL;
+    }
+    if (n_keyed == MAX_KEYED) { /* more secrets than ever configured at once: start over */
+        gw_jwt_cleanup();
+        if (!(hmac = EVP_MAC_fetch(NULL, "HMAC", NULL))) {
+            EVP_MAC_CTX_free(ctx);
+            return NULL;
+        }
+    }
+    keyed[n_keyed].secret = gw_strdup(secret);
+    keyed[n_keyed].ctx = ctx;
+    n_keyed++;
+    return ctx;
+}
+
+void gw_jwt_cleanup(void)
+{
+    for (size_t i = 0; i < n_keyed; i++) {
+        OPENSSL_cleanse(keyed[i].secret, strlen(keyed[i].secret));
+        gw_free(keyed[i].secret);
+        EVP_MAC_CTX_free(keyed[i].ctx);
+    }
+    n_keyed = 0;
+    EVP_MAC_free(hmac);
+    hmac = NULL;
+}
+
 static int check_signature(const char *signed_part, size_t signed_len, const unsigned char *sig,
                            size_t sig_len, const char *const *secrets, size_t n_secrets)
 {
@@ -85,13 +184,12 @@ static int check_signature(const char *signed_part, size_t signed_len, const uns
         return GW_JWT_BAD_SIGNATURE;
     for (size_t i = 0; i < n_secrets; i++) {
         unsigned char mac[EVP_MAX_MD_SIZE];
-        unsigned mac_len = 0;
-        size_t key_len = strlen(secrets[i]);
+        size_t mac_len = 0;
+        EVP_MAC_CTX *ctx = keyed_mac(secrets[i]);
         /* A failing HMAC (out of memory inside OpenSSL) counts as no match: fail closed. */
-        if (key_len > INT_MAX ||
-            !HMAC(EVP_sha256(), secrets[i], (int)key_len, (const unsigned char *)signed_part,
-                  signed_len, mac, &mac_len) ||
-            mac_len != SIG_LEN)
+        if (!ctx || !EVP_MAC_init(ctx, NULL, 0, NULL) ||
+            !EVP_MAC_update(ctx, (const unsigned char *)signed_part, signed_len) ||
+            !EVP_MAC_final(ctx, mac, &mac_len, sizeof(mac)) || mac_len != SIG_LEN)
             continue;
         if (CRYPTO_memcmp(mac, sig, SIG_LEN) == 0)
             return GW_JWT_OK;
@@ -115,7 +213,8 @@ static bool valid_text(const char *s, size_t len, size_t max)
     return true;
 }
 
-static int copy_text_claim(const json_t *claims, const char *key, bool allow_integer, char **out)
+static int copy_text_claim(const json_t *claims, const char *key, bool allow_integer,
+                           char out[GW_JWT_MAX_CLAIM_LEN + 1])
 {
     const json_t *v = json_object_get(claims, key);
     if (json_is_string(v)) {
@@ -123,13 +222,12 @@ static int copy_text_claim(const json_t *claims, const char *key, bool allow_int
         size_t len = json_string_length(v);
         if (!valid_text(s, len, GW_JWT_MAX_CLAIM_LEN))
             return GW_JWT_MISSING_CLAIM;
-        *out = gw_strndup(s, len);
+        memcpy(out, s, len);
+        out[len] = '\0';
         return GW_JWT_OK;
     }
     if (allow_integer && json_is_integer(v)) {
-        char text[32];
-        snprintf(text, sizeof(text), "%" JSON_INTEGER_FORMAT, json_integer_value(v));
-        *out = gw_strdup(text);
+        snprintf(out, GW_JWT_MAX_CLAIM_LEN + 1, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
         return GW_JWT_OK;
     }
     return GW_JWT_MISSING_CLAIM;
@@ -184,18 +282,18 @@ static int read_claims(const json_t *claims, int64_t now, uint32_t leeway_s, str
 {
     int rc = check_time(claims, now, leeway_s, &id->exp);
     if (rc == GW_JWT_OK)
-        rc = copy_text_claim(claims, "sub", true, &id->user);
+        rc = copy_text_claim(claims, "sub", true, id->user);
     if (rc == GW_JWT_OK)
-        rc = copy_text_claim(claims, "client", true, &id->client);
+        rc = copy_text_claim(claims, "client", true, id->client);
     if (rc == GW_JWT_OK)
-        rc = copy_text_claim(claims, "site", false, &id->site);
+        rc = copy_text_claim(claims, "site", false, id->site);
     if (rc == GW_JWT_OK)
         rc = copy_events(claims, id);
     return rc;
 }
 
-int gw_jwt_verify(const char *token, size_t len, const char *const *secrets, size_t n_secrets,
-                  int64_t now, uint32_t leeway_s, struct gw_identity *out)
+static int verify_token(const char *token, size_t len, const char *const *secrets,
+                        size_t n_secrets, int64_t now, uint32_t leeway_s, struct gw_identity *out)
 {
     memset(out, 0, sizeof(*out));
     if (len > GW_JWT_MAX_LEN)
@@ -243,11 +341,17 @@ int gw_jwt_verify(const char *token, size_t len, const char *const *secrets, siz
     return rc;
 }
 
+int gw_jwt_verify(const char *token, size_t len, const char *const *secrets, size_t n_secrets,
+                  int64_t now, uint32_t leeway_s, struct gw_identity *out)
+{
+    arena_begin();
+    int rc = verify_token(token, len, secrets, n_secrets, now, leeway_s, out);
+    arena_end();
+    return rc;
+}
+
 void gw_identity_cleanup(struct gw_identity *id)
 {
-    gw_free(id->user);
-    gw_free(id->client);
-    gw_free(id->site);
     for (size_t i = 0; i < id->n_events; i++)
         gw_free(id->events[i]);
     gw_free(id->events);

@@ -14,10 +14,12 @@
 #define GW_JWT_MAX_EVENTS 64
 #define GW_JWT_MAX_EVENT_LEN 128
 
+/* Filled in place (no allocation but for the events): verifying a token is on every session's
+ * way in. */
 struct gw_identity {
-    char *user;    /* sub: string, or integer claim as decimal text */
-    char *client;  /* client: string or integer as decimal text */
-    char *site;    /* site: string */
+    char user[GW_JWT_MAX_CLAIM_LEN + 1];   /* sub: string, or integer claim as decimal text */
+    char client[GW_JWT_MAX_CLAIM_LEN + 1]; /* client: string or integer as decimal text */
+    char site[GW_JWT_MAX_CLAIM_LEN + 1];   /* site: string */
     int64_t exp;   /* seconds since the epoch */
     char **events; /* NULL-less array of n_events strings, or NULL when the claim is absent */
     size_t n_events;
@@ -47,6 +49,9 @@ enum gw_jwt_result {
  * enum gw_jwt_result with *out zeroed. */
 int gw_jwt_verify(const char *token, size_t len, const char *const *secrets, size_t n_secrets,
                   int64_t now, uint32_t leeway_s, struct gw_identity *out);
+/* Frees the keyed HMAC contexts gw_jwt_verify keeps per secret (at exit). */
+void gw_jwt_cleanup(void);
+
 /* Frees what gw_jwt_verify filled in and zeroes *id; safe on a zeroed identity. */
 void gw_identity_cleanup(struct gw_identity *id);
 /* A short reason for logs and close frames: "malformed token", "expired token", ... */

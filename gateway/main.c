@@ -12,6 +12,7 @@
 #include "gateway.h"
 #include "gw_log.h"
 #include "gw_outq.h"
+#include "jwt.h"
 #include "pubsub_engine.h"
 #include "websocket.h"
 
@@ -116,6 +117,7 @@ int main(int argc, char **argv)
     event_base_free(base);
     websocket_cleanup();
     gw_outq_pool_release();
+    gw_jwt_cleanup();
     gw_config_cleanup(&cfg);
     GW_INFO("stopped");
     return status;

@@ -90,7 +90,7 @@ TEST(jwt_io_vector)
     struct gw_identity id;
     /* No exp, client or site: getting as far as the claims proves the signature passed. */
     ASSERT_INT_EQ(gw_jwt_verify(tok, strlen(tok), right, 1, NOW, 0, &id), GW_JWT_MISSING_CLAIM);
-    ASSERT_TRUE(id.user == NULL);
+    ASSERT_TRUE(id.user[0] == '\0');
     ASSERT_INT_EQ(gw_jwt_verify(tok, strlen(tok), wrong, 1, NOW, 0, &id), GW_JWT_BAD_SIGNATURE);
 }
 
@@ -107,7 +107,7 @@ TEST(valid_string_claims)
     ASSERT_TRUE(id.events == NULL);
     ASSERT_UINT_EQ(id.n_events, 0);
     gw_identity_cleanup(&id);
-    ASSERT_TRUE(id.user == NULL && id.client == NULL && id.site == NULL);
+    ASSERT_TRUE(!id.user[0] && !id.client[0] && !id.site[0]);
 }
 
 TEST(valid_integer_claims)
@@ -164,7 +164,7 @@ TEST(wrong_secret)
     char *tok = sign(HEADER, VALID, "some-other-secret");
     struct gw_identity id;
     ASSERT_INT_EQ(verify_token(tok, &id), GW_JWT_BAD_SIGNATURE);
-    ASSERT_TRUE(id.user == NULL);
+    ASSERT_TRUE(id.user[0] == '\0');
     gw_free(tok);
 
     tok = sign(HEADER, VALID, SECRET_A);
