@@ -107,8 +107,8 @@ def main():
     modes = ["echo", "token"] if args.mode == "both" else [args.mode]
     for mode in modes:
         r = measure(binary, preload, mode, args.warmup, args.sessions)
-        print("%-5s %d sessions: %.2f allocations per upgrade (%.2f kept by the open session, "
-              "%.2f transient)" % (mode, r["sessions"], r["allocs_per_upgrade"],
+        print("%-5s %d sessions: %.3f allocations per upgrade (%.3f kept by the open session, "
+              "%.3f transient)" % (mode, r["sessions"], r["allocs_per_upgrade"],
                                    r["kept_per_upgrade"], r["transient_per_upgrade"]))
 
 

@@ -392,17 +392,30 @@ static void open_session(struct sockjs_session *s, const struct sockjs_open_info
 {
     struct sockjs_server *srv = s->server;
     /* Sending "o" may end the request that info points into (a poll ends with its frame). */
+    char buf[SOCKJS_OPEN_INFO_BUF];
     struct sockjs_open_info copy = {NULL, 0};
-    if (info && info->query) {
-        copy.query = gw_strndup(info->query, info->query_len);
-        copy.query_len = info->query_len;
-    }
+    char *heap = info ? sockjs_open_info_copy(info, buf, &copy) : NULL;
     if (!(s->flags & SESSION_RAW))
         send_simple(s, SOCKJS_FRAME_OPEN, "o");
     else
         gw_timer_start(&s->timer, &srv->heartbeat_q);
     srv->app->on_open(srv->app_arg, s, &copy);
-    gw_free((char *)copy.query);
+    gw_free(heap);
+}
+
+char *sockjs_open_info_copy(const struct sockjs_open_info *in, char buf[SOCKJS_OPEN_INFO_BUF],
+                            struct sockjs_open_info *out)
+{
+    *out = (struct sockjs_open_info){NULL, 0};
+    if (!in->query)
+        return NULL;
+    char *heap = in->query_len < SOCKJS_OPEN_INFO_BUF ? NULL : gw_malloc(in->query_len + 1);
+    char *copy = heap ? heap : buf;
+    memcpy(copy, in->query, in->query_len);
+    copy[in->query_len] = '\0';
+    out->query = copy;
+    out->query_len = in->query_len;
+    return heap;
 }
 
 void sockjs_session_attach(struct sockjs_server *srv, const char *id, size_t len,

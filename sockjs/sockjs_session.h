@@ -53,6 +53,14 @@ struct sockjs_open_info {
     size_t query_len;
 };
 
+/* Room for a query (a token of up to 4 KiB and more) copied on the stack. */
+#define SOCKJS_OPEN_INFO_BUF 8192
+
+/* *out = a copy of *in that outlives the request `in` points into: in buf when it fits (no
+ * allocation, the usual case), else on the heap. Returns what to gw_free() after use, or NULL. */
+char *sockjs_open_info_copy(const struct sockjs_open_info *in, char buf[SOCKJS_OPEN_INFO_BUF],
+                            struct sockjs_open_info *out);
+
 void sockjs_options_defaults(struct sockjs_options *opt);
 
 /* The application behind a prefix. Callbacks may send to or close any session, the one given

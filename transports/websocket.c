@@ -459,11 +459,13 @@ void websocket_handle(const struct tp_request *req, bool raw)
     if (deflate)
         ws_decoder_allow_compression(&ws->decoder);
     /* The upgrade frees the request; the application still wants its query when it opens. */
-    char *query = req->query ? gw_strndup(req->query, req->query_len) : NULL;
-    struct sockjs_open_info info = {.query = query, .query_len = req->query_len};
+    char buf[SOCKJS_OPEN_INFO_BUF];
+    struct sockjs_open_info info;
+    char *heap = sockjs_open_info_copy(&(struct sockjs_open_info){req->query, req->query_len},
+                                       buf, &info);
     struct sockjs_server *server = req->server;
     c->ops->set_handler(c, &handler_ops, ws);
     c->ops->upgrade(c);
     sockjs_session_new_attached(server, &ws->base, raw, &info);
-    gw_free(query);
+    gw_free(heap);
 }
