@@ -73,13 +73,13 @@ struct header_ref {
     uint32_t name_off, name_len, value_off, value_len;
 };
 
-/* Exists only while a request is being read or dispatched. */
 /* Rare (a request split over reads, pipelining), so kept out of the connection. */
 struct leftover {
     uint32_t len;
     uint8_t data[];
 };
 
+/* Exists only while a request is being read or dispatched. */
 struct http_req {
     http_parser parser;
     struct gw_buf raw;      /* url, then header names and values */
