@@ -733,6 +733,10 @@ static void dispatch(struct gw_conn *c)
     GW_DEBUG("%s: %s %.*s", peer_name(c), req.method, (int)r->url_len, r->raw.data);
     c->srv->route(c->srv, &req, r->raw.data + u.field_data[UF_PATH].off,
                      u.field_data[UF_PATH].len);
+    /* The request view ends with this call (transports copy what they keep), so a long poll
+     * or a stream waits without a parser and header storage: ~1.5 KB less per such session. */
+    if (c->req == r)
+        req_free(c);
 }
 
 /* Feeds the parser; returns bytes consumed. */
