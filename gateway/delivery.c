@@ -33,14 +33,14 @@ struct auth_wait {
     struct delivery_session *ds;
 };
 
-/* Every idle session carries one of these, so it holds no pointer it can compute: the hub
- * callback finds the session from the subscription and the message's scope (subs[] is indexed
- * by scope), and the gw_delivery comes with every callback. */
 struct filters {
     uint32_t n;
     char *patterns[];
 };
 
+/* Every idle session carries one of these, so it holds no pointer it can compute: the hub
+ * callback finds the session from the subscription and the message's scope (subs[] is indexed
+ * by scope), and the gw_delivery comes with every callback. */
 struct delivery_session {
     struct pubsub_sub subs[N_SUBS];
     struct auth_wait *auth;   /* NULL unless waiting */
