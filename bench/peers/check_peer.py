@@ -35,6 +35,8 @@ SECRET = "parity-secret"
 API_KEY = "parity-key"
 HERE = os.path.dirname(os.path.abspath(__file__))
 PEER_JS = os.path.join(HERE, "sockjs-node", "server.js")
+sys.path.insert(0, os.path.dirname(HERE))
+import benchlib  # noqa: E402  (bench/benchlib.py: start_redis)
 LISTEN_RE = re.compile(r"listening on 127\.0\.0\.1:(\d+)")
 API_RE = re.compile(r"publish API on 127\.0\.0\.1:(\d+)")
 
@@ -107,29 +109,6 @@ class Server:
             self.p.kill()
             rc = self.p.wait()
         return rc, time.monotonic() - t0
-
-
-def start_redis(binary):
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    p = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                          "--appendonly", "no"], stdout=subprocess.DEVNULL,
-                         stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1) as c:
-                c.sendall(b"*1\r\n$4\r\nPING\r\n")
-                if c.recv(64).startswith(b"+PONG"):
-                    return p, port
-        except OSError:
-            pass
-        if time.monotonic() > deadline:
-            p.kill()
-            raise RuntimeError("redis-server did not start")
-        time.sleep(0.05)
 
 
 def redis_numsub(port):
@@ -639,12 +618,11 @@ def main():
             pairs.append(("mixed redis (gateway publishes)", ["gateway", "peer"]))
             pairs.append(("mixed redis (peer publishes)", ["peer", "gateway"]))
         for label, pair in pairs:
-            rp, rport = start_redis(args.redis_server)
+            rp, rport = benchlib.start_redis(args.redis_server)
             try:
                 f, r, _ = run_kind(label, pair, args, redis_port=rport)
             finally:
-                rp.terminate()
-                rp.wait()
+                rp.stop()
             failures += f
             results += r
     if len(kinds) == 2 and answers["gateway"] and answers["peer"]:
