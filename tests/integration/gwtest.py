@@ -1077,6 +1077,14 @@ def close_frame(code, reason):
     return "c" + json.dumps([code, reason], separators=(",", ":"))
 
 
+# The test application's close frames and timers, as every protocol test expects them.
+ANOTHER = close_frame(2010, "Another connection still open")
+GO_AWAY = close_frame(3000, "Go away!")
+INTERRUPTED = close_frame(1002, "Connection interrupted")
+# /short_timers_*: heartbeat and disconnect delay of 1 s, with room for a loaded machine.
+TIMER_MIN, TIMER_MAX = 0.8, 3.0
+
+
 def message_frame(*messages):
     return "a" + json.dumps(list(messages), separators=(",", ":"))
 
@@ -1536,4 +1544,33 @@ class StreamResponseLimitTests:
         self.assertEqual(st.frame(), 'a["%s"]' % ("x" * 65536))
         s.send("16")
         self.assertEqual(st.frame(), 'a["%s"]' % ("x" * 65536))
+        st.expect_end()
+
+
+class StreamLifecycleTests:
+    """Heartbeats and the close frame on a streaming transport; mixed into a GatewayTestCase
+    whose stream(url) opens one receiver of that transport on the test app, and which says
+    how its raw_frame() shows a heartbeat (HEARTBEAT_FRAME)."""
+
+    HEARTBEAT_FRAME = "h"
+
+    def test_heartbeat(self):
+        st = self.stream(session_url("/short_timers_echo"))
+        self.assertEqual(st.frame(), "o")
+        t = time.monotonic()
+        for i in range(2):
+            self.assertEqual(st.raw_frame(), self.HEARTBEAT_FRAME)
+            now = time.monotonic()
+            self.assertTrue(TIMER_MIN <= now - t <= TIMER_MAX,
+                            "heartbeat %d after %.2f s" % (i + 1, now - t))
+            t = now
+
+    def test_close(self):
+        url = session_url("/close")
+        st = self.stream(url)
+        self.assertEqual(st.frame(), "o")
+        self.assertEqual(st.frame(), GO_AWAY)
+        st.expect_end()
+        st = self.stream(url)
+        self.assertEqual(st.frame(), GO_AWAY)
         st.expect_end()

@@ -8,16 +8,11 @@ Spec: SOCKJS_TEST_APP.md, "Frames and transports" (eventsource), "Session lifecy
 """
 
 import json
-import time
 import urllib.parse
 
 import gwtest
-from gwtest import (EventSourceStream, XhrSession, close_frame, eventsource_escape, parse_frame,
-                    session_url)
-
-ANOTHER = close_frame(2010, "Another connection still open")
-GO_AWAY = close_frame(3000, "Go away!")
-TIMER_MIN, TIMER_MAX = 0.8, 3.0
+from gwtest import (ANOTHER, GO_AWAY, eventsource_escape, EventSourceStream, parse_frame,
+                    session_url, XhrSession)
 
 
 class EventSourceTestCase(gwtest.GatewayTestCase):
@@ -225,7 +220,7 @@ class Http(EventSourceTestCase):
         self.assertEqual(r.status, 200)
 
 
-class Lifecycle(EventSourceTestCase):
+class Lifecycle(gwtest.StreamLifecycleTests, EventSourceTestCase):
     def test_second_receiver(self):
         url = session_url("/echo")
         st1 = self.stream(url)
@@ -236,27 +231,6 @@ class Lifecycle(EventSourceTestCase):
         st2.expect_end()
         XhrSession.of(self.gw, url).send("still here")
         self.assertEqual(st1.frame(), 'a["still here"]')
-
-    def test_heartbeat(self):
-        st = self.stream(session_url("/short_timers_echo"))
-        self.assertEqual(st.frame(), "o")
-        t = time.monotonic()
-        for i in range(2):
-            self.assertEqual(st.raw_frame(), "h")
-            now = time.monotonic()
-            self.assertTrue(TIMER_MIN <= now - t <= TIMER_MAX,
-                            "heartbeat %d after %.2f s" % (i + 1, now - t))
-            t = now
-
-    def test_close(self):
-        url = session_url("/close")
-        st = self.stream(url)
-        self.assertEqual(st.frame(), "o")
-        self.assertEqual(st.frame(), GO_AWAY)
-        st.expect_end()
-        st = self.stream(url)
-        self.assertEqual(st.frame(), GO_AWAY)
-        st.expect_end()
 
     def test_ticker(self):
         st = self.stream(session_url("/ticker"))

@@ -9,15 +9,11 @@ lifecycle" (second receiver, heartbeat, response_limit), "Common headers", "HTTP
 
 import json
 import re
-import time
 
 import gwtest
-from gwtest import (HtmlFileStream, XhrSession, close_frame, htmlfile_page, parse_frame, request,
-                    session_url)
+from gwtest import (ANOTHER, GO_AWAY, htmlfile_page, HtmlFileStream, parse_frame, request,
+                    session_url, XhrSession)
 
-ANOTHER = close_frame(2010, "Another connection still open")
-GO_AWAY = close_frame(3000, "Go away!")
-TIMER_MIN, TIMER_MAX = 0.8, 3.0
 CALLBACK_REQUIRED = b'"callback" parameter required'
 CALLBACK_INVALID = b'invalid "callback" parameter'
 
@@ -207,7 +203,9 @@ class Http(HtmlFileTestCase):
         self.assertEqual(r.body, CALLBACK_REQUIRED)
 
 
-class Lifecycle(HtmlFileTestCase):
+class Lifecycle(gwtest.StreamLifecycleTests, HtmlFileTestCase):
+    HEARTBEAT_FRAME = '"h"'
+
     def test_second_receiver(self):
         url = session_url("/echo")
         st1 = self.stream(url)
@@ -218,27 +216,6 @@ class Lifecycle(HtmlFileTestCase):
         st2.expect_end()
         XhrSession.of(self.gw, url).send("still here")
         self.assertEqual(st1.frame(), 'a["still here"]')
-
-    def test_heartbeat(self):
-        st = self.stream(session_url("/short_timers_echo"))
-        self.assertEqual(st.frame(), "o")
-        t = time.monotonic()
-        for i in range(2):
-            self.assertEqual(st.raw_frame(), '"h"')
-            now = time.monotonic()
-            self.assertTrue(TIMER_MIN <= now - t <= TIMER_MAX,
-                            "heartbeat %d after %.2f s" % (i + 1, now - t))
-            t = now
-
-    def test_close(self):
-        url = session_url("/close")
-        st = self.stream(url)
-        self.assertEqual(st.frame(), "o")
-        self.assertEqual(st.frame(), GO_AWAY)
-        st.expect_end()
-        st = self.stream(url)
-        self.assertEqual(st.frame(), GO_AWAY)
-        st.expect_end()
 
 
 class Cookies(HtmlFileTestCase):

@@ -11,12 +11,9 @@ import time
 import urllib.parse
 
 import gwtest
-from gwtest import (FORM_CT, JsonpSession, XhrSession, close_frame, parse_frame,
-                    parse_jsonp_body, read_response, request, session_url)
+from gwtest import (ANOTHER, FORM_CT, GO_AWAY, TIMER_MAX, TIMER_MIN, JsonpSession, parse_frame,
+                    parse_jsonp_body, read_response, request, session_url, XhrSession)
 
-ANOTHER = close_frame(2010, "Another connection still open")
-GO_AWAY = close_frame(3000, "Go away!")
-TIMER_MIN, TIMER_MAX = 0.8, 3.0
 CALLBACK_REQUIRED = b'"callback" parameter required'
 CALLBACK_INVALID = b'invalid "callback" parameter'
 

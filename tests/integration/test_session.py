@@ -11,12 +11,8 @@ import re
 import time
 
 import gwtest
-from gwtest import XhrSession, XhrStream, close_frame, parse_frame, read_response, session_url
-
-ANOTHER = close_frame(2010, "Another connection still open")
-GO_AWAY = close_frame(3000, "Go away!")
-INTERRUPTED = close_frame(1002, "Connection interrupted")
-TIMER_MIN, TIMER_MAX = 0.8, 3.0
+from gwtest import (ANOTHER, GO_AWAY, INTERRUPTED, TIMER_MAX, TIMER_MIN, parse_frame, read_response,
+                    session_url, XhrSession, XhrStream)
 
 
 class SecondReceiver(gwtest.GatewayTestCase):

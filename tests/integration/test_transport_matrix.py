@@ -14,14 +14,10 @@ Spec: SOCKJS_TEST_APP.md, "Session lifecycle", "Frames and transports", "Common 
 import time
 
 import gwtest
-from gwtest import (EventSourceStream, HtmlFileStream, XhrSession, XhrStream,
-                    build_request, close_frame, parse_frame, parse_jsonp_body, read_response,
-                    request, session_url)
+from gwtest import (ANOTHER, GO_AWAY, INTERRUPTED, TIMER_MAX, TIMER_MIN, build_request,
+                    EventSourceStream, HtmlFileStream, parse_frame, parse_jsonp_body, read_response,
+                    request, session_url, XhrSession, XhrStream)
 
-ANOTHER = close_frame(2010, "Another connection still open")
-GO_AWAY = close_frame(3000, "Go away!")
-INTERRUPTED = close_frame(1002, "Connection interrupted")
-TIMER_MIN, TIMER_MAX = 0.8, 3.0
 
 POLLING = ("xhr", "jsonp")
 STREAMING = ("xhr_streaming", "eventsource", "htmlfile")

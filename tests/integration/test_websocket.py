@@ -14,11 +14,9 @@ import time
 import uuid
 
 import gwtest
-from gwtest import (OP_CLOSE, OP_CONT, OP_PING, OP_PONG, OP_TEXT, Conn,
-                    HandshakeError, WebSocket, build_request, close_frame, encode_frame,
-                    read_response, read_response_head, session_url)
-
-GO_AWAY = close_frame(3000, "Go away!")
+from gwtest import (GO_AWAY, OP_CLOSE, OP_CONT, OP_PING, OP_PONG, OP_TEXT, build_request, Conn,
+                    encode_frame, HandshakeError, read_response, read_response_head, session_url,
+                    WebSocket)
 
 
 def ws_url(prefix="/echo", session=None):
