@@ -45,3 +45,18 @@ int gw_log_parse_level(const char *name, enum gw_log_level *out)
     }
     return -1;
 }
+
+bool gw_log_gate_open(struct gw_log_gate *gate, uint32_t interval_ms, uint64_t *suppressed)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    uint64_t now = (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+    if (now < gate->next_ms) {
+        gate->suppressed++;
+        return false;
+    }
+    *suppressed = gate->suppressed;
+    gate->suppressed = 0;
+    gate->next_ms = now + interval_ms;
+    return true;
+}

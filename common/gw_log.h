@@ -2,12 +2,26 @@
 #ifndef GW_LOG_H
 #define GW_LOG_H
 
+#include <stdbool.h>
+#include <stdint.h>
+
 enum gw_log_level { GW_LOG_ERROR = 0, GW_LOG_WARN, GW_LOG_INFO, GW_LOG_DEBUG };
 
 extern enum gw_log_level gw_log_threshold;
 
 void gw_log(enum gw_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int gw_log_parse_level(const char *name, enum gw_log_level *out);
+
+/* A condition that may repeat thousands of times a second (out of descriptors, a flood of bad
+ * requests) is logged at most once per interval, saying how many were not. */
+struct gw_log_gate {
+    uint64_t next_ms;     /* monotonic time before which lines are held back */
+    uint64_t suppressed;  /* held back since the last line */
+};
+
+/* Whether to log now (at most once per interval_ms); when it returns true, *suppressed is
+ * the number of events held back since the previous line, and the count restarts. */
+bool gw_log_gate_open(struct gw_log_gate *gate, uint32_t interval_ms, uint64_t *suppressed);
 
 #define GW_ERROR(...) gw_log(GW_LOG_ERROR, __VA_ARGS__)
 #define GW_WARN(...) gw_log(GW_LOG_WARN, __VA_ARGS__)

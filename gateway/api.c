@@ -146,6 +146,15 @@ static void stats(struct gw_api *api, const struct tp_request *req)
         (json_int_t)e->reconnects, "api", "requests", (json_int_t)api->requests, "publishes",
         (json_int_t)api->publishes, "rejected", (json_int_t)api->rejected, "unauthorized",
         (json_int_t)api->unauthorized, "unavailable", (json_int_t)api->unavailable);
+    const struct gw_accept_stats *a = &api->sockjs->accept_stats;
+    json_object_set_new(
+        body, "listener",
+        json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:b,s:b}", "open", (json_int_t)api->sockjs->n_conns,
+                  "max", (json_int_t)api->sockjs->max_connections, "accepted",
+                  (json_int_t)a->accepted, "refused_limit", (json_int_t)a->refused_limit,
+                  "refused_draining", (json_int_t)a->refused_drain, "accept_pauses",
+                  (json_int_t)a->paused, "accept_paused", api->sockjs->accept_paused,
+                  "draining", gw_server_draining(api->sockjs)));
     respond_json(req, 200, "OK", body);
 }
 

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "gw_alloc.h"
 #include "pubsub_publish.h"
@@ -66,6 +67,12 @@ static const struct opt options[] = {
     U32("linger-ms", linger_ms, 1, UINT32_MAX,
         "bound on the final flush and the wait for the peer's FIN after closing"),
     U32("backlog", backlog, 1, UINT32_MAX, "listen backlog"),
+    U32("max-connections", max_connections, 0, UINT32_MAX,
+        "client connections at once; past it a new connection gets 503 and is closed; 0: the "
+        "open-files limit less 64 (kept for Redis, the API and logs)"),
+    U32("drain-ms", drain_ms, 0, UINT32_MAX,
+        "on SIGTERM/SIGINT, close every session (c[1001,\"Going away\"]) spread over this "
+        "long, then exit; a second signal exits at once"),
     STR("log-level", log_level, "LEVEL", "error, warn, info or debug"),
     LIST("jwt-secret", jwt_secrets, GW_MAX_SECRETS, "SECRET",
          "HS256 secret for session tokens; give two while rotating"),
@@ -109,6 +116,7 @@ void gw_config_defaults(struct gw_config *cfg)
     cfg->idle_timeout_ms = 60000;
     cfg->linger_ms = 2000;
     cfg->backlog = 4096;
+    cfg->drain_ms = 5000;
     cfg->log_level = "info";
     cfg->auth_timeout_ms = 10000;
     cfg->api_key = "";
@@ -120,6 +128,19 @@ void gw_config_defaults(struct gw_config *cfg)
     cfg->listen.items[cfg->listen.n++] = "127.0.0.1:8080";
     cfg->api_listen.items[cfg->api_listen.n++] = "127.0.0.1:8081";
     cfg->engines.items[cfg->engines.n++] = "local";
+}
+
+uint32_t gw_config_max_connections(const struct gw_config *cfg)
+{
+    if (cfg->max_connections)
+        return cfg->max_connections;
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY ||
+        rl.rlim_cur > UINT32_MAX)
+        return UINT32_MAX;
+    /* A tiny limit still leaves room for a few clients rather than none. */
+    return rl.rlim_cur > 2 * GW_FD_RESERVE ? (uint32_t)rl.rlim_cur - GW_FD_RESERVE
+                                           : (uint32_t)rl.rlim_cur / 2;
 }
 
 void gw_config_cleanup(struct gw_config *cfg)

@@ -40,6 +40,8 @@ struct gw_config {
     uint32_t idle_timeout_ms;
     uint32_t linger_ms;
     uint32_t backlog;
+    uint32_t max_connections; /* 0: the open-files limit less GW_FD_RESERVE */
+    uint32_t drain_ms;
     const char *log_level;
     /* Scoped delivery. */
     struct gw_str_list jwt_secrets;
@@ -59,7 +61,13 @@ struct gw_config {
     size_t n_owned;
 };
 
+/* Descriptors kept back from --max-connections's default for what is not a client connection:
+ * the API listener and its clients, Redis connections, the epoll sets, logs. */
+#define GW_FD_RESERVE 64
+
 void gw_config_defaults(struct gw_config *cfg);
+/* --max-connections, with its default (0) resolved against the process's open-files limit. */
+uint32_t gw_config_max_connections(const struct gw_config *cfg);
 /* Reads --config FILE (if given), the environment, then the command line. Returns 0, 1 when
  * --help was printed, or -1 after printing an error. */
 int gw_config_load(struct gw_config *cfg, int argc, char **argv);

@@ -8,6 +8,7 @@
 
 #include "config.h"
 #include "gw_list.h"
+#include "gw_log.h"
 #include "gw_pool.h"
 #include "gw_slab.h"
 #include "gw_timerq.h"
@@ -44,6 +45,16 @@ struct gw_server;
 typedef void (*gw_route_fn)(struct gw_server *srv, struct tp_request *req, const char *path,
                             size_t path_len);
 
+/* What the listeners did with connections, for /api/stats. */
+struct gw_accept_stats {
+    uint64_t accepted;
+    uint64_t refused_limit;  /* over --max-connections: answered 503 and closed */
+    uint64_t refused_drain;  /* requests answered 503 while draining */
+    uint64_t paused;         /* times accepting paused for lack of descriptors */
+};
+
+struct gw_drain;
+
 struct gw_conn_list {
     struct gw_conn **items;
     size_t n, cap;
@@ -59,6 +70,13 @@ struct gw_server {
     struct gw_listener listeners[GW_MAX_LISTEN];
     size_t n_listeners;
     struct event *accept_resume; /* re-enables accepting after running out of descriptors */
+    uint32_t accept_backoff_ms;  /* pause after the last EMFILE; 0 while accepting */
+    bool accept_paused;
+    uint32_t max_connections;    /* gw_config_max_connections() */
+    struct gw_log_gate accept_log;
+    struct gw_log_gate refuse_log;
+    struct gw_accept_stats accept_stats;
+    struct gw_drain *drain;      /* non-NULL once draining (SIGTERM) */
     struct gw_route routes[GW_MAX_ROUTES];
     size_t n_routes;
     struct gw_list conns;        /* every open connection */
@@ -83,6 +101,13 @@ int gw_server_listen(struct gw_server *srv, const struct gw_str_list *specs, con
 /* A server answering with `route` (gw_route_request for SockJS). */
 void gw_server_init(struct gw_server *srv, struct event_base *base, const struct gw_config *cfg,
                     gw_route_fn route, void *route_arg);
+/* Starts a drain: new requests get 503 (requests naming a live session get its going-away close
+ * frame), and every connection is told to go away (gw_conn_going_away), spread over drain_ms
+ * with jitter. done(arg) runs once every connection is closed, or drain_ms + linger later. */
+void gw_server_drain(struct gw_server *srv, uint32_t drain_ms, void (*done)(void *arg), void *arg);
+bool gw_server_draining(const struct gw_server *srv);
+/* Sessions of every prefix of srv. */
+size_t gw_server_session_count(const struct gw_server *srv);
 /* Closes listeners and every connection (their sessions see the receiver go). */
 void gw_server_shutdown(struct gw_server *srv);
 void gw_server_cleanup(struct gw_server *srv);

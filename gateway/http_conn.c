@@ -61,6 +61,7 @@ enum conn_flags {
     F_TRUSTED = 8,         /* X-Forwarded-For names the client */
     F_IN_EPOLL = 16,       /* fd is in the server's epoll set */
     F_INPUT_PENDING = 32,  /* in gw_server.input_pending: leftover input to parse */
+    F_DRAINED = 64,        /* told to go away by the drain (or accepted during it) */
 };
 
 /* Who the client really is, when a proxy in front says so; only on such listeners. */
@@ -439,8 +440,9 @@ static void conn_end_response(struct tp_conn *tc, bool keep_alive)
     struct gw_conn *c = (struct gw_conn *)tc;
     if (c->state != ST_BUSY)
         return;
-    /* A request that asked to upgrade but was answered otherwise has no defined next byte. */
-    if (!keep_alive || (c->flags & F_UPGRADE_PENDING)) {
+    /* A request that asked to upgrade but was answered otherwise has no defined next byte; a
+     * draining server reads no next request. */
+    if (!keep_alive || (c->flags & F_UPGRADE_PENDING) || c->srv->drain) {
         conn_close(tc, true);
         return;
     }
@@ -1012,6 +1014,8 @@ void gw_conn_accept(struct gw_server *srv, int fd, unsigned listen_flags)
         c->client = gw_calloc(1, sizeof(*c->client));
     if (listen_flags & GW_LISTEN_TRUSTED)
         c->flags |= F_TRUSTED;
+    if (srv->drain)
+        c->flags |= F_DRAINED; /* its requests are answered 503 */
     if (listen_flags & GW_LISTEN_PROXY) {
         c->state = ST_PROXY;
         gw_timer_start(&c->timer, &srv->header_q);
@@ -1019,6 +1023,53 @@ void gw_conn_accept(struct gw_server *srv, int fd, unsigned listen_flags)
         gw_timer_start(&c->timer, &srv->idle_q);
     }
     set_events(c, EV_READ);
+}
+
+bool gw_conn_drain_next(struct gw_server *srv)
+{
+    if (gw_list_empty(&srv->conns))
+        return false;
+    struct gw_conn *c = gw_conn_from_node(srv->conns.next);
+    if (c->flags & F_DRAINED)
+        return false; /* every connection before the told ones has been told */
+    c->flags |= F_DRAINED;
+    gw_list_remove(&c->node);
+    gw_list_insert_tail(&srv->conns, &c->node);
+    switch (c->state) {
+    case ST_PROXY:
+    case ST_IDLE:
+        /* Nothing in flight but perhaps the end of a response: written, then closed. */
+        conn_close(&c->base, true);
+        break;
+    case ST_BUSY:
+    case ST_UPGRADED:
+        if (c->h_ops && c->h_ops->going_away)
+            c->h_ops->going_away(c->h);
+        break;
+    default:
+        /* READING: its request is answered (503, or its session's close frame), then the
+         * connection closes; closing ones are on their way out already. */
+        break;
+    }
+    return true;
+}
+
+bool gw_conn_drain_settled(struct gw_server *srv)
+{
+    bool settled = true;
+    struct gw_list *n = srv->conns.next;
+    while (n != &srv->conns) {
+        struct gw_conn *c = gw_conn_from_node(n);
+        n = n->next; /* closing moves nothing before n: conn_close keeps c in the list */
+        if (c->state == ST_IDLE || c->state == ST_PROXY) {
+            /* Accepted during the drain and still silent: its request would get 503. */
+            conn_close(&c->base, true);
+            settled = false;
+        } else if (c->state != ST_LINGER) {
+            settled = false;
+        }
+    }
+    return settled;
 }
 
 void gw_conn_abort(struct gw_conn *c)

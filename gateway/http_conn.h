@@ -12,6 +12,11 @@ void gw_conn_events_cleanup(struct gw_server *srv);
 void gw_conn_timers_init(struct gw_server *srv);
 /* Takes ownership of fd (accepted, non-blocking); flags are the listener's GW_LISTEN_*. */
 void gw_conn_accept(struct gw_server *srv, int fd, unsigned listen_flags);
+/* Drain: tells the next connection not told yet to go away (idle ones close, handlers get
+ * going_away); false when every connection has been told. */
+bool gw_conn_drain_next(struct gw_server *srv);
+/* Whether every connection left has written all it had and only waits for its peer's FIN. */
+bool gw_conn_drain_settled(struct gw_server *srv);
 /* Closes at once, telling its handler (shutdown). */
 void gw_conn_abort(struct gw_conn *c);
 /* The connection of a list node of gw_server.conns. */

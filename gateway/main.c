@@ -16,11 +16,31 @@
 #include "pubsub_engine.h"
 #include "websocket.h"
 
+struct shutdown {
+    struct event_base *base;
+    struct gw_server *srv;
+    uint32_t drain_ms;
+};
+
+static void on_drained(void *arg)
+{
+    struct shutdown *sd = arg;
+    event_base_loopbreak(sd->base);
+}
+
+/* The first SIGTERM/SIGINT drains (sessions closed with c[1001], spread over --drain-ms), the
+ * second stops at once. */
 static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
     (void)what;
-    GW_INFO("signal %d: shutting down", (int)sig);
-    event_base_loopbreak(arg);
+    struct shutdown *sd = arg;
+    if (gw_server_draining(sd->srv)) {
+        GW_INFO("signal %d again: stopping without finishing the drain", (int)sig);
+        event_base_loopbreak(sd->base);
+        return;
+    }
+    GW_INFO("signal %d: draining, then stopping", (int)sig);
+    gw_server_drain(sd->srv, sd->drain_ms, on_drained, sd);
 }
 
 static void deliver_to_hub(void *arg, struct pubsub_publish *pub)
@@ -98,8 +118,9 @@ int main(int argc, char **argv)
             GW_WARN("no --api-key: the publish API refuses every request");
         if (!cfg.test_app && cfg.jwt_secrets.n == 0)
             GW_WARN("no --jwt-secret: every session token is refused");
-        struct event *sigterm = evsignal_new(base, SIGTERM, on_signal, base);
-        struct event *sigint = evsignal_new(base, SIGINT, on_signal, base);
+        struct shutdown sd = {.base = base, .srv = &srv, .drain_ms = cfg.drain_ms};
+        struct event *sigterm = evsignal_new(base, SIGTERM, on_signal, &sd);
+        struct event *sigint = evsignal_new(base, SIGINT, on_signal, &sd);
         event_add(sigterm, NULL);
         event_add(sigint, NULL);
         event_base_dispatch(base);

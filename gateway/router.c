@@ -35,6 +35,42 @@ static bool is_iframe_path(const char *p, size_t len)
     return true;
 }
 
+/* "/<server>/<session>/<transport>", with valid server and session ids. */
+static bool split_session_path(const char *p, size_t len, const char **sid, size_t *sid_len,
+                               const char **transport, size_t *t_len)
+{
+    const char *seg[3];
+    size_t seg_len[3];
+    size_t n = 0;
+    const char *q = p, *end = p + len;
+    while (q < end && n < 3) {
+        if (*q != '/')
+            break;
+        q++;
+        const char *start = q;
+        while (q < end && *q != '/')
+            q++;
+        seg[n] = start;
+        seg_len[n] = (size_t)(q - start);
+        n++;
+    }
+    if (n != 3 || q != end || !sockjs_valid_id(seg[0], seg_len[0]) ||
+        !sockjs_valid_id(seg[1], seg_len[1]))
+        return false;
+    *sid = seg[1];
+    *sid_len = seg_len[1];
+    *transport = seg[2];
+    *t_len = seg_len[2];
+    return true;
+}
+
+static bool session_path(const char *p, size_t len, const char **sid, size_t *sid_len)
+{
+    const char *transport;
+    size_t t_len;
+    return split_session_path(p, len, sid, sid_len, &transport, &t_len);
+}
+
 static void route_session(const struct tp_request *req, const char *sid, size_t sid_len,
                           const char *transport, size_t t_len)
 {
@@ -73,8 +109,30 @@ static void route_session(const struct tp_request *req, const char *sid, size_t 
 #undef IS
 }
 
-static void route_prefix(struct tp_request *req, const char *p, size_t len)
+/* While draining, nothing new starts: retried elsewhere (or here, after the restart). The
+ * connection closes after the answer. */
+static void refuse_draining(struct gw_server *srv, const struct tp_request *req)
 {
+    srv->accept_stats.refused_drain++;
+    struct tp_head h;
+    tp_head_start(&h, req, 503, "Service Unavailable", "text/plain; charset=UTF-8", TP_NO_CACHE);
+    tp_head_add(&h, "Retry-After", "1");
+    static const char body[] = "Server shutting down\n";
+    tp_respond(req, &h, body, sizeof(body) - 1);
+}
+
+static void route_prefix(struct gw_server *srv, struct tp_request *req, const char *p, size_t len)
+{
+    if (gw_server_draining(srv)) {
+        /* Only a request for a live session goes on: it gets the session's close frame. */
+        const char *sid;
+        size_t sid_len;
+        if (!session_path(p, len, &sid, &sid_len) ||
+            !sockjs_session_find(req->server, sid, sid_len)) {
+            refuse_draining(srv, req);
+            return;
+        }
+    }
     bool get = method_is(req, "GET");
     if (len == 0 || (len == 1 && p[0] == '/')) {
         if (get)
@@ -106,33 +164,21 @@ static void route_prefix(struct tp_request *req, const char *p, size_t len)
             not_found(req);
         return;
     }
-    /* /<server>/<session>/<transport> */
-    const char *seg[3];
-    size_t seg_len[3];
-    size_t n = 0;
-    const char *q = p, *end = p + len;
-    while (q < end && n < 3) {
-        if (*q != '/')
-            break;
-        q++;
-        const char *start = q;
-        while (q < end && *q != '/')
-            q++;
-        seg[n] = start;
-        seg_len[n] = (size_t)(q - start);
-        n++;
-    }
-    if (n != 3 || q != end || !sockjs_valid_id(seg[0], seg_len[0]) ||
-        !sockjs_valid_id(seg[1], seg_len[1])) {
+    const char *sid, *transport;
+    size_t sid_len, t_len;
+    if (!split_session_path(p, len, &sid, &sid_len, &transport, &t_len)) {
         not_found(req);
         return;
     }
-    route_session(req, seg[1], seg_len[1], seg[2], seg_len[2]);
+    route_session(req, sid, sid_len, transport, t_len);
 }
 
 void gw_route_request(struct gw_server *srv, struct tp_request *req, const char *path,
                       size_t path_len)
 {
+    /* A draining server closes each connection after its answer: the answer says so. */
+    if (gw_server_draining(srv))
+        req->keep_alive = false;
     for (size_t i = 0; i < srv->n_routes; i++) {
         const struct gw_route *r = &srv->routes[i];
         if (path_len >= r->prefix_len && memcmp(path, r->prefix, r->prefix_len) == 0 &&
@@ -140,11 +186,12 @@ void gw_route_request(struct gw_server *srv, struct tp_request *req, const char 
             req->server = r->server;
             req->path = path + r->prefix_len;
             req->path_len = path_len - r->prefix_len;
-            route_prefix(req, req->path, req->path_len);
+            route_prefix(srv, req, req->path, req->path_len);
             return;
         }
     }
-    if (!gw_static_handle(req, path, path_len))
-        if (!gw_static_handle(req, path, path_len))
+    if (gw_server_draining(srv))
+        refuse_draining(srv, req);
+    else if (!gw_static_handle(req, path, path_len))
         not_found(req);
 }

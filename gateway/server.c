@@ -1,7 +1,9 @@
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <sys/socket.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -14,6 +16,8 @@
 #include "gw_alloc.h"
 #include "gw_log.h"
 #include "gw_net.h"
+#include "gw_timerq.h"
+#include "sockjs_session.h"
 #include "http_conn.h"
 
 static void on_turn_end(evutil_socket_t fd, short what, void *arg)
@@ -32,6 +36,7 @@ void gw_server_init(struct gw_server *srv, struct event_base *base, const struct
     srv->route = route;
     srv->route_arg = route_arg;
     srv->max_body_bytes = cfg->max_body_bytes;
+    srv->max_connections = gw_config_max_connections(cfg);
     gw_list_init(&srv->conns);
     gw_list_init(&srv->dead);
     srv->turn_end = event_new(base, -1, 0, on_turn_end, srv);
@@ -52,6 +57,28 @@ void gw_server_add_route(struct gw_server *srv, const char *prefix, struct sockj
     r->server = sjs;
 }
 
+/* Past --max-connections a connection costs an accept, one send and a close: no state, no
+ * read. The answer is best effort (a client that already sent its request may see a reset). */
+static void refuse_over_limit(struct gw_server *srv, int fd)
+{
+    static const char answer[] = "HTTP/1.1 503 Service Unavailable\r\n"
+                                 "Content-Type: text/plain; charset=UTF-8\r\n"
+                                 "Content-Length: 21\r\n"
+                                 "Retry-After: 1\r\n"
+                                 "Connection: close\r\n"
+                                 "\r\n"
+                                 "Too many connections\n";
+    ssize_t sent = send(fd, answer, sizeof(answer) - 1, MSG_DONTWAIT | MSG_NOSIGNAL);
+    (void)sent;
+    close(fd);
+    srv->accept_stats.refused_limit++;
+    uint64_t held;
+    if (gw_log_gate_open(&srv->refuse_log, 10000, &held))
+        GW_WARN("connection refused: %zu connections open (--max-connections %u); %" PRIu64
+                " more refused since the last such line",
+                srv->n_conns, srv->max_connections, held);
+}
+
 static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *addr,
                       int socklen, void *arg)
 {
@@ -59,35 +86,66 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
     (void)addr;
     (void)socklen;
     struct gw_listener *listener = arg;
-    gw_conn_accept(listener->srv, fd, listener->flags);
+    struct gw_server *srv = listener->srv;
+    /* Accepting works again: the next shortage starts with a short pause. */
+    srv->accept_backoff_ms = 0;
+    if (srv->n_conns >= srv->max_connections) {
+        refuse_over_limit(srv, fd);
+        return;
+    }
+    srv->accept_stats.accepted++;
+    gw_conn_accept(srv, fd, listener->flags);
+}
+
+static void set_accepting(struct gw_server *srv, bool on)
+{
+    for (size_t i = 0; i < srv->n_listeners; i++) {
+        if (on)
+            evconnlistener_enable(srv->listeners[i].l);
+        else
+            evconnlistener_disable(srv->listeners[i].l);
+    }
+    srv->accept_paused = !on;
 }
 
 static void on_accept_resume(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
-    struct gw_server *srv = arg;
-    for (size_t i = 0; i < srv->n_listeners; i++)
-        evconnlistener_enable(srv->listeners[i].l);
+    set_accepting(arg, true);
 }
+
+#define ACCEPT_BACKOFF_FIRST_MS 10
+#define ACCEPT_BACKOFF_MAX_MS 500
 
 static void on_accept_error(struct evconnlistener *l, void *arg)
 {
     (void)l;
-    struct gw_server *srv = arg;
+    struct gw_listener *listener = arg;
+    struct gw_server *srv = listener->srv;
     int err = EVUTIL_SOCKET_ERROR();
     if (err != EMFILE && err != ENFILE && err != ENOBUFS && err != ENOMEM) {
         GW_WARN("accept failed: %s", strerror(err));
         return;
     }
-    /* Out of descriptors: retrying at once would spin; pause accepting briefly instead, and
-     * let the kernel's backlog hold the queue. */
-    GW_WARN("accept failed: %s (%zu connections); pausing accepts for 100 ms", strerror(err),
-            srv->n_conns);
-    for (size_t i = 0; i < srv->n_listeners; i++)
-        evconnlistener_disable(srv->listeners[i].l);
-    struct timeval tv = {0, 100 * 1000};
+    /* Out of descriptors (or kernel memory): retrying at once would spin. The listeners
+     * pause, the kernel's backlog holds new connections, and a timer retries, backing off
+     * while the shortage lasts; open connections are served as before. */
+    srv->accept_backoff_ms = srv->accept_backoff_ms
+                                 ? (srv->accept_backoff_ms * 2 > ACCEPT_BACKOFF_MAX_MS
+                                        ? ACCEPT_BACKOFF_MAX_MS
+                                        : srv->accept_backoff_ms * 2)
+                                 : ACCEPT_BACKOFF_FIRST_MS;
+    srv->accept_stats.paused++;
+    set_accepting(srv, false);
+    struct timeval tv = {.tv_sec = srv->accept_backoff_ms / 1000,
+                         .tv_usec = (suseconds_t)(srv->accept_backoff_ms % 1000) * 1000};
     event_add(srv->accept_resume, &tv);
+    uint64_t held;
+    if (gw_log_gate_open(&srv->accept_log, 10000, &held))
+        GW_WARN("accept failed: %s (%zu connections); accepting paused, retried in %u ms; %"
+                PRIu64 " more such pauses since the last such line",
+                strerror(err), srv->n_conns, srv->accept_backoff_ms, held);
 }
 
 /* "127.0.0.1:8080", "[::1]:8080", ":8080" (all IPv4 interfaces). */
@@ -197,6 +255,98 @@ int gw_server_listen(struct gw_server *srv, const struct gw_str_list *specs, con
     return 0;
 }
 
+/* ---- drain ------------------------------------------------------------------------------- */
+
+struct gw_drain {
+    struct gw_server *srv;
+    struct event *tick;
+    uint64_t start_ms;
+    uint32_t window_ms;   /* --drain-ms: closes are spread over this */
+    uint32_t grace_ms;    /* then the last bytes get this long (--linger-ms) */
+    size_t total;         /* connections open when the drain began */
+    size_t told;
+    uint64_t first_told_ms, last_told_ms;
+    void (*done)(void *arg);
+    void *done_arg;
+    unsigned seed;
+};
+
+/* 5 to 15 ms: ticks at fixed intervals would make every node of a fleet stopped at once send
+ * its closes in step. */
+static void drain_arm(struct gw_drain *d)
+{
+    struct timeval tv = {0, (suseconds_t)(5000 + rand_r(&d->seed) % 10001)};
+    event_add(d->tick, &tv);
+}
+
+static void on_drain_tick(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct gw_drain *d = arg;
+    struct gw_server *srv = d->srv;
+    uint64_t elapsed = gw_now_ms() - d->start_ms;
+    /* Connections are told in their list order, an even share per tick: which client gets its
+     * close early or late is arbitrary, so reconnects spread over the window. */
+    size_t due = d->window_ms == 0 || elapsed >= d->window_ms
+                     ? d->total
+                     : (size_t)((double)d->total * (double)elapsed / d->window_ms);
+    while (d->told < due && gw_conn_drain_next(srv)) {
+        if (d->told == 0)
+            d->first_told_ms = elapsed;
+        d->last_told_ms = elapsed;
+        d->told++;
+    }
+    if (d->told < due)
+        d->told = due; /* the rest closed by themselves meanwhile */
+    bool all_told = d->told >= d->total;
+    if (all_told && (gw_conn_drain_settled(srv) || elapsed >= (uint64_t)d->window_ms + d->grace_ms)) {
+        GW_INFO("drain: %zu connections told to go away between +%" PRIu64 " and +%" PRIu64
+                " ms; %zu left at +%" PRIu64 " ms",
+                d->total, d->first_told_ms, d->last_told_ms, srv->n_conns, elapsed);
+        d->done(d->done_arg);
+        return;
+    }
+    drain_arm(d);
+}
+
+void gw_server_drain(struct gw_server *srv, uint32_t drain_ms, void (*done)(void *arg), void *arg)
+{
+    if (srv->drain)
+        return;
+    struct gw_drain *d = gw_calloc(1, sizeof(*d));
+    d->srv = srv;
+    d->start_ms = gw_now_ms();
+    d->window_ms = drain_ms;
+    d->grace_ms = srv->cfg->linger_ms;
+    d->total = srv->n_conns;
+    d->done = done;
+    d->done_arg = arg;
+    d->seed = (unsigned)getpid() ^ (unsigned)d->start_ms;
+    d->tick = evtimer_new(srv->base, on_drain_tick, d);
+    GW_ASSERT(d->tick != NULL);
+    srv->drain = d;
+    for (size_t i = 0; i < srv->n_routes; i++)
+        sockjs_server_drain(srv->routes[i].server);
+    GW_INFO("draining: %zu connections, %zu sessions, closed over %u ms", d->total,
+            gw_server_session_count(srv), drain_ms);
+    /* The first share goes out at once (all of it with --drain-ms 0). */
+    event_active(d->tick, EV_TIMEOUT, 0);
+}
+
+bool gw_server_draining(const struct gw_server *srv)
+{
+    return srv->drain != NULL;
+}
+
+size_t gw_server_session_count(const struct gw_server *srv)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < srv->n_routes; i++)
+        n += sockjs_server_session_count(srv->routes[i].server);
+    return n;
+}
+
 void gw_server_shutdown(struct gw_server *srv)
 {
     for (size_t i = 0; i < srv->n_listeners; i++)
@@ -210,6 +360,11 @@ void gw_server_shutdown(struct gw_server *srv)
 void gw_server_cleanup(struct gw_server *srv)
 {
     gw_conn_turn_end(srv);
+    if (srv->drain) {
+        event_free(srv->drain->tick);
+        gw_free(srv->drain);
+        srv->drain = NULL;
+    }
     if (srv->accept_resume)
         event_free(srv->accept_resume);
     event_free(srv->turn_end);

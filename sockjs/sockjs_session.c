@@ -52,6 +52,7 @@ struct sockjs_server {
     size_t untabled_count;
     struct sockjs_session *reap_list;
     struct event *reap_ev;
+    bool draining;
 };
 
 void sockjs_options_defaults(struct sockjs_options *opt)
@@ -422,6 +423,10 @@ void sockjs_session_attach(struct sockjs_server *srv, const char *id, size_t len
                            struct sockjs_receiver *r, const struct sockjs_open_info *info)
 {
     struct sockjs_session *s = sockjs_session_find(srv, id, len);
+    if (!s && srv->draining) {
+        refuse(r, SOCKJS_CLOSE_GOING_AWAY, SOCKJS_CLOSE_GOING_AWAY_REASON);
+        return;
+    }
     if (!s) {
         s = session_new(srv, id, len);
         table_insert(srv, s);
@@ -444,6 +449,10 @@ void sockjs_session_attach(struct sockjs_server *srv, const char *id, size_t len
             refuse(r, s->close_code, s->close_reason);
         }
         gw_timer_start(&s->timer, &srv->disconnect_q);
+        return;
+    }
+    if (srv->draining) {
+        sockjs_session_close(s, SOCKJS_CLOSE_GOING_AWAY, SOCKJS_CLOSE_GOING_AWAY_REASON);
         return;
     }
     flush_pending(s);
@@ -595,6 +604,11 @@ void sockjs_server_free(struct sockjs_server *srv)
 const struct sockjs_options *sockjs_server_options(const struct sockjs_server *srv)
 {
     return &srv->opt;
+}
+
+void sockjs_server_drain(struct sockjs_server *srv)
+{
+    srv->draining = true;
 }
 
 size_t sockjs_server_session_count(const struct sockjs_server *srv)

@@ -46,6 +46,9 @@ struct sockjs_options {
 };
 
 #define SOCKJS_CLOSE_SLOW_CONSUMER 4008
+/* The server is shutting down (drain): c[1001,"Going away"]. */
+#define SOCKJS_CLOSE_GOING_AWAY 1001
+#define SOCKJS_CLOSE_GOING_AWAY_REASON "Going away" 
 
 /* What the request that opened a session said, for the application's on_open. */
 struct sockjs_open_info {
@@ -133,6 +136,10 @@ struct sockjs_server *sockjs_server_new(struct event_base *base, const struct so
 /* Closes and frees every session (releasing their receivers), then the server. */
 void sockjs_server_free(struct sockjs_server *srv);
 const struct sockjs_options *sockjs_server_options(const struct sockjs_server *srv);
+/* The server is draining: no new session opens (a receiver for an unknown id gets the going-away
+ * close frame), and an open session that gets a receiver is closed with it at once (its queued
+ * messages first). Sessions with a receiver are closed by the gateway through their transport. */
+void sockjs_server_drain(struct sockjs_server *srv);
 /* Number of live sessions (table and websocket). */
 size_t sockjs_server_session_count(const struct sockjs_server *srv);
 

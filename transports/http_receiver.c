@@ -35,8 +35,18 @@ static void on_conn_close(void *handler)
     receiver_free(r);
 }
 
+/* The session's close frame ends a poll, or goes out on a stream before its final chunk. */
+static void on_going_away(void *handler)
+{
+    struct http_receiver *r = handler;
+    if (r->base.session)
+        sockjs_session_close(r->base.session, SOCKJS_CLOSE_GOING_AWAY,
+                             SOCKJS_CLOSE_GOING_AWAY_REASON);
+}
+
 static const struct tp_handler_ops handler_ops = {
     .on_close = on_conn_close,
+    .going_away = on_going_away,
 };
 
 static void poll_head(struct http_receiver *r, size_t body_len)

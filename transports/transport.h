@@ -35,6 +35,10 @@ struct tp_handler_ops {
      * freed after this returns; the handler must not use it again. Not called for a close
      * the handler asked for itself. */
     void (*on_close)(void *handler);
+    /* The server is draining: end what the handler carries with a going-away close (SockJS
+     * c[1001,"Going away"], then a websocket close 1001 or a stream's final chunk). May
+     * close the connection. */
+    void (*going_away)(void *handler);
 };
 
 struct tp_conn_ops {

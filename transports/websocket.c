@@ -44,6 +44,7 @@ struct ws_conn {
     bool closing : 1;
     bool in_feed : 1;  /* inside on_data: freeing is left to it */
     bool released : 1; /* the session let go of us while in_feed */
+    bool going_away : 1; /* the session's close frame was c[1001]: the drain */
 };
 
 /* Every websocket connection, packed (gw_slab.h). */
@@ -185,6 +186,8 @@ static bool send_frame(struct sockjs_receiver *base, const struct sockjs_frame *
     if (ws->closing)
         return true;
     if (!ws->raw) {
+        if (f->type == SOCKJS_FRAME_CLOSE && f->close_code == SOCKJS_CLOSE_GOING_AWAY)
+            ws->going_away = true;
         if (f->msg)
             ws_write_shared(ws, f->msg, TP_FORM_WS_FRAME, f->data, f->len);
         else
@@ -216,7 +219,10 @@ static bool send_frame(struct sockjs_receiver *base, const struct sockjs_frame *
 static void release(struct sockjs_receiver *base)
 {
     struct ws_conn *ws = (struct ws_conn *)base;
-    ws_close(ws, WS_CLOSE_NORMAL, "Normal closure");
+    if (ws->going_away)
+        ws_close(ws, WS_CLOSE_GOING_AWAY, SOCKJS_CLOSE_GOING_AWAY_REASON);
+    else
+        ws_close(ws, WS_CLOSE_NORMAL, "Normal closure");
     if (ws->in_feed)
         ws->released = true;
     else
@@ -362,9 +368,20 @@ static void on_conn_close(void *handler)
     ws_free(ws);
 }
 
+static void on_going_away(void *handler)
+{
+    struct ws_conn *ws = handler;
+    if (ws->base.session)
+        sockjs_session_close(ws->base.session, SOCKJS_CLOSE_GOING_AWAY,
+                             SOCKJS_CLOSE_GOING_AWAY_REASON);
+    else if (!ws->closing)
+        ws_close(ws, WS_CLOSE_GOING_AWAY, SOCKJS_CLOSE_GOING_AWAY_REASON);
+}
+
 static const struct tp_handler_ops handler_ops = {
     .on_data = on_conn_data,
     .on_close = on_conn_close,
+    .going_away = on_going_away,
 };
 
 /* Whether to answer with permessage-deflate: enabled, and an offer in one of the request's

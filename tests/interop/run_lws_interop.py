@@ -26,7 +26,7 @@ class Gateway:
         self.port = None
         self._ready = threading.Event()
         self.proc = subprocess.Popen(
-            [binary, "--test-app", "--listen", "127.0.0.1:0"],
+            [binary, "--test-app", "--listen", "127.0.0.1:0", "--drain-ms", "0"],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
             text=True, errors="replace")
         # Drained for the whole run: an unread pipe would eventually block the gateway.

@@ -12,7 +12,7 @@ const STOP_TIMEOUT_MS = 20000;
 /* Starts the gateway on an ephemeral port and resolves once its log names the port. stderr is
  * drained for the whole run: an unread pipe would eventually block the gateway's logging. */
 function startGateway(binary) {
-    const child = spawn(binary, ['--test-app', '--listen', '127.0.0.1:0'], {
+    const child = spawn(binary, ['--test-app', '--listen', '127.0.0.1:0', '--drain-ms', '0'], {
         stdio: ['ignore', 'inherit', 'pipe'],
     });
     const gw = { child, port: 0, log: '', exit: null };
