@@ -32,7 +32,7 @@ API_RE = re.compile(r"publish API on ([0-9.]+):(\d+)")
 class Proc:
     """A child process whose output (stdout and stderr merged) is drained into `lines`."""
 
-    def __init__(self, cmd, name, stdin=subprocess.DEVNULL, keep=5000):
+    def __init__(self, cmd, name, stdin=subprocess.DEVNULL, keep=5000, preexec_fn=None):
         self.cmd = cmd
         self.name = name
         self.lines = []
@@ -41,7 +41,7 @@ class Proc:
         self.cond = threading.Condition()
         self.eof = False
         self.p = subprocess.Popen(cmd, stdin=stdin, stdout=subprocess.PIPE,
-                                  stderr=subprocess.STDOUT)
+                                  stderr=subprocess.STDOUT, preexec_fn=preexec_fn)
         self.pid = self.p.pid
         threading.Thread(target=self._drain, daemon=True).start()
 
