@@ -123,7 +123,8 @@ def raw_ws_frame(conn):
 def via_websocket(server, bodies):
     ws = WebSocket.connect(server.port, session_url("/echo") + "/websocket")
     try:
-        assert raw_ws_frame(ws.conn) == b"\x81\x01o"
+        opened = raw_ws_frame(ws.conn)
+        assert opened == b"\x81\x01o", "websocket: expected the o frame, got %r" % opened[:100]
         out = []
         for body in bodies:
             ws.send_text(body)
@@ -135,7 +136,7 @@ def via_websocket(server, bodies):
 
 def xhr_send(server, url, body):
     r = XhrSession.of(server, url).send_raw(body)
-    assert r.status == 204, r
+    assert r.status == 204, "xhr_send: %r" % r
 
 
 def via_xhr(server, bodies):
@@ -144,7 +145,7 @@ def via_xhr(server, bodies):
     for body in bodies:
         xhr_send(server, s.url, body)
         r = s.xhr()
-        assert r.status == 200, r
+        assert r.status == 200, "xhr: %r" % r
         out.append(r.body)
     return out
 
@@ -197,9 +198,9 @@ def via_jsonp(server, bodies):
     for body in bodies:
         # jsonp_send as the client sends it: a form field d holding the JSON.
         r = s.send_raw(b"d=" + urllib.parse.quote_from_bytes(body, safe="").encode("ascii"))
-        assert r.status == 200 and r.body == b"ok", r
+        assert r.status == 200 and r.body == b"ok", "jsonp_send: %r" % r
         r = s.jsonp()
-        assert r.status == 200, r
+        assert r.status == 200, "jsonp: %r" % r
         out.append(r.body)
     return out
 
