@@ -31,11 +31,15 @@ if [ ${#missing[@]} -gt 0 ]; then
     $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# npm modules of the test suites, exactly as their lock files pin them (the stock sockjs-client;
-# playwright-core to drive Debian's chromium).
+# npm modules of the test suites, exactly as their lock files pin them (the stock sockjs-client
+# and the reference server sockjs-node; playwright-core to drive Debian's chromium). Installed
+# again when the lock file is newer than the install (npm ci writes
+# node_modules/.package-lock.json), so that a machine set up before picks up a changed one.
 if [ "$want_tests" = 1 ]; then
     for dir in tests/node tests/browser; do
-        if [ -f "$dir/package-lock.json" ] && [ ! -f "$dir/node_modules/.package-lock.json" ]; then
+        installed="$dir/node_modules/.package-lock.json"
+        if [ -f "$dir/package-lock.json" ] && { [ ! -f "$installed" ] ||
+                [ "$dir/package-lock.json" -nt "$installed" ]; }; then
             echo "setup: npm ci in $dir"
             (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
         fi

@@ -7,10 +7,15 @@
 
 #include "gw_buf.h"
 
-/* Appends s (UTF-8, may contain NUL) to out as a JSON string literal. Besides '"', '\' and
- * control characters, it escapes U+200C-U+200F, U+2028-U+202F, U+2060-U+206F and U+FFF0-U+FFFF
- * as lowercase \uXXXX: browsers and proxies mangle those when raw. Characters beyond the BMP
- * stay raw UTF-8. A byte that is not valid UTF-8 becomes \ufffd. */
+/* Appends s (UTF-8, may contain NUL) to out as a JSON string literal, byte for byte as
+ * sockjs-node 0.3.24 quotes it (JSON.stringify, then its `escapable` set as lowercase \uxxxx):
+ * '"' '\' and \b \f \n \r \t as two-character escapes, the other controls as \u00xx;
+ * U+200C-U+200F, U+2028-U+202F, U+2060-U+206F and U+FFF0-U+FFFF as \uxxxx (browsers and
+ * proxies mangle those when raw); a character beyond the BMP as its UTF-16 surrogate pair, two
+ * \uxxxx; everything else raw ('/' and DEL included). A byte that is not part of valid UTF-8
+ * becomes \ufffd. A frame of quoted strings holds no control character and nothing beyond the
+ * BMP, so quoting it again escapes only '"' and '\', as sockjs-node's JSON.stringify(frame)
+ * does for htmlfile and jsonp. */
 void sockjs_quote(struct gw_buf *out, const char *s, size_t len);
 
 /* Appends `c[code,"reason"]`. */

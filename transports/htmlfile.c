@@ -32,8 +32,9 @@ static void prelude(const struct http_receiver *r, struct gw_buf *out)
     gw_buf_append(out, "\r\n\r\n", 4);
 }
 
-/* The frame as a JSON string inside a <script>: "<" is escaped too, so that a message holding
- * "</script>" cannot end the script element. */
+/* The frame as a JSON string inside a <script>, as sockjs-node writes it, but for "<": it is
+ * written \u003c, so that a message holding "</script>" cannot end the script element (the
+ * client decodes both alike). */
 static void encode(const struct http_receiver *r, const char *frame, size_t len,
                    struct gw_buf *out)
 {
@@ -41,14 +42,23 @@ static void encode(const struct http_receiver *r, const char *frame, size_t len,
     gw_buf_append_str(out, "<script>\np(");
     size_t start = out->len;
     sockjs_quote(out, frame, len);
-    for (size_t i = start; i < out->len; i++) {
-        if (out->data[i] != '<')
-            continue;
-        gw_buf_reserve(out, 5);
-        memmove(out->data + i + 6, out->data + i + 1, out->len - i - 1);
-        memcpy(out->data + i, "\\u003c", 6);
-        out->len += 5;
-        i += 5;
+    size_t quoted = out->len - start, lts = 0;
+    for (size_t i = 0; i < quoted; i++)
+        lts += out->data[start + i] == '<';
+    if (lts) {
+        /* Widened in place from the back: one pass however many there are. */
+        gw_buf_reserve(out, 5 * lts);
+        char *q = out->data + start;
+        size_t w = quoted + 5 * lts;
+        for (size_t i = quoted; i-- > 0;) {
+            if (q[i] == '<') {
+                w -= 6;
+                memcpy(q + w, "\\u003c", 6);
+            } else {
+                q[--w] = q[i];
+            }
+        }
+        out->len += 5 * lts;
     }
     gw_buf_append_str(out, ");\n</script>\r\n");
 }
