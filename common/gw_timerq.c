@@ -13,6 +13,13 @@ uint64_t gw_now_ms(void)
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
+uint64_t gw_now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
 static void arm(struct gw_timerq *q, uint64_t now)
 {
     struct gw_timer *head = GW_CONTAINER_OF(q->timers.next, struct gw_timer, node);

@@ -95,7 +95,15 @@ static void publish(struct gw_api *api, const struct tp_request *req)
         }
     }
     json_decref(root);
-    if (parsed == n) {
+    size_t channels = 0;
+    for (size_t i = 0; i < parsed; i++)
+        channels += pubsub_publish_channels(pubs[i]);
+    if (parsed == n && channels > api->cfg->max_request_channels) {
+        api->rejected++;
+        GW_INFO("api: rejected request: %zu channels in %zu publishes (max %u)", channels, n,
+                api->cfg->max_request_channels);
+        respond_error(req, 400, "Bad Request", "too many channels in the request", -1);
+    } else if (parsed == n) {
         if (!pubsub_engine_available(api->engine)) {
             api->unavailable++;
             respond_error(req, 503, "Service Unavailable", "engine unavailable", -1);
@@ -131,7 +139,7 @@ static void stats(struct gw_api *api, const struct tp_request *req)
     const struct pubsub_hub_stats *h = pubsub_hub_stats(gw_delivery_hub(api->delivery));
     const struct pubsub_engine_stats *e = &api->engine->stats;
     json_t *body = json_pack(
-        "{s:{s:I,s:I,s:I,s:I,s:I,s:I,s:I},s:{s:I,s:I,s:I,s:I,s:I},"
+        "{s:{s:I,s:I,s:I,s:I,s:I,s:I,s:I},s:{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I},"
         "s:{s:s,s:b,s:I,s:I,s:I,s:I,s:I},s:{s:I,s:I,s:I,s:I,s:I}}",
         "sessions", "connections", (json_int_t)api->sockjs->n_conns, "opened",
         (json_int_t)d->sessions, "authenticated", (json_int_t)d->authenticated, "auth_failures",
@@ -139,7 +147,8 @@ static void stats(struct gw_api *api, const struct tp_request *req)
         "deliveries", (json_int_t)d->deliveries, "filtered", (json_int_t)d->filtered, "hub",
         "channels", (json_int_t)h->channels, "subscriptions", (json_int_t)h->subscriptions,
         "publishes", (json_int_t)h->publishes, "messages", (json_int_t)h->messages,
-        "deliveries", (json_int_t)h->deliveries, "engine", "name", api->engine->ops->name,
+        "deliveries", (json_int_t)h->deliveries, "deferred", (json_int_t)h->deferred, "slices",
+        (json_int_t)h->slices, "queued", (json_int_t)h->queued, "engine", "name", api->engine->ops->name,
         "available", pubsub_engine_available(api->engine), "published",
         (json_int_t)e->published, "delivered", (json_int_t)e->delivered, "dropped",
         (json_int_t)e->dropped, "malformed", (json_int_t)e->malformed, "reconnects",

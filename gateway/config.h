@@ -54,6 +54,9 @@ struct gw_config {
     uint32_t max_sites;
     uint32_t max_name_bytes;
     uint32_t max_data_bytes;
+    uint32_t max_publish_channels;
+    uint32_t max_request_channels;
+    uint32_t publish_slice_us;
     struct gw_str_list engines;
     const char *config_file;
     /* Strings read from the file or the environment, freed by gw_config_cleanup. */

@@ -256,7 +256,9 @@ static void on_open(void *app, struct sockjs_session *s, const struct sockjs_ope
     }
     n = info->query ? gw_query_param(info->query, info->query_len, "site", value, sizeof(value))
                     : GW_URL_ABSENT;
-    if (n > 0 && d->cfg->allow_anonymous && !memchr(value, ':', (size_t)n) && n <= 256) {
+    /* The same rule as a token's site claim: an invalid one is refused like a missing one. */
+    if (n > 0 && d->cfg->allow_anonymous &&
+        pubsub_name_valid(value, (size_t)n, GW_JWT_MAX_CLAIM_LEN, PUBSUB_NAME_SITE)) {
         subscribe(d, ds, PUBSUB_SCOPE_GLOBAL, value, NULL);
         return;
     }
@@ -331,7 +333,7 @@ struct gw_delivery *gw_delivery_new(struct event_base *base, const struct gw_con
 {
     struct gw_delivery *d = gw_calloc(1, sizeof(*d));
     d->cfg = cfg;
-    d->hub = pubsub_hub_new(on_hub_message, d);
+    d->hub = pubsub_hub_new(base, cfg->publish_slice_us, on_hub_message, d);
     gw_timerq_init(&d->auth_q, base, cfg->auth_timeout_ms, on_auth_timeout, d);
     return d;
 }

@@ -12,6 +12,7 @@
 #include <openssl/params.h>
 
 #include "gw_alloc.h"
+#include "pubsub_channel.h"
 
 #define SIG_LEN 32 /* HMAC-SHA256 */
 
@@ -197,30 +198,17 @@ static int check_signature(const char *signed_part, size_t signed_len, const uns
     return GW_JWT_BAD_SIGNATURE;
 }
 
-/* Claims end up in logs, headers and backend requests: C0 controls, DEL and C1 controls (U+0080
- * to U+009F, UTF-8 C2 80..9F) are refused. jansson has already checked the UTF-8. */
-static bool valid_text(const char *s, size_t len, size_t max)
-{
-    if (len == 0 || len > max)
-        return false;
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c < 0x20 || c == 0x7f)
-            return false;
-        if (c == 0xc2 && i + 1 < len && (unsigned char)s[i + 1] <= 0x9f)
-            return false;
-    }
-    return true;
-}
-
-static int copy_text_claim(const json_t *claims, const char *key, bool allow_integer,
-                           char out[GW_JWT_MAX_CLAIM_LEN + 1])
+/* Claims name channels and end up in logs, headers and backend requests: they follow the
+ * channel name rule (pubsub_name_valid: no control characters, no ':' in the site), so that no
+ * token can name another tenant's channel. jansson has already checked the UTF-8. */
+static int copy_text_claim(const json_t *claims, const char *key, enum pubsub_name_kind kind,
+                           bool allow_integer, char out[GW_JWT_MAX_CLAIM_LEN + 1])
 {
     const json_t *v = json_object_get(claims, key);
     if (json_is_string(v)) {
         const char *s = json_string_value(v);
         size_t len = json_string_length(v);
-        if (!valid_text(s, len, GW_JWT_MAX_CLAIM_LEN))
+        if (!pubsub_name_valid(s, len, GW_JWT_MAX_CLAIM_LEN, kind))
             return GW_JWT_MISSING_CLAIM;
         memcpy(out, s, len);
         out[len] = '\0';
@@ -245,7 +233,8 @@ static int copy_events(const json_t *claims, struct gw_identity *id)
     for (size_t i = 0; i < n; i++) {
         const json_t *e = json_array_get(events, i);
         if (!json_is_string(e) ||
-            !valid_text(json_string_value(e), json_string_length(e), GW_JWT_MAX_EVENT_LEN))
+            !pubsub_name_valid(json_string_value(e), json_string_length(e), GW_JWT_MAX_EVENT_LEN,
+                               PUBSUB_NAME_ID))
             return GW_JWT_MISSING_CLAIM;
     }
     /* Non-NULL even when empty: an empty filter differs from none. */
@@ -282,11 +271,11 @@ static int read_claims(const json_t *claims, int64_t now, uint32_t leeway_s, str
 {
     int rc = check_time(claims, now, leeway_s, &id->exp);
     if (rc == GW_JWT_OK)
-        rc = copy_text_claim(claims, "sub", true, id->user);
+        rc = copy_text_claim(claims, "sub", PUBSUB_NAME_ID, true, id->user);
     if (rc == GW_JWT_OK)
-        rc = copy_text_claim(claims, "client", true, id->client);
+        rc = copy_text_claim(claims, "client", PUBSUB_NAME_ID, true, id->client);
     if (rc == GW_JWT_OK)
-        rc = copy_text_claim(claims, "site", false, id->site);
+        rc = copy_text_claim(claims, "site", PUBSUB_NAME_SITE, false, id->site);
     if (rc == GW_JWT_OK)
         rc = copy_events(claims, id);
     return rc;

@@ -42,7 +42,8 @@ enum gw_jwt_result {
  * signature, in constant time, under any secret; payload a JSON object (duplicate keys
  * rejected); exp (required integer; expired when now >= exp + leeway_s); nbf if present (integer;
  * not yet valid when now + leeway_s < nbf); sub and client (non-empty string or integer), site
- * (non-empty string), strings at most GW_JWT_MAX_CLAIM_LEN bytes without control characters;
+ * (non-empty string), strings at most GW_JWT_MAX_CLAIM_LEN bytes that pubsub_name_valid() accepts
+ * (no control characters; no ':' in site, so that a token cannot name another site's channels);
  * events if present: an array of at most GW_JWT_MAX_EVENTS non-empty strings of at most
  * GW_JWT_MAX_EVENT_LEN bytes, also without control characters. iat and other claims are ignored.
  * Returns GW_JWT_OK and fills *out (free with gw_identity_cleanup), or a negative

@@ -4,6 +4,20 @@
 
 #include "gw_hash.h"
 
+bool pubsub_name_valid(const char *s, size_t len, size_t max, enum pubsub_name_kind kind)
+{
+    if (len == 0 || len > max || len > PUBSUB_NAME_MAX_BYTES)
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c < 0x20 || c == 0x7f || (kind == PUBSUB_NAME_SITE && c == ':'))
+            return false;
+        if (c == 0xc2 && i + 1 < len && (unsigned char)s[i + 1] <= 0x9f)
+            return false;
+    }
+    return true;
+}
+
 uint32_t pubsub_channel_hash(const char *name, size_t len)
 {
     return gw_fnv32(GW_FNV32_INIT, name, len);

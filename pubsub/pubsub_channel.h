@@ -1,14 +1,34 @@
-/* Channel names: "user:<site>:<id>", "client:<site>:<id>", "global:<site>". */
+/* Channel names: "user:<site>:<id>", "client:<site>:<id>", "global:<site>".
+ *
+ * The mapping from (scope, site, id) to a name is one-to-one as long as every site and id passes
+ * pubsub_name_valid(): scope names contain no ':', a site contains no ':' either, so the first
+ * two ':' of a name split it back into its parts (an id may contain ':', it is the rest), and
+ * no name is ever truncated. Every name that reaches a channel (token claims, the anonymous
+ * ?site=, publishes from the API or from Redis) is checked with it. */
 #ifndef PUBSUB_CHANNEL_H
 #define PUBSUB_CHANNEL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "pubsub_publish.h"
 
-/* Room for any channel name of names within the default limits, NUL included. */
-#define PUBSUB_CHANNEL_NAME_MAX (8 + 2 * 1024 + 2)
+/* The longest site or id pubsub_name_valid() accepts, whatever the caller's own limit. */
+#define PUBSUB_NAME_MAX_BYTES 1024
+
+/* Room for any channel name of valid names, NUL included. */
+#define PUBSUB_CHANNEL_NAME_MAX (8 + 2 * PUBSUB_NAME_MAX_BYTES + 2)
+
+enum pubsub_name_kind {
+    PUBSUB_NAME_SITE, /* may not contain ':', the separator of channel names */
+    PUBSUB_NAME_ID,   /* user or company id, or an event name: ':' allowed */
+};
+
+/* Whether s (len bytes, not NUL-terminated) may be a site or an id: non-empty, at most max and
+ * PUBSUB_NAME_MAX_BYTES bytes, no C0 control (NUL included), DEL or C1 control (UTF-8 C2 80..9F;
+ * the caller has checked the UTF-8 itself), and no ':' in a site. */
+bool pubsub_name_valid(const char *s, size_t len, size_t max, enum pubsub_name_kind kind);
 
 /* FNV-1a, 32 bits: the hub's table and the Redis engine's sharding use the same hash. */
 uint32_t pubsub_channel_hash(const char *name, size_t len);

@@ -52,8 +52,8 @@
 
 #include "gw_alloc.h"
 #include "gw_error.h"
-#include "gw_hash.h"
 #include "gw_log.h"
+#include "pubsub_channel.h"
 #include "pubsub_engine.h"
 
 /* The channel every node subscribes to on every shard. */
@@ -180,28 +180,6 @@ static const char *suppressed_note(uint64_t suppressed, char *buf, size_t cap)
         return "";
     snprintf(buf, cap, " (%" PRIu64 " similar warnings suppressed)", suppressed);
     return buf;
-}
-
-/* The channel name's pieces: "<scope>:<site>" and, for user and client, ":<id>". */
-static uint32_t channel_hash(const struct pubsub_publish *p, uint32_t site, uint32_t id)
-{
-    const char *scope = pubsub_scope_name(p->scope);
-    uint32_t h = gw_fnv32(GW_FNV32_INIT, scope, strlen(scope));
-    h = gw_fnv32(h, ":", 1);
-    h = gw_fnv32(h, p->sites[site], strlen(p->sites[site]));
-    if (p->n_ids) {
-        h = gw_fnv32(h, ":", 1);
-        h = gw_fnv32(h, p->ids[id], strlen(p->ids[id]));
-    }
-    return h;
-}
-
-static size_t channel_len(const struct pubsub_publish *p, uint32_t site, uint32_t id)
-{
-    size_t n = strlen(pubsub_scope_name(p->scope)) + 1 + strlen(p->sites[site]);
-    if (p->n_ids)
-        n += 1 + strlen(p->ids[id]);
-    return n;
 }
 
 static uint32_t rng_next(struct redis_engine *e)
@@ -462,9 +440,9 @@ static struct inflight *inflight_new(struct redis_engine *e, const struct pubsub
     int numkeys_len = snprintf(numkeys, sizeof(numkeys), "%zu", n_keys);
     int ttl_len = snprintf(ttl, sizeof(ttl), "%u", PUBSUB_SEQ_TTL_MS);
     size_t strings = (size_t)numkeys_len + 1 + json_len + 1 + (size_t)ttl_len + 1;
-    for (uint32_t s = 0; s < sub->n_sites; s++)
-        for (uint32_t i = 0; i < (sub->n_ids ? sub->n_ids : 1); i++)
-            strings += sizeof(PUBSUB_REDIS_SEQ_PREFIX) - 1 + channel_len(sub, s, i) + 1;
+    char name[PUBSUB_CHANNEL_NAME_MAX];
+    for (size_t i = 0; i < n_keys; i++)
+        strings += sizeof(PUBSUB_REDIS_SEQ_PREFIX) + pubsub_channel_name_of(sub, i, name, sizeof(name));
     size_t argc = 3 + n_keys + 2;
     struct inflight *f = gw_malloc(sizeof(*f) + argc * (sizeof(char *) + sizeof(size_t)) + strings);
     f->track = NULL;
@@ -486,18 +464,14 @@ static struct inflight *inflight_new(struct redis_engine *e, const struct pubsub
     f->argv[k] = e->sha;
     f->argvlen[k++] = 40;
     PUT_ARG(numkeys, (size_t)numkeys_len);
-    const char *scope = pubsub_scope_name(sub->scope);
-    for (uint32_t s = 0; s < sub->n_sites; s++) {
-        for (uint32_t i = 0; i < (sub->n_ids ? sub->n_ids : 1); i++) {
-            char *key = p;
-            int n = sub->n_ids
-                        ? sprintf(p, "%s%s:%s:%s", PUBSUB_REDIS_SEQ_PREFIX, scope, sub->sites[s],
-                                  sub->ids[i])
-                        : sprintf(p, "%s%s:%s", PUBSUB_REDIS_SEQ_PREFIX, scope, sub->sites[s]);
-            f->argv[k] = key;
-            f->argvlen[k++] = (size_t)n;
-            p += n + 1;
-        }
+    /* The keys, site-major like the channels: the prefix, then the channel's own name. */
+    for (size_t i = 0; i < n_keys; i++) {
+        size_t prefix = sizeof(PUBSUB_REDIS_SEQ_PREFIX) - 1;
+        memcpy(p, PUBSUB_REDIS_SEQ_PREFIX, prefix);
+        size_t n = prefix + pubsub_channel_name_of(sub, i, p + prefix, PUBSUB_CHANNEL_NAME_MAX);
+        f->argv[k] = p;
+        f->argvlen[k++] = n;
+        p += n + 1;
     }
     PUT_ARG(json, json_len);
     PUT_ARG(ttl, (size_t)ttl_len);
@@ -536,12 +510,12 @@ static int redis_publish(struct pubsub_engine *base, struct pubsub_publish *pub)
     uint32_t per_site = pub->n_ids ? pub->n_ids : 1;
     uint32_t *shard_of = gw_malloc(n_ch * sizeof(*shard_of));
     size_t *key_bytes = gw_calloc(e->n_shards, sizeof(*key_bytes));
-    for (uint32_t s = 0; s < pub->n_sites; s++) {
-        for (uint32_t i = 0; i < per_site; i++) {
-            uint32_t sh = (uint32_t)(channel_hash(pub, s, i) % e->n_shards);
-            shard_of[(size_t)s * per_site + i] = sh;
-            key_bytes[sh] += sizeof(PUBSUB_REDIS_SEQ_PREFIX) + channel_len(pub, s, i);
-        }
+    char name[PUBSUB_CHANNEL_NAME_MAX];
+    for (size_t k = 0; k < n_ch; k++) {
+        size_t len = pubsub_channel_name_of(pub, k, name, sizeof(name));
+        uint32_t sh = (uint32_t)(pubsub_channel_hash(name, len) % e->n_shards);
+        shard_of[k] = sh;
+        key_bytes[sh] += sizeof(PUBSUB_REDIS_SEQ_PREFIX) + len;
     }
     /* Refuse before sending anything, so that a publish goes out whole or not at all. The
      * JSON is estimated by the data's bytes, once per sub-publish that can fall on the shard
@@ -805,7 +779,7 @@ struct pubsub_engine *pubsub_engine_redis_new(struct event_base *base, const cha
     const struct pubsub_limits *l = &e->limits;
     e->max_message_bytes = 4096 + (size_t)l->max_data_bytes +
                            ((size_t)l->max_ids + l->max_sites + 1) * (l->max_name_bytes * 6 + 4) +
-                           (size_t)l->max_ids * l->max_sites * 21;
+                           (size_t)l->max_channels * 21;
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     e->rng = (uint32_t)ts.tv_nsec ^ (uint32_t)(uintptr_t)e ^ 0x9e3779b9u;

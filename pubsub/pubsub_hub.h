@@ -5,12 +5,22 @@
  * Per channel, a publish becomes one immutable, refcounted message, encoded once for the browser
  * ({"scope","site","event","data","seq"}) and shared by every subscriber of that channel; upper
  * layers cache their own encodings of it (SockJS frame, websocket frame, compressed) in
- * forms[]. */
+ * forms[].
+ *
+ * A publish can address 10,000 channels or more, too much for one loop turn: the hub delivers
+ * within a time budget per turn (slice_us) and continues on the next turn from the channel it
+ * stopped at, through a FIFO of publishes being delivered, so that a later publish never
+ * overtakes an earlier one. Between slices the loop serves I/O and the connections' end-of-turn
+ * flush writes the slice out. Nothing is held across turns but the publish and the index of
+ * its next channel: subscribers may come and go meanwhile. A publish that fits in one slice
+ * with nothing queued is delivered inside pubsub_hub_deliver(), as before. */
 #ifndef PUBSUB_HUB_H
 #define PUBSUB_HUB_H
 
 #include <stddef.h>
 #include <stdint.h>
+
+#include <event2/event.h>
 
 #include "gw_list.h"
 #include "gw_refbuf.h"
@@ -53,12 +63,17 @@ struct pubsub_hub_stats {
     uint64_t publishes;
     uint64_t messages;   /* (publish, channel with subscribers) pairs */
     uint64_t deliveries; /* callbacks made */
+    uint64_t deferred;   /* publishes not delivered whole inside pubsub_hub_deliver() */
+    uint64_t slices;     /* slices delivered on a later loop turn */
+    size_t queued;       /* publishes waiting or part-delivered now */
     size_t channels;
     size_t subscriptions;
 };
 
-struct pubsub_hub *pubsub_hub_new(pubsub_hub_cb cb, void *arg);
-/* Every subscription must be gone. */
+/* base NULL or slice_us 0: every publish is delivered whole inside pubsub_hub_deliver(). */
+struct pubsub_hub *pubsub_hub_new(struct event_base *base, uint32_t slice_us, pubsub_hub_cb cb,
+                                  void *arg);
+/* Every subscription must be gone; publishes not yet delivered are dropped. */
 void pubsub_hub_free(struct pubsub_hub *hub);
 
 static inline void pubsub_sub_init(struct pubsub_sub *sub)
@@ -73,8 +88,10 @@ void pubsub_hub_unsubscribe(struct pubsub_hub *hub, struct pubsub_sub *sub);
 /* The channel name sub is subscribed to, or NULL. */
 const char *pubsub_sub_channel(const struct pubsub_sub *sub);
 
-/* Delivers a publish (with its seqs, if any) to local subscribers. */
-void pubsub_hub_deliver(struct pubsub_hub *hub, const struct pubsub_publish *pub);
+/* Delivers a publish (with its seqs, if any) to local subscribers: now if it fits in the slice
+ * and nothing is queued, else (the rest of it) on later loop turns, after the publishes queued
+ * before it. Takes a reference when it must keep the publish. */
+void pubsub_hub_deliver(struct pubsub_hub *hub, struct pubsub_publish *pub);
 
 const struct pubsub_hub_stats *pubsub_hub_stats(const struct pubsub_hub *hub);
 

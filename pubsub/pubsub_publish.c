@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "gw_alloc.h"
+#include "pubsub_channel.h"
 
 const char *pubsub_scope_name(enum pubsub_scope scope)
 {
@@ -27,20 +28,7 @@ void pubsub_limits_defaults(struct pubsub_limits *lim)
     lim->max_sites = 100;
     lim->max_name_bytes = 256;
     lim->max_data_bytes = 64 * 1024;
-}
-
-/* A name (site, id, event): non-empty, bounded, and free of ':' for sites (it separates the
- * parts of a channel name) and of control characters everywhere. */
-static bool valid_name(const char *s, size_t len, size_t max, bool is_site)
-{
-    if (len == 0 || len > max)
-        return false;
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c < 0x20 || c == 0x7f || (is_site && c == ':'))
-            return false;
-    }
-    return true;
+    lim->max_channels = 10000;
 }
 
 /* Strings are copied into one block after the struct; this measures and then fills it. */
@@ -91,7 +79,8 @@ static int fill(struct builder *b, struct pubsub_publish *p, const json_t *sites
     for (size_t i = 0; i < n_sites; i++) {
         const json_t *v = sites ? json_array_get(sites, i) : site;
         if (!json_is_string(v) ||
-            !valid_name(json_string_value(v), json_string_length(v), lim->max_name_bytes, true)) {
+            !pubsub_name_valid(json_string_value(v), json_string_length(v), lim->max_name_bytes,
+                               PUBSUB_NAME_SITE)) {
             *error = "invalid site";
             return -1;
         }
@@ -102,7 +91,7 @@ static int fill(struct builder *b, struct pubsub_publish *p, const json_t *sites
     size_t n_ids = ids ? json_array_size(ids) : 0;
     for (size_t i = 0; i < n_ids; i++) {
         if (name_of(json_array_get(ids, i), num, sizeof(num), &s, &len) != 0 ||
-            !valid_name(s, len, lim->max_name_bytes, false)) {
+            !pubsub_name_valid(s, len, lim->max_name_bytes, PUBSUB_NAME_ID)) {
             *error = "invalid id";
             return -1;
         }
@@ -177,10 +166,16 @@ int pubsub_publish_from_json(const json_t *obj, const struct pubsub_limits *lim,
         *error = "too many ids";
         return -1;
     }
+    size_t n_sites = sites ? json_array_size(sites) : 1;
+    size_t n_channels = n_sites * (n_ids ? n_ids : 1);
+    if (n_channels > lim->max_channels) {
+        *error = "too many channels";
+        return -1;
+    }
     const json_t *event_v = json_object_get(obj, "event");
     if (!json_is_string(event_v) ||
-        !valid_name(json_string_value(event_v), json_string_length(event_v), lim->max_name_bytes,
-                    false)) {
+        !pubsub_name_valid(json_string_value(event_v), json_string_length(event_v),
+                           lim->max_name_bytes, PUBSUB_NAME_ID)) {
         *error = "missing or invalid event";
         return -1;
     }
@@ -190,8 +185,6 @@ int pubsub_publish_from_json(const json_t *obj, const struct pubsub_limits *lim,
         return -1;
     }
     const json_t *seqs_v = json_object_get(obj, "seqs");
-    size_t n_sites = sites ? json_array_size(sites) : 1;
-    size_t n_channels = n_sites * (n_ids ? n_ids : 1);
     if (seqs_v && (!json_is_array(seqs_v) || json_array_size(seqs_v) != n_channels)) {
         *error = "seqs must have one integer per channel";
         return -1;

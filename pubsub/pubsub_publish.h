@@ -18,6 +18,9 @@ struct pubsub_limits {
     uint32_t max_sites;      /* sites in one publish (100) */
     uint32_t max_name_bytes; /* one site, id or event name (256) */
     uint32_t max_data_bytes; /* the data value as compact JSON (65536) */
+    /* Channels of one publish, sites * max(1, ids) (10000): bounds the work one publish asks
+     * of every gateway (a lookup per channel) and of Redis (a counter per channel). */
+    uint32_t max_channels;
 };
 
 void pubsub_limits_defaults(struct pubsub_limits *lim);
@@ -49,7 +52,7 @@ static inline size_t pubsub_publish_channels(const struct pubsub_publish *p)
  * ids are strings or integers (integers are kept as their decimal text); required for user
  * and client, absent or empty for global. `seqs` (array of integers, one per channel) is read
  * when present (messages from the engine). Returns 0, or -1 with *error set to a static reason
- * ("unknown scope", "too many ids", ...). */
+ * ("unknown scope", "too many ids", "too many channels", ...). */
 int pubsub_publish_from_json(const json_t *obj, const struct pubsub_limits *lim,
                              struct pubsub_publish **out, const char **error);
 

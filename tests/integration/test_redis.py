@@ -201,7 +201,13 @@ class TwoNodes(Cluster):
                json.dumps(publish_body("global", self.site, "e", ids=[s.sub])),
                '{"scope": "user", "site": "%s", "ids": ["%s"], "event": 5}' % (self.site,
                                                                                s.sub),
-               "\xff\xfe binary"]
+               "\xff\xfe binary",
+               # Over --max-publish-channels (2 sites x 10,000 ids), refused like by the API.
+               json.dumps(publish_body("user", None, "e", ids=[s.sub] + ["f%d" % i for i in
+                                                                   range(9999)],
+                                       sites=[self.site, "other"])),
+               # A site that would alias another site's channels.
+               json.dumps(publish_body("user", self.site + ":x", "e", ids=["y"]))]
         with self.redis[0].client() as r:
             for b in bad:
                 self.assertEqual(r.command("PUBLISH", CHANNEL, b), 2)

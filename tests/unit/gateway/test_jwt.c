@@ -296,12 +296,20 @@ TEST(wrong_claim_types)
         "{\"sub\":\"u1\",\"client\":\"a\\tb\",\"site\":\"main\",\"exp\":" FUTURE "}",
         "{\"sub\":\"u1\",\"client\":\"acme\",\"site\":\"m\\u007f\",\"exp\":" FUTURE "}",
         "{\"sub\":\"u1\",\"client\":\"acme\",\"site\":\"m\\u0085\",\"exp\":" FUTURE "}",
+        /* ':' separates a channel name's parts: a site holding one would name another site's
+         * channels (site "main:x", user "A" = user "x:A" of site "main"). */
+        "{\"sub\":\"A\",\"client\":\"acme\",\"site\":\"main:x\",\"exp\":" FUTURE "}",
+        "{\"sub\":\"A\",\"client\":\"acme\",\"site\":\":\",\"exp\":" FUTURE "}",
     };
     for (size_t i = 0; i < GW_ARRAY_LEN(bad); i++) {
         int rc = check(bad[i]);
         if (rc != GW_JWT_MISSING_CLAIM)
             GW_FAIL_AT("payload %s: %d", bad[i], rc);
     }
+    /* Ids may hold ':': they are the last part of a channel name. */
+    ASSERT_INT_EQ(check("{\"sub\":\"x:A\",\"client\":\"x:X\",\"site\":\"main\",\"exp\":" FUTURE
+                        "}"),
+                  GW_JWT_OK);
     /* Text that merely looks like a control character is fine. */
     ASSERT_INT_EQ(
         check("{\"sub\":\"u\\u00a0\",\"client\":\"acme\",\"site\":\"main\",\"exp\":" FUTURE "}"),

@@ -4,6 +4,7 @@
 #include <event2/event.h>
 
 #include "gw_alloc.h"
+#include "gw_buf.h"
 #include "pubsub_channel.h"
 #include "pubsub_engine.h"
 #include "pubsub_hub.h"
@@ -54,7 +55,7 @@ static void sub_init(struct subscriber *s)
 TEST(delivers_to_the_addressed_channels_only)
 {
     struct hub_fixture f;
-    f.hub = pubsub_hub_new(on_message, &f);
+    f.hub = pubsub_hub_new(NULL, 0, on_message, &f);
     struct subscriber a, b, company, other_site;
     sub_init(&a);
     sub_init(&b);
@@ -90,7 +91,7 @@ TEST(delivers_to_the_addressed_channels_only)
 TEST(one_message_per_channel_shared_by_its_subscribers)
 {
     struct hub_fixture f;
-    f.hub = pubsub_hub_new(on_message, &f);
+    f.hub = pubsub_hub_new(NULL, 0, on_message, &f);
     struct subscriber s1, s2;
     sub_init(&s1);
     sub_init(&s2);
@@ -187,7 +188,7 @@ TEST(local_engine_numbers_each_channel)
     struct hub_fixture hf;
     struct engine_fixture f = {0};
     f.base = event_base_new();
-    f.hub = hf.hub = pubsub_hub_new(on_message, &hf);
+    f.hub = hf.hub = pubsub_hub_new(NULL, 0, on_message, &hf);
     struct pubsub_engine *e = pubsub_engine_local_new(f.base, engine_deliver, &f);
     struct subscriber u1, u2;
     sub_init(&u1);
@@ -221,7 +222,130 @@ TEST(local_engine_numbers_each_channel)
     event_base_free(f.base);
 }
 
+/* Slicing: a publish of many channels is delivered over several loop turns, in order with the
+ * publishes after it, with subscribers leaving meanwhile, and dropped cleanly at shutdown. */
+#define SLICED_CHANNELS 3000
+
+struct sliced_fixture {
+    struct pubsub_hub *hub;
+    struct subscriber subs[SLICED_CHANNELS];
+    char last_event[SLICED_CHANNELS][4];
+    int order_errors;
+};
+
+static void on_sliced(void *arg, struct pubsub_sub *sub, struct pubsub_message *m)
+{
+    struct sliced_fixture *f = arg;
+    struct subscriber *s = GW_CONTAINER_OF(sub, struct subscriber, sub);
+    size_t i = (size_t)(s - f->subs);
+    /* Events are "p1", "p2", ...: each subscriber must see them in that order. */
+    if (strcmp(m->event, f->last_event[i]) <= 0)
+        f->order_errors++;
+    snprintf(f->last_event[i], sizeof(f->last_event[i]), "%s", m->event);
+    s->got++;
+}
+
+static struct pubsub_publish *publish_to_all(const char *event)
+{
+    struct gw_buf b = GW_BUF_INIT;
+    gw_buf_appendf(&b, "{\"scope\":\"user\",\"site\":\"S\",\"event\":\"%s\",\"data\":0,"
+                       "\"ids\":[", event);
+    for (int i = 0; i < SLICED_CHANNELS; i++)
+        gw_buf_appendf(&b, "%s%d", i ? "," : "", i);
+    gw_buf_append_str(&b, "]}");
+    gw_buf_append(&b, "", 1);
+    struct pubsub_publish *p = parse(b.data);
+    gw_buf_release(&b);
+    return p;
+}
+
+static struct sliced_fixture *sliced_new(struct event_base *base)
+{
+    struct sliced_fixture *f = gw_calloc(1, sizeof(*f));
+    f->hub = pubsub_hub_new(base, 1, on_sliced, f);
+    for (int i = 0; i < SLICED_CHANNELS; i++) {
+        char name[32];
+        snprintf(name, sizeof(name), "user:S:%d", i);
+        sub_init(&f->subs[i]);
+        pubsub_hub_subscribe(f->hub, &f->subs[i].sub, name);
+    }
+    return f;
+}
+
+static void sliced_free(struct sliced_fixture *f)
+{
+    for (int i = 0; i < SLICED_CHANNELS; i++)
+        pubsub_hub_unsubscribe(f->hub, &f->subs[i].sub);
+    pubsub_hub_free(f->hub);
+    gw_free(f);
+}
+
+TEST(large_publishes_are_delivered_in_order_over_several_turns)
+{
+    struct event_base *base = event_base_new();
+    struct sliced_fixture *f = sliced_new(base);
+    struct pubsub_publish *p1 = publish_to_all("p1"), *p2 = publish_to_all("p2");
+    struct pubsub_publish *p3 = parse("{\"scope\":\"user\",\"site\":\"S\",\"ids\":[0],"
+                                      "\"event\":\"p3\",\"data\":0}");
+    pubsub_hub_deliver(f->hub, p1);
+    /* A 1 us slice: the first slice ends at the second clock read. */
+    ASSERT_TRUE(f->subs[SLICED_CHANNELS - 1].got == 0);
+    ASSERT_UINT_EQ(pubsub_hub_stats(f->hub)->queued, 1);
+    pubsub_hub_deliver(f->hub, p2);
+    pubsub_hub_deliver(f->hub, p3);
+    ASSERT_UINT_EQ(pubsub_hub_stats(f->hub)->queued, 3);
+    /* The hub holds what it still has to deliver. */
+    pubsub_publish_unref(p1);
+    pubsub_publish_unref(p2);
+    pubsub_publish_unref(p3);
+    /* A subscriber p1 has not reached yet leaves; one already served leaves too. */
+    pubsub_hub_unsubscribe(f->hub, &f->subs[SLICED_CHANNELS - 1].sub);
+    pubsub_hub_unsubscribe(f->hub, &f->subs[0].sub);
+    int turns = 0;
+    while (pubsub_hub_stats(f->hub)->queued && turns < 100000) {
+        event_base_loop(base, EVLOOP_ONCE);
+        turns++;
+    }
+    ASSERT_UINT_EQ(pubsub_hub_stats(f->hub)->queued, 0);
+    ASSERT_TRUE(turns > 1);
+    ASSERT_UINT_EQ(pubsub_hub_stats(f->hub)->slices, (uint64_t)turns);
+    ASSERT_UINT_EQ(pubsub_hub_stats(f->hub)->deferred, 3);
+    ASSERT_INT_EQ(f->order_errors, 0);
+    ASSERT_INT_EQ(f->subs[0].got, 1);
+    ASSERT_INT_EQ(f->subs[SLICED_CHANNELS - 1].got, 0);
+    for (int i = 1; i < SLICED_CHANNELS - 1; i++) {
+        if (f->subs[i].got != 2)
+            GW_FAIL_AT("subscriber %d got %d messages, not 2", i, f->subs[i].got);
+    }
+    ASSERT_UINT_EQ(pubsub_hub_stats(f->hub)->deliveries, 1 + 2 * (SLICED_CHANNELS - 2));
+    /* Nothing queued: a small publish is delivered at once again. */
+    struct pubsub_publish *p4 = parse("{\"scope\":\"user\",\"site\":\"S\",\"ids\":[1],"
+                                      "\"event\":\"p4\",\"data\":0}");
+    pubsub_hub_deliver(f->hub, p4);
+    ASSERT_INT_EQ(f->subs[1].got, 3);
+    pubsub_publish_unref(p4);
+    sliced_free(f);
+    event_base_free(base);
+}
+
+TEST(queued_publishes_are_dropped_at_shutdown)
+{
+    struct event_base *base = event_base_new();
+    struct sliced_fixture *f = sliced_new(base);
+    struct pubsub_publish *p1 = publish_to_all("p1"), *p2 = publish_to_all("p2");
+    pubsub_hub_deliver(f->hub, p1);
+    pubsub_hub_deliver(f->hub, p2);
+    pubsub_publish_unref(p1);
+    pubsub_publish_unref(p2);
+    ASSERT_UINT_EQ(pubsub_hub_stats(f->hub)->queued, 2);
+    /* Freed with the hub (ASan reports the leak otherwise); the timer goes with it. */
+    sliced_free(f);
+    event_base_free(base);
+}
+
 GW_TEST_MAIN(TEST_CASE(delivers_to_the_addressed_channels_only),
              TEST_CASE(one_message_per_channel_shared_by_its_subscribers),
              TEST_CASE(rejects_malformed_publishes), TEST_CASE(round_trips_through_json),
-             TEST_CASE(local_engine_numbers_each_channel))
+             TEST_CASE(local_engine_numbers_each_channel),
+             TEST_CASE(large_publishes_are_delivered_in_order_over_several_turns),
+             TEST_CASE(queued_publishes_are_dropped_at_shutdown))
