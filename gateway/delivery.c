@@ -95,14 +95,21 @@ struct gw_delivery {
     struct gw_delivery_stats stats;
 };
 
-static void send_error(struct gw_delivery *d, struct delivery_session *ds, const char *reason)
+/* {"error": reason} to the session. */
+static void send_notice(struct delivery_session *ds, const char *reason)
 {
-    d->stats.malformed_messages++;
     json_t *obj = json_pack("{s:s}", "error", reason);
     char *text = json_dumps(obj, JSON_COMPACT);
     sockjs_session_send(session_of(ds), text, strlen(text));
     free(text);
     json_decref(obj);
+}
+
+/* The answer to a client message the session cannot act on. */
+static void send_error(struct gw_delivery *d, struct delivery_session *ds, const char *reason)
+{
+    d->stats.malformed_messages++;
+    send_notice(ds, reason);
 }
 
 static void unsubscribe_all(struct gw_delivery *d, struct delivery_session *ds)
@@ -201,7 +208,10 @@ static int64_t now_s(void)
 static void set_expiry(struct gw_delivery *d, struct delivery_session *ds, int64_t exp)
 {
     ds->expiry.in_grace = 0;
-    gw_deadline_set(&d->expiry, &ds->expiry.timer, exp > 0 ? (uint64_t)exp * 1000u : 0);
+    uint64_t ms = exp <= 0                              ? 0
+                  : (uint64_t)exp >= UINT64_MAX / 1000u ? UINT64_MAX
+                                                        : (uint64_t)exp * 1000u;
+    gw_deadline_set(&d->expiry, &ds->expiry.timer, ms);
 }
 
 static void on_expiry(uint32_t *timer, void *arg)
@@ -213,7 +223,7 @@ static void on_expiry(uint32_t *timer, void *arg)
         d->stats.auth_failures++;
         GW_INFO("session closed: token expired%s", ds->expiry.in_grace ? ", none renewed it" : "");
         if (!ds->expiry.in_grace)
-            send_error(d, ds, "token expired");
+            send_notice(ds, "token expired");
         sockjs_session_close(session_of(ds), 4002, "Token expired");
         return;
     }
@@ -221,7 +231,7 @@ static void on_expiry(uint32_t *timer, void *arg)
     gw_deadline_set(&d->expiry, &ds->expiry.timer,
                     gw_deadlineq_now_ms(&d->expiry) + d->cfg->token_grace_ms);
     /* May close the session (slow consumer), which takes it out of the queue. */
-    send_error(d, ds, "token expired");
+    send_notice(ds, "token expired");
 }
 
 /* Whether the user and client channels of id are the session's. */
