@@ -18,8 +18,9 @@ Retry-After.
 
 Token expiry during a session, over websocket, xhr_streaming and xhr polling: {"error":
 "token expired"} at exp, close 4002 after --token-grace-ms; a fresh token for the same identity
-within the grace keeps the session (deliveries continue meanwhile); a token of another
-identity does not.
+within the grace keeps the session (deliveries continue meanwhile), one sent before exp moves
+the deadline; a token of another identity (user or company) does not; a token given as the
+first message expires too; with --token-grace-ms 0 the session is told and closed at exp.
 
 Waiting for exp and the grace period, and for Retry-After, is time under test (short values);
 nothing else sleeps.
@@ -363,6 +364,13 @@ class TokenExpiry(ScopedTestCase):
                 s.expect_nothing(GRACE_MS / 1000 + 0.3)
                 self.gw.publish(user_event(self.site, s.sub, "after", 2))
                 self.assertEqual(s.next_message()["event"], "after")
+
+    def test_renewal_before_exp_moves_the_deadline(self):
+        s = self.short_session("xhr_polling")
+        s.send({"token": token_for(self.site, s.sub, s.client)})
+        s.expect_nothing(s.exp - time.time() + GRACE_MS / 1000 + 0.3)
+        self.gw.publish(user_event(self.site, s.sub, "still", 1))
+        self.assertEqual(s.next_message()["event"], "still")
 
     def test_token_of_another_identity_does_not_renew(self):
         for other in ({"sub": unique("u")}, {"client": unique("c")}):
