@@ -288,6 +288,17 @@ class UnknownSessionRate(ScopedTestCase):
         time.sleep(int(r.header("Retry-After")))
         self.assertEqual(self.unknown_send("198.51.100.7").status, 404)
 
+    def test_refusals_are_logged_at_most_once_a_second(self):
+        mark = self.gw.log_mark()
+        started = time.monotonic()
+        self.exhaust("198.51.100.11")
+        for _ in range(30):
+            self.assertLimited(self.unknown_send("198.51.100.11"))
+        elapsed = time.monotonic() - started
+        self.gw.wait_log(r"198\.51\.100\.11", since=mark)
+        lines = [l for l in self.gw.log_lines(mark) if "198.51.100.11" in l]
+        self.assertLessEqual(len(lines), int(elapsed) + 1, lines)
+
     def test_owner_of_a_bound_session_is_served_at_a_limited_address(self):
         sub = unique("u")
         token = token_for(self.site, sub)
