@@ -1,5 +1,6 @@
-/* SHA-1 (FIPS 180-4), for the websocket handshake's Sec-WebSocket-Accept only: a checksum
- * there, not a security function. Our own because libcrypto's EVP interface allocates a
+/* SHA-1 (FIPS 180-4), for the websocket handshake's Sec-WebSocket-Accept (a checksum there)
+ * and the keyed digests of gw_digest.h (which need only second-preimage resistance under a
+ * secret key, which SHA-1 still has). Our own because libcrypto's EVP interface allocates a
  * context (and fetches the algorithm) on every use, and the upgrade path allocates nothing
  * besides the session it creates. */
 #ifndef GW_SHA1_H

@@ -13,7 +13,9 @@ static int hex_value(char c)
     return -1;
 }
 
-long gw_query_param(const char *query, size_t query_len, const char *name, char *out, size_t cap)
+/* The raw value of parameter `name` (from after '=' to before '&' or the end), or NULL. */
+static const char *find_param(const char *query, size_t query_len, const char *name,
+                              size_t *value_len)
 {
     size_t name_len = strlen(name);
     const char *p = query, *end = query + query_len;
@@ -23,24 +25,41 @@ long gw_query_param(const char *query, size_t query_len, const char *name, char 
         const char *eq = memchr(p, '=', (size_t)(stop - p));
         const char *key_end = eq ? eq : stop;
         if ((size_t)(key_end - p) == name_len && memcmp(p, name, name_len) == 0) {
-            size_t n = 0;
-            for (const char *v = eq ? eq + 1 : stop; v < stop; v++) {
-                char c = *v;
-                if (c == '+') {
-                    c = ' ';
-                } else if (c == '%' && stop - v >= 3 && hex_value(v[1]) >= 0 &&
-                           hex_value(v[2]) >= 0) {
-                    c = (char)(hex_value(v[1]) * 16 + hex_value(v[2]));
-                    v += 2;
-                }
-                if (n + 1 >= cap)
-                    return GW_URL_TOO_LONG;
-                out[n++] = c;
-            }
-            out[n] = '\0';
-            return (long)n;
+            const char *value = eq ? eq + 1 : stop;
+            *value_len = (size_t)(stop - value);
+            return value;
         }
         p = stop + 1;
     }
-    return -1;
+    return NULL;
+}
+
+long gw_query_param(const char *query, size_t query_len, const char *name, char *out, size_t cap)
+{
+    size_t raw_len;
+    const char *raw = find_param(query, query_len, name, &raw_len);
+    if (!raw)
+        return GW_URL_ABSENT;
+    const char *stop = raw + raw_len;
+    size_t n = 0;
+    for (const char *v = raw; v < stop; v++) {
+        char c = *v;
+        if (c == '+') {
+            c = ' ';
+        } else if (c == '%' && stop - v >= 3 && hex_value(v[1]) >= 0 && hex_value(v[2]) >= 0) {
+            c = (char)(hex_value(v[1]) * 16 + hex_value(v[2]));
+            v += 2;
+        }
+        if (n + 1 >= cap)
+            return GW_URL_TOO_LONG;
+        out[n++] = c;
+    }
+    out[n] = '\0';
+    return (long)n;
+}
+
+const char *gw_query_param_raw(const char *query, size_t query_len, const char *name,
+                               size_t *len)
+{
+    return find_param(query, query_len, name, len);
 }

@@ -12,4 +12,9 @@
  * GW_URL_TOO_LONG when it does not fit in out. A parameter without '=' has an empty value. */
 long gw_query_param(const char *query, size_t query_len, const char *name, char *out, size_t cap);
 
+/* The value of parameter `name` as it stands in query (not decoded; *len bytes, not
+ * NUL-terminated), or NULL when absent: for comparing a value byte for byte, at any length. */
+const char *gw_query_param_raw(const char *query, size_t query_len, const char *name,
+                               size_t *len);
+
 #endif

@@ -214,6 +214,10 @@ struct gw_apps *gw_apps_new(struct gw_server *srv, const struct gw_config *cfg,
     base.sockjs_url = cfg->sockjs_url;
     if (!cfg->test_app) {
         base.prefix = cfg->prefix;
+        /* A session opened with a URL token belongs to that token. */
+        base.bind_param = "token";
+        base.unknown_session_rate = cfg->unknown_session_rate;
+        base.unknown_session_burst = cfg->unknown_session_burst;
         add(apps, srv, &base, &gw_delivery_app_ops, delivery);
         return apps;
     }

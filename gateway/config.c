@@ -81,6 +81,13 @@ static const struct opt options[] = {
          "let sessions without a token receive their site's global scope"),
     U32("auth-timeout-ms", auth_timeout_ms, 1, UINT32_MAX,
         "time for a session to send its token (4003)"),
+    U32("token-grace-ms", token_grace_ms, 0, UINT32_MAX,
+        "time a session whose token expired has to send a fresh one (else 4002)"),
+    U32("unknown-session-rate", unknown_session_rate, 0, UINT32_MAX,
+        "requests per second and client address naming no session (or a session without its "
+        "token) before 429; 0: no limit"),
+    U32("unknown-session-burst", unknown_session_burst, 1, UINT32_MAX,
+        "such requests a client address may make at once"),
     LIST("api-listen", api_listen, GW_MAX_LISTEN, "ADDR:PORT", "publish API listener"),
     STR("api-key", api_key, "KEY", "key the publish API expects (Authorization: Bearer KEY)"),
     U32("api-max-body-bytes", api_max_body_bytes, 256, UINT32_MAX, "publish request limit (413)"),
@@ -127,6 +134,9 @@ void gw_config_defaults(struct gw_config *cfg)
     cfg->drain_ms = 5000;
     cfg->log_level = "info";
     cfg->auth_timeout_ms = 10000;
+    cfg->token_grace_ms = 30000;
+    cfg->unknown_session_rate = 5;
+    cfg->unknown_session_burst = 20;
     cfg->api_key = "";
     cfg->api_max_body_bytes = 1024 * 1024;
     cfg->max_ids = 10000;

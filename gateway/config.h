@@ -47,6 +47,9 @@ struct gw_config {
     struct gw_str_list jwt_secrets;
     bool allow_anonymous;
     uint32_t auth_timeout_ms;
+    uint32_t token_grace_ms;
+    uint32_t unknown_session_rate;
+    uint32_t unknown_session_burst;
     struct gw_str_list api_listen;
     const char *api_key;
     uint32_t api_max_body_bytes;

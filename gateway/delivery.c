@@ -3,6 +3,10 @@
  *   WAITING --token (URL or first message)--> AUTHENTICATED
  *      |  \--?site= and anonymous allowed--> ANONYMOUS --token--> AUTHENTICATED
  *      +--no token within auth_timeout: close 4003;  bad token anywhere: close 4001/4002
+ *
+ * AUTHENTICATED has a deadline, the token's exp: then the session is told {"error": "token
+ * expired"} and has token_grace_ms to send a fresh token for its identity (which moves the
+ * deadline to the new exp), else it is closed with 4002. Deliveries go on meanwhile.
  */
 #include "delivery.h"
 
@@ -13,6 +17,7 @@
 #include <jansson.h>
 
 #include "gw_alloc.h"
+#include "gw_deadline.h"
 #include "gw_log.h"
 #include "gw_timerq.h"
 #include "gw_url.h"
@@ -43,7 +48,15 @@ struct filters {
  * by scope), and the gw_delivery comes with every callback. */
 struct delivery_session {
     struct pubsub_sub subs[N_SUBS];
-    struct auth_wait *auth;   /* NULL unless waiting */
+    /* Which member is in use follows from the state (state_of()): a session waits for its
+     * token or has one that expires, never both, so both fit in the bytes of one pointer. */
+    union {
+        struct auth_wait *auth; /* ST_WAITING: NULL unless the auth timer runs */
+        struct {
+            uint32_t timer;    /* ST_AUTHENTICATED: in gw_delivery.expiry (gw_deadline.h) */
+            uint32_t in_grace; /* the deadline is the grace period's end, not exp */
+        } expiry;
+    };
     struct filters *filters;  /* NULL: everything */
 };
 
@@ -78,17 +91,25 @@ struct gw_delivery {
     const struct gw_config *cfg;
     struct pubsub_hub *hub;
     struct gw_timerq auth_q;
+    struct gw_deadlineq expiry; /* authenticated sessions by exp (wall clock) or grace end */
     struct gw_delivery_stats stats;
 };
 
-static void send_error(struct gw_delivery *d, struct delivery_session *ds, const char *reason)
+/* {"error": reason} to the session. */
+static void send_notice(struct delivery_session *ds, const char *reason)
 {
-    d->stats.malformed_messages++;
     json_t *obj = json_pack("{s:s}", "error", reason);
     char *text = json_dumps(obj, JSON_COMPACT);
     sockjs_session_send(session_of(ds), text, strlen(text));
     free(text);
     json_decref(obj);
+}
+
+/* The answer to a client message the session cannot act on. */
+static void send_error(struct gw_delivery *d, struct delivery_session *ds, const char *reason)
+{
+    d->stats.malformed_messages++;
+    send_notice(ds, reason);
 }
 
 static void unsubscribe_all(struct gw_delivery *d, struct delivery_session *ds)
@@ -97,6 +118,7 @@ static void unsubscribe_all(struct gw_delivery *d, struct delivery_session *ds)
         pubsub_hub_unsubscribe(d->hub, &ds->subs[i]);
 }
 
+/* Only in ST_WAITING or ST_ANONYMOUS (where the union is zero). */
 static void stop_auth_wait(struct delivery_session *ds)
 {
     if (!ds->auth)
@@ -182,6 +204,47 @@ static int64_t now_s(void)
     return (int64_t)time(NULL);
 }
 
+/* Until a token's exp (seconds), then for the grace period. */
+static void set_expiry(struct gw_delivery *d, struct delivery_session *ds, int64_t exp)
+{
+    ds->expiry.in_grace = 0;
+    uint64_t ms = exp <= 0                              ? 0
+                  : (uint64_t)exp >= UINT64_MAX / 1000u ? UINT64_MAX
+                                                        : (uint64_t)exp * 1000u;
+    gw_deadline_set(&d->expiry, &ds->expiry.timer, ms);
+}
+
+static void on_expiry(uint32_t *timer, void *arg)
+{
+    struct gw_delivery *d = arg;
+    struct delivery_session *ds =
+        (struct delivery_session *)((char *)timer - offsetof(struct delivery_session, expiry));
+    if (ds->expiry.in_grace || d->cfg->token_grace_ms == 0) {
+        d->stats.auth_failures++;
+        GW_INFO("session closed: token expired%s", ds->expiry.in_grace ? ", none renewed it" : "");
+        if (!ds->expiry.in_grace)
+            send_notice(ds, "token expired");
+        sockjs_session_close(session_of(ds), 4002, "Token expired");
+        return;
+    }
+    ds->expiry.in_grace = 1;
+    gw_deadline_set(&d->expiry, &ds->expiry.timer,
+                    gw_deadlineq_now_ms(&d->expiry) + d->cfg->token_grace_ms);
+    /* May close the session (slow consumer), which takes it out of the queue. */
+    send_notice(ds, "token expired");
+}
+
+/* Whether the user and client channels of id are the session's. */
+static bool same_identity(const struct delivery_session *ds, const struct gw_identity *id)
+{
+    char name[PUBSUB_CHANNEL_NAME_MAX];
+    pubsub_channel_name(name, sizeof(name), PUBSUB_SCOPE_USER, id->site, id->user);
+    if (strcmp(name, pubsub_sub_channel(&ds->subs[SUB_USER])) != 0)
+        return false;
+    pubsub_channel_name(name, sizeof(name), PUBSUB_SCOPE_CLIENT, id->site, id->client);
+    return strcmp(name, pubsub_sub_channel(&ds->subs[SUB_CLIENT])) == 0;
+}
+
 /* Verifies a token and subscribes the session; closes it when the token is bad. Returns
  * whether the session is still open. */
 static bool authenticate(struct gw_delivery *d, struct delivery_session *ds, const char *token,
@@ -199,10 +262,11 @@ static bool authenticate(struct gw_delivery *d, struct delivery_session *ds, con
         return false;
     }
     if (state_of(ds) == ST_AUTHENTICATED) {
-        /* A fresh token for the same identity is fine; another identity is not. */
-        char name[PUBSUB_CHANNEL_NAME_MAX];
-        pubsub_channel_name(name, sizeof(name), PUBSUB_SCOPE_USER, id.site, id.user);
-        bool same = strcmp(name, pubsub_sub_channel(&ds->subs[SUB_USER])) == 0;
+        /* A fresh token for the same identity (site, user and company: the channels the
+         * session has) renews the session, ending a grace period; another identity does not. */
+        bool same = same_identity(ds, &id);
+        if (same)
+            set_expiry(d, ds, id.exp);
         gw_identity_cleanup(&id);
         if (!same)
             send_error(d, ds, "token for another identity");
@@ -215,6 +279,7 @@ static bool authenticate(struct gw_delivery *d, struct delivery_session *ds, con
     subscribe(d, ds, PUBSUB_SCOPE_GLOBAL, id.site, NULL);
     if (id.events)
         set_filters(ds, id.events, id.n_events);
+    set_expiry(d, ds, id.exp);
     d->stats.authenticated++;
     gw_identity_cleanup(&id);
     return true;
@@ -316,8 +381,11 @@ static void on_close(void *app, struct sockjs_session *s)
 {
     struct gw_delivery *d = app;
     struct delivery_session *ds = sockjs_session_app_data(s);
+    if (state_of(ds) == ST_AUTHENTICATED)
+        gw_deadline_cancel(&d->expiry, &ds->expiry.timer);
+    else
+        stop_auth_wait(ds);
     unsubscribe_all(d, ds);
-    stop_auth_wait(ds);
     clear_filters(ds);
 }
 
@@ -335,6 +403,8 @@ struct gw_delivery *gw_delivery_new(struct event_base *base, const struct gw_con
     d->cfg = cfg;
     d->hub = pubsub_hub_new(base, cfg->publish_slice_us, on_hub_message, d);
     gw_timerq_init(&d->auth_q, base, cfg->auth_timeout_ms, on_auth_timeout, d);
+    /* Wall clock (exp is), looked at least once a minute in case it was set forward. */
+    gw_deadlineq_init(&d->expiry, base, CLOCK_REALTIME, 60000, on_expiry, d);
     return d;
 }
 
@@ -351,6 +421,7 @@ struct pubsub_hub *gw_delivery_hub(struct gw_delivery *d)
 void gw_delivery_free(struct gw_delivery *d)
 {
     gw_timerq_cleanup(&d->auth_q);
+    gw_deadlineq_cleanup(&d->expiry);
     pubsub_hub_free(d->hub);
     gw_free(d);
 }

@@ -1,5 +1,6 @@
 #include "sockjs_session.h"
 
+#include <inttypes.h>
 #include <string.h>
 
 #include <event2/event.h>
@@ -7,10 +8,14 @@
 #include "gw_alloc.h"
 #include "gw_slab.h"
 #include "gw_buf.h"
+#include "gw_digest.h"
 #include "gw_hash.h"
 #include "gw_log.h"
+#include "gw_net.h"
+#include "gw_ratelimit.h"
 #include "gw_refbuf.h"
 #include "gw_timerq.h"
+#include "gw_url.h"
 #include "pubsub_hub.h"
 #include "sockjs_frame.h"
 
@@ -20,6 +25,7 @@ enum session_flags {
     SESSION_IN_TABLE = 1, /* addressed by id (HTTP transports) */
     SESSION_RAW = 2,      /* raw websocket: messages unframed */
     SESSION_REAPED = 4,   /* waiting to be freed at the end of the loop turn */
+    SESSION_BOUND = 8,    /* opened with opt.bind_param: its digest follows the id */
 };
 
 struct sockjs_session {
@@ -34,7 +40,8 @@ struct sockjs_session {
     uint8_t flags;
     uint32_t id_len;
     /* One allocation per session: then the app's per-session data (app->session_data_size
-     * bytes, sockjs_session_app_data()), then the id (tabled sessions only) and its NUL. */
+     * bytes, sockjs_session_app_data()), then the id (tabled sessions only) and its NUL, then
+     * for SESSION_BOUND the keyed digest of the bound parameter's value. */
     uint64_t tail[]; /* 8-byte alignment: enough for pointers and 64-bit integers */
 };
 
@@ -53,7 +60,15 @@ struct sockjs_server {
     struct sockjs_session *reap_list;
     struct event *reap_ev;
     bool draining;
+    /* Requests naming no session (or a bound one without its value), per client address. */
+    struct gw_ratelimit unknown_limit;
+    /* An attacker may cause any number of refusals: one log line a second at most. */
+    struct gw_log_gate refusal_log;
 };
+
+/* Clients the unknown-session limit keeps track of at once (24 bytes each, allocated on the
+ * first unknown session). */
+#define UNKNOWN_LIMIT_CLIENTS 4096
 
 void sockjs_options_defaults(struct sockjs_options *opt)
 {
@@ -84,6 +99,11 @@ static char *session_id(const struct sockjs_session *s)
 static uint32_t session_hash(const struct sockjs_session *s)
 {
     return hash_id(session_id(s), s->id_len);
+}
+
+static uint8_t *session_binding(const struct sockjs_session *s)
+{
+    return (uint8_t *)session_id(s) + s->id_len + 1;
 }
 
 static void table_grow(struct sockjs_server *srv)
@@ -189,17 +209,99 @@ static void reap(struct sockjs_session *s)
     event_active(srv->reap_ev, EV_TIMEOUT, 0);
 }
 
-static struct sockjs_session *session_new(struct sockjs_server *srv, const char *id, size_t len)
+/* The bound parameter's value in req (raw, as the URL has it), or NULL. */
+static const char *bound_value(const struct sockjs_server *srv, const struct sockjs_open_info *req,
+                               size_t *len)
 {
-    /* Websocket sessions have no id to keep (len 0): not even a NUL. */
-    struct sockjs_session *s = len ? gw_calloc(1, sizeof(*s) + srv->app_data_size + len + 1)
-                                   : gw_slab_alloc(&srv->untabled_slab);
+    if (!srv->opt.bind_param || !req || !req->query)
+        return NULL;
+    return gw_query_param_raw(req->query, req->query_len, srv->opt.bind_param, len);
+}
+
+static struct sockjs_session *session_new(struct sockjs_server *srv, const char *id, size_t len,
+                                          const struct sockjs_open_info *info)
+{
+    /* Websocket sessions have no id to keep (len 0): not even a NUL, nor a binding (nobody
+     * can name them). Only bound sessions pay for the digest. */
+    size_t bound_len = 0;
+    const char *bound = len ? bound_value(srv, info, &bound_len) : NULL;
+    struct sockjs_session *s =
+        len ? gw_calloc(1, sizeof(*s) + srv->app_data_size + len + 1 + (bound ? GW_DIGEST_LEN : 0))
+            : gw_slab_alloc(&srv->untabled_slab);
     s->server = srv;
     gw_timer_init(&s->timer);
     s->state = SESSION_OPEN;
     s->id_len = (uint32_t)len;
     memcpy(session_id(s), id, len);
+    if (bound) {
+        gw_keyed_digest(bound, bound_len, session_binding(s));
+        s->flags |= SESSION_BOUND;
+    }
     return s;
+}
+
+/* ---- access --------------------------------------------------------------------------------- */
+
+static bool presents_binding(const struct sockjs_session *s, const struct sockjs_open_info *req)
+{
+    size_t len;
+    const char *value = bound_value(s->server, req, &len);
+    if (!value)
+        return false;
+    uint8_t digest[GW_DIGEST_LEN];
+    gw_keyed_digest(value, len, digest);
+    return gw_ct_equal(digest, session_binding(s), GW_DIGEST_LEN);
+}
+
+enum sockjs_access sockjs_session_access(struct sockjs_server *srv, const char *id, size_t len,
+                                         const struct sockjs_open_info *req, const char *client,
+                                         bool opens, struct sockjs_session **out,
+                                         uint32_t *retry_after_s)
+{
+    *out = NULL;
+    *retry_after_s = 0;
+    struct sockjs_session *s = sockjs_session_find(srv, id, len);
+    bool bound = s && (s->flags & SESSION_BOUND);
+    if (bound && presents_binding(s, req)) {
+        *out = s;
+        return SOCKJS_ACCESS_OK;
+    }
+    struct gw_ratelimit *rl = &srv->unknown_limit;
+    /* The client's key is computed only when it can matter: a table exists (someone failed
+     * before), or this request fails. */
+    bool fails = bound || (!s && !opens);
+    uint64_t key = 0, now = 0;
+    char addr[96];
+    if (rl->rate && (rl->entries || fails)) {
+        size_t n = gw_client_key(client ? client : "?", addr, sizeof(addr));
+        key = gw_ratelimit_key(addr, n < sizeof(addr) ? n : sizeof(addr) - 1);
+        now = gw_now_ms();
+        uint64_t wait = gw_ratelimit_wait_ms(rl, key, now);
+        if (wait) {
+            *retry_after_s = (uint32_t)((wait + 999) / 1000);
+            uint64_t held;
+            if (gw_log_gate_open(&srv->refusal_log, 1000, &held))
+                GW_INFO("%s: refused (429): over %u unknown-session requests/s (%" PRIu64
+                        " more refusals not logged)", addr, rl->rate, held);
+            return SOCKJS_ACCESS_LIMITED;
+        }
+    }
+    if (!fails) {
+        *out = s;
+        return SOCKJS_ACCESS_OK;
+    }
+    bool emptied = key && gw_ratelimit_charge(rl, key, now);
+    uint64_t held;
+    if ((emptied || bound) && gw_log_gate_open(&srv->refusal_log, 1000, &held)) {
+        if (emptied)
+            GW_INFO("%s: %u unknown-session requests in a burst: its session requests are "
+                    "refused (429) for now (%" PRIu64 " more not logged)", addr, rl->burst, held);
+        else
+            GW_INFO("%s: request for a session bound to another %s: answered as for an "
+                    "unknown session (%" PRIu64 " more not logged)", client ? client : "?",
+                    srv->opt.bind_param, held);
+    }
+    return SOCKJS_ACCESS_UNKNOWN;
 }
 
 /* ---- sending -------------------------------------------------------------------------------- */
@@ -428,7 +530,7 @@ void sockjs_session_attach(struct sockjs_server *srv, const char *id, size_t len
         return;
     }
     if (!s) {
-        s = session_new(srv, id, len);
+        s = session_new(srv, id, len, info);
         table_insert(srv, s);
         attach(s, r);
         open_session(s, info);
@@ -462,7 +564,7 @@ struct sockjs_session *sockjs_session_new_attached(struct sockjs_server *srv,
                                                    struct sockjs_receiver *r, bool raw,
                                                    const struct sockjs_open_info *info)
 {
-    struct sockjs_session *s = session_new(srv, "", 0);
+    struct sockjs_session *s = session_new(srv, "", 0, NULL);
     if (raw)
         s->flags |= SESSION_RAW;
     srv->untabled_count++;
@@ -569,6 +671,8 @@ struct sockjs_server *sockjs_server_new(struct event_base *base, const struct so
     srv->table = gw_calloc(srv->table_mask + 1, sizeof(*srv->table));
     srv->reap_ev = event_new(base, -1, 0, on_reap, srv);
     GW_ASSERT(srv->reap_ev != NULL);
+    gw_ratelimit_init(&srv->unknown_limit, opt->unknown_session_rate, opt->unknown_session_burst,
+                      UNKNOWN_LIMIT_CLIENTS);
     return srv;
 }
 
@@ -598,6 +702,7 @@ void sockjs_server_free(struct sockjs_server *srv)
     event_free(srv->reap_ev);
     gw_free(srv->table);
     gw_slab_release(&srv->untabled_slab);
+    gw_ratelimit_cleanup(&srv->unknown_limit);
     gw_free(srv);
 }
 

@@ -43,6 +43,15 @@ struct sockjs_options {
     /* A session whose unsent bytes (queue + its receiver's) pass this is closed with
      * SOCKJS_CLOSE_SLOW_CONSUMER; 0 = no limit. */
     uint32_t max_queued_bytes;
+    /* A session opened with this query parameter (the app's credential, e.g. "token") belongs
+     * to it: a later request naming the session must carry the same value, else it is treated
+     * as naming no session (sockjs_session_access). NULL: sessions are not bound. */
+    const char *bind_param;
+    /* Requests naming no session (or a bound one without its value) per client address: this
+     * many per second after a burst of unknown_session_burst; over it they are refused
+     * (SOCKJS_ACCESS_LIMITED). 0: no limit. */
+    uint32_t unknown_session_rate;
+    uint32_t unknown_session_burst;
 };
 
 #define SOCKJS_CLOSE_SLOW_CONSUMER 4008
@@ -146,10 +155,32 @@ size_t sockjs_server_session_count(const struct sockjs_server *srv);
 /* Whether id is a valid session or server id segment: non-empty, no '/' or '.'. */
 bool sockjs_valid_id(const char *id, size_t len);
 
-/* The session with this id, or NULL. */
+/* The session with this id, or NULL, whoever asks (no binding checked: see below). */
 struct sockjs_session *sockjs_session_find(struct sockjs_server *srv, const char *id, size_t len);
 
-/* The receiver request for `id`: finds or creates the session and attaches r. A new session
+enum sockjs_access {
+    SOCKJS_ACCESS_OK,      /* *out is the session to use; for receivers it may be NULL: the
+                            * id is free and sockjs_session_attach() opens a session */
+    SOCKJS_ACCESS_UNKNOWN, /* answer exactly as for an id that names no session */
+    SOCKJS_ACCESS_LIMITED, /* the client is over the unknown-session rate: refuse, and let it
+                            * retry after *retry_after_s seconds */
+};
+
+/* What a request naming session `id` may do. `req` is the request's query (for the bound
+ * parameter; may be NULL), `client` its client address (for the rate limit and logs),
+ * `opens` whether it is a receiver request, which opens a session under an unused id. A
+ * request that names a bound session and carries its value is always served; any other one is
+ * refused while its client is over the unknown-session rate (so that the answer tells it
+ * nothing about the id), and otherwise it may use an unbound session, or open one. Requests
+ * that name no session, or a bound one without its value, are charged to the client's rate. */
+enum sockjs_access sockjs_session_access(struct sockjs_server *srv, const char *id, size_t len,
+                                         const struct sockjs_open_info *req, const char *client,
+                                         bool opens, struct sockjs_session **out,
+                                         uint32_t *retry_after_s);
+
+/* The receiver request for `id`, after sockjs_session_access() allowed it: finds or creates
+ * the session (bound to info's bind_param, when the options name one and info has it) and
+ * attaches r. A new session
  * first sends "o"; a session with a receiver already answers r with c[2010]; a closed session
  * answers its close frame; otherwise queued messages are sent. r may have ended (and freed
  * itself) by the time this returns: the caller must not touch r afterwards. */

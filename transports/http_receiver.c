@@ -123,6 +123,12 @@ static const struct sockjs_receiver_ops receiver_ops = {
 void http_receiver_handle(const struct tp_request *req, const struct http_receiver_kind *kind,
                           const char *session_id, size_t id_len, const char *callback)
 {
+    /* Refused before anything is written or allocated: a request that may not use the session
+     * neither attaches nor changes anything of it. */
+    struct sockjs_session *existing;
+    if (!tp_session_access(req, session_id, id_len, true,
+                           TP_COOKIE | (kind->head_flags & TP_CORS), &existing))
+        return;
     size_t cb_len = callback ? strlen(callback) : 0;
     struct http_receiver *r = gw_calloc(1, sizeof(*r) + cb_len + 1);
     r->base.ops = &receiver_ops;

@@ -47,11 +47,9 @@ static bool is_form(const struct tp_request *req)
 
 void jsonp_send_handle(const struct tp_request *req, const char *session_id, size_t id_len)
 {
-    struct sockjs_session *s = sockjs_session_find(req->server, session_id, id_len);
-    if (!s) {
-        tp_respond_text(req, 404, "Not Found", TP_COOKIE, "Session not found.\n");
+    struct sockjs_session *s;
+    if (!tp_session_access(req, session_id, id_len, false, TP_COOKIE, &s))
         return;
-    }
     const char *payload = req->body;
     size_t payload_len = req->body_len;
     char *decoded = NULL;

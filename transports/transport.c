@@ -186,6 +186,29 @@ void tp_respond_text(const struct tp_request *req, int status, const char *reaso
     tp_respond(req, &h, body, strlen(body));
 }
 
+bool tp_session_access(const struct tp_request *req, const char *id, size_t len, bool opens,
+                       unsigned flags, struct sockjs_session **out)
+{
+    struct sockjs_open_info query = {.query = req->query, .query_len = req->query_len};
+    uint32_t retry_after_s;
+    enum sockjs_access a = sockjs_session_access(req->server, id, len, &query,
+                                                 req->conn->ops->peer(req->conn), opens, out,
+                                                 &retry_after_s);
+    if (a == SOCKJS_ACCESS_OK)
+        return true;
+    if (a == SOCKJS_ACCESS_UNKNOWN) {
+        tp_respond_text(req, 404, "Not Found", flags, "Session not found.\n");
+        return false;
+    }
+    static const char body[] = "Too many requests for unknown sessions.\n";
+    struct tp_head h;
+    tp_head_start(&h, req, 429, "Too Many Requests", "text/plain; charset=UTF-8",
+                  TP_NO_CACHE | flags);
+    tp_head_add(&h, "Retry-After", "%" PRIu32, retry_after_s);
+    tp_respond(req, &h, body, sizeof(body) - 1);
+    return false;
+}
+
 void tp_stream_start(struct tp_stream *s, const struct tp_request *req, struct tp_head *h)
 {
     s->conn = req->conn;

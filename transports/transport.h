@@ -131,6 +131,13 @@ void tp_respond_immutable(const struct tp_request *req, const char *content_type
 void tp_respond_text(const struct tp_request *req, int status, const char *reason,
                      unsigned flags, const char *body);
 
+/* May req use session `id` (sockjs_session_access)? True with *out the session (NULL: a
+ * receiver may open one). Otherwise req has been answered as for an unknown session (404
+ * "Session not found.") or, for a client over the unknown-session rate, 429 with Retry-After;
+ * `flags` are the head flags of the endpoint's answers. */
+bool tp_session_access(const struct tp_request *req, const char *id, size_t len, bool opens,
+                       unsigned flags, struct sockjs_session **out);
+
 /* A streaming response: chunked for HTTP/1.1, close-delimited for HTTP/1.0. */
 struct tp_stream {
     struct tp_conn *conn;

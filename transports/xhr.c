@@ -55,11 +55,9 @@ void xhr_streaming_handle(const struct tp_request *req, const char *session_id, 
 
 void xhr_send_handle(const struct tp_request *req, const char *session_id, size_t id_len)
 {
-    struct sockjs_session *s = sockjs_session_find(req->server, session_id, id_len);
-    if (!s) {
-        tp_respond_text(req, 404, "Not Found", TP_CORS | TP_COOKIE, "Session not found.\n");
+    struct sockjs_session *s;
+    if (!tp_session_access(req, session_id, id_len, false, TP_CORS | TP_COOKIE, &s))
         return;
-    }
     int rc = sockjs_session_receive_payload(s, req->body, req->body_len);
     if (rc != SOCKJS_PAYLOAD_OK) {
         GW_INFO("%s: xhr_send rejected: %s", req->conn->ops->peer(req->conn),

@@ -104,15 +104,20 @@ struct fixture {
     struct app_state app;
 };
 
-static void fixture_init(struct fixture *f, uint32_t heartbeat_ms, uint32_t disconnect_ms)
+static void fixture_init_opt(struct fixture *f, const struct sockjs_options *opt)
 {
     memset(f, 0, sizeof(*f));
     f->base = event_base_new();
+    f->srv = sockjs_server_new(f->base, opt, &app_ops, &f->app);
+}
+
+static void fixture_init(struct fixture *f, uint32_t heartbeat_ms, uint32_t disconnect_ms)
+{
     struct sockjs_options opt;
     sockjs_options_defaults(&opt);
     opt.heartbeat_ms = heartbeat_ms;
     opt.disconnect_ms = disconnect_ms;
-    f->srv = sockjs_server_new(f->base, &opt, &app_ops, &f->app);
+    fixture_init_opt(f, &opt);
 }
 
 static void fixture_cleanup(struct fixture *f)
@@ -256,9 +261,93 @@ TEST(websocket_sessions_are_separate_and_raw_is_unframed)
     fixture_cleanup(&f);
 }
 
+static void bound_fixture_init(struct fixture *f, uint32_t rate, uint32_t burst)
+{
+    struct sockjs_options opt;
+    sockjs_options_defaults(&opt);
+    opt.bind_param = "token";
+    opt.unknown_session_rate = rate;
+    opt.unknown_session_burst = burst;
+    fixture_init_opt(f, &opt);
+}
+
+static enum sockjs_access access_q(struct fixture *f, const char *id, const char *query,
+                                   const char *client, bool opens, struct sockjs_session **out)
+{
+    struct sockjs_open_info q = {query, query ? strlen(query) : 0};
+    uint32_t retry;
+    return sockjs_session_access(f->srv, id, strlen(id), &q, client, opens, out, &retry);
+}
+
+TEST(bound_session_serves_only_its_token)
+{
+    struct fixture f;
+    bound_fixture_init(&f, 0, 1);
+    struct fake_receiver r1, r2;
+    fake_init(&r1, false);
+    struct sockjs_open_info open = {"t=1&token=abc", 13};
+    struct sockjs_session *s;
+    ASSERT_INT_EQ(access_q(&f, "s", open.query, "10.0.0.1:1", true, &s), SOCKJS_ACCESS_OK);
+    ASSERT_TRUE(s == NULL);
+    sockjs_session_attach(f.srv, "s", 1, &r1.base, &open);
+    struct sockjs_session *opened = f.app.last;
+    /* The same raw value, wherever it stands in the query. */
+    ASSERT_INT_EQ(access_q(&f, "s", "token=abc&c=x", "10.0.0.2:1", false, &s), SOCKJS_ACCESS_OK);
+    ASSERT_TRUE(s == opened);
+    const char *wrong[] = {NULL, "", "token=", "token=ab", "token=abcd", "token=ABC",
+                           "tokenx=abc", "token=%61bc"};
+    for (size_t i = 0; i < sizeof(wrong) / sizeof(wrong[0]); i++) {
+        s = opened;
+        ASSERT_INT_EQ(access_q(&f, "s", wrong[i], "10.0.0.1:1", false, &s),
+                      SOCKJS_ACCESS_UNKNOWN);
+        ASSERT_TRUE(s == NULL);
+        /* A receiver too: it may not open anything under a bound id either. */
+        ASSERT_INT_EQ(access_q(&f, "s", wrong[i], "10.0.0.1:1", true, &s),
+                      SOCKJS_ACCESS_UNKNOWN);
+    }
+    ASSERT_INT_EQ(access_q(&f, "other", NULL, "10.0.0.1:1", false, &s), SOCKJS_ACCESS_UNKNOWN);
+    /* Unbound sessions (opened without the parameter) serve whoever names them. */
+    fake_init(&r2, false);
+    sockjs_session_attach(f.srv, "u", 1, &r2.base, &(struct sockjs_open_info){"c=1", 3});
+    ASSERT_INT_EQ(access_q(&f, "u", "token=zzz", "10.0.0.1:1", false, &s), SOCKJS_ACCESS_OK);
+    ASSERT_TRUE(s == f.app.last);
+    gw_buf_release(&r1.got);
+    gw_buf_release(&r2.got);
+    fixture_cleanup(&f);
+}
+
+TEST(unknown_session_limit_per_client)
+{
+    struct fixture f;
+    bound_fixture_init(&f, 1, 2);
+    struct sockjs_session *s;
+    struct fake_receiver r1;
+    fake_init(&r1, false);
+    struct sockjs_open_info open = {"token=abc", 9};
+    sockjs_session_attach(f.srv, "b", 1, &r1.base, &open);
+    /* Two failures (ports differ: one client), then everything but the bound token waits. */
+    ASSERT_INT_EQ(access_q(&f, "x", NULL, "10.0.0.1:1", false, &s), SOCKJS_ACCESS_UNKNOWN);
+    ASSERT_INT_EQ(access_q(&f, "b", NULL, "10.0.0.1:2", false, &s), SOCKJS_ACCESS_UNKNOWN);
+    ASSERT_INT_EQ(access_q(&f, "x", NULL, "10.0.0.1:3", false, &s), SOCKJS_ACCESS_LIMITED);
+    ASSERT_INT_EQ(access_q(&f, "new", NULL, "10.0.0.1:3", true, &s), SOCKJS_ACCESS_LIMITED);
+    ASSERT_INT_EQ(access_q(&f, "b", "token=abc", "10.0.0.1:3", false, &s), SOCKJS_ACCESS_OK);
+    uint32_t retry = 0;
+    struct sockjs_open_info none = {NULL, 0};
+    ASSERT_INT_EQ(sockjs_session_access(f.srv, "x", 1, &none, "10.0.0.1:4", false, &s, &retry),
+                  SOCKJS_ACCESS_LIMITED);
+    ASSERT_UINT_EQ(retry, 1);
+    /* Another client is not affected. */
+    ASSERT_INT_EQ(access_q(&f, "x", NULL, "10.0.0.2:1", false, &s), SOCKJS_ACCESS_UNKNOWN);
+    ASSERT_INT_EQ(access_q(&f, "new", NULL, "10.0.0.2:1", true, &s), SOCKJS_ACCESS_OK);
+    gw_buf_release(&r1.got);
+    fixture_cleanup(&f);
+}
+
 GW_TEST_MAIN(TEST_CASE(new_session_opens_and_polls),
              TEST_CASE(second_receiver_gets_2010_and_first_keeps_session),
              TEST_CASE(close_answers_close_frame_until_expiry),
              TEST_CASE(lost_receiver_interrupts_session),
              TEST_CASE(heartbeat_on_idle_stream_and_timeout_without_receiver),
-             TEST_CASE(websocket_sessions_are_separate_and_raw_is_unframed))
+             TEST_CASE(websocket_sessions_are_separate_and_raw_is_unframed),
+             TEST_CASE(bound_session_serves_only_its_token),
+             TEST_CASE(unknown_session_limit_per_client))
