@@ -144,7 +144,7 @@ void gw_config_defaults(struct gw_config *cfg)
     cfg->max_name_bytes = 256;
     cfg->max_publish_channels = 10000;
     /* Ten of the largest publishes: an array stays one request, the memory it pins bounded. */
-    cfg->max_request_channels = 100000;
+    cfg->max_request_channels = 10000;
     /* Each slice is followed by the end-of-turn flush of the sessions it reached, which costs
      * several times the slice itself when every message goes to a different session (one
      * write each): 250 us keeps a turn under ~10 ms during a 10,000-session publish

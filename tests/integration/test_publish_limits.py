@@ -145,7 +145,8 @@ class SlicedDelivery(ScopedTestCase):
     10,000 (the default cap); a small slice so that the delivery takes many turns."""
 
     SESSIONS = 1000
-    gateway_args = ("--api-max-body-bytes", str(4 << 20), "--publish-slice-us", "200")
+    gateway_args = ("--api-max-body-bytes", str(4 << 20), "--publish-slice-us", "200",
+                    "--max-request-channels", "100000")
 
     def open_sessions(self):
         sessions = []
