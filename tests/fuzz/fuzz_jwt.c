@@ -10,6 +10,7 @@
 
 #include <openssl/evp.h>
 
+#include "bench_util.h"
 #include "gw_alloc.h"
 #include "jwt.h"
 
@@ -18,40 +19,19 @@
 
 static const char *const secrets[] = {"fuzz-secret-one", "fuzz-secret-two"};
 
-static size_t b64url_encode(const uint8_t *in, size_t len, char *out)
-{
-    static const char alphabet[] =
-        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    size_t n = 0;
-    for (size_t i = 0; i < len; i += 3) {
-        uint32_t v = (uint32_t)in[i] << 16;
-        if (i + 1 < len)
-            v |= (uint32_t)in[i + 1] << 8;
-        if (i + 2 < len)
-            v |= in[i + 2];
-        out[n++] = alphabet[v >> 18 & 63];
-        out[n++] = alphabet[v >> 12 & 63];
-        if (i + 1 < len)
-            out[n++] = alphabet[v >> 6 & 63];
-        if (i + 2 < len)
-            out[n++] = alphabet[v & 63];
-    }
-    return n;
-}
-
 /* header.payload.signature of the given JSON texts; returns the length written to out. */
 static size_t sign(const uint8_t *header, size_t header_len, const uint8_t *payload,
                    size_t payload_len, const char *secret, char *out)
 {
-    size_t n = b64url_encode(header, header_len, out);
+    size_t n = bench_base64(header, header_len, out, 1);
     out[n++] = '.';
-    n += b64url_encode(payload, payload_len, out + n);
+    n += bench_base64(payload, payload_len, out + n, 1);
     uint8_t mac[32];
     size_t mac_len = 0;
     GW_ASSERT(EVP_Q_mac(NULL, "HMAC", NULL, "SHA256", NULL, secret, strlen(secret),
                         (const uint8_t *)out, n, mac, sizeof(mac), &mac_len) != NULL);
     out[n++] = '.';
-    n += b64url_encode(mac, mac_len, out + n);
+    n += bench_base64(mac, mac_len, out + n, 1);
     return n;
 }
 
