@@ -652,7 +652,8 @@ static void count_codings(const char *v, size_t len, unsigned *n, unsigned *chun
  * may read differently (request smuggling): refused with 400, or 501 for a transfer coding we
  * do not implement. http-parser itself refuses two Content-Length fields, an invalid one,
  * Content-Length with Transfer-Encoding, a final coding other than chunked, control characters
- * in values and bad name characters, but it accepts (and acts on) a name followed by spaces. */
+ * in values and most bad name characters, but it takes spaces as part of a name, and acts on
+ * "Transfer-Encoding " or "Content-Length  " spelt so. */
 static bool refuse_ambiguous_headers(http_parser *p, struct http_req *r)
 {
     unsigned hosts = 0, te_lines = 0, codings = 0, chunked = 0;
@@ -660,9 +661,11 @@ static bool refuse_ambiguous_headers(http_parser *p, struct http_req *r)
     for (uint32_t i = 0; i < r->n_headers; i++) {
         const struct header_ref *h = &r->headers[i];
         const char *name = r->raw.data + h->name_off;
-        if (h->name_len > 0 && name[h->name_len - 1] == ' ') { /* RFC 9112 5.1 */
+        if (memchr(name, ' ', h->name_len)) { /* a name is a token (RFC 9110 5.1, 9112 5.1) */
             r->error_status = 400;
-            r->error_reason = "whitespace between header field name and colon";
+            r->error_reason = name[h->name_len - 1] == ' '
+                                  ? "whitespace between header field name and colon"
+                                  : "space in a header field name";
             return true;
         }
         if (header_name_is(r, h, "Host", 4))

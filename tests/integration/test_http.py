@@ -518,6 +518,13 @@ class StrictHeaders(ErrorResponseMixin, gwtest.GatewayTestCase):
             with self.subTest(data=data):
                 self.refused(data, 400, "whitespace between header field name and colon")
 
+    # RFC 9110 5.1: a field name is a token; http-parser lets spaces through.
+    def test_space_in_name(self):
+        for name in ("X Thing", "Transfer Encoding"):
+            with self.subTest(name=name):
+                self.refused(build_request("GET", "/echo/", headers=[(name, "chunked")]), 400,
+                             "space in a header field name")
+
     # RFC 9112 5.2: obs-fold is refused (a server must reject or replace it).
     def test_obs_fold(self):
         fold_te = self.xhr_send([("Transfer-Encoding", "\r\n chunked")], chunked('["a"]'))
