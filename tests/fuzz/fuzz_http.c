@@ -6,10 +6,13 @@
  * streaming, eventsource, htmlfile, jsonp, websocket with frames after the upgrade) and the API.
  *
  * Input: byte 0 is flags (FLAG_*), byte 1 the size of each write (0: all at once), then the
- * bytes the client sends. */
+ * bytes the clients send: two clients, when the marker SWITCH separates segments of the input,
+ * which go to the first and the second client in turn (several connections on one session:
+ * a stream and its xhr_send, a second receiver refused). */
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -32,7 +35,12 @@ enum {
     FLAG_DEFLATE = 4,   /* --ws-deflate */
     FLAG_API = 8,       /* the publish API instead of the SockJS prefixes */
     FLAG_SMALL = 16,    /* small header/body/message limits, to reach the refusals */
+    FLAG_NO_READ = 32,  /* small socket buffers and a client that never reads: backpressure */
 };
+
+#define SWITCH "\n~~\n"
+#define SWITCH_LEN 4
+#define N_CLIENTS 2
 
 #define API_KEY "fuzz-key"
 
@@ -44,7 +52,8 @@ struct world {
     struct gw_delivery *delivery;
     struct pubsub_engine *engine;
     struct gw_api api;
-    int client;
+    int client[N_CLIENTS];
+    bool no_read;
 };
 
 static void deliver_to_hub(void *arg, struct pubsub_publish *pub)
@@ -85,12 +94,21 @@ static void world_start(struct world *w, unsigned flags)
         gw_server_init(&w->srv, w->base, &w->cfg, gw_route_request, NULL);
         w->apps = gw_apps_new(&w->srv, &w->cfg, NULL);
     }
-    int sv[2];
-    GW_ASSERT(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
-    fcntl(sv[0], F_SETFL, O_NONBLOCK);
-    fcntl(sv[1], F_SETFL, O_NONBLOCK);
-    gw_conn_accept(&w->srv, sv[0], flags & FLAG_PROXY ? GW_LISTEN_PROXY | GW_LISTEN_TRUSTED : 0);
-    w->client = sv[1];
+    w->no_read = (flags & FLAG_NO_READ) != 0;
+    for (int i = 0; i < N_CLIENTS; i++) {
+        int sv[2];
+        GW_ASSERT(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
+        fcntl(sv[0], F_SETFL, O_NONBLOCK);
+        fcntl(sv[1], F_SETFL, O_NONBLOCK);
+        if (w->no_read) {
+            int small = 2048;
+            setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &small, sizeof(small));
+            setsockopt(sv[1], SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+        }
+        gw_conn_accept(&w->srv, sv[0],
+                       flags & FLAG_PROXY ? GW_LISTEN_PROXY | GW_LISTEN_TRUSTED : 0);
+        w->client[i] = sv[1];
+    }
 }
 
 static void world_stop(struct world *w)
@@ -105,7 +123,8 @@ static void world_stop(struct world *w)
     gw_server_cleanup(&w->srv);
     /* Whatever the engine or the sessions still had scheduled is dropped with the loop. */
     event_base_free(w->base);
-    close(w->client);
+    for (int i = 0; i < N_CLIENTS; i++)
+        close(w->client[i]);
 }
 
 /* Reads and discards what the gateway sent; returns whether there was anything. */
@@ -127,11 +146,31 @@ static void settle(struct world *w)
     int quiet = 0;
     for (int turn = 0; turn < 256 && quiet < 3; turn++) {
         event_base_loop(w->base, EVLOOP_NONBLOCK);
-        bool got = drain(w->client);
+        bool got = false;
+        for (int i = 0; i < N_CLIENTS && !w->no_read; i++)
+            got |= drain(w->client[i]);
         if (!got && event_base_get_num_events(w->base, EVENT_BASE_COUNT_ACTIVE) == 0)
             quiet++;
         else
             quiet = 0;
+    }
+}
+
+/* Writes data in pieces, letting the gateway run after each. */
+static void send_segment(struct world *w, int fd, const uint8_t *data, size_t size, size_t piece)
+{
+    size_t off = 0;
+    int stalled = 0;
+    while (off < size && stalled < 3) {
+        size_t n = size - off < piece ? size - off : piece;
+        ssize_t sent = write(fd, data + off, n);
+        if (sent < 0 && errno != EAGAIN)
+            return; /* the gateway closed the connection */
+        /* A gateway that stopped reading (pipelined input held back) stalls the writer. */
+        stalled = sent > 0 ? 0 : stalled + 1;
+        if (sent > 0)
+            off += (size_t)sent;
+        settle(w);
     }
 }
 
@@ -140,7 +179,10 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc;
     (void)argv;
-    gw_log_threshold = GW_LOG_ERROR;
+    /* GW_FUZZ_LOG=debug shows what the gateway made of an input (when reproducing one). */
+    const char *level = getenv("GW_FUZZ_LOG");
+    if (!level || gw_log_parse_level(level, &gw_log_threshold) != 0)
+        gw_log_threshold = GW_LOG_ERROR;
     /* As in main: a write to a closed peer is an error, not the end of the process. */
     signal(SIGPIPE, SIG_IGN);
     return 0;
@@ -157,21 +199,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size -= 2;
     struct world w;
     world_start(&w, flags);
-    size_t off = 0;
-    int stalled = 0;
-    while (off < size && stalled < 3) {
-        size_t n = size - off < piece ? size - off : piece;
-        ssize_t sent = write(w.client, data + off, n);
-        if (sent < 0 && errno != EAGAIN)
-            break; /* the gateway closed the connection */
-        /* A gateway that stopped reading (pipelined input held back) stalls the writer. */
-        stalled = sent > 0 ? 0 : stalled + 1;
-        if (sent > 0)
-            off += (size_t)sent;
-        settle(&w);
+    for (int segment = 0; size > 0; segment++) {
+        const uint8_t *end = memmem(data, size, SWITCH, SWITCH_LEN);
+        size_t len = end ? (size_t)(end - data) : size;
+        send_segment(&w, w.client[segment % N_CLIENTS], data, len, piece);
+        size_t skip = end ? len + SWITCH_LEN : len;
+        data += skip;
+        size -= skip;
     }
     if (flags & FLAG_SHUTDOWN) {
-        shutdown(w.client, SHUT_WR);
+        for (int i = 0; i < N_CLIENTS; i++)
+            shutdown(w.client[i], SHUT_WR);
         settle(&w);
     }
     world_stop(&w);

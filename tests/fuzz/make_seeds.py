@@ -13,7 +13,8 @@ import zlib
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 # fuzz_http.c's flags (byte 0).
-PROXY, SHUTDOWN, DEFLATE, API, SMALL = 1, 2, 4, 8, 16
+PROXY, SHUTDOWN, DEFLATE, API, SMALL, NO_READ = 1, 2, 4, 8, 16, 32
+SWITCH = b"\n~~\n"  # the rest goes to the other client
 
 
 def write(corpus, name, data):
@@ -101,6 +102,18 @@ def http_seeds():
                         + req("GET", "/api/stats", [("Authorization", "Bearer fuzz-key")])),
         "api_unauthorized": (API, 0, req("POST", "/api/publish", body=b"[]")),
         "small_limits": (SMALL, 0, req("POST", s + "/xhr_send", body=b'["' + b"x" * 300 + b'"]')),
+        "no_read_stream": (NO_READ | SMALL, 0, req("POST", s + "/xhr_streaming", body=b"")
+                           + req("POST", s + "/xhr_send", body=b'["' + b"y" * 100 + b'"]')),
+        "no_read_amplify": (NO_READ | SMALL, 0, ws_upgrade("/amplify/websocket")
+                            + ws_frame(1, b"17") + ws_frame(1, b"17")),
+        # Two connections (segments after SWITCH alternate between them) on one session.
+        "two_stream_and_send": (0, 0, req("POST", s + "/xhr_streaming", body=b"") + SWITCH
+                                + req("POST", s + "/xhr_send", body=b'["z"]') + SWITCH
+                                + req("POST", s + "/xhr", body=b"")),
+        "two_ws_and_xhr": (0, 0, ws_upgrade(s + "/websocket") + SWITCH
+                           + req("POST", s + "/xhr", body=b"") + SWITCH + ws_frame(1, b'["q"]')),
+        "two_eventsource_jsonp": (0, 0, req("GET", s + "/eventsource") + SWITCH
+                                  + req("POST", s + "/jsonp_send", body=b"d=%5B%22j%22%5D")),
         "obs_fold": (0, 0, b"GET /echo/ HTTP/1.1\r\nHost: a\r\nX-A: b\r\n c\r\n\r\n"),
         "space_colon": (0, 0, b"POST /echo/ HTTP/1.1\r\nTransfer-Encoding : chunked\r\n\r\n0\r\n\r\n"),
         "http10": (SHUTDOWN, 0, req("GET", "/echo/", version="HTTP/1.0")),
