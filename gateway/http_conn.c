@@ -570,6 +570,10 @@ static int on_header_field(http_parser *p, const char *at, size_t n)
     struct http_req *r = c->req;
     if (count_header_bytes(c, n + 4))
         return -1;
+    /* A chunked body's trailer fields are counted but dropped: merged into the header section
+     * they would add fields a proxy in front never saw as headers (RFC 9110 6.5.1). */
+    if (r->headers_done)
+        return 0;
     if (r->n_headers == 0 || r->in_value) {
         if (r->n_headers == c->srv->cfg->max_headers) {
             r->error_status = 431;
@@ -596,6 +600,8 @@ static int on_header_value(http_parser *p, const char *at, size_t n)
     struct http_req *r = c->req;
     if (count_header_bytes(c, n))
         return -1;
+    if (r->headers_done)
+        return 0; /* a trailer field (on_header_field) */
     struct header_ref *h = &r->headers[r->n_headers - 1];
     if (!r->in_value) {
         h->value_off = (uint32_t)r->raw.len;

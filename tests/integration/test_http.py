@@ -604,6 +604,16 @@ class StrictHeaders(ErrorResponseMixin, gwtest.GatewayTestCase):
                              headers=[("Host", "127.0.0.1"), ("Host", "example.com")])
         self.refused(data, 400, "more than one Host header field")
 
+    # RFC 9110 6.5.1: trailer fields are not merged into the header section.
+    def test_trailer_fields_are_not_headers(self):
+        s = XhrSession(self.gw, prefix="/cookie_needed_echo")
+        with self.gw.connect() as c:
+            c.send(build_request("POST", s.url + "/xhr", headers={"Transfer-Encoding": "chunked"})
+                   + b"0\r\nCookie: JSESSIONID=from-trailer\r\n\r\n")
+            r = read_response(c)
+        self.assertEqual((r.status, r.body), (200, b"o\n"), r)
+        self.assertEqual(r.header("Set-Cookie"), "JSESSIONID=dummy; path=/", r)
+
     def test_valid_requests_still_served(self):
         """What the rules must not refuse: chunked in any case, tabs and obs-text in values,
         empty lines before the request line, and a body that starts with whitespace (the
