@@ -89,6 +89,23 @@ enum line_scan {
     SCAN_DONE,
 };
 
+/* Where check_chunked is in a chunked body (RFC 9112 7.1). */
+enum chunk_scan {
+    CHUNK_SIZE_START,
+    CHUNK_SIZE,
+    CHUNK_SIZE_BWS, /* whitespace after the size: only before an extension */
+    CHUNK_EXT,
+    CHUNK_SIZE_LF,
+    CHUNK_DATA,
+    CHUNK_DATA_CR,
+    CHUNK_DATA_LF,
+    CHUNK_TRAILER_START,
+    CHUNK_TRAILER,
+    CHUNK_TRAILER_LF,
+    CHUNK_END_LF,
+    CHUNK_DONE,
+};
+
 /* Exists only while a request is being read or dispatched. */
 struct http_req {
     http_parser parser;
@@ -102,6 +119,8 @@ struct http_req {
     bool headers_done;
     bool complete;
     uint8_t line_scan;      /* enum line_scan: where scan_header_lines is in the head */
+    uint8_t chunk_scan;     /* enum chunk_scan: where check_chunked is in the body */
+    uint64_t chunk_left;    /* bytes of the current chunk's data still to come */
     int error_status;       /* set by a callback that refused the request */
     const char *error_reason; /* with error_status */
 };
@@ -199,6 +218,8 @@ static struct http_req *req_new(struct gw_conn *c)
         r->headers_done = false;
         r->complete = false;
         r->line_scan = SCAN_BEFORE_START_LINE;
+        r->chunk_scan = CHUNK_SIZE_START;
+        r->chunk_left = 0;
         r->error_status = 0;
         r->error_reason = NULL;
     }
@@ -559,6 +580,15 @@ static int on_url(http_parser *p, const char *at, size_t n)
     struct gw_conn *c = parser_conn(p);
     if (count_header_bytes(c, n))
         return -1;
+    /* The non-strict http-parser lets tabs and other controls into the target, where other
+     * parsers end it (RFC 9112 3.2: no whitespace or controls in a request-target). */
+    for (size_t i = 0; i < n; i++) {
+        if ((uint8_t)at[i] < 0x21 || at[i] == 0x7f) {
+            c->req->error_status = 400;
+            c->req->error_reason = "control character in the request target";
+            return -1;
+        }
+    }
     gw_buf_append(&c->req->raw, at, n);
     c->req->url_len += (uint32_t)n;
     return 0;
@@ -860,9 +890,11 @@ static void dispatch(struct gw_conn *c)
  * "Transfer-Encoding: chunked" in the callbacks), or, right after the start line, as part of
  * the first field name. RFC 9112 5.2 and 2.2 let a server reject both; we do, so scan the
  * head's bytes for them as they arrive. Returns false on such a line. */
-static bool scan_header_lines(struct http_req *r, const uint8_t *data, size_t len)
+static bool scan_header_lines(struct http_req *r, const uint8_t *data, size_t len,
+                              size_t *head_len)
 {
     const uint8_t *p = data, *end = data + len;
+    *head_len = len;
     while (p < end && r->line_scan != SCAN_DONE) {
         switch (r->line_scan) {
         case SCAN_BEFORE_START_LINE: /* RFC 9112 2.2: empty lines before a request are ignored */
@@ -886,8 +918,116 @@ static bool scan_header_lines(struct http_req *r, const uint8_t *data, size_t le
             break;
         case SCAN_EMPTY_LINE_CR: /* http-parser refuses anything but LF after it */
             r->line_scan = SCAN_DONE;
+            p++;
             break;
         }
+    }
+    if (r->line_scan == SCAN_DONE)
+        *head_len = (size_t)(p - data);
+    return true;
+}
+
+static int hex_value(uint8_t ch)
+{
+    if (ch >= '0' && ch <= '9')
+        return ch - '0';
+    if ((ch | 0x20) >= 'a' && (ch | 0x20) <= 'f')
+        return (ch | 0x20) - 'a' + 10;
+    return -1;
+}
+
+/* Debian's http-parser is built non-strict: in a chunked body it takes any two bytes after a
+ * chunk's data for its CRLF, any byte after a CR for LF, and whitespace after a chunk size, all
+ * of which a proxy in front may frame differently (request smuggling). So the body's framing
+ * bytes are checked here as they arrive: chunk-size [BWS ";" ext] CRLF data CRLF ... "0" CRLF
+ * trailer-lines CRLF. Returns false on a framing error. */
+static bool check_chunked(struct http_req *r, const uint8_t *data, size_t len)
+{
+    const uint8_t *p = data, *end = data + len;
+    while (p < end && r->chunk_scan != CHUNK_DONE) {
+        uint8_t ch = *p;
+        switch ((enum chunk_scan)r->chunk_scan) {
+        case CHUNK_SIZE_START:
+        case CHUNK_SIZE: {
+            int v = hex_value(ch);
+            if (v >= 0) {
+                if (r->chunk_left >> 60)
+                    return false; /* http-parser refuses it too */
+                r->chunk_left = r->chunk_left << 4 | (uint64_t)v;
+                r->chunk_scan = CHUNK_SIZE;
+            } else if (r->chunk_scan == CHUNK_SIZE_START) {
+                return false;
+            } else if (ch == ';') {
+                r->chunk_scan = CHUNK_EXT;
+            } else if (ch == ' ' || ch == '\t') {
+                r->chunk_scan = CHUNK_SIZE_BWS;
+            } else if (ch == '\r') {
+                r->chunk_scan = CHUNK_SIZE_LF;
+            } else {
+                return false;
+            }
+            break;
+        }
+        case CHUNK_SIZE_BWS:
+            if (ch == ';')
+                r->chunk_scan = CHUNK_EXT;
+            else if (ch != ' ' && ch != '\t')
+                return false;
+            break;
+        case CHUNK_EXT:
+            if (ch == '\r')
+                r->chunk_scan = CHUNK_SIZE_LF;
+            else if (ch < 0x20 && ch != '\t')
+                return false;
+            break;
+        case CHUNK_SIZE_LF:
+            if (ch != '\n')
+                return false;
+            r->chunk_scan = r->chunk_left ? CHUNK_DATA : CHUNK_TRAILER_START;
+            break;
+        case CHUNK_DATA: {
+            size_t n = (size_t)(end - p) < r->chunk_left ? (size_t)(end - p) : (size_t)r->chunk_left;
+            r->chunk_left -= n;
+            p += n;
+            if (r->chunk_left == 0)
+                r->chunk_scan = CHUNK_DATA_CR;
+            continue;
+        }
+        case CHUNK_DATA_CR:
+            if (ch != '\r')
+                return false;
+            r->chunk_scan = CHUNK_DATA_LF;
+            break;
+        case CHUNK_DATA_LF:
+            if (ch != '\n')
+                return false;
+            r->chunk_scan = CHUNK_SIZE_START;
+            break;
+        case CHUNK_TRAILER_START: /* a trailer line, or the empty line that ends the body */
+            if (ch == ' ' || ch == '\t')
+                return false;
+            r->chunk_scan = ch == '\r' ? CHUNK_END_LF : CHUNK_TRAILER;
+            break;
+        case CHUNK_TRAILER:
+            if (ch == '\r')
+                r->chunk_scan = CHUNK_TRAILER_LF;
+            else if (ch == '\n')
+                return false;
+            break;
+        case CHUNK_TRAILER_LF:
+            if (ch != '\n')
+                return false;
+            r->chunk_scan = CHUNK_TRAILER_START;
+            break;
+        case CHUNK_END_LF:
+            if (ch != '\n')
+                return false;
+            r->chunk_scan = CHUNK_DONE;
+            break;
+        case CHUNK_DONE:
+            break;
+        }
+        p++;
     }
     return true;
 }
@@ -901,12 +1041,19 @@ static size_t parse_request(struct gw_conn *c, uint8_t *data, size_t len)
         gw_timer_start(&c->timer, &c->srv->header_q);
     }
     struct http_req *r = c->req;
-    if (!scan_header_lines(r, data, len)) {
+    size_t head_len = 0;
+    if (r->line_scan != SCAN_DONE && !scan_header_lines(r, data, len, &head_len)) {
         fail_request(c, 400, "header line starts with whitespace (obs-fold)");
         return len;
     }
     size_t used = http_parser_execute(&r->parser, &parser_settings, (const char *)data, len);
     enum http_errno err = HTTP_PARSER_ERRNO(&r->parser);
+    /* Before the body is acted on: the bytes http-parser took as its chunked framing. */
+    if (r->headers_done && !r->error_status && (r->parser.flags & F_CHUNKED) &&
+        !r->parser.upgrade && used > head_len && !check_chunked(r, data + head_len, used - head_len)) {
+        fail_request(c, 400, "malformed chunked body framing");
+        return len;
+    }
     if (r->complete) {
         dispatch(c);
         return used;

@@ -604,6 +604,40 @@ class StrictHeaders(ErrorResponseMixin, gwtest.GatewayTestCase):
                              headers=[("Host", "127.0.0.1"), ("Host", "example.com")])
         self.refused(data, 400, "more than one Host header field")
 
+    # RFC 9112 7.1 (the non-strict http-parser took any two bytes for the CRLF after a
+    # chunk's data, any byte after a CR for LF, and whitespace after a chunk size).
+    def test_chunked_framing(self):
+        for body in (b'5\r\n["a"]XY0\r\n\r\n', b'5\r\n["a"]\r\n0\rX\r\n',
+                     b'5\rX["a"]\r\n0\r\n\r\n', b'5 \r\n["a"]\r\n0\r\n\r\n',
+                     b'5\r\n["a"]\r\n0\r\n\r\r'):
+            for split in (False, True):
+                with self.subTest(body=body, split=split):
+                    self.refused(self.xhr_send([("Transfer-Encoding", "chunked")], body), 400,
+                                 "malformed chunked body framing", split=split)
+        # Refused by http-parser itself.
+        for body in (b'5\t\r\n["a"]\r\n0\r\n\r\n', b' 5\r\n["a"]\r\n0\r\n\r\n',
+                     b'0x5\r\n["a"]\r\n0\r\n\r\n', b'5\n["a"]\r\n0\r\n\r\n'):
+            with self.subTest(body=body):
+                self.refused(self.xhr_send([("Transfer-Encoding", "chunked")], body), 400)
+
+    def test_chunked_framing_valid(self):
+        """Extensions (with whitespace before the ';'), hex sizes in any case, trailers."""
+        s = XhrSession(self.gw).open()
+        with self.gw.connect() as c:
+            for body in (b'5 ;x=y\r\n["a"]\r\n0\r\n\r\n',
+                         b'A;x="q"\r\n["b", "c"]\r\n0\r\nX-T: 1\r\n\r\n'):
+                c.send(build_request("POST", s.url + "/xhr_send",
+                                     headers={"Transfer-Encoding": "chunked"}) + body)
+                self.assertEqual(read_response(c).status, 204)
+        self.assertEqual(s.poll(), 'a["a","b","c"]')
+
+    # RFC 9112 3.2: no whitespace or control characters in the request target.
+    def test_controls_in_target(self):
+        for target in (b"/echo/\tx", b"/echo/\x0cx"):
+            with self.subTest(target=target):
+                self.refused(b"GET " + target + b" HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", 400,
+                             "control character in the request target")
+
     # RFC 9110 6.5.1: trailer fields are not merged into the header section.
     def test_trailer_fields_are_not_headers(self):
         s = XhrSession(self.gw, prefix="/cookie_needed_echo")
