@@ -72,6 +72,9 @@ def http_seeds():
         "xhr_send_chunked": (0, 0, req("POST", s + "/xhr", body=b"")
                              + req("POST", s + "/xhr_send", [("Transfer-Encoding", "chunked")])
                              + chunked(b'["c"]')),
+        "chunked_ext_trailer": (0, 1, req("POST", s + "/xhr_send", [("Transfer-Encoding", "chunked")])
+                                + b'3 ;a=b\r\n["x\r\n2;q="v"\r\n"]\r\n0\r\nX-T: 1\r\n\r\n'
+                                + req("GET", "/echo/info")),
         "xhr_streaming": (SHUTDOWN, 0, req("POST", s + "/xhr_streaming", body=b"")),
         "eventsource": (0, 0, req("GET", s + "/eventsource")),
         "htmlfile": (0, 0, req("GET", s + "/htmlfile?c=cb")),
