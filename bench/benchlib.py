@@ -11,6 +11,7 @@ stops them by PID; nothing is left running when a `Proc` is stopped.
   `settled_rss_kib`.
 - Redis: `start_redis`, `redis_numsub`.
 - `summary_line`: the JSON line loadgen/publisher print last.
+- `run_rounds`: repeat a measurement, print each result and the medians, save them as JSON.
 """
 
 import json
@@ -18,7 +19,9 @@ import os
 import re
 import signal
 import socket
+import statistics
 import subprocess
+import sys
 import threading
 import time
 
@@ -224,6 +227,22 @@ def gateway_cmd(binary, extra=(), api=True, secret=SECRET):
 def start_gateway(binary, extra=()):
     """One gateway with the API, the bench key and secret (latency.py's and deflate.py's)."""
     return start_server(gateway_cmd(binary, extra))
+
+
+def run_rounds(run_once, rounds, keys, out=None):
+    """Calls run_once() `rounds` times, printing each result (a dict) as a JSON line, then
+    the median of each of `keys` over the rounds; writes all of it to `out` (JSON) if given."""
+    runs = []
+    for _ in range(rounds):
+        r = run_once()
+        print(json.dumps(r), flush=True)
+        runs.append(r)
+    medians = {k: statistics.median(r[k] for r in runs if r.get(k) is not None) for k in keys}
+    print("median over %d runs: %s" % (len(runs), json.dumps(medians)))
+    if out:
+        with open(out, "w") as f:
+            json.dump({"command": sys.argv, "runs": runs, "medians": medians}, f, indent=1)
+    return medians
 
 
 def summary_line(proc, timeout):

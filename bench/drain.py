@@ -10,7 +10,6 @@ exits. Medians over --runs; raw figures to --out (JSON).
 import argparse
 import asyncio
 import base64
-import json
 import os
 import signal
 import statistics
@@ -124,18 +123,10 @@ def main():
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--out", default=None, help="write the runs and medians here (JSON)")
     args = ap.parse_args()
-    runs = []
-    for _ in range(args.runs):
-        r = asyncio.run(one_run(args.binary, args.sessions, args.drain_ms))
-        print(json.dumps(r), flush=True)
-        runs.append(r)
-    keys = ("first_message_s", "median_message_s", "last_message_s", "last_close_frame_s",
-            "exit_s", "gateway_first_told_ms", "gateway_last_told_ms", "gateway_done_ms")
-    medians = {k: statistics.median(r[k] for r in runs if r[k] is not None) for k in keys}
-    print("median over %d runs: %s" % (len(runs), json.dumps(medians)))
-    if args.out:
-        with open(args.out, "w") as f:
-            json.dump({"command": sys.argv, "runs": runs, "medians": medians}, f, indent=1)
+    benchlib.run_rounds(
+        lambda: asyncio.run(one_run(args.binary, args.sessions, args.drain_ms)), args.runs,
+        ("first_message_s", "median_message_s", "last_message_s", "last_close_frame_s", "exit_s",
+         "gateway_first_told_ms", "gateway_last_told_ms", "gateway_done_ms"), args.out)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,6 @@ the descriptors to the first new request answered. Medians over --runs.
 
 import argparse
 import base64
-import json
 import os
 import resource
 import socket
@@ -110,18 +109,9 @@ def main():
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--out")
     args = ap.parse_args()
-    runs = []
-    for _ in range(args.runs):
-        r = one_run(args.binary, args.nofile, args.flood, args.hold)
-        print(json.dumps(r), flush=True)
-        runs.append(r)
-    keys = ("cpu_s_while_held", "cpu_share", "session_rtt_ms_median", "session_rtt_ms_max",
-            "accepting_again_ms")
-    medians = {k: statistics.median(r[k] for r in runs) for k in keys}
-    print("median over %d runs: %s" % (len(runs), json.dumps(medians)))
-    if args.out:
-        with open(args.out, "w") as f:
-            json.dump({"command": sys.argv, "runs": runs, "medians": medians}, f, indent=1)
+    benchlib.run_rounds(lambda: one_run(args.binary, args.nofile, args.flood, args.hold),
+                        args.runs, ("cpu_s_while_held", "cpu_share", "session_rtt_ms_median",
+                                    "session_rtt_ms_max", "accepting_again_ms"), args.out)
 
 
 if __name__ == "__main__":
