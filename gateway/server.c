@@ -300,7 +300,8 @@ static void on_drain_tick(evutil_socket_t fd, short what, void *arg)
     if (d->told < due)
         d->told = due; /* the rest closed by themselves meanwhile */
     bool all_told = d->told >= d->total;
-    if (all_told && (gw_conn_drain_settled(srv) || elapsed >= (uint64_t)d->window_ms + d->grace_ms)) {
+    bool deadline_passed = elapsed >= (uint64_t)d->window_ms + d->grace_ms;
+    if (all_told && (gw_conn_drain_settled(srv) || deadline_passed)) {
         GW_INFO("drain: %zu connections told to go away between +%" PRIu64 " and +%" PRIu64
                 " ms; %zu left at +%" PRIu64 " ms",
                 d->total, d->first_told_ms, d->last_told_ms, srv->n_conns, elapsed);

@@ -53,6 +53,7 @@
 #include "gw_alloc.h"
 #include "gw_error.h"
 #include "gw_log.h"
+#include "gw_timerq.h"
 #include "pubsub_channel.h"
 #include "pubsub_engine.h"
 
@@ -115,11 +116,6 @@ struct redis_shard {
     enum shard_logged logged;
 };
 
-struct log_limit {
-    uint64_t last_ms;
-    uint64_t suppressed;
-};
-
 struct redis_engine {
     struct pubsub_engine base;
     struct event_base *evbase;
@@ -128,7 +124,7 @@ struct redis_engine {
     struct pubsub_limits limits;
     size_t max_message_bytes;
     char sha[41]; /* of SEQ_SCRIPT, from SCRIPT LOAD */
-    struct log_limit malformed_log, error_log;
+    struct gw_log_gate malformed_log, error_log;
     uint32_t rng;
     bool in_deliver; /* inside the deliver callback */
     bool freed;      /* free() was called from inside it: free the struct on return */
@@ -151,27 +147,6 @@ struct inflight {
 };
 
 static void conn_connect(struct redis_conn *c);
-
-static uint64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-/* Whether a repeated warning may be logged now; *suppressed gets the count skipped since. */
-static bool log_allowed(struct log_limit *l, uint64_t *suppressed)
-{
-    uint64_t now = now_ms();
-    if (l->last_ms != 0 && now - l->last_ms < LOG_INTERVAL_MS) {
-        l->suppressed++;
-        return false;
-    }
-    *suppressed = l->suppressed;
-    l->suppressed = 0;
-    l->last_ms = now ? now : 1;
-    return true;
-}
 
 /* "" or " (N similar warnings suppressed)", for log lines. */
 static const char *suppressed_note(uint64_t suppressed, char *buf, size_t cap)
@@ -233,7 +208,7 @@ static void timer_add_ms(struct event *ev, uint32_t ms)
 static void conn_lost(struct redis_conn *c, const char *reason)
 {
     struct redis_engine *e = c->shard->e;
-    if (c->state == CONN_READY && now_ms() - c->ready_at_ms >= BACKOFF_RESET_MS)
+    if (c->state == CONN_READY && gw_now_ms() - c->ready_at_ms >= BACKOFF_RESET_MS)
         c->backoff_ms = BACKOFF_MIN_MS;
     c->ac = NULL;
     c->state = CONN_IDLE;
@@ -263,7 +238,7 @@ static void conn_set_ready(struct redis_conn *c)
     struct redis_engine *e = c->shard->e;
     event_del(c->timer);
     c->state = CONN_READY;
-    c->ready_at_ms = now_ms();
+    c->ready_at_ms = gw_now_ms();
     if (c->ever_ready)
         e->base.stats.reconnects++;
     c->ever_ready = true;
@@ -344,7 +319,7 @@ static void count_malformed(struct redis_engine *e, const char *why)
     e->base.stats.malformed++;
     uint64_t suppressed;
     char note[64];
-    if (log_allowed(&e->malformed_log, &suppressed))
+    if (gw_log_gate_open(&e->malformed_log, LOG_INTERVAL_MS, &suppressed))
         GW_WARN("redis: ignored a message on " PUBSUB_REDIS_CHANNEL
                 " that is not a valid publish (%s)%s",
                 why, suppressed_note(suppressed, note, sizeof(note)));
@@ -411,7 +386,7 @@ static void eval_cb(redisAsyncContext *ac, void *r, void *priv)
         } else {
             uint64_t suppressed;
             char note[64];
-            if (log_allowed(&c->shard->e->error_log, &suppressed))
+            if (gw_log_gate_open(&c->shard->e->error_log, LOG_INTERVAL_MS, &suppressed))
                 GW_WARN("redis %s: publish failed: %.200s%s", c->shard->name, reply->str,
                         suppressed_note(suppressed, note, sizeof(note)));
         }
@@ -442,7 +417,8 @@ static struct inflight *inflight_new(struct redis_engine *e, const struct pubsub
     size_t strings = (size_t)numkeys_len + 1 + json_len + 1 + (size_t)ttl_len + 1;
     char name[PUBSUB_CHANNEL_NAME_MAX];
     for (size_t i = 0; i < n_keys; i++)
-        strings += sizeof(PUBSUB_REDIS_SEQ_PREFIX) + pubsub_channel_name_of(sub, i, name, sizeof(name));
+        strings +=
+            sizeof(PUBSUB_REDIS_SEQ_PREFIX) + pubsub_channel_name_of(sub, i, name, sizeof(name));
     size_t argc = 3 + n_keys + 2;
     struct inflight *f = gw_malloc(sizeof(*f) + argc * (sizeof(char *) + sizeof(size_t)) + strings);
     f->track = NULL;
@@ -499,63 +475,70 @@ static void send_sub(struct redis_engine *e, struct redis_shard *s,
     }
 }
 
-static int redis_publish(struct pubsub_engine *base, struct pubsub_publish *pub)
+/* Which shard each channel of a publish falls on, and the key bytes each shard gets. */
+struct publish_plan {
+    uint32_t *shard_of; /* per channel, site-major like pubsub_channel_name_of */
+    size_t *key_bytes;  /* per shard */
+    size_t shards_used;
+};
+
+static void plan_publish(const struct redis_engine *e, const struct pubsub_publish *pub,
+                         struct publish_plan *plan)
 {
-    struct redis_engine *e = GW_CONTAINER_OF(base, struct redis_engine, base);
-    if (!base->ops->available(base)) {
-        base->stats.dropped++;
-        return GW_EAGAIN;
-    }
     size_t n_ch = pubsub_publish_channels(pub);
-    uint32_t per_site = pub->n_ids ? pub->n_ids : 1;
-    uint32_t *shard_of = gw_malloc(n_ch * sizeof(*shard_of));
-    size_t *key_bytes = gw_calloc(e->n_shards, sizeof(*key_bytes));
+    plan->shard_of = gw_malloc(n_ch * sizeof(*plan->shard_of));
+    plan->key_bytes = gw_calloc(e->n_shards, sizeof(*plan->key_bytes));
+    plan->shards_used = 0;
     char name[PUBSUB_CHANNEL_NAME_MAX];
     for (size_t k = 0; k < n_ch; k++) {
         size_t len = pubsub_channel_name_of(pub, k, name, sizeof(name));
         uint32_t sh = (uint32_t)(pubsub_channel_hash(name, len) % e->n_shards);
-        shard_of[k] = sh;
-        key_bytes[sh] += sizeof(PUBSUB_REDIS_SEQ_PREFIX) + len;
+        plan->shard_of[k] = sh;
+        if (!plan->key_bytes[sh])
+            plan->shards_used++;
+        plan->key_bytes[sh] += sizeof(PUBSUB_REDIS_SEQ_PREFIX) + len;
     }
-    /* Refuse before sending anything, so that a publish goes out whole or not at all. The
-     * JSON is estimated by the data's bytes, once per sub-publish that can fall on the shard
-     * (names are counted in the keys). */
-    size_t used = 0;
-    bool refuse = false;
+}
+
+static void plan_cleanup(struct publish_plan *plan)
+{
+    gw_free(plan->shard_of);
+    gw_free(plan->key_bytes);
+}
+
+/* Whether every shard the publish falls on can take its part now: a publish goes out whole or
+ * not at all. The JSON is estimated by the data's bytes, once per sub-publish that can fall on
+ * the shard (names are counted in the keys). */
+static bool admit_publish(struct redis_engine *e, const struct pubsub_publish *pub,
+                          const struct publish_plan *plan)
+{
     for (size_t sh = 0; sh < e->n_shards; sh++) {
-        if (!key_bytes[sh])
+        if (!plan->key_bytes[sh])
             continue;
-        used++;
         const struct redis_conn *c = &e->shards[sh].cmd;
-        size_t estimate =
-            key_bytes[sh] + pub->data_len * (pub->scope == PUBSUB_SCOPE_GLOBAL ? 1 : pub->n_sites);
+        size_t estimate = plan->key_bytes[sh] +
+                          pub->data_len * (pub->scope == PUBSUB_SCOPE_GLOBAL ? 1 : pub->n_sites);
         if (c->pending >= PUBSUB_REDIS_MAX_PENDING ||
             c->pending_bytes > PUBSUB_REDIS_MAX_PENDING_BYTES ||
-            estimate > PUBSUB_REDIS_MAX_PENDING_BYTES - c->pending_bytes)
-            refuse = true;
+            estimate > PUBSUB_REDIS_MAX_PENDING_BYTES - c->pending_bytes) {
+            uint64_t suppressed;
+            char note[64];
+            if (gw_log_gate_open(&e->error_log, LOG_INTERVAL_MS, &suppressed))
+                GW_WARN("redis: publish refused, too many commands awaiting a reply (%u max, "
+                        "%zu bytes max)%s",
+                        PUBSUB_REDIS_MAX_PENDING, PUBSUB_REDIS_MAX_PENDING_BYTES,
+                        suppressed_note(suppressed, note, sizeof(note)));
+            return false;
+        }
     }
-    if (refuse) {
-        gw_free(shard_of);
-        gw_free(key_bytes);
-        base->stats.dropped++;
-        uint64_t suppressed;
-        char note[64];
-        if (log_allowed(&e->error_log, &suppressed))
-            GW_WARN("redis: publish refused, too many commands awaiting a reply (%u max, %zu "
-                    "bytes max)%s",
-                    PUBSUB_REDIS_MAX_PENDING, PUBSUB_REDIS_MAX_PENDING_BYTES,
-                    suppressed_note(suppressed, note, sizeof(note)));
-        return GW_EAGAIN;
-    }
-    base->stats.published++;
-    if (used == 1) {
-        send_sub(e, &e->shards[shard_of[0]], pub, NULL);
-        gw_free(shard_of);
-        gw_free(key_bytes);
-        return 0;
-    }
-    /* Split. The sub-publishes borrow the publish's strings; only the pointer arrays are
-     * built. */
+    return true;
+}
+
+/* A publish over several shards: one sub-publish per shard (per site and shard for user and
+ * client scopes), borrowing the publish's strings; only the pointer arrays are built. */
+static void send_split(struct redis_engine *e, const struct pubsub_publish *pub,
+                       const uint32_t *shard_of)
+{
     struct pub_track *t = gw_calloc(1, sizeof(*t));
     t->outstanding = 1; /* held while sending, so that no callback can free it early */
     const char **names =
@@ -581,7 +564,7 @@ static int redis_publish(struct pubsub_engine *base, struct pubsub_publish *pub)
             for (size_t sh = 0; sh < e->n_shards; sh++) {
                 uint32_t n = 0;
                 for (uint32_t i = 0; i < pub->n_ids; i++)
-                    if (shard_of[(size_t)s * per_site + i] == sh)
+                    if (shard_of[(size_t)s * pub->n_ids + i] == sh)
                         names[n++] = pub->ids[i];
                 if (!n)
                     continue;
@@ -595,14 +578,34 @@ static int redis_publish(struct pubsub_engine *base, struct pubsub_publish *pub)
         }
     }
     gw_free(names);
-    gw_free(shard_of);
-    gw_free(key_bytes);
     if (--t->outstanding == 0) {
         /* Every command already failed (not expected while READY). */
         if (t->lost)
-            base->stats.dropped++;
+            e->base.stats.dropped++;
         gw_free(t);
     }
+}
+
+static int redis_publish(struct pubsub_engine *base, struct pubsub_publish *pub)
+{
+    struct redis_engine *e = GW_CONTAINER_OF(base, struct redis_engine, base);
+    if (!base->ops->available(base)) {
+        base->stats.dropped++;
+        return GW_EAGAIN;
+    }
+    struct publish_plan plan;
+    plan_publish(e, pub, &plan);
+    if (!admit_publish(e, pub, &plan)) {
+        plan_cleanup(&plan);
+        base->stats.dropped++;
+        return GW_EAGAIN;
+    }
+    base->stats.published++;
+    if (plan.shards_used == 1)
+        send_sub(e, &e->shards[plan.shard_of[0]], pub, NULL);
+    else
+        send_split(e, pub, plan.shard_of);
+    plan_cleanup(&plan);
     return 0;
 }
 
