@@ -109,87 +109,116 @@ static int fill(struct builder *b, struct pubsub_publish *p, const json_t *sites
     return 0;
 }
 
-int pubsub_publish_from_json(const json_t *obj, const struct pubsub_limits *lim,
-                             struct pubsub_publish **out, const char **error)
+/* The fields of a publish object, as the parsers below find them; each parser checks its own
+ * fields (in the order the reasons are reported) and sets *error when it refuses them. */
+struct fields {
+    enum pubsub_scope scope;
+    const json_t *site, *sites, *ids, *event, *data, *seqs;
+    size_t n_sites, n_ids, n_channels;
+};
+
+static int parse_scope(const json_t *obj, struct fields *f, const char **error)
 {
-    *out = NULL;
-    if (!json_is_object(obj)) {
-        *error = "a publish must be a JSON object";
-        return -1;
-    }
-    const json_t *scope_v = json_object_get(obj, "scope");
-    if (!json_is_string(scope_v)) {
+    const json_t *v = json_object_get(obj, "scope");
+    if (!json_is_string(v)) {
         *error = "missing scope";
         return -1;
     }
-    const char *scope_s = json_string_value(scope_v);
-    enum pubsub_scope scope;
-    if (strcmp(scope_s, "user") == 0)
-        scope = PUBSUB_SCOPE_USER;
-    else if (strcmp(scope_s, "client") == 0)
-        scope = PUBSUB_SCOPE_CLIENT;
-    else if (strcmp(scope_s, "global") == 0)
-        scope = PUBSUB_SCOPE_GLOBAL;
+    const char *name = json_string_value(v);
+    if (strcmp(name, "user") == 0)
+        f->scope = PUBSUB_SCOPE_USER;
+    else if (strcmp(name, "client") == 0)
+        f->scope = PUBSUB_SCOPE_CLIENT;
+    else if (strcmp(name, "global") == 0)
+        f->scope = PUBSUB_SCOPE_GLOBAL;
     else {
         *error = "unknown scope";
         return -1;
     }
-    const json_t *site = json_object_get(obj, "site");
-    const json_t *sites = json_object_get(obj, "sites");
-    if ((site == NULL) == (sites == NULL)) {
+    return 0;
+}
+
+/* "site" or "sites" (their names are checked while building). */
+static int parse_sites(const json_t *obj, const struct pubsub_limits *lim, struct fields *f,
+                       const char **error)
+{
+    f->site = json_object_get(obj, "site");
+    f->sites = json_object_get(obj, "sites");
+    if ((f->site == NULL) == (f->sites == NULL)) {
         *error = "exactly one of site and sites is required";
         return -1;
     }
-    if (sites && (!json_is_array(sites) || json_array_size(sites) == 0)) {
+    if (f->sites && (!json_is_array(f->sites) || json_array_size(f->sites) == 0)) {
         *error = "sites must be a non-empty array";
         return -1;
     }
-    if (sites && json_array_size(sites) > lim->max_sites) {
+    if (f->sites && json_array_size(f->sites) > lim->max_sites) {
         *error = "too many sites";
         return -1;
     }
-    const json_t *ids = json_object_get(obj, "ids");
-    if (ids && !json_is_array(ids)) {
+    f->n_sites = f->sites ? json_array_size(f->sites) : 1;
+    return 0;
+}
+
+/* "ids", as the scope wants them, and the channels they make with the sites. */
+static int parse_ids(const json_t *obj, const struct pubsub_limits *lim, struct fields *f,
+                     const char **error)
+{
+    f->ids = json_object_get(obj, "ids");
+    if (f->ids && !json_is_array(f->ids)) {
         *error = "ids must be an array";
         return -1;
     }
-    size_t n_ids = ids ? json_array_size(ids) : 0;
-    if (scope == PUBSUB_SCOPE_GLOBAL && n_ids > 0) {
+    f->n_ids = f->ids ? json_array_size(f->ids) : 0;
+    if (f->scope == PUBSUB_SCOPE_GLOBAL && f->n_ids > 0) {
         *error = "a global publish takes no ids";
         return -1;
     }
-    if (scope != PUBSUB_SCOPE_GLOBAL && n_ids == 0) {
+    if (f->scope != PUBSUB_SCOPE_GLOBAL && f->n_ids == 0) {
         *error = "ids are required for user and client scopes";
         return -1;
     }
-    if (n_ids > lim->max_ids) {
+    if (f->n_ids > lim->max_ids) {
         *error = "too many ids";
         return -1;
     }
-    size_t n_sites = sites ? json_array_size(sites) : 1;
-    size_t n_channels = n_sites * (n_ids ? n_ids : 1);
-    if (n_channels > lim->max_channels) {
+    f->n_channels = f->n_sites * (f->n_ids ? f->n_ids : 1);
+    if (f->n_channels > lim->max_channels) {
         *error = "too many channels";
         return -1;
     }
-    const json_t *event_v = json_object_get(obj, "event");
-    if (!json_is_string(event_v) ||
-        !pubsub_name_valid(json_string_value(event_v), json_string_length(event_v),
+    return 0;
+}
+
+/* "event", "data" and, from the engine, "seqs" (their values are checked while building). */
+static int parse_payload(const json_t *obj, const struct pubsub_limits *lim, struct fields *f,
+                         const char **error)
+{
+    f->event = json_object_get(obj, "event");
+    if (!json_is_string(f->event) ||
+        !pubsub_name_valid(json_string_value(f->event), json_string_length(f->event),
                            lim->max_name_bytes, PUBSUB_NAME_ID)) {
         *error = "missing or invalid event";
         return -1;
     }
-    const json_t *data_v = json_object_get(obj, "data");
-    if (!data_v) {
+    f->data = json_object_get(obj, "data");
+    if (!f->data) {
         *error = "missing data";
         return -1;
     }
-    const json_t *seqs_v = json_object_get(obj, "seqs");
-    if (seqs_v && (!json_is_array(seqs_v) || json_array_size(seqs_v) != n_channels)) {
+    f->seqs = json_object_get(obj, "seqs");
+    if (f->seqs && (!json_is_array(f->seqs) || json_array_size(f->seqs) != f->n_channels)) {
         *error = "seqs must have one integer per channel";
         return -1;
     }
-    char *data = json_dumps(data_v, JSON_COMPACT | JSON_ENCODE_ANY);
+    return 0;
+}
+
+/* One allocation: the struct, the name pointers, then the strings (measured, then filled). */
+static int build(const struct fields *f, const struct pubsub_limits *lim,
+                 struct pubsub_publish **out, const char **error)
+{
+    char *data = json_dumps(f->data, JSON_COMPACT | JSON_ENCODE_ANY);
     GW_ASSERT(data != NULL);
     size_t data_len = strlen(data);
     if (data_len > lim->max_data_bytes) {
@@ -197,28 +226,29 @@ int pubsub_publish_from_json(const json_t *obj, const struct pubsub_limits *lim,
         *error = "data too large";
         return -1;
     }
+    const char *event = json_string_value(f->event);
+    size_t event_len = json_string_length(f->event);
     struct builder b = {.measuring = true};
-    if (fill(&b, NULL, sites, site, ids, json_string_value(event_v),
-             json_string_length(event_v), data, data_len, lim, error) != 0) {
+    if (fill(&b, NULL, f->sites, f->site, f->ids, event, event_len, data, data_len, lim,
+             error) != 0) {
         free(data);
         return -1;
     }
-    size_t head = sizeof(struct pubsub_publish) + (n_sites + n_ids) * sizeof(char *);
+    size_t head = sizeof(struct pubsub_publish) + (f->n_sites + f->n_ids) * sizeof(char *);
     struct pubsub_publish *p = gw_calloc(1, head + b.need);
     p->refs = 1;
-    p->scope = scope;
-    p->n_sites = (uint32_t)n_sites;
-    p->n_ids = (uint32_t)n_ids;
+    p->scope = f->scope;
+    p->n_sites = (uint32_t)f->n_sites;
+    p->n_ids = (uint32_t)f->n_ids;
     p->sites = (const char **)(p + 1);
-    p->ids = p->sites + n_sites;
+    p->ids = p->sites + f->n_sites;
     b = (struct builder){.next = (char *)p + head, .measuring = false};
-    fill(&b, p, sites, site, ids, json_string_value(event_v), json_string_length(event_v), data,
-         data_len, lim, error);
+    fill(&b, p, f->sites, f->site, f->ids, event, event_len, data, data_len, lim, error);
     free(data);
-    if (seqs_v) {
-        p->seqs = gw_malloc(n_channels * sizeof(*p->seqs));
-        for (size_t i = 0; i < n_channels; i++) {
-            const json_t *v = json_array_get(seqs_v, i);
+    if (f->seqs) {
+        p->seqs = gw_malloc(f->n_channels * sizeof(*p->seqs));
+        for (size_t i = 0; i < f->n_channels; i++) {
+            const json_t *v = json_array_get(f->seqs, i);
             if (!json_is_integer(v)) {
                 pubsub_publish_unref(p);
                 *error = "seqs must have one integer per channel";
@@ -229,6 +259,21 @@ int pubsub_publish_from_json(const json_t *obj, const struct pubsub_limits *lim,
     }
     *out = p;
     return 0;
+}
+
+int pubsub_publish_from_json(const json_t *obj, const struct pubsub_limits *lim,
+                             struct pubsub_publish **out, const char **error)
+{
+    *out = NULL;
+    if (!json_is_object(obj)) {
+        *error = "a publish must be a JSON object";
+        return -1;
+    }
+    struct fields f;
+    if (parse_scope(obj, &f, error) != 0 || parse_sites(obj, lim, &f, error) != 0 ||
+        parse_ids(obj, lim, &f, error) != 0 || parse_payload(obj, lim, &f, error) != 0)
+        return -1;
+    return build(&f, lim, out, error);
 }
 
 char *pubsub_publish_to_json(const struct pubsub_publish *p, size_t *len)
