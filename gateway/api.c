@@ -104,14 +104,14 @@ static void publish(struct gw_api *api, const struct tp_request *req)
                 api->cfg->max_request_channels);
         respond_error(req, 400, "Bad Request", "too many channels in the request", -1);
     } else if (parsed == n) {
-        if (!pubsub_engine_available(api->engine)) {
+        if (!pubsub_node_available(api->node)) {
             api->unavailable++;
             respond_error(req, 503, "Service Unavailable", "engine unavailable", -1);
         } else {
             json_t *ids = json_array();
             size_t done = 0;
             for (; done < n; done++) {
-                if (pubsub_engine_publish(api->engine, pubs[done]) != 0)
+                if (pubsub_node_publish(api->node, pubs[done]) != 0)
                     break;
                 char id[37];
                 new_id(id);
@@ -136,8 +136,9 @@ static void publish(struct gw_api *api, const struct tp_request *req)
 static void stats(struct gw_api *api, const struct tp_request *req)
 {
     const struct gw_delivery_stats *d = gw_delivery_stats(api->delivery);
-    const struct pubsub_hub_stats *h = pubsub_hub_stats(gw_delivery_hub(api->delivery));
-    const struct pubsub_engine_stats *e = &api->engine->stats;
+    const struct pubsub_hub_stats *h = pubsub_hub_stats(pubsub_node_hub(api->node));
+    const struct pubsub_engine *engine = pubsub_node_engine(api->node);
+    const struct pubsub_engine_stats *e = &engine->stats;
     json_t *body = json_pack(
         "{s:{s:I,s:I,s:I,s:I,s:I,s:I,s:I},s:{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I},"
         "s:{s:s,s:b,s:I,s:I,s:I,s:I,s:I},s:{s:I,s:I,s:I,s:I,s:I}}",
@@ -148,8 +149,8 @@ static void stats(struct gw_api *api, const struct tp_request *req)
         "channels", (json_int_t)h->channels, "subscriptions", (json_int_t)h->subscriptions,
         "publishes", (json_int_t)h->publishes, "messages", (json_int_t)h->messages,
         "deliveries", (json_int_t)h->deliveries, "deferred", (json_int_t)h->deferred, "slices",
-        (json_int_t)h->slices, "queued", (json_int_t)h->queued, "engine", "name", api->engine->ops->name,
-        "available", pubsub_engine_available(api->engine), "published",
+        (json_int_t)h->slices, "queued", (json_int_t)h->queued, "engine", "name", engine->ops->name,
+        "available", pubsub_node_available(api->node), "published",
         (json_int_t)e->published, "delivered", (json_int_t)e->delivered, "dropped",
         (json_int_t)e->dropped, "malformed", (json_int_t)e->malformed, "reconnects",
         (json_int_t)e->reconnects, "api", "requests", (json_int_t)api->requests, "publishes",

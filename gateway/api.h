@@ -4,11 +4,11 @@
 
 #include "delivery.h"
 #include "gateway.h"
-#include "pubsub_engine.h"
+#include "pubsub_node.h"
 
 struct gw_api {
     const struct gw_config *cfg;
-    struct pubsub_engine *engine;
+    struct pubsub_node *node;
     struct gw_delivery *delivery;
     struct gw_server *sockjs; /* for session counts in stats */
     uint64_t requests;

@@ -397,11 +397,13 @@ const struct sockjs_app_ops gw_delivery_app_ops = {
     .session_data_size = sizeof(struct delivery_session),
 };
 
-struct gw_delivery *gw_delivery_new(struct event_base *base, const struct gw_config *cfg)
+struct gw_delivery *gw_delivery_new(struct event_base *base, const struct gw_config *cfg,
+                                    struct pubsub_node *node)
 {
     struct gw_delivery *d = gw_calloc(1, sizeof(*d));
     d->cfg = cfg;
-    d->hub = pubsub_hub_new(base, cfg->publish_slice_us, on_hub_message, d);
+    d->hub = pubsub_node_hub(node);
+    pubsub_node_set_subscriber(node, on_hub_message, d);
     gw_timerq_init(&d->auth_q, base, cfg->auth_timeout_ms, on_auth_timeout, d);
     /* Wall clock (exp is), looked at least once a minute in case it was set forward. */
     gw_deadlineq_init(&d->expiry, base, CLOCK_REALTIME, 60000, on_expiry, d);
@@ -413,15 +415,9 @@ const struct gw_delivery_stats *gw_delivery_stats(const struct gw_delivery *d)
     return &d->stats;
 }
 
-struct pubsub_hub *gw_delivery_hub(struct gw_delivery *d)
-{
-    return d->hub;
-}
-
 void gw_delivery_free(struct gw_delivery *d)
 {
     gw_timerq_cleanup(&d->auth_q);
     gw_deadlineq_cleanup(&d->expiry);
-    pubsub_hub_free(d->hub);
     gw_free(d);
 }

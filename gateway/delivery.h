@@ -7,7 +7,7 @@
 #include <stdint.h>
 
 #include "config.h"
-#include "pubsub_hub.h"
+#include "pubsub_node.h"
 #include "sockjs_session.h"
 
 struct event_base;
@@ -22,14 +22,13 @@ struct gw_delivery_stats {
     uint64_t filtered;        /* messages a session's filter held back */
 };
 
-/* Creates the delivery and its hub. */
-struct gw_delivery *gw_delivery_new(struct event_base *base, const struct gw_config *cfg);
-/* The hub that published messages go into (what the engine's deliver callback feeds). */
-struct pubsub_hub *gw_delivery_hub(struct gw_delivery *d);
+/* Creates the delivery as the subscriber of node's hub (pubsub_node_set_subscriber). */
+struct gw_delivery *gw_delivery_new(struct event_base *base, const struct gw_config *cfg,
+                                    struct pubsub_node *node);
 /* The SockJS application to serve (sockjs_server_new(..., gw_delivery_app_ops, d)). */
 extern const struct sockjs_app_ops gw_delivery_app_ops;
 const struct gw_delivery_stats *gw_delivery_stats(const struct gw_delivery *d);
-/* Sessions must be gone (their server freed) first. */
+/* Sessions must be gone (their server freed) first; the node is freed after it. */
 void gw_delivery_free(struct gw_delivery *d);
 
 #endif

@@ -13,7 +13,7 @@
 #include "gw_log.h"
 #include "gw_outq.h"
 #include "jwt.h"
-#include "pubsub_engine.h"
+#include "pubsub_node.h"
 #include "websocket.h"
 
 struct shutdown {
@@ -43,34 +43,22 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     gw_server_drain(sd->srv, sd->drain_ms, on_drained, sd);
 }
 
-static void deliver_to_hub(void *arg, struct pubsub_publish *pub)
+/* The engine and hub of this process; in test mode always the embedded engine. */
+static struct pubsub_node *node_new(struct event_base *base, const struct gw_config *cfg)
 {
-    pubsub_hub_deliver(gw_delivery_hub(arg), pub);
-}
-
-/* "local", or one or more redis:// URLs. */
-static struct pubsub_engine *engine_new(struct event_base *base, const struct gw_config *cfg,
-                                        struct gw_delivery *d)
-{
-    const struct gw_str_list *urls = &cfg->engines;
-    if (urls->n == 1 && strcmp(urls->items[0], "local") == 0)
-        return pubsub_engine_local_new(base, deliver_to_hub, d);
-    for (size_t i = 0; i < urls->n; i++) {
-        if (strncmp(urls->items[i], "redis://", 8) != 0) {
-            GW_ERROR("--engine %s: expected 'local' or redis://HOST:PORT (only redis ones may "
-                     "be combined)",
-                     urls->items[i]);
-            return NULL;
-        }
-    }
-    const char *error = NULL;
-    struct pubsub_limits limits;
-    gw_config_publish_limits(cfg, &limits);
-    struct pubsub_engine *e =
-        pubsub_engine_redis_new(base, urls->items, urls->n, &limits, deliver_to_hub, d, &error);
-    if (!e)
-        GW_ERROR("--engine: %s", error ? error : "cannot create the Redis engine");
-    return e;
+    static const char *const local[] = {"local"};
+    struct pubsub_node_settings settings = {
+        .engines = cfg->test_app ? local : cfg->engines.items,
+        .n_engines = cfg->test_app ? 1 : cfg->engines.n,
+        .slice_us = cfg->publish_slice_us,
+    };
+    gw_config_publish_limits(cfg, &settings.limits);
+    const char *error;
+    struct pubsub_node *node = pubsub_node_new(base, &settings, &error);
+    if (!node)
+        GW_ERROR("--engine %s%s: %s", settings.engines[0], settings.n_engines > 1 ? " ..." : "",
+                 error);
+    return node;
 }
 
 int main(int argc, char **argv)
@@ -98,19 +86,22 @@ int main(int argc, char **argv)
         GW_ERROR("cannot create the event loop");
         return 1;
     }
-    struct gw_delivery *delivery = gw_delivery_new(base, &cfg);
-    struct pubsub_engine *engine = cfg.test_app ? NULL : engine_new(base, &cfg, delivery);
+    struct pubsub_node *node = node_new(base, &cfg);
+    if (!node) {
+        event_base_free(base);
+        gw_config_cleanup(&cfg);
+        return 2;
+    }
+    struct gw_delivery *delivery = gw_delivery_new(base, &cfg, node);
     struct gw_server srv, api_srv;
     gw_server_init(&srv, base, &cfg, gw_route_request, NULL);
-    struct gw_api api = {.cfg = &cfg, .engine = engine, .delivery = delivery, .sockjs = &srv};
+    struct gw_api api = {.cfg = &cfg, .node = node, .delivery = delivery, .sockjs = &srv};
     gw_server_init(&api_srv, base, &cfg, gw_api_route, &api);
     api_srv.max_body_bytes = cfg.api_max_body_bytes;
     api_srv.json_errors = true;
     struct gw_apps *apps = gw_apps_new(&srv, &cfg, delivery);
     int status = 0;
-    if (!cfg.test_app && !engine) {
-        status = 2;
-    } else if (gw_server_listen(&srv, &cfg.listen, "listening on") != 0 ||
+    if (gw_server_listen(&srv, &cfg.listen, "listening on") != 0 ||
                (!cfg.test_app && gw_server_listen(&api_srv, &cfg.api_listen, "publish API on") != 0)) {
         status = 1;
     } else {
@@ -130,9 +121,8 @@ int main(int argc, char **argv)
     gw_server_shutdown(&api_srv);
     gw_server_shutdown(&srv);
     gw_apps_free(apps);
-    if (engine)
-        pubsub_engine_free(engine);
     gw_delivery_free(delivery);
+    pubsub_node_free(node);
     gw_server_cleanup(&api_srv);
     gw_server_cleanup(&srv);
     event_base_free(base);

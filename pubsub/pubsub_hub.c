@@ -84,6 +84,13 @@ struct pubsub_hub *pubsub_hub_new(struct event_base *base, uint32_t slice_us, pu
     return hub;
 }
 
+void pubsub_hub_set_callback(struct pubsub_hub *hub, pubsub_hub_cb cb, void *arg)
+{
+    GW_ASSERT(hub->stats.subscriptions == 0);
+    hub->cb = cb;
+    hub->arg = arg;
+}
+
 void pubsub_hub_free(struct pubsub_hub *hub)
 {
     GW_ASSERT(hub->stats.channels == 0);

@@ -73,6 +73,9 @@ struct pubsub_hub_stats {
 /* base NULL or slice_us 0: every publish is delivered whole inside pubsub_hub_deliver(). */
 struct pubsub_hub *pubsub_hub_new(struct event_base *base, uint32_t slice_us, pubsub_hub_cb cb,
                                   void *arg);
+/* Sets the callback (and its argument) that pubsub_hub_new was given NULL for: the node makes
+ * the hub before the application that subscribes exists. No subscription may exist yet. */
+void pubsub_hub_set_callback(struct pubsub_hub *hub, pubsub_hub_cb cb, void *arg);
 /* Every subscription must be gone; publishes not yet delivered are dropped. */
 void pubsub_hub_free(struct pubsub_hub *hub);
 

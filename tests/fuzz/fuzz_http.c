@@ -26,7 +26,7 @@
 #include "gw_alloc.h"
 #include "gw_log.h"
 #include "http_conn.h"
-#include "pubsub_engine.h"
+#include "pubsub_node.h"
 #include "websocket.h"
 
 enum {
@@ -50,16 +50,11 @@ struct world {
     struct gw_server srv;
     struct gw_apps *apps;
     struct gw_delivery *delivery;
-    struct pubsub_engine *engine;
+    struct pubsub_node *node;
     struct gw_api api;
     int client[N_CLIENTS];
     bool no_read;
 };
-
-static void deliver_to_hub(void *arg, struct pubsub_publish *pub)
-{
-    pubsub_hub_deliver(gw_delivery_hub(arg), pub);
-}
 
 static void world_start(struct world *w, unsigned flags)
 {
@@ -82,9 +77,14 @@ static void world_start(struct world *w, unsigned flags)
     w->base = event_base_new();
     event_base_priority_init(w->base, 3);
     if (flags & FLAG_API) {
-        w->delivery = gw_delivery_new(w->base, &w->cfg);
-        w->engine = pubsub_engine_local_new(w->base, deliver_to_hub, w->delivery);
-        w->api = (struct gw_api){.cfg = &w->cfg, .engine = w->engine, .delivery = w->delivery,
+        static const char *const local[] = {"local"};
+        struct pubsub_node_settings settings = {.engines = local, .n_engines = 1};
+        gw_config_publish_limits(&w->cfg, &settings.limits);
+        const char *error;
+        w->node = pubsub_node_new(w->base, &settings, &error);
+        GW_ASSERT(w->node != NULL);
+        w->delivery = gw_delivery_new(w->base, &w->cfg, w->node);
+        w->api = (struct gw_api){.cfg = &w->cfg, .node = w->node, .delivery = w->delivery,
                                  .sockjs = &w->srv};
         gw_server_init(&w->srv, w->base, &w->cfg, gw_api_route, &w->api);
         w->srv.max_body_bytes = w->cfg.api_max_body_bytes;
@@ -116,10 +116,9 @@ static void world_stop(struct world *w)
     gw_server_shutdown(&w->srv);
     if (w->apps)
         gw_apps_free(w->apps);
-    if (w->engine)
-        pubsub_engine_free(w->engine);
     if (w->delivery)
         gw_delivery_free(w->delivery);
+    pubsub_node_free(w->node);
     gw_server_cleanup(&w->srv);
     /* Whatever the engine or the sessions still had scheduled is dropped with the loop. */
     event_base_free(w->base);

@@ -1,0 +1,85 @@
+#include "pubsub_node.h"
+
+#include <string.h>
+
+#include "gw_alloc.h"
+
+struct pubsub_node {
+    struct pubsub_engine *engine;
+    struct pubsub_hub *hub;
+};
+
+/* Every publish the engine hears goes to this node's hub, without leaving pubsub. */
+static void deliver_to_hub(void *arg, struct pubsub_publish *pub)
+{
+    struct pubsub_node *n = arg;
+    pubsub_hub_deliver(n->hub, pub);
+}
+
+static struct pubsub_engine *engine_new(struct event_base *base,
+                                        const struct pubsub_node_settings *s,
+                                        struct pubsub_node *n, const char **error)
+{
+    if (s->n_engines == 1 && strcmp(s->engines[0], "local") == 0)
+        return pubsub_engine_local_new(base, deliver_to_hub, n);
+    for (size_t i = 0; i < s->n_engines; i++) {
+        if (strncmp(s->engines[i], "redis://", 8) != 0) {
+            *error = "expected 'local' or redis://HOST:PORT (only redis ones may be combined)";
+            return NULL;
+        }
+    }
+    struct pubsub_engine *e = pubsub_engine_redis_new(base, s->engines, s->n_engines, &s->limits,
+                                                      deliver_to_hub, n, error);
+    if (!e && !*error)
+        *error = "cannot create the Redis engine";
+    return e;
+}
+
+struct pubsub_node *pubsub_node_new(struct event_base *base, const struct pubsub_node_settings *s,
+                                    const char **error)
+{
+    *error = NULL;
+    struct pubsub_node *n = gw_calloc(1, sizeof(*n));
+    n->hub = pubsub_hub_new(base, s->slice_us, NULL, NULL);
+    n->engine = engine_new(base, s, n, error);
+    if (!n->engine) {
+        pubsub_hub_free(n->hub);
+        gw_free(n);
+        return NULL;
+    }
+    return n;
+}
+
+void pubsub_node_set_subscriber(struct pubsub_node *n, pubsub_hub_cb cb, void *arg)
+{
+    pubsub_hub_set_callback(n->hub, cb, arg);
+}
+
+void pubsub_node_free(struct pubsub_node *n)
+{
+    if (!n)
+        return;
+    pubsub_engine_free(n->engine);
+    pubsub_hub_free(n->hub);
+    gw_free(n);
+}
+
+int pubsub_node_publish(struct pubsub_node *n, struct pubsub_publish *pub)
+{
+    return pubsub_engine_publish(n->engine, pub);
+}
+
+bool pubsub_node_available(const struct pubsub_node *n)
+{
+    return pubsub_engine_available(n->engine);
+}
+
+struct pubsub_hub *pubsub_node_hub(struct pubsub_node *n)
+{
+    return n->hub;
+}
+
+const struct pubsub_engine *pubsub_node_engine(const struct pubsub_node *n)
+{
+    return n->engine;
+}
