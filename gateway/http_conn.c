@@ -33,6 +33,7 @@
 #include <event2/event.h>
 #include <http_parser.h>
 
+#include "gateway.h"
 #include "gw_alloc.h"
 #include "gw_buf.h"
 #include "gw_error.h"
@@ -60,7 +61,7 @@ enum conn_flags {
     F_UPGRADE_PENDING = 4, /* the request asked to upgrade */
     F_TRUSTED = 8,         /* X-Forwarded-For names the client */
     F_IN_EPOLL = 16,       /* fd is in the server's epoll set */
-    F_INPUT_PENDING = 32,  /* in gw_server.input_pending: leftover input to parse */
+    F_INPUT_PENDING = 32,  /* in gw_conn_set.input_pending: leftover input to parse */
     F_DRAINED = 64,        /* told to go away by the drain (or accepted during it) */
 };
 
@@ -132,7 +133,7 @@ struct http_req {
 struct gw_conn {
     struct tp_conn base;
     struct gw_server *srv;
-    struct gw_list node;          /* gw_server.conns; gw_server.dead once closed */
+    struct gw_list node;          /* gw_conn_set.live; .dead once closed */
     struct gw_timer timer;        /* header, idle or linger timeout */
     struct gw_outq *out;          /* NULL while nothing is queued */
     struct http_req *req;
@@ -154,6 +155,11 @@ static const struct tp_conn_ops conn_ops;
 static void process_input(struct gw_conn *c, uint8_t *data, size_t len);
 
 /* ---- helpers -------------------------------------------------------------------------------- */
+
+static struct gw_conn *conn_from_node(struct gw_list *node)
+{
+    return GW_CONTAINER_OF(node, struct gw_conn, node);
+}
 
 /* The client for logs: what a trusted proxy said, else the socket's peer. */
 static const char *peer_name(const struct gw_conn *c)
@@ -182,7 +188,7 @@ static void set_events(struct gw_conn *c, unsigned events)
     /* A connection stays in the set with no events rather than being removed and re-added;
      * closing the fd removes it. */
     int op = (c->flags & F_IN_EPOLL) ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
-    if (epoll_ctl(c->srv->epfd, op, c->fd, &ev) != 0) {
+    if (epoll_ctl(c->srv->conns.epfd, op, c->fd, &ev) != 0) {
         GW_ERROR("epoll_ctl on fd %d: %s", c->fd, strerror(errno));
         return;
     }
@@ -205,8 +211,8 @@ static void req_destroy(void *obj)
 
 static struct http_req *req_new(struct gw_conn *c)
 {
-    bool parked = c->srv->req_pool.first != NULL;
-    struct http_req *r = gw_pool_get(&c->srv->req_pool, sizeof(*r));
+    bool parked = c->srv->conns.req_pool.first != NULL;
+    struct http_req *r = gw_pool_get(&c->srv->conns.req_pool, sizeof(*r));
     if (!parked) {
         memset(r, 0, sizeof(*r));
     } else { /* its buffers are kept, emptied */
@@ -239,7 +245,7 @@ static void req_free(struct gw_conn *c)
         gw_buf_release(&r->raw);
     if (r->body.cap > REQ_KEEP_BYTES)
         gw_buf_release(&r->body);
-    gw_pool_put(&c->srv->req_pool, r, req_destroy);
+    gw_pool_put(&c->srv->conns.req_pool, r, req_destroy);
 }
 
 static void keep_leftover(struct gw_conn *c, const uint8_t *data, size_t len)
@@ -268,14 +274,14 @@ static void mark_dead(struct gw_conn *c)
     c->h_ops = NULL;
     gw_list_remove(&c->node);
     c->srv->n_conns--;
-    gw_list_insert_tail(&c->srv->dead, &c->node);
+    gw_list_insert_tail(&c->srv->conns.dead, &c->node);
     event_active(c->srv->turn_end, EV_TIMEOUT, 0);
 }
 
 static void conn_free(struct gw_conn *c)
 {
     if (c->flags & F_INPUT_PENDING) {
-        struct gw_conn_list *l = &c->srv->input_pending;
+        struct gw_conn_list *l = &c->srv->conns.input_pending;
         for (size_t i = 0; i < l->n; i++) {
             if (l->items[i] == c)
                 l->items[i] = NULL;
@@ -285,7 +291,7 @@ static void conn_free(struct gw_conn *c)
     req_free(c);
     gw_free(c->leftover);
     gw_outq_free(c->out);
-    gw_slab_free(&c->srv->conn_slab, c);
+    gw_slab_free(&c->srv->conns.slab, c);
 }
 
 /* The handler is told, unless it asked for the close itself. */
@@ -304,7 +310,7 @@ static void start_linger(struct gw_conn *c)
 {
     c->state = ST_LINGER;
     shutdown(c->fd, SHUT_WR);
-    gw_timer_start(&c->timer, &c->srv->linger_q);
+    gw_timer_start(&c->timer, &c->srv->conns.linger_q);
     set_events(c, EV_READ);
 }
 
@@ -326,7 +332,7 @@ static void schedule_flush(struct gw_conn *c)
     if (c->flags & F_ON_FLUSH_LIST)
         return;
     c->flags |= F_ON_FLUSH_LIST;
-    conn_list_push(&c->srv->flush, c);
+    conn_list_push(&c->srv->conns.flush, c);
     event_active(c->srv->turn_end, EV_TIMEOUT, 0);
 }
 
@@ -379,14 +385,14 @@ static bool do_write(struct gw_conn *c)
 void gw_conn_turn_end(struct gw_server *srv)
 {
     /* Writing may schedule more (a drained handler writes again): they are written too. */
-    for (size_t i = 0; i < srv->flush.n; i++) {
-        struct gw_conn *c = srv->flush.items[i];
+    for (size_t i = 0; i < srv->conns.flush.n; i++) {
+        struct gw_conn *c = srv->conns.flush.items[i];
         c->flags &= (uint8_t)~F_ON_FLUSH_LIST;
         do_write(c);
     }
-    srv->flush.n = 0;
-    while (!gw_list_empty(&srv->dead)) {
-        struct gw_conn *c = gw_conn_from_node(srv->dead.next);
+    srv->conns.flush.n = 0;
+    while (!gw_list_empty(&srv->conns.dead)) {
+        struct gw_conn *c = conn_from_node(srv->conns.dead.next);
         gw_list_remove(&c->node);
         conn_free(c);
     }
@@ -464,7 +470,7 @@ static void conn_close(struct tp_conn *tc, bool flush)
     }
     c->state = ST_FLUSHING;
     /* A peer that does not read must not keep a closing connection forever. */
-    gw_timer_start(&c->timer, &c->srv->linger_q);
+    gw_timer_start(&c->timer, &c->srv->conns.linger_q);
     /* Input is no longer wanted; it is drained during the linger. */
     set_events(c, c->events & ~EV_READ);
     schedule_flush(c);
@@ -485,13 +491,13 @@ static void conn_end_response(struct tp_conn *tc, bool keep_alive)
     c->h = NULL;
     req_free(c);
     c->state = ST_IDLE;
-    gw_timer_start(&c->timer, &c->srv->idle_q);
+    gw_timer_start(&c->timer, &c->srv->conns.idle_q);
     set_events(c, c->events | EV_READ);
     /* Pipelined requests wait in leftover; they are parsed once this response is queued. */
     if (c->leftover && !(c->flags & F_INPUT_PENDING)) {
         c->flags |= F_INPUT_PENDING;
-        conn_list_push(&c->srv->input_pending, c);
-        event_active(c->srv->input_ev, EV_TIMEOUT, 0);
+        conn_list_push(&c->srv->conns.input_pending, c);
+        event_active(c->srv->conns.input_ev, EV_TIMEOUT, 0);
     }
 }
 
@@ -761,7 +767,7 @@ static int on_headers_complete(http_parser *p)
     if (has_header_value(r, "Expect", "100-continue"))
         conn_write(&c->base, "HTTP/1.1 100 Continue\r\n\r\n", 25);
     /* The body gets its own period, counted from here. */
-    gw_timer_start(&c->timer, &c->srv->header_q);
+    gw_timer_start(&c->timer, &c->srv->conns.header_q);
     return 0;
 }
 
@@ -1040,7 +1046,7 @@ static size_t parse_request(struct gw_conn *c, uint8_t *data, size_t len)
     if (!c->req) {
         c->req = req_new(c);
         c->state = ST_READING;
-        gw_timer_start(&c->timer, &c->srv->header_q);
+        gw_timer_start(&c->timer, &c->srv->conns.header_q);
     }
     struct http_req *r = c->req;
     size_t head_len = 0;
@@ -1098,7 +1104,7 @@ static bool parse_proxy_header(struct gw_conn *c, uint8_t *data, size_t len, siz
         gw_format_sockaddr(&info.src, c->client->proxied, sizeof(c->client->proxied));
     GW_DEBUG("%s: PROXY protocol header accepted", peer_name(c));
     c->state = ST_IDLE;
-    gw_timer_start(&c->timer, &c->srv->idle_q);
+    gw_timer_start(&c->timer, &c->srv->conns.idle_q);
     *used = (size_t)rc;
     return true;
 }
@@ -1219,7 +1225,7 @@ static void on_input_pending(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     struct gw_server *srv = arg;
-    struct gw_conn_list *l = &srv->input_pending;
+    struct gw_conn_list *l = &srv->conns.input_pending;
     /* Parsing may append connections again: those wait for the next round. */
     size_t n = l->n;
     for (size_t i = 0; i < n; i++) {
@@ -1234,7 +1240,7 @@ static void on_input_pending(evutil_socket_t fd, short what, void *arg)
     memmove(l->items, l->items + n, (l->n - n) * sizeof(*l->items));
     l->n -= n;
     if (l->n)
-        event_active(srv->input_ev, EV_TIMEOUT, 0);
+        event_active(srv->conns.input_ev, EV_TIMEOUT, 0);
 }
 
 /* ---- timers --------------------------------------------------------------------------------- */
@@ -1267,37 +1273,40 @@ static void on_linger_timeout(struct gw_timer *t, void *arg)
     mark_dead(GW_CONTAINER_OF(t, struct gw_conn, timer));
 }
 
-void gw_conn_events_init(struct gw_server *srv)
+void gw_conn_set_init(struct gw_server *srv)
 {
-    srv->req_pool = (struct gw_pool)GW_POOL_INIT(REQ_POOL_MAX);
-    gw_slab_init(&srv->conn_slab, sizeof(struct gw_conn));
-    srv->epfd = epoll_create1(EPOLL_CLOEXEC);
-    GW_ASSERT(srv->epfd >= 0);
-    srv->epoll_ev = event_new(srv->base, srv->epfd, EV_READ | EV_PERSIST, on_epoll, srv);
-    srv->input_ev = event_new(srv->base, -1, 0, on_input_pending, srv);
-    GW_ASSERT(srv->epoll_ev && srv->input_ev);
+    struct gw_conn_set *set = &srv->conns;
+    gw_list_init(&set->live);
+    gw_list_init(&set->dead);
+    set->req_pool = (struct gw_pool)GW_POOL_INIT(REQ_POOL_MAX);
+    gw_slab_init(&set->slab, sizeof(struct gw_conn));
+    set->epfd = epoll_create1(EPOLL_CLOEXEC);
+    GW_ASSERT(set->epfd >= 0);
+    set->epoll_ev = event_new(srv->base, set->epfd, EV_READ | EV_PERSIST, on_epoll, srv);
+    set->input_ev = event_new(srv->base, -1, 0, on_input_pending, srv);
+    GW_ASSERT(set->epoll_ev && set->input_ev);
     /* The middle priority, like other I/O: the end-of-turn flush (lowest) comes after. */
-    event_priority_set(srv->epoll_ev, 1);
-    event_priority_set(srv->input_ev, 1);
-    event_add(srv->epoll_ev, NULL);
+    event_priority_set(set->epoll_ev, 1);
+    event_priority_set(set->input_ev, 1);
+    event_add(set->epoll_ev, NULL);
+    gw_timerq_init(&set->header_q, srv->base, srv->cfg->header_timeout_ms, on_header_timeout, srv);
+    gw_timerq_init(&set->idle_q, srv->base, srv->cfg->idle_timeout_ms, on_idle_timeout, srv);
+    gw_timerq_init(&set->linger_q, srv->base, srv->cfg->linger_ms, on_linger_timeout, srv);
 }
 
-void gw_conn_events_cleanup(struct gw_server *srv)
+void gw_conn_set_cleanup(struct gw_server *srv)
 {
-    event_free(srv->epoll_ev);
-    event_free(srv->input_ev);
-    gw_pool_release(&srv->req_pool, req_destroy);
-    gw_slab_release(&srv->conn_slab);
-    gw_free(srv->input_pending.items);
-    gw_free(srv->flush.items);
-    close(srv->epfd);
-}
-
-void gw_conn_timers_init(struct gw_server *srv)
-{
-    gw_timerq_init(&srv->header_q, srv->base, srv->cfg->header_timeout_ms, on_header_timeout, srv);
-    gw_timerq_init(&srv->idle_q, srv->base, srv->cfg->idle_timeout_ms, on_idle_timeout, srv);
-    gw_timerq_init(&srv->linger_q, srv->base, srv->cfg->linger_ms, on_linger_timeout, srv);
+    struct gw_conn_set *set = &srv->conns;
+    event_free(set->epoll_ev);
+    event_free(set->input_ev);
+    gw_pool_release(&set->req_pool, req_destroy);
+    gw_slab_release(&set->slab);
+    gw_free(set->input_pending.items);
+    gw_free(set->flush.items);
+    close(set->epfd);
+    gw_timerq_cleanup(&set->header_q);
+    gw_timerq_cleanup(&set->idle_q);
+    gw_timerq_cleanup(&set->linger_q);
 }
 
 /* ---- lifetime ------------------------------------------------------------------------------- */
@@ -1305,13 +1314,13 @@ void gw_conn_timers_init(struct gw_server *srv)
 void gw_conn_accept(struct gw_server *srv, int fd, unsigned listen_flags)
 {
     /* TCP_NODELAY comes from the listening socket (Linux copies it to accepted sockets). */
-    struct gw_conn *c = gw_slab_alloc(&srv->conn_slab);
+    struct gw_conn *c = gw_slab_alloc(&srv->conns.slab);
     c->base.ops = &conn_ops;
     c->srv = srv;
     c->fd = fd;
     c->state = ST_IDLE;
     gw_timer_init(&c->timer);
-    gw_list_insert_tail(&srv->conns, &c->node);
+    gw_list_insert_tail(&srv->conns.live, &c->node);
     srv->n_conns++;
     if (listen_flags & (GW_LISTEN_PROXY | GW_LISTEN_TRUSTED))
         c->client = gw_calloc(1, sizeof(*c->client));
@@ -1321,23 +1330,23 @@ void gw_conn_accept(struct gw_server *srv, int fd, unsigned listen_flags)
         c->flags |= F_DRAINED; /* its requests are answered 503 */
     if (listen_flags & GW_LISTEN_PROXY) {
         c->state = ST_PROXY;
-        gw_timer_start(&c->timer, &srv->header_q);
+        gw_timer_start(&c->timer, &srv->conns.header_q);
     } else {
-        gw_timer_start(&c->timer, &srv->idle_q);
+        gw_timer_start(&c->timer, &srv->conns.idle_q);
     }
     set_events(c, EV_READ);
 }
 
 bool gw_conn_drain_next(struct gw_server *srv)
 {
-    if (gw_list_empty(&srv->conns))
+    if (gw_list_empty(&srv->conns.live))
         return false;
-    struct gw_conn *c = gw_conn_from_node(srv->conns.next);
+    struct gw_conn *c = conn_from_node(srv->conns.live.next);
     if (c->flags & F_DRAINED)
         return false; /* every connection before the told ones has been told */
     c->flags |= F_DRAINED;
     gw_list_remove(&c->node);
-    gw_list_insert_tail(&srv->conns, &c->node);
+    gw_list_insert_tail(&srv->conns.live, &c->node);
     switch (c->state) {
     case ST_PROXY:
     case ST_IDLE:
@@ -1360,9 +1369,9 @@ bool gw_conn_drain_next(struct gw_server *srv)
 bool gw_conn_drain_settled(struct gw_server *srv)
 {
     bool settled = true;
-    struct gw_list *n = srv->conns.next;
-    while (n != &srv->conns) {
-        struct gw_conn *c = gw_conn_from_node(n);
+    struct gw_list *n = srv->conns.live.next;
+    while (n != &srv->conns.live) {
+        struct gw_conn *c = conn_from_node(n);
         n = n->next; /* closing moves nothing before n: conn_close keeps c in the list */
         if (c->state == ST_IDLE || c->state == ST_PROXY) {
             /* Accepted during the drain and still silent: its request would get 503. */
@@ -1375,12 +1384,8 @@ bool gw_conn_drain_settled(struct gw_server *srv)
     return settled;
 }
 
-void gw_conn_abort(struct gw_conn *c)
+void gw_conn_abort_all(struct gw_server *srv)
 {
-    close_now(c);
-}
-
-struct gw_conn *gw_conn_from_node(struct gw_list *node)
-{
-    return GW_CONTAINER_OF(node, struct gw_conn, node);
+    while (!gw_list_empty(&srv->conns.live))
+        close_now(conn_from_node(srv->conns.live.next));
 }
