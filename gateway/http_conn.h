@@ -1,5 +1,7 @@
 /* One client connection: HTTP/1.1 requests in, responses out; or, after an upgrade, raw bytes
- * to the transport that took it over. Implements the tp_conn interface. */
+ * to the transport that took it over. Implements the tp_conn interface. The connection module
+ * is http_conn.c (lifetime, I/O, epoll, timers) and http_request.c (request parsing and
+ * dispatch); what they share is in http_conn_internal.h. */
 #ifndef HTTP_CONN_H
 #define HTTP_CONN_H
 
@@ -22,17 +24,18 @@ struct gw_conn_list {
 };
 
 /* A server's connections and what drives them. Embedded in gw_server (no pointer to follow on
- * the hot path) but owned by the connection module: only http_conn.c touches its fields. */
+ * the hot path) but owned by the connection module: only http_conn.c and http_request.c touch
+ * its fields. */
 struct gw_conn_set {
-    struct gw_list live;              /* every open connection */
-    struct gw_list dead;              /* closed connections, freed at the end of the loop turn */
-    struct gw_conn_list flush;        /* connections with output queued this loop turn */
-    int epfd;                         /* the connections' epoll set */
-    struct event *epoll_ev;           /* libevent's watch on epfd */
-    struct event *input_ev;           /* runs input_pending */
+    struct gw_list live;               /* every open connection */
+    struct gw_list dead;               /* closed connections, freed at the end of the loop turn */
+    struct gw_conn_list flush;         /* connections with output queued this loop turn */
+    int epfd;                          /* the connections' epoll set */
+    struct event *epoll_ev;            /* libevent's watch on epfd */
+    struct event *input_ev;            /* runs input_pending */
     struct gw_conn_list input_pending; /* connections with pipelined input to parse */
-    struct gw_pool req_pool;          /* parked request parsers */
-    struct gw_slab slab;              /* the connections */
+    struct gw_pool req_pool;           /* parked request parsers (http_request.c) */
+    struct gw_slab slab;               /* the connections */
     struct gw_timerq header_q;
     struct gw_timerq idle_q;
     struct gw_timerq linger_q;
