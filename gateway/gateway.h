@@ -7,17 +7,13 @@
 #include <stdint.h>
 
 #include "config.h"
-#include "gw_list.h"
 #include "gw_log.h"
-#include "gw_pool.h"
-#include "gw_slab.h"
-#include "gw_timerq.h"
+#include "http_conn.h"
 #include "transport.h"
 
 struct event_base;
 struct event;
 struct evconnlistener;
-struct gw_conn;
 
 /* Listener options, after the address: "127.0.0.1:8080,proxy,trusted". */
 enum gw_listener_flags {
@@ -55,11 +51,6 @@ struct gw_accept_stats {
 
 struct gw_drain;
 
-struct gw_conn_list {
-    struct gw_conn **items;
-    size_t n, cap;
-};
-
 struct gw_server {
     struct event_base *base;
     const struct gw_config *cfg;
@@ -79,20 +70,9 @@ struct gw_server {
     struct gw_drain *drain;      /* non-NULL once draining (SIGTERM) */
     struct gw_route routes[GW_MAX_ROUTES];
     size_t n_routes;
-    struct gw_list conns;        /* every open connection */
-    size_t n_conns;
-    struct gw_conn_list flush;   /* connections with output queued this loop turn */
-    struct gw_list dead;         /* closed connections, freed at the end of the loop turn */
+    size_t n_conns;              /* open connections */
     struct event *turn_end;      /* low priority: runs after the turn's I/O callbacks */
-    int epfd;                    /* the connections' epoll set */
-    struct event *epoll_ev;      /* libevent's watch on epfd */
-    struct event *input_ev;      /* runs input_pending */
-    struct gw_conn_list input_pending; /* connections with pipelined input to parse */
-    struct gw_pool req_pool;     /* parked request parsers (http_conn.c) */
-    struct gw_slab conn_slab;    /* the connections */
-    struct gw_timerq header_q;
-    struct gw_timerq idle_q;
-    struct gw_timerq linger_q;
+    struct gw_conn_set conns;    /* the connection module's own (http_conn.h) */
 };
 
 /* Listens on every address of `specs`, logging "<label> ADDR:PORT" for each (the real port

@@ -37,15 +37,12 @@ void gw_server_init(struct gw_server *srv, struct event_base *base, const struct
     srv->route_arg = route_arg;
     srv->max_body_bytes = cfg->max_body_bytes;
     srv->max_connections = gw_config_max_connections(cfg);
-    gw_list_init(&srv->conns);
-    gw_list_init(&srv->dead);
     srv->turn_end = event_new(base, -1, 0, on_turn_end, srv);
     GW_ASSERT(srv->turn_end != NULL);
     /* Lowest priority (main sets up three; I/O gets the middle one): queued output is written once, after every I/O callback of the
      * loop turn has added to it. */
     event_priority_set(srv->turn_end, 2);
-    gw_conn_events_init(srv);
-    gw_conn_timers_init(srv);
+    gw_conn_set_init(srv);
 }
 
 void gw_server_add_route(struct gw_server *srv, const char *prefix, struct sockjs_server *sjs)
@@ -353,8 +350,7 @@ void gw_server_shutdown(struct gw_server *srv)
     for (size_t i = 0; i < srv->n_listeners; i++)
         evconnlistener_free(srv->listeners[i].l);
     srv->n_listeners = 0;
-    while (!gw_list_empty(&srv->conns))
-        gw_conn_abort(gw_conn_from_node(srv->conns.next));
+    gw_conn_abort_all(srv);
     gw_conn_turn_end(srv);
 }
 
@@ -369,8 +365,5 @@ void gw_server_cleanup(struct gw_server *srv)
     if (srv->accept_resume)
         event_free(srv->accept_resume);
     event_free(srv->turn_end);
-    gw_conn_events_cleanup(srv);
-    gw_timerq_cleanup(&srv->header_q);
-    gw_timerq_cleanup(&srv->idle_q);
-    gw_timerq_cleanup(&srv->linger_q);
+    gw_conn_set_cleanup(srv);
 }
