@@ -1636,6 +1636,8 @@ class StreamHttpVersionTests:
         self.assertTrue(st.conn.eof)
 
     def test_http10_keep_alive_stream_still_closes(self):
+        # A stream has no length: even when an HTTP/1.0 client asks for keep-alive, the
+        # response is not chunked and ends by closing the connection.
         st = self.stream(session_url("/close"), version="HTTP/1.0",
                          headers={"Connection": "keep-alive"})
         self.assertIsNone(st.response.header("Transfer-Encoding"))
