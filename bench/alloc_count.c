@@ -1,9 +1,13 @@
 /*
- * alloc_count: an LD_PRELOAD library that counts a process's heap allocations, for
- * bench/upgrade_allocs.py. Every malloc, calloc, realloc, aligned allocation and free adds one
- * to a counter in a file that the process maps shared (path in $ALLOC_COUNT_FILE, 64 bytes,
- * created by the caller), so another process reads the counts at any moment without stopping
- * this one. Counting only: the real allocator does the work.
+ * alloc_count: an LD_PRELOAD library only (a CMake MODULE, which nothing can link). It defines
+ * malloc, calloc, realloc and free for the whole process it is loaded into, so linking it into a
+ * program or test would silently replace that program's allocator.
+ *
+ * It counts a process's heap allocations, for bench/upgrade_allocs.py. Every malloc, calloc,
+ * realloc, aligned allocation and free adds one to a counter in a file that the process maps
+ * shared (path in $ALLOC_COUNT_FILE, 64 bytes, created by the caller), so another process reads
+ * the counts at any moment without stopping this one. Counting only: the real allocator does
+ * the work.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE /* RTLD_NEXT */

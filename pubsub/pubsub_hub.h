@@ -37,7 +37,8 @@ struct pubsub_message {
     const char *event;
     struct pubsub_publish *pub; /* held: event and names live there */
     struct gw_refbuf *json;     /* the message as the browser gets it */
-    /* Encodings that upper layers build at most once per message; index owned by them. */
+    /* Encodings that upper layers build at most once per message; the SockJS layer owns the
+     * index and hands some slots to transports (sockjs_message_transport_form). */
     struct gw_refbuf *forms[PUBSUB_MESSAGE_FORMS];
 };
 

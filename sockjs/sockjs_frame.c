@@ -100,6 +100,8 @@ static bool escaped_in_bmp(uint32_t cp)
 void sockjs_quote(struct gw_buf *out, const char *str, size_t len)
 {
     const unsigned char *s = (const unsigned char *)str;
+    /* Room for the common case, nothing escaped: the string and its two quotes. Escapes are
+     * longer than their bytes (up to 6 for one); the appends grow the buffer for those. */
     gw_buf_reserve(out, len + 2);
     out->data[out->len++] = '"';
     /* s[copy..i) is written as is when something to escape (or the end) comes. */

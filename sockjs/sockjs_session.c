@@ -417,6 +417,24 @@ struct gw_refbuf *sockjs_message_form(struct pubsub_message *m, enum sockjs_mess
     return m->forms[form];
 }
 
+/* The message's cache: SockJS's own forms first, then the transports' slots. */
+_Static_assert(SOCKJS_FORM_END + SOCKJS_TRANSPORT_FORMS <= PUBSUB_MESSAGE_FORMS,
+               "pubsub_message.forms[] too small");
+
+struct gw_refbuf *sockjs_message_transport_form(const struct pubsub_message *m, unsigned slot)
+{
+    GW_ASSERT(slot < SOCKJS_TRANSPORT_FORMS);
+    return m->forms[SOCKJS_FORM_END + slot];
+}
+
+struct gw_refbuf *sockjs_message_set_transport_form(struct pubsub_message *m, unsigned slot,
+                                                   struct gw_refbuf *form)
+{
+    GW_ASSERT(slot < SOCKJS_TRANSPORT_FORMS && !m->forms[SOCKJS_FORM_END + slot]);
+    m->forms[SOCKJS_FORM_END + slot] = form;
+    return form;
+}
+
 void sockjs_session_send_message(struct sockjs_session *s, struct pubsub_message *m)
 {
     if (s->state != SESSION_OPEN)

@@ -124,13 +124,17 @@ struct sockjs_receiver_ops {
     size_t (*queued)(const struct sockjs_receiver *r);
 };
 
-/* Encodings of a published message cached in pubsub_message.forms[]: the SockJS layer owns
- * these indexes, transports the ones after. */
+/* Encodings of a published message that the SockJS layer caches on it (sockjs_message_form). */
 enum sockjs_message_form {
     SOCKJS_FORM_QUOTED = 0, /* the message JSON as a SockJS-quoted string */
     SOCKJS_FORM_FRAME = 1,  /* "a[" quoted "]" */
-    SOCKJS_FORM_FIRST_TRANSPORT = 2,
+    SOCKJS_FORM_END,
 };
+
+/* Slots for a transport's own encodings of a published message (a websocket frame, compressed
+ * or not), numbered 0 .. SOCKJS_TRANSPORT_FORMS - 1 by the transports; the message stays
+ * opaque to them. The message holds each stored form until it is freed. */
+#define SOCKJS_TRANSPORT_FORMS 4
 
 struct sockjs_receiver {
     const struct sockjs_receiver_ops *ops;
@@ -211,6 +215,12 @@ void sockjs_session_close(struct sockjs_session *s, int code, const char *reason
 void sockjs_session_send_message(struct sockjs_session *s, struct pubsub_message *m);
 /* The cached encoding of m in form (SOCKJS_FORM_QUOTED or SOCKJS_FORM_FRAME). */
 struct gw_refbuf *sockjs_message_form(struct pubsub_message *m, enum sockjs_message_form form);
+/* The encoding cached in transport slot `slot` of m, NULL while none was stored. */
+struct gw_refbuf *sockjs_message_transport_form(const struct pubsub_message *m, unsigned slot);
+/* Caches `form` in the empty transport slot `slot` of m, taking over the caller's reference;
+ * returns form. */
+struct gw_refbuf *sockjs_message_set_transport_form(struct pubsub_message *m, unsigned slot,
+                                                   struct gw_refbuf *form);
 bool sockjs_session_is_open(const struct sockjs_session *s);
 void *sockjs_session_app_data(const struct sockjs_session *s);
 /* The session whose app data this is: apps need not keep a pointer back. */

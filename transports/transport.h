@@ -7,21 +7,21 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "pubsub_hub.h"
 #include "sockjs_session.h"
 
 struct gw_refbuf;
 struct tp_conn;
 
-/* Encodings that transports cache on a published message (pubsub_message.forms[]). */
+/* Encodings that transports cache on a published message, in the slots the SockJS layer hands
+ * them (sockjs_message_transport_form). */
 enum tp_message_form {
-    TP_FORM_WS_FRAME = SOCKJS_FORM_FIRST_TRANSPORT, /* websocket text frame of "a[...]" */
-    TP_FORM_WS_RAW,                                  /* websocket text frame of the JSON */
+    TP_FORM_WS_FRAME = 0, /* websocket text frame of "a[...]" */
+    TP_FORM_WS_RAW,       /* websocket text frame of the JSON */
     TP_FORM_WS_DEFLATE_FRAME, /* the same two compressed (permessage-deflate), when smaller */
     TP_FORM_WS_DEFLATE_RAW,
     TP_FORM_END,
 };
-_Static_assert(TP_FORM_END <= PUBSUB_MESSAGE_FORMS, "pubsub_message.forms[] too small");
+_Static_assert(TP_FORM_END <= SOCKJS_TRANSPORT_FORMS, "too few transport slots on a message");
 
 /* Who owns a connection after a request was handed over: a long-polling request, a stream or
  * an upgraded websocket. */

@@ -24,7 +24,6 @@
 #include "gw_refbuf.h"
 #include "gw_slab.h"
 #include "gw_utf8.h"
-#include "pubsub_hub.h"
 #include "sockjs_frame.h"
 #include "websocket_codec.h"
 #include "ws_deflate.h"
@@ -107,40 +106,43 @@ static void ws_write_text(struct ws_conn *ws, const char *data, size_t len)
 }
 
 /* The plain websocket frame of a published message, built once. */
-static struct gw_refbuf *ws_plain_form(struct pubsub_message *m, int form, const char *data,
-                                       size_t len)
+static struct gw_refbuf *ws_plain_form(struct pubsub_message *m, enum tp_message_form form,
+                                       const char *data, size_t len)
 {
-    if (!m->forms[form]) {
+    struct gw_refbuf *frame = sockjs_message_transport_form(m, form);
+    if (!frame) {
         uint8_t header[10];
         size_t n = ws_encode_header(header, WS_OP_TEXT, true, len);
-        struct gw_refbuf *frame = gw_refbuf_new(n + len);
+        frame = gw_refbuf_new(n + len);
         memcpy(frame->data, header, n);
         memcpy(frame->data + n, data, len);
-        m->forms[form] = frame;
+        sockjs_message_set_transport_form(m, form, frame);
     }
-    return m->forms[form];
+    return frame;
 }
 
 /* A published message's websocket frame is built once and written by reference to every
  * recipient; so is its compressed frame (no context takeover: the same bytes are right for
  * every deflate connection). When compression does not pay, the compressed form is the plain
  * frame. */
-static void ws_write_shared(struct ws_conn *ws, struct pubsub_message *m, int plain,
-                            const char *data, size_t len)
+static void ws_write_shared(struct ws_conn *ws, struct pubsub_message *m,
+                            enum tp_message_form plain, const char *data, size_t len)
 {
     struct gw_refbuf *frame;
     if (ws_compresses(ws, len)) {
-        int form = plain == TP_FORM_WS_RAW ? TP_FORM_WS_DEFLATE_RAW : TP_FORM_WS_DEFLATE_FRAME;
-        if (!m->forms[form]) {
+        enum tp_message_form form =
+            plain == TP_FORM_WS_RAW ? TP_FORM_WS_DEFLATE_RAW : TP_FORM_WS_DEFLATE_FRAME;
+        frame = sockjs_message_transport_form(m, form);
+        if (!frame) {
             struct gw_buf b = GW_BUF_INIT;
             size_t start;
             if (ws_deflate_frame(data, len, &b, &start))
-                m->forms[form] = gw_refbuf_copy(b.data + start, b.len - start);
+                frame = gw_refbuf_copy(b.data + start, b.len - start);
             else
-                m->forms[form] = gw_refbuf_ref(ws_plain_form(m, plain, data, len));
+                frame = gw_refbuf_ref(ws_plain_form(m, plain, data, len));
             gw_buf_release(&b);
+            sockjs_message_set_transport_form(m, form, frame);
         }
-        frame = m->forms[form];
     } else {
         frame = ws_plain_form(m, plain, data, len);
     }

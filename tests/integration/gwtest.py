@@ -1602,3 +1602,59 @@ class StreamLifecycleTests:
         st = self.stream(url)
         self.assertEqual(st.frame(), GO_AWAY)
         st.expect_end()
+
+
+class StreamHttpVersionTests:
+    """A streaming transport's framing by HTTP version: chunked on HTTP/1.1, close-delimited on
+    HTTP/1.0 even when kept alive; mixed into a GatewayTestCase whose stream(url, version=...,
+    headers=...) opens one receiver of that transport on the test app. A transport with more to
+    check of an HTTP/1.0 stream's prelude says so in assertHttp10Prelude(st)."""
+
+    def assertHttp10Prelude(self, st):
+        pass
+
+    def test_chunked_on_http11(self):
+        st = self.stream(session_url("/close"))
+        self.assertEqual(st.response.version, "HTTP/1.1")
+        self.assertIn("chunked", (st.response.header("Transfer-Encoding") or "").lower())
+        self.assertIsNone(st.response.header("Content-Length"))
+        self.assertEqual(st.frame(), "o")
+        self.assertEqual(st.frame(), GO_AWAY)
+        st.expect_end()  # the last chunk
+        self.assertTrue(st.body.ended)
+
+    def test_close_delimited_on_http10(self):
+        st = self.stream(session_url("/close"), version="HTTP/1.0")
+        r = st.response
+        self.assertIsNone(r.header("Transfer-Encoding"), "chunked on an HTTP/1.0 response")
+        self.assertIsNone(r.header("Content-Length"))
+        self.assertEqual(st.body.mode, "close")
+        self.assertHttp10Prelude(st)
+        self.assertEqual(st.frame(), "o")
+        self.assertEqual(st.frame(), GO_AWAY)
+        st.expect_end()  # EOF
+        self.assertTrue(st.conn.eof)
+
+    def test_http10_keep_alive_stream_still_closes(self):
+        # A stream has no length: even when an HTTP/1.0 client asks for keep-alive, the
+        # response is not chunked and ends by closing the connection.
+        st = self.stream(session_url("/close"), version="HTTP/1.0",
+                         headers={"Connection": "keep-alive"})
+        self.assertIsNone(st.response.header("Transfer-Encoding"))
+        self.assertIsNone(st.response.header("Content-Length"))
+        self.assertEqual(st.frame(), "o")
+        self.assertEqual(st.frame(), GO_AWAY)
+        st.expect_end()
+        self.assertTrue(st.conn.eof)
+
+    def test_http10_echo_and_limit(self):
+        url = session_url("/echo")
+        st = self.stream(url, version="HTTP/1.0")
+        self.assertEqual(st.frame(), "o")
+        s = XhrSession.of(self.gw, url)
+        s.send("hello")
+        self.assertEqual(st.frame(), 'a["hello"]')
+        s.send("x" * 4096)
+        self.assertEqual(st.frame(), 'a["%s"]' % ("x" * 4096))
+        st.expect_end()
+        self.assertTrue(st.conn.eof)

@@ -165,50 +165,7 @@ class ResponseLimit(gwtest.StreamResponseLimitTests, EventSourceTestCase):
         self.assertEqual(st.frame(), 'a["again"]')
 
 
-class Http(EventSourceTestCase):
-    def test_chunked_on_http11(self):
-        st = self.stream(session_url("/close"))
-        self.assertEqual(st.response.version, "HTTP/1.1")
-        self.assertIn("chunked", (st.response.header("Transfer-Encoding") or "").lower())
-        self.assertIsNone(st.response.header("Content-Length"))
-        self.assertEqual(st.frame(), "o")
-        self.assertEqual(st.frame(), GO_AWAY)
-        st.expect_end()  # the last chunk
-        self.assertTrue(st.body.ended)
-
-    def test_close_delimited_on_http10(self):
-        st = self.stream(session_url("/close"), version="HTTP/1.0")
-        r = st.response
-        self.assertIsNone(r.header("Transfer-Encoding"), "chunked on an HTTP/1.0 response")
-        self.assertIsNone(r.header("Content-Length"))
-        self.assertEqual(st.body.mode, "close")
-        self.assertEqual(st.frame(), "o")
-        self.assertEqual(st.frame(), GO_AWAY)
-        st.expect_end()  # EOF
-        self.assertTrue(st.conn.eof)
-
-    def test_http10_keep_alive_stream_still_closes(self):
-        st = self.stream(session_url("/close"), version="HTTP/1.0",
-                         headers={"Connection": "keep-alive"})
-        self.assertIsNone(st.response.header("Transfer-Encoding"))
-        self.assertIsNone(st.response.header("Content-Length"))
-        self.assertEqual(st.frame(), "o")
-        self.assertEqual(st.frame(), GO_AWAY)
-        st.expect_end()
-        self.assertTrue(st.conn.eof)
-
-    def test_http10_echo_and_limit(self):
-        url = session_url("/echo")
-        st = self.stream(url, version="HTTP/1.0")
-        self.assertEqual(st.frame(), "o")
-        s = XhrSession.of(self.gw, url)
-        s.send("hello")
-        self.assertEqual(st.frame(), 'a["hello"]')
-        s.send("x" * 4096)
-        self.assertEqual(st.frame(), 'a["%s"]' % ("x" * 4096))
-        st.expect_end()
-        self.assertTrue(st.conn.eof)
-
+class Http(gwtest.StreamHttpVersionTests, EventSourceTestCase):
     def test_connection_reused_after_stream(self):
         # HTTP/1.1: the stream ends with the last chunk and the connection stays usable.
         st = self.stream(session_url("/close"))

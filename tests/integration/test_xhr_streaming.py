@@ -28,48 +28,6 @@ class XhrStreaming(gwtest.GatewayTestCase):
         finally:
             st.close()
 
-    def test_chunked_on_http11(self):
-        st = XhrStream(self.gw, session_url("/close"))
-        try:
-            self.assertEqual(st.response.version, "HTTP/1.1")
-            self.assertIn("chunked", (st.response.header("Transfer-Encoding") or "").lower())
-            self.assertIsNone(st.response.header("Content-Length"))
-            self.assertEqual(st.frame(), "o")
-            self.assertEqual(st.frame(), 'c[3000,"Go away!"]')
-            st.expect_end()  # the last chunk
-            self.assertTrue(st.body.ended)
-        finally:
-            st.close()
-
-    def test_close_delimited_on_http10(self):
-        st = XhrStream(self.gw, session_url("/close"), version="HTTP/1.0")
-        try:
-            r = st.response
-            self.assertIsNone(r.header("Transfer-Encoding"), "chunked on an HTTP/1.0 response")
-            self.assertIsNone(r.header("Content-Length"))
-            self.assertEqual(st.body.mode, "close")
-            self.assertEqual(st.frame(), "o")
-            self.assertEqual(st.frame(), 'c[3000,"Go away!"]')
-            st.expect_end()  # EOF
-            self.assertTrue(st.conn.eof)
-        finally:
-            st.close()
-
-    def test_http10_keep_alive_stream_still_closes(self):
-        # A stream has no length: even when an HTTP/1.0 client asks for keep-alive, the
-        # response is not chunked and ends by closing the connection.
-        st = XhrStream(self.gw, session_url("/close"), version="HTTP/1.0",
-                       headers={"Connection": "keep-alive"})
-        try:
-            self.assertIsNone(st.response.header("Transfer-Encoding"))
-            self.assertIsNone(st.response.header("Content-Length"))
-            self.assertEqual(st.frame(), "o")
-            self.assertEqual(st.frame(), 'c[3000,"Go away!"]')
-            st.expect_end()
-            self.assertTrue(st.conn.eof)
-        finally:
-            st.close()
-
     def test_http10_echo(self):
         url = session_url("/echo")
         st = XhrStream(self.gw, url, version="HTTP/1.0")
@@ -140,6 +98,15 @@ class XhrStreaming(gwtest.GatewayTestCase):
             self.assertEqual(st.frame(), 'a["again"]')
         finally:
             st.close()
+
+
+class Http(gwtest.StreamHttpVersionTests, gwtest.GatewayTestCase):
+    """Chunked on HTTP/1.1, close-delimited on HTTP/1.0 (the tests every stream shares)."""
+
+    def stream(self, url, **kw):
+        st = XhrStream(self.gw, url, **kw)
+        self.addCleanup(st.close)
+        return st
 
 
 if __name__ == "__main__":
