@@ -7,12 +7,13 @@
 
 #include "gw_alloc.h"
 #include "gw_error.h"
+#include "gw_htable.h"
 #include "gw_timerq.h"
 #include "pubsub_channel.h"
 #include "pubsub_engine.h"
 
 struct counter {
-    struct counter *next;  /* hash chain */
+    struct gw_hnode node;  /* in local_engine.counters */
     struct gw_timer timer; /* expiry */
     int64_t seq;
     uint32_t hash;
@@ -28,52 +29,36 @@ struct local_engine {
     struct pubsub_engine base;
     struct event *deliver_ev;
     struct queued *head, **tail;
-    struct counter **counters;
-    size_t mask, count;
+    struct gw_htable counters;
     struct gw_timerq expiry;
 };
 
-static struct counter **counter_slot(struct local_engine *e, const char *name, uint32_t h)
+static uint32_t counter_hash(const struct gw_hnode *node)
 {
-    struct counter **p = &e->counters[h & e->mask];
-    while (*p && ((*p)->hash != h || strcmp((*p)->name, name) != 0))
-        p = &(*p)->next;
-    return p;
+    return GW_CONTAINER_OF(node, struct counter, node)->hash;
 }
 
-static void counters_grow(struct local_engine *e)
+static struct counter *find_counter(const struct local_engine *e, const char *name, uint32_t h)
 {
-    size_t size = (e->mask + 1) * 2;
-    struct counter **table = gw_calloc(size, sizeof(*table));
-    for (size_t i = 0; i <= e->mask; i++) {
-        for (struct counter *c = e->counters[i], *next; c; c = next) {
-            next = c->next;
-            c->next = table[c->hash & (size - 1)];
-            table[c->hash & (size - 1)] = c;
-        }
+    for (struct gw_hnode *n = gw_htable_chain(&e->counters, h); n; n = n->next) {
+        struct counter *c = GW_CONTAINER_OF(n, struct counter, node);
+        if (c->hash == h && strcmp(c->name, name) == 0)
+            return c;
     }
-    gw_free(e->counters);
-    e->counters = table;
-    e->mask = size - 1;
+    return NULL;
 }
 
 static int64_t next_seq(struct local_engine *e, const char *name)
 {
     uint32_t h = pubsub_channel_hash(name, strlen(name));
-    struct counter **slot = counter_slot(e, name, h);
-    struct counter *c = *slot;
+    struct counter *c = find_counter(e, name, h);
     if (!c) {
-        if (e->count >= e->mask + 1) {
-            counters_grow(e);
-            slot = counter_slot(e, name, h);
-        }
         size_t len = strlen(name);
         c = gw_calloc(1, sizeof(*c) + len + 1);
         memcpy(c->name, name, len);
         c->hash = h;
         gw_timer_init(&c->timer);
-        *slot = c;
-        e->count++;
+        gw_htable_insert(&e->counters, &c->node, h);
     }
     gw_timer_start(&c->timer, &e->expiry);
     return ++c->seq;
@@ -83,9 +68,7 @@ static void on_expire(struct gw_timer *t, void *arg)
 {
     struct local_engine *e = arg;
     struct counter *c = GW_CONTAINER_OF(t, struct counter, timer);
-    struct counter **slot = counter_slot(e, c->name, c->hash);
-    *slot = c->next;
-    e->count--;
+    gw_htable_remove(&e->counters, &c->node, c->hash);
     gw_free(c);
 }
 
@@ -147,13 +130,13 @@ static void local_free(struct pubsub_engine *base)
     }
     /* Counters are linked into the expiry queue: detach them before freeing. */
     gw_timerq_cleanup(&e->expiry);
-    for (size_t i = 0; i <= e->mask; i++) {
-        for (struct counter *c = e->counters[i], *next; c; c = next) {
-            next = c->next;
-            gw_free(c);
+    for (size_t i = 0; i <= e->counters.mask; i++) {
+        for (struct gw_hnode *n = e->counters.buckets[i], *next; n; n = next) {
+            next = n->next;
+            gw_free(GW_CONTAINER_OF(n, struct counter, node));
         }
     }
-    gw_free(e->counters);
+    gw_htable_cleanup(&e->counters);
     event_free(e->deliver_ev);
     gw_free(e);
 }
@@ -173,8 +156,7 @@ struct pubsub_engine *pubsub_engine_local_new(struct event_base *base, pubsub_de
     e->base.deliver = deliver;
     e->base.deliver_arg = arg;
     e->tail = &e->head;
-    e->mask = 255;
-    e->counters = gw_calloc(e->mask + 1, sizeof(*e->counters));
+    gw_htable_init(&e->counters, 256, counter_hash);
     gw_timerq_init(&e->expiry, base, PUBSUB_SEQ_TTL_MS, on_expire, e);
     e->deliver_ev = event_new(base, -1, 0, on_deliver, e);
     GW_ASSERT(e->deliver_ev != NULL);

@@ -8,6 +8,7 @@
 
 #include "gw_alloc.h"
 #include "gw_buf.h"
+#include "gw_htable.h"
 #include "gw_timerq.h"
 #include "pubsub_channel.h"
 
@@ -27,16 +28,15 @@ struct pending {
 };
 
 struct pubsub_channel {
-    struct pubsub_channel *next; /* hash chain */
+    struct gw_hnode node; /* in pubsub_hub.channels */
     struct gw_list subs;
     uint32_t hash;
-    bool delivering;             /* freed by the delivery loop, not by unsubscribe */
+    bool delivering; /* freed by the delivery loop, not by unsubscribe */
     char name[];
 };
 
 struct pubsub_hub {
-    struct pubsub_channel **table;
-    size_t mask;
+    struct gw_htable channels;
     pubsub_hub_cb cb;
     void *arg;
     struct pubsub_hub_stats stats;
@@ -63,14 +63,18 @@ void pubsub_message_unref(struct pubsub_message *m)
 
 static void on_resume(evutil_socket_t fd, short what, void *arg);
 
+static uint32_t channel_hash(const struct gw_hnode *node)
+{
+    return GW_CONTAINER_OF(node, struct pubsub_channel, node)->hash;
+}
+
 struct pubsub_hub *pubsub_hub_new(struct event_base *base, uint32_t slice_us, pubsub_hub_cb cb,
                                   void *arg)
 {
     struct pubsub_hub *hub = gw_calloc(1, sizeof(*hub));
     hub->cb = cb;
     hub->arg = arg;
-    hub->mask = 1023;
-    hub->table = gw_calloc(hub->mask + 1, sizeof(*hub->table));
+    gw_htable_init(&hub->channels, 1024, channel_hash);
     hub->tail = &hub->head;
     if (base && slice_us) {
         hub->slice_us = slice_us;
@@ -101,33 +105,19 @@ void pubsub_hub_free(struct pubsub_hub *hub)
     }
     if (hub->resume)
         event_free(hub->resume);
-    gw_free(hub->table);
+    gw_htable_cleanup(&hub->channels);
     gw_free(hub);
 }
 
-static struct pubsub_channel **find_slot(struct pubsub_hub *hub, const char *name, size_t len,
-                                         uint32_t h)
+static struct pubsub_channel *find_channel(const struct pubsub_hub *hub, const char *name,
+                                           size_t len, uint32_t h)
 {
-    struct pubsub_channel **p = &hub->table[h & hub->mask];
-    while (*p && ((*p)->hash != h || strncmp((*p)->name, name, len) != 0 || (*p)->name[len]))
-        p = &(*p)->next;
-    return p;
-}
-
-static void grow(struct pubsub_hub *hub)
-{
-    size_t size = (hub->mask + 1) * 2;
-    struct pubsub_channel **table = gw_calloc(size, sizeof(*table));
-    for (size_t i = 0; i <= hub->mask; i++) {
-        for (struct pubsub_channel *c = hub->table[i], *next; c; c = next) {
-            next = c->next;
-            c->next = table[c->hash & (size - 1)];
-            table[c->hash & (size - 1)] = c;
-        }
+    for (struct gw_hnode *n = gw_htable_chain(&hub->channels, h); n; n = n->next) {
+        struct pubsub_channel *c = GW_CONTAINER_OF(n, struct pubsub_channel, node);
+        if (c->hash == h && strncmp(c->name, name, len) == 0 && !c->name[len])
+            return c;
     }
-    gw_free(hub->table);
-    hub->table = table;
-    hub->mask = size - 1;
+    return NULL;
 }
 
 void pubsub_hub_subscribe(struct pubsub_hub *hub, struct pubsub_sub *sub, const char *name)
@@ -135,18 +125,13 @@ void pubsub_hub_subscribe(struct pubsub_hub *hub, struct pubsub_sub *sub, const 
     GW_ASSERT(sub->channel == NULL);
     size_t len = strlen(name);
     uint32_t h = pubsub_channel_hash(name, len);
-    struct pubsub_channel **slot = find_slot(hub, name, len, h);
-    struct pubsub_channel *c = *slot;
+    struct pubsub_channel *c = find_channel(hub, name, len, h);
     if (!c) {
-        if (hub->stats.channels >= hub->mask + 1) {
-            grow(hub);
-            slot = find_slot(hub, name, len, h);
-        }
         c = gw_calloc(1, sizeof(*c) + len + 1);
         memcpy(c->name, name, len);
         c->hash = h;
         gw_list_init(&c->subs);
-        *slot = c;
+        gw_htable_insert(&hub->channels, &c->node, h);
         hub->stats.channels++;
     }
     gw_list_insert_tail(&c->subs, &sub->node);
@@ -156,9 +141,7 @@ void pubsub_hub_subscribe(struct pubsub_hub *hub, struct pubsub_sub *sub, const 
 
 static void channel_remove(struct pubsub_hub *hub, struct pubsub_channel *c)
 {
-    struct pubsub_channel **slot = find_slot(hub, c->name, strlen(c->name), c->hash);
-    GW_ASSERT(*slot == c);
-    *slot = c->next;
+    gw_htable_remove(&hub->channels, &c->node, c->hash);
     hub->stats.channels--;
     gw_free(c);
 }
@@ -254,7 +237,7 @@ static size_t deliver_from(struct pubsub_hub *hub, const struct pubsub_publish *
             break;
         hub->work++;
         size_t len = pubsub_channel_name_of(pub, k, name, sizeof(name));
-        struct pubsub_channel *c = *find_slot(hub, name, len, pubsub_channel_hash(name, len));
+        struct pubsub_channel *c = find_channel(hub, name, len, pubsub_channel_hash(name, len));
         if (!c)
             continue;
         struct pubsub_message *m = message_new(pub, k);

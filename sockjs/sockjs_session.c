@@ -10,6 +10,7 @@
 #include "gw_buf.h"
 #include "gw_digest.h"
 #include "gw_hash.h"
+#include "gw_htable.h"
 #include "gw_log.h"
 #include "gw_net.h"
 #include "gw_ratelimit.h"
@@ -33,7 +34,10 @@ struct sockjs_session {
     struct sockjs_receiver *receiver;
     struct gw_timer timer;   /* heartbeat while attached, disconnect delay while not */
     struct gw_buf *pending;  /* "a[" and the quoted messages waiting; NULL when none */
-    struct sockjs_session *next; /* table chain, then reap list */
+    union {
+        struct gw_hnode node;               /* in the table while SESSION_IN_TABLE */
+        struct sockjs_session *next_reaped; /* on the reap list once SESSION_REAPED */
+    };
     const char *close_reason;
     uint16_t close_code;
     uint8_t state;
@@ -53,9 +57,7 @@ struct sockjs_server {
     struct gw_timerq disconnect_q;
     size_t app_data_size;    /* app->session_data_size rounded up for the id after it */
     struct gw_slab untabled_slab; /* websocket sessions (no id): all of one size */
-    struct sockjs_session **table;
-    size_t table_mask;
-    size_t table_count;
+    struct gw_htable table;
     size_t untabled_count;
     struct sockjs_session *reap_list;
     struct event *reap_ev;
@@ -101,57 +103,34 @@ static uint32_t session_hash(const struct sockjs_session *s)
     return hash_id(session_id(s), s->id_len);
 }
 
+static uint32_t node_hash(const struct gw_hnode *node)
+{
+    return session_hash(GW_CONTAINER_OF(node, struct sockjs_session, node));
+}
+
 static uint8_t *session_binding(const struct sockjs_session *s)
 {
     return (uint8_t *)session_id(s) + s->id_len + 1;
 }
 
-static void table_grow(struct sockjs_server *srv)
-{
-    size_t size = (srv->table_mask + 1) * 2;
-    struct sockjs_session **table = gw_calloc(size, sizeof(*table));
-    for (size_t i = 0; i <= srv->table_mask; i++) {
-        struct sockjs_session *s = srv->table[i];
-        while (s) {
-            struct sockjs_session *next = s->next;
-            size_t slot = session_hash(s) & (size - 1);
-            s->next = table[slot];
-            table[slot] = s;
-            s = next;
-        }
-    }
-    gw_free(srv->table);
-    srv->table = table;
-    srv->table_mask = size - 1;
-}
-
 static void table_insert(struct sockjs_server *srv, struct sockjs_session *s)
 {
-    if (srv->table_count >= srv->table_mask + 1)
-        table_grow(srv);
-    size_t slot = session_hash(s) & srv->table_mask;
-    s->next = srv->table[slot];
-    srv->table[slot] = s;
+    gw_htable_insert(&srv->table, &s->node, session_hash(s));
     s->flags |= SESSION_IN_TABLE;
-    srv->table_count++;
 }
 
 static void table_remove(struct sockjs_server *srv, struct sockjs_session *s)
 {
-    struct sockjs_session **p = &srv->table[session_hash(s) & srv->table_mask];
-    while (*p != s)
-        p = &(*p)->next;
-    *p = s->next;
-    s->next = NULL;
+    gw_htable_remove(&srv->table, &s->node, session_hash(s));
     s->flags &= (uint8_t)~SESSION_IN_TABLE;
-    srv->table_count--;
 }
 
 
 struct sockjs_session *sockjs_session_find(struct sockjs_server *srv, const char *id, size_t len)
 {
     uint32_t h = hash_id(id, len);
-    for (struct sockjs_session *s = srv->table[h & srv->table_mask]; s; s = s->next) {
+    for (struct gw_hnode *n = gw_htable_chain(&srv->table, h); n; n = n->next) {
+        struct sockjs_session *s = GW_CONTAINER_OF(n, struct sockjs_session, node);
         if (s->id_len == len && memcmp(session_id(s), id, len) == 0)
             return s;
     }
@@ -187,7 +166,7 @@ static void on_reap(evutil_socket_t fd, short what, void *arg)
     struct sockjs_server *srv = arg;
     while (srv->reap_list) {
         struct sockjs_session *s = srv->reap_list;
-        srv->reap_list = s->next;
+        srv->reap_list = s->next_reaped;
         free_session(s);
     }
 }
@@ -204,7 +183,7 @@ static void reap(struct sockjs_session *s)
         srv->untabled_count--;
     gw_timer_stop(&s->timer);
     s->flags |= SESSION_REAPED;
-    s->next = srv->reap_list;
+    s->next_reaped = srv->reap_list;
     srv->reap_list = s;
     event_active(srv->reap_ev, EV_TIMEOUT, 0);
 }
@@ -685,8 +664,7 @@ struct sockjs_server *sockjs_server_new(struct event_base *base, const struct so
     gw_slab_init(&srv->untabled_slab, sizeof(struct sockjs_session) + srv->app_data_size);
     gw_timerq_init(&srv->heartbeat_q, base, opt->heartbeat_ms, on_heartbeat, srv);
     gw_timerq_init(&srv->disconnect_q, base, opt->disconnect_ms, on_disconnect, srv);
-    srv->table_mask = 63;
-    srv->table = gw_calloc(srv->table_mask + 1, sizeof(*srv->table));
+    gw_htable_init(&srv->table, 64, node_hash);
     srv->reap_ev = event_new(base, -1, 0, on_reap, srv);
     GW_ASSERT(srv->reap_ev != NULL);
     gw_ratelimit_init(&srv->unknown_limit, opt->unknown_session_rate, opt->unknown_session_burst,
@@ -696,9 +674,12 @@ struct sockjs_server *sockjs_server_new(struct event_base *base, const struct so
 
 void sockjs_server_free(struct sockjs_server *srv)
 {
-    for (size_t i = 0; i <= srv->table_mask; i++) {
-        while (srv->table[i]) {
-            struct sockjs_session *s = srv->table[i];
+    /* Held: reaping removes each session, and the buckets must stay put while walked. */
+    gw_htable_hold(&srv->table);
+    for (size_t i = 0; i <= srv->table.mask; i++) {
+        while (srv->table.buckets[i]) {
+            struct sockjs_session *s =
+                GW_CONTAINER_OF(srv->table.buckets[i], struct sockjs_session, node);
             struct sockjs_receiver *r = s->receiver;
             s->receiver = NULL;
             if (r) {
@@ -712,13 +693,14 @@ void sockjs_server_free(struct sockjs_server *srv)
             reap(s);
         }
     }
+    gw_htable_release(&srv->table);
     /* Websocket sessions belong to their connections, which the gateway closes first. */
     GW_ASSERT(srv->untabled_count == 0);
     on_reap(-1, 0, srv);
     gw_timerq_cleanup(&srv->heartbeat_q);
     gw_timerq_cleanup(&srv->disconnect_q);
     event_free(srv->reap_ev);
-    gw_free(srv->table);
+    gw_htable_cleanup(&srv->table);
     gw_slab_release(&srv->untabled_slab);
     gw_ratelimit_cleanup(&srv->unknown_limit);
     gw_free(srv);
@@ -736,5 +718,5 @@ void sockjs_server_drain(struct sockjs_server *srv)
 
 size_t sockjs_server_session_count(const struct sockjs_server *srv)
 {
-    return srv->table_count + srv->untabled_count;
+    return srv->table.count + srv->untabled_count;
 }
