@@ -18,10 +18,10 @@
 
 #include <arpa/inet.h>
 #include <err.h>
-#include <math.h>
 #include <errno.h>
 #include <event2/event.h>
 #include <event2/event_struct.h>
+#include <math.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <openssl/evp.h>
@@ -34,20 +34,20 @@
 #include <zlib.h>
 
 #define WS_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
-#define MAX_HEAD 8192             /* a response head larger than this is an error */
+#define MAX_HEAD 8192 /* a response head larger than this is an error */
 #define MAX_CONTROL 125
 #define MAX_COMPRESSED (64u << 20) /* one compressed websocket message */
 #define SCRATCH_BYTES (256 * 1024) /* big reads: a fan-out run moves ~100 MB/s */
 #define INFLATE_CHUNK 65536
-#define MAX_REPORTED 10           /* failures/losses described on stderr, per client */
+#define MAX_REPORTED 10 /* failures/losses described on stderr, per client */
 #define FIRST_PORT 1024
 
 enum sess_state { SS_IDLE, SS_OPENING, SS_OPEN, SS_FAILED, SS_LOST };
 enum phase { PH_NONE, PH_CONNECTING, PH_HEAD, PH_WS, PH_BODY };
 enum body_mode { BM_LENGTH, BM_CHUNKED, BM_EOF };
 enum chunk_state {
-    CK_SIZE,          /* hex digits */
-    CK_EXT,           /* chunk extension, up to LF */
+    CK_SIZE, /* hex digits */
+    CK_EXT,  /* chunk extension, up to LF */
     CK_DATA,
     CK_DATA_END,      /* CRLF after the data, up to LF */
     CK_TRAILER_START, /* start of a trailer line: an empty one ends the body */
@@ -56,26 +56,26 @@ enum chunk_state {
 };
 
 struct conn {
-    struct event ev;        /* fd's event while fd >= 0 */
+    struct event ev; /* fd's event while fd >= 0 */
     struct bench_client *cl;
-    unsigned char *buf;     /* incomplete bytes: response head, ping payload, compressed msg */
-    uint64_t left;          /* websocket payload, Content-Length or chunk bytes still to come */
+    unsigned char *buf; /* incomplete bytes: response head, ping payload, compressed msg */
+    uint64_t left;      /* websocket payload, Content-Length or chunk bytes still to come */
     uint32_t buf_len;
     int fd;
-    uint8_t state;          /* enum sess_state */
-    uint8_t phase;          /* enum phase */
+    uint8_t state; /* enum sess_state */
+    uint8_t phase; /* enum phase */
     /* websocket */
     uint8_t hdr[10];
     uint8_t hdr_len, hdr_need;
-    uint8_t ws_op;          /* opcode of the current frame */
-    uint8_t ws_rsv1;        /* current frame is compressed */
-    uint8_t deflate;        /* permessage-deflate negotiated */
+    uint8_t ws_op;   /* opcode of the current frame */
+    uint8_t ws_rsv1; /* current frame is compressed */
+    uint8_t deflate; /* permessage-deflate negotiated */
     /* HTTP body */
     uint8_t body_mode, chunk_state, keep_alive;
-    uint8_t skip_line;      /* dropping the xhr_streaming prelude line */
-    uint8_t retried;        /* resent a request after the server closed an idle connection */
+    uint8_t skip_line; /* dropping the xhr_streaming prelude line */
+    uint8_t retried;   /* resent a request after the server closed an idle connection */
     /* SockJS frame scanner */
-    uint8_t kind;           /* first byte of the current frame, 0 before it */
+    uint8_t kind; /* first byte of the current frame, 0 before it */
     uint8_t in_str, esc, t_done, code_done;
     uint16_t close_code;
 };
@@ -88,16 +88,16 @@ struct bench_client {
     struct lat_hist *hist;
     struct event *connect_timer, *rate_timer, *start_timer;
     struct conn *conns;
-    uint16_t *next_port;     /* per source address: where the port walk goes on */
+    uint16_t *next_port; /* per source address: where the port walk goes on */
     struct bench_counters ctr;
     long n_started, n_opening;
     double tokens;
     int64_t tokens_at;
-    int64_t read_ns;         /* CLOCK_REALTIME right after the current read() */
+    int64_t read_ns; /* CLOCK_REALTIME right after the current read() */
     uint64_t key_seed;
     int pid;
     int resolved;
-    int self_test;           /* no sockets: requests are not written */
+    int self_test; /* no sockets: requests are not written */
     int n_failed_reported, n_lost_reported;
     z_stream z;
     int z_ready;
@@ -164,7 +164,7 @@ static void check_resolved(struct bench_client *cl)
 static void conn_release(struct conn *c)
 {
     if (c->fd >= 0) {
-        struct linger lg = { 1, 0 };
+        struct linger lg = {1, 0};
 
         event_del(&c->ev);
         (void)setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
@@ -285,8 +285,8 @@ static void sj_feed(struct conn *c, const unsigned char *p, size_t n)
             i = j + 1;
             continue;
         }
-        if (!c->t_done && j + 5 < n && p[j + 1] == '"' && p[j + 2] == 't' &&
-            p[j + 3] == '\\' && p[j + 4] == '"' && p[j + 5] == ':') {
+        if (!c->t_done && j + 5 < n && p[j + 1] == '"' && p[j + 2] == 't' && p[j + 3] == '\\' &&
+            p[j + 4] == '"' && p[j + 5] == ':') {
             c->t_done = 1;
             sj_timestamp(c, p + j, n - j);
         }
@@ -344,7 +344,7 @@ static void conn_send(struct conn *c, const char *data, size_t len)
         conn_end(c, "write failed");
 }
 
-static const char *const transport_path[] = { "websocket", "xhr_streaming", "xhr" };
+static const char *const transport_path[] = {"websocket", "xhr_streaming", "xhr"};
 
 /* The session's request; on the connection's first one, also switches the event to reads. */
 static void send_request(struct conn *c)
@@ -368,8 +368,8 @@ static void send_request(struct conn *c)
                        "Sec-WebSocket-Version: 13\r\n"
                        "%s"
                        "\r\n",
-                       cl->s.prefix, i % 1000, cl->pid, i, *token ? "?token=" : "", token,
-                       t->host, t->port, key,
+                       cl->s.prefix, i % 1000, cl->pid, i, *token ? "?token=" : "", token, t->host,
+                       t->port, key,
                        cl->s.deflate ? "Sec-WebSocket-Extensions: permessage-deflate; "
                                        "client_no_context_takeover; "
                                        "server_no_context_takeover\r\n"
@@ -773,7 +773,7 @@ static int inflate_some(struct conn *c, const unsigned char *in, size_t n)
  * starts from a fresh context (server_no_context_takeover), so one inflater serves all. */
 static int inflate_message(struct conn *c, const unsigned char *p, size_t n)
 {
-    static const unsigned char tail[4] = { 0x00, 0x00, 0xff, 0xff };
+    static const unsigned char tail[4] = {0x00, 0x00, 0xff, 0xff};
     struct bench_client *cl = c->cl;
 
     if (!cl->z_ready) {
@@ -947,10 +947,17 @@ static void conn_input(struct conn *c, const unsigned char *p, size_t n)
         long used;
 
         switch (c->phase) {
-        case PH_HEAD: used = head_input(c, p, n); break;
-        case PH_WS: used = ws_input(c, p, n); break;
-        case PH_BODY: used = body_input(c, p, n); break;
-        default: return; /* ended, or reconnecting: the rest belongs to no request */
+        case PH_HEAD:
+            used = head_input(c, p, n);
+            break;
+        case PH_WS:
+            used = ws_input(c, p, n);
+            break;
+        case PH_BODY:
+            used = body_input(c, p, n);
+            break;
+        default:
+            return; /* ended, or reconnecting: the rest belongs to no request */
         }
         if (used < 0)
             return;
@@ -1014,7 +1021,7 @@ static void on_event(evutil_socket_t fd, short what, void *arg)
 /* Binds fd to source address `src` and the next free port there; 0 or a negative errno. */
 static int bind_source(struct bench_client *cl, int fd, int src)
 {
-    struct sockaddr_in sa = { .sin_family = AF_INET };
+    struct sockaddr_in sa = {.sin_family = AF_INET};
 
     sa.sin_addr.s_addr = htonl(0x7f000002u + (uint32_t)src);
     for (int tries = 0; tries < 65536 - FIRST_PORT; tries++) {
@@ -1157,21 +1164,20 @@ static struct bench_client *client_alloc(const struct bench_client_settings *s)
         cl->conns[k].fd = -1;
     }
     for (int j = 0; j < (s->sources > 0 ? s->sources : 1); j++)
-        cl->next_port[j] = (uint16_t)(s->port_start >= FIRST_PORT && s->port_start <= 65535
-                                          ? s->port_start
-                                          : FIRST_PORT);
+        cl->next_port[j] =
+            (uint16_t)(s->port_start >= FIRST_PORT && s->port_start <= 65535 ? s->port_start
+                                                                             : FIRST_PORT);
     return cl;
 }
 
 struct bench_client *bench_client_new(struct event_base *base,
-                                      const struct bench_client_settings *s,
-                                      struct lat_hist *hist, const struct bench_client_ops *ops,
-                                      void *arg)
+                                      const struct bench_client_settings *s, struct lat_hist *hist,
+                                      const struct bench_client_ops *ops, void *arg)
 {
     struct bench_client *cl = client_alloc(s);
-    struct timeval tv = { (time_t)s->connect_timeout,
-                          (suseconds_t)((s->connect_timeout - (double)(time_t)s->connect_timeout) *
-                                        1e6) };
+    struct timeval tv = {
+        (time_t)s->connect_timeout,
+        (suseconds_t)((s->connect_timeout - (double)(time_t)s->connect_timeout) * 1e6)};
 
     cl->base = base;
     cl->hist = hist;
@@ -1181,7 +1187,7 @@ struct bench_client *bench_client_new(struct event_base *base,
     if (!cl->connect_timer || evtimer_add(cl->connect_timer, &tv) < 0)
         errx(1, "out of memory");
     if (s->rate > 0) {
-        struct timeval tick = { 0, 2000 };
+        struct timeval tick = {0, 2000};
 
         cl->tokens = 1;
         cl->tokens_at = bench_monotonic_ns();
@@ -1190,7 +1196,7 @@ struct bench_client *bench_client_new(struct event_base *base,
             errx(1, "out of memory");
     }
     /* The first starts happen in the loop, so that ops->resolved never runs from here. */
-    struct timeval now = { 0, 0 };
+    struct timeval now = {0, 0};
 
     cl->start_timer = evtimer_new(base, on_first_start, cl);
     if (!cl->start_timer || evtimer_add(cl->start_timer, &now) < 0)
@@ -1306,10 +1312,15 @@ struct st_expect {
 static int st_run(const char *name, enum bench_transport tr, int deflate, const struct st_buf *in,
                   size_t split, const struct st_expect *want)
 {
-    static const struct bench_target target = { .host = "127.0.0.1", .port = 1 };
+    static const struct bench_target target = {.host = "127.0.0.1", .port = 1};
     struct bench_client_settings s = {
-        .targets = &target, .n_targets = 1, .prefix = "/sockjs", .transport = tr,
-        .count = 1, .max_inflight = 1, .deflate = deflate,
+        .targets = &target,
+        .n_targets = 1,
+        .prefix = "/sockjs",
+        .transport = tr,
+        .count = 1,
+        .max_inflight = 1,
+        .deflate = deflate,
     };
     struct lat_hist *h = calloc(1, sizeof(*h));
     struct bench_client *cl = client_alloc(&s);
@@ -1334,13 +1345,13 @@ static int st_run(const char *name, enum bench_transport tr, int deflate, const 
         conn_input(c, cl->scratch, n);
         off += n;
     }
-#define ST_CHECK(field, val)                                                                    \
-    do {                                                                                        \
-        if ((int64_t)(field) != (int64_t)(val)) {                                               \
-            warnx("self-test %s (reads of %zu): %s = %lld, expected %lld", name, split, #field, \
-                  (long long)(field), (long long)(val));                                        \
-            bad++;                                                                              \
-        }                                                                                       \
+#define ST_CHECK(field, val)                                                                       \
+    do {                                                                                           \
+        if ((int64_t)(field) != (int64_t)(val)) {                                                  \
+            warnx("self-test %s (reads of %zu): %s = %lld, expected %lld", name, split, #field,    \
+                  (long long)(field), (long long)(val));                                           \
+            bad++;                                                                                 \
+        }                                                                                          \
     } while (0)
     ST_CHECK(cl->ctr.opened, want->opened);
     ST_CHECK(cl->ctr.lost, want->lost);
@@ -1443,9 +1454,13 @@ int bench_client_self_test(void)
     ws_key(ST_KEY_SEED, 0, key);
     ws_accept(key, accept);
     for (int deflate = 0; deflate <= 1; deflate++) {
-        struct st_buf b = { 0 };
-        struct st_expect want = { .opened = 1, .lost = 1, .messages = 3 + 2, .heartbeats = 2,
-                                  .frames = 5, .latencies_min = 1 };
+        struct st_buf b = {0};
+        struct st_expect want = {.opened = 1,
+                                 .lost = 1,
+                                 .messages = 3 + 2,
+                                 .heartbeats = 2,
+                                 .frames = 5,
+                                 .latencies_min = 1};
 
         st_str(&b, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
                    "Connection: Upgrade\r\nSec-WebSocket-Accept: ");
@@ -1477,15 +1492,19 @@ int bench_client_self_test(void)
         struct st_expect split_want = want;
 
         split_want.latencies_min = 0;
-        bad += st_all_splits(deflate ? "websocket+deflate" : "websocket", BENCH_WEBSOCKET,
-                             deflate, &b, &want, &split_want);
+        bad += st_all_splits(deflate ? "websocket+deflate" : "websocket", BENCH_WEBSOCKET, deflate,
+                             &b, &want, &split_want);
         free(b.p);
     }
     {
-        struct st_buf b = { 0 }, body = { 0 };
+        struct st_buf b = {0}, body = {0};
         char prelude[2049], head[128];
-        struct st_expect want = { .opened = 1, .lost = 1, .messages = 3, .heartbeats = 1,
-                                  .frames = 5, .latencies_min = 1 };
+        struct st_expect want = {.opened = 1,
+                                 .lost = 1,
+                                 .messages = 3,
+                                 .heartbeats = 1,
+                                 .frames = 5,
+                                 .latencies_min = 1};
         struct st_expect split_want = want;
 
         memset(prelude, 'h', 2048);
@@ -1512,9 +1531,13 @@ int bench_client_self_test(void)
         free(body.p);
     }
     {
-        struct st_buf b = { 0 };
-        struct st_expect want = { .opened = 1, .lost = 1, .messages = 2, .heartbeats = 1,
-                                  .frames = 4, .latencies_min = 0 };
+        struct st_buf b = {0};
+        struct st_expect want = {.opened = 1,
+                                 .lost = 1,
+                                 .messages = 2,
+                                 .heartbeats = 1,
+                                 .frames = 4,
+                                 .latencies_min = 0};
 
         st_str(&b, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\no\n");
         st_str(&b, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n");

@@ -46,31 +46,31 @@ enum bench_transport { BENCH_WEBSOCKET, BENCH_XHR_STREAMING, BENCH_XHR_POLLING }
 struct bench_client_settings {
     const struct bench_target *targets; /* borrowed; session i uses targets[i % n_targets] */
     int n_targets;
-    const char *prefix;                 /* SockJS prefix, e.g. "/sockjs" */
+    const char *prefix; /* SockJS prefix, e.g. "/sockjs" */
     enum bench_transport transport;
-    long first, count;                  /* this client's sessions: [first, first + count) */
-    int sources;                        /* 0: no bind (kernel's choice) */
-    int port_start;                     /* where the walk over source ports 1024..65535 starts */
-    double rate;                        /* connects per second, 0: only max_inflight limits */
-    int max_inflight;                   /* sessions connecting (not yet open) at once */
-    double connect_timeout;             /* seconds for all sessions to be open or failed */
-    int deflate;                        /* websocket: offer permessage-deflate */
-    const struct bench_jwt *jwt;        /* NULL: no token */
+    long first, count;           /* this client's sessions: [first, first + count) */
+    int sources;                 /* 0: no bind (kernel's choice) */
+    int port_start;              /* where the walk over source ports 1024..65535 starts */
+    double rate;                 /* connects per second, 0: only max_inflight limits */
+    int max_inflight;            /* sessions connecting (not yet open) at once */
+    double connect_timeout;      /* seconds for all sessions to be open or failed */
+    int deflate;                 /* websocket: offer permessage-deflate */
+    const struct bench_jwt *jwt; /* NULL: no token */
 };
 
 struct bench_counters {
-    int64_t opened;        /* sessions that got `o` */
-    int64_t failed;        /* ended before `o` */
-    int64_t lost;          /* ended after `o` */
-    int64_t deflate;       /* websocket sessions with permessage-deflate negotiated */
-    int64_t heartbeats;    /* `h` frames and websocket pings */
-    int64_t messages;      /* elements of `a[...]` frames */
-    int64_t frames;        /* SockJS frames (o, h, a, c) */
-    int64_t wire_bytes;    /* read from the sockets */
-    int64_t payload_bytes; /* SockJS frame bytes after inflating */
+    int64_t opened;         /* sessions that got `o` */
+    int64_t failed;         /* ended before `o` */
+    int64_t lost;           /* ended after `o` */
+    int64_t deflate;        /* websocket sessions with permessage-deflate negotiated */
+    int64_t heartbeats;     /* `h` frames and websocket pings */
+    int64_t messages;       /* elements of `a[...]` frames */
+    int64_t frames;         /* SockJS frames (o, h, a, c) */
+    int64_t wire_bytes;     /* read from the sockets */
+    int64_t payload_bytes;  /* SockJS frame bytes after inflating */
     int64_t inflated_bytes; /* output of inflate (part of payload_bytes) */
-    int64_t reconnects;    /* xhr: new connections after the server closed one */
-    int64_t first_connect_ns, last_open_ns;  /* CLOCK_REALTIME, 0 if none */
+    int64_t reconnects;     /* xhr: new connections after the server closed one */
+    int64_t first_connect_ns, last_open_ns; /* CLOCK_REALTIME, 0 if none */
     int64_t first_message_ns, last_message_ns;
 };
 
@@ -84,9 +84,8 @@ struct bench_client;
 /* Starts connecting; `s` is copied, what it points to and `ops`/`arg`/`hist` must outlive the
  * client. Latencies are added to `hist`. */
 struct bench_client *bench_client_new(struct event_base *base,
-                                      const struct bench_client_settings *s,
-                                      struct lat_hist *hist, const struct bench_client_ops *ops,
-                                      void *arg);
+                                      const struct bench_client_settings *s, struct lat_hist *hist,
+                                      const struct bench_client_ops *ops, void *arg);
 
 /* Closes every connection (not counted as lost) and frees the client. */
 void bench_client_free(struct bench_client *cl);

@@ -136,8 +136,9 @@ size_t bench_jwt_mint(const struct bench_jwt *j, long i, char *out, size_t cap)
     memcpy(out, head, o);
     out[o++] = '.';
     o += bench_base64((const unsigned char *)claims, (size_t)cl, out + o, 1);
-    if (!HMAC(EVP_sha256(), j->secret, (int)strlen(j->secret), (const unsigned char *)out, o,
-              mac, &mac_len) || mac_len != 32)
+    if (!HMAC(EVP_sha256(), j->secret, (int)strlen(j->secret), (const unsigned char *)out, o, mac,
+              &mac_len) ||
+        mac_len != 32)
         errx(1, "HMAC-SHA256 failed");
     out[o++] = '.';
     o += bench_base64(mac, mac_len, out + o, 1);

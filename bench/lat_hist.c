@@ -11,8 +11,8 @@ static unsigned bucket_of(uint64_t v)
         return LAT_HIST_BUCKETS - 1;
     e = 63u - (unsigned)__builtin_clzll(v); /* 7 <= e < 37 */
     /* The top LAT_HIST_SUB_BITS + 1 bits of v: 128..255, i.e. the sub-bucket plus 128. */
-    return (e - LAT_HIST_SUB_BITS + 1) * LAT_HIST_SUB +
-           (unsigned)(v >> (e - LAT_HIST_SUB_BITS)) - LAT_HIST_SUB;
+    return (e - LAT_HIST_SUB_BITS + 1) * LAT_HIST_SUB + (unsigned)(v >> (e - LAT_HIST_SUB_BITS)) -
+           LAT_HIST_SUB;
 }
 
 /* Midpoint of a bucket's value range. */

@@ -84,7 +84,7 @@ struct wmsg {
     struct bench_counters c;
 };
 
-static const char *const transport_names[] = { "websocket", "xhr-streaming", "xhr-polling" };
+static const char *const transport_names[] = {"websocket", "xhr-streaming", "xhr-polling"};
 
 static struct {
     struct bench_target targets[MAX_TARGETS];
@@ -95,7 +95,7 @@ static struct {
     double rate;
     int max_inflight;
     double connect_timeout;
-    double hold;     /* < 0: none */
+    double hold;      /* < 0: none */
     long long expect; /* 0: none */
     double timeout;
     long max_failed;
@@ -111,7 +111,7 @@ static struct {
     .connect_timeout = 120,
     .hold = -1,
     .timeout = 300,
-    .jwt = { .site = "bench", .companies = 1 },
+    .jwt = {.site = "bench", .companies = 1},
 };
 
 /* ---- worker -------------------------------------------------------------------------------- */
@@ -140,7 +140,7 @@ static void write_all(int fd, const void *p, size_t n)
 
 static void report(struct worker_ctx *w, uint32_t type)
 {
-    struct wmsg m = { .type = type, .worker = (uint32_t)w->id };
+    struct wmsg m = {.type = type, .worker = (uint32_t)w->id};
 
     bench_client_counters(w->client, &m.c);
     write_all(w->report_fd, &m, sizeof(m));
@@ -168,8 +168,8 @@ static void on_control(evutil_socket_t fd, short what, void *arg)
 
 static int worker_main(int id, long first, long count, int report_fd, int control_fd)
 {
-    static const struct bench_client_ops ops = { .resolved = on_resolved };
-    struct worker_ctx w = { .id = id, .report_fd = report_fd };
+    static const struct bench_client_ops ops = {.resolved = on_resolved};
+    struct worker_ctx w = {.id = id, .report_fd = report_fd};
     struct bench_client_settings s = {
         .targets = opt.targets,
         .n_targets = opt.n_targets,
@@ -187,7 +187,7 @@ static int worker_main(int id, long first, long count, int report_fd, int contro
     };
     struct lat_hist *hist = calloc(1, sizeof(*hist));
     struct event *ctl, *progress;
-    struct timeval tick = { 0, PROGRESS_MS * 1000 };
+    struct timeval tick = {0, PROGRESS_MS * 1000};
 
     /* The parent handles Ctrl-C for the whole group and tells us through the control pipe. */
     signal(SIGINT, SIG_IGN);
@@ -224,8 +224,8 @@ struct worker {
     struct event *ev;
     struct bench_counters c;
     int resolved, final, gone;
-    size_t got;           /* bytes of the current message/histogram read so far */
-    int want_hist;        /* the next bytes are the histogram */
+    size_t got;    /* bytes of the current message/histogram read so far */
+    int want_hist; /* the next bytes are the histogram */
     union {
         struct wmsg m;
         unsigned char raw[sizeof(struct wmsg)];
@@ -263,8 +263,12 @@ static void sum_counters(struct bench_counters *t)
         t->payload_bytes += c->payload_bytes;
         t->inflated_bytes += c->inflated_bytes;
         t->reconnects += c->reconnects;
-#define MIN_SET(f) if (c->f && (!t->f || c->f < t->f)) t->f = c->f
-#define MAX_SET(f) if (c->f > t->f) t->f = c->f
+#define MIN_SET(f)                                                                                 \
+    if (c->f && (!t->f || c->f < t->f))                                                            \
+    t->f = c->f
+#define MAX_SET(f)                                                                                 \
+    if (c->f > t->f)                                                                               \
+    t->f = c->f
         MIN_SET(first_connect_ns);
         MIN_SET(first_message_ns);
         MAX_SET(last_open_ns);
@@ -276,7 +280,7 @@ static void sum_counters(struct bench_counters *t)
 
 static void stop(const char *why, const char *error)
 {
-    struct timeval grace = { STOP_GRACE_S, 0 };
+    struct timeval grace = {STOP_GRACE_S, 0};
 
     if (P.stopping)
         return;
@@ -303,11 +307,11 @@ static void check_state(void)
         P.ready_printed = 1;
         printf("ready %lld\n", (long long)(t.opened - t.lost));
         fflush(stdout);
-        fprintf(stderr, "loadgen: ready: %lld open, %lld failed\n",
-                (long long)(t.opened - t.lost), (long long)t.failed);
+        fprintf(stderr, "loadgen: ready: %lld open, %lld failed\n", (long long)(t.opened - t.lost),
+                (long long)t.failed);
         if (opt.hold >= 0) {
-            struct timeval tv = { (time_t)opt.hold,
-                                  (suseconds_t)((opt.hold - floor(opt.hold)) * 1e6) };
+            struct timeval tv = {(time_t)opt.hold,
+                                 (suseconds_t)((opt.hold - floor(opt.hold)) * 1e6)};
 
             evtimer_add(P.hold_timer, &tv);
         }
@@ -392,7 +396,7 @@ static void on_hold(evutil_socket_t fd, short what, void *arg)
 
 static void on_deadline(evutil_socket_t fd, short what, void *arg)
 {
-    stop("timeout", !P.ready_printed  ? "--timeout before all sessions were open"
+    stop("timeout", !P.ready_printed ? "--timeout before all sessions were open"
                     : opt.expect > 0 ? "--timeout before --expect messages arrived"
                                      : NULL);
 }
@@ -485,7 +489,7 @@ static struct event *new_event(evutil_socket_t fd, short what, event_callback_fn
 
 static int run(void)
 {
-    struct timeval tick = { 1, 0 }, deadline = { (time_t)opt.timeout, 0 };
+    struct timeval tick = {1, 0}, deadline = {(time_t)opt.timeout, 0};
     int status = 0;
 
     P.w = calloc((size_t)opt.procs, sizeof(*P.w));
@@ -562,8 +566,8 @@ static int run(void)
             close(P.w[k].control_fd);
         close(P.w[k].report_fd);
         event_free(P.w[k].ev);
-        if (waitpid(P.w[k].pid, &ws, 0) == P.w[k].pid &&
-            !(WIFEXITED(ws) && WEXITSTATUS(ws) == 0) && !P.error)
+        if (waitpid(P.w[k].pid, &ws, 0) == P.w[k].pid && !(WIFEXITED(ws) && WEXITSTATUS(ws) == 0) &&
+            !P.error)
             P.error = "a worker process failed";
     }
     print_summary((double)(bench_monotonic_ns() - P.start_ns) / 1e9);
@@ -603,7 +607,6 @@ static void usage(void)
     exit(2);
 }
 
-
 /* Sites go into JSON claims unescaped: keep them plain. */
 static void check_site(const char *s)
 {
@@ -617,26 +620,26 @@ static void check_site(const char *s)
 static void parse_args(int argc, char **argv)
 {
     static const struct option longopts[] = {
-        { "target", required_argument, NULL, 'T' },
-        { "prefix", required_argument, NULL, 'x' },
-        { "sessions", required_argument, NULL, 'n' },
-        { "procs", required_argument, NULL, 'P' },
-        { "sources", required_argument, NULL, 'K' },
-        { "rate", required_argument, NULL, 'r' },
-        { "max-inflight", required_argument, NULL, 'm' },
-        { "connect-timeout", required_argument, NULL, 'c' },
-        { "hold", required_argument, NULL, 'h' },
-        { "expect", required_argument, NULL, 'e' },
-        { "timeout", required_argument, NULL, 't' },
-        { "max-failed", required_argument, NULL, 'f' },
-        { "transport", required_argument, NULL, 'X' },
-        { "deflate", no_argument, NULL, 'd' },
-        { "jwt-secret", required_argument, NULL, 'j' },
-        { "site", required_argument, NULL, 's' },
-        { "users", required_argument, NULL, 'u' },
-        { "companies", required_argument, NULL, 'C' },
-        { "self-test", no_argument, NULL, 'S' },
-        { NULL, 0, NULL, 0 },
+        {"target", required_argument, NULL, 'T'},
+        {"prefix", required_argument, NULL, 'x'},
+        {"sessions", required_argument, NULL, 'n'},
+        {"procs", required_argument, NULL, 'P'},
+        {"sources", required_argument, NULL, 'K'},
+        {"rate", required_argument, NULL, 'r'},
+        {"max-inflight", required_argument, NULL, 'm'},
+        {"connect-timeout", required_argument, NULL, 'c'},
+        {"hold", required_argument, NULL, 'h'},
+        {"expect", required_argument, NULL, 'e'},
+        {"timeout", required_argument, NULL, 't'},
+        {"max-failed", required_argument, NULL, 'f'},
+        {"transport", required_argument, NULL, 'X'},
+        {"deflate", no_argument, NULL, 'd'},
+        {"jwt-secret", required_argument, NULL, 'j'},
+        {"site", required_argument, NULL, 's'},
+        {"users", required_argument, NULL, 'u'},
+        {"companies", required_argument, NULL, 'C'},
+        {"self-test", no_argument, NULL, 'S'},
+        {NULL, 0, NULL, 0},
     };
     int ch, self_test = 0;
 
@@ -648,17 +651,39 @@ static void parse_args(int argc, char **argv)
                 errx(2, "at most %d targets", MAX_TARGETS);
             bench_parse_target(optarg, &opt.targets[opt.n_targets++], "--target");
             break;
-        case 'x': opt.prefix = optarg; break;
-        case 'n': opt.sessions = (long)bench_parse_option_number(optarg, "sessions"); break;
-        case 'P': opt.procs = (int)bench_parse_option_number(optarg, "procs"); break;
-        case 'K': opt.sources = (int)bench_parse_option_number(optarg, "sources"); break;
-        case 'r': opt.rate = bench_parse_option_number(optarg, "rate"); break;
-        case 'm': opt.max_inflight = (int)bench_parse_option_number(optarg, "max-inflight"); break;
-        case 'c': opt.connect_timeout = bench_parse_option_number(optarg, "connect-timeout"); break;
-        case 'h': opt.hold = bench_parse_option_number(optarg, "hold"); break;
-        case 'e': opt.expect = (long long)bench_parse_option_number(optarg, "expect"); break;
-        case 't': opt.timeout = bench_parse_option_number(optarg, "timeout"); break;
-        case 'f': opt.max_failed = (long)bench_parse_option_number(optarg, "max-failed"); break;
+        case 'x':
+            opt.prefix = optarg;
+            break;
+        case 'n':
+            opt.sessions = (long)bench_parse_option_number(optarg, "sessions");
+            break;
+        case 'P':
+            opt.procs = (int)bench_parse_option_number(optarg, "procs");
+            break;
+        case 'K':
+            opt.sources = (int)bench_parse_option_number(optarg, "sources");
+            break;
+        case 'r':
+            opt.rate = bench_parse_option_number(optarg, "rate");
+            break;
+        case 'm':
+            opt.max_inflight = (int)bench_parse_option_number(optarg, "max-inflight");
+            break;
+        case 'c':
+            opt.connect_timeout = bench_parse_option_number(optarg, "connect-timeout");
+            break;
+        case 'h':
+            opt.hold = bench_parse_option_number(optarg, "hold");
+            break;
+        case 'e':
+            opt.expect = (long long)bench_parse_option_number(optarg, "expect");
+            break;
+        case 't':
+            opt.timeout = bench_parse_option_number(optarg, "timeout");
+            break;
+        case 'f':
+            opt.max_failed = (long)bench_parse_option_number(optarg, "max-failed");
+            break;
         case 'X':
             if (strcmp(optarg, "websocket") == 0)
                 opt.transport = BENCH_WEBSOCKET;
@@ -669,13 +694,27 @@ static void parse_args(int argc, char **argv)
             else
                 errx(2, "--transport: websocket, xhr-streaming or xhr-polling");
             break;
-        case 'd': opt.deflate = 1; break;
-        case 'j': opt.jwt.secret = optarg; opt.use_jwt = 1; break;
-        case 's': opt.jwt.site = optarg; break;
-        case 'u': opt.jwt.users = (long)bench_parse_option_number(optarg, "users"); break;
-        case 'C': opt.jwt.companies = (long)bench_parse_option_number(optarg, "companies"); break;
-        case 'S': self_test = 1; break;
-        default: usage();
+        case 'd':
+            opt.deflate = 1;
+            break;
+        case 'j':
+            opt.jwt.secret = optarg;
+            opt.use_jwt = 1;
+            break;
+        case 's':
+            opt.jwt.site = optarg;
+            break;
+        case 'u':
+            opt.jwt.users = (long)bench_parse_option_number(optarg, "users");
+            break;
+        case 'C':
+            opt.jwt.companies = (long)bench_parse_option_number(optarg, "companies");
+            break;
+        case 'S':
+            self_test = 1;
+            break;
+        default:
+            usage();
         }
     }
     if (optind != argc)
@@ -696,8 +735,8 @@ static void parse_args(int argc, char **argv)
     if (opt.procs > opt.sessions)
         opt.procs = (int)opt.sessions;
     if ((opt.sessions + opt.procs - 1) / opt.procs > MAX_PER_PROC)
-        errx(2, "%ld sessions over %d processes: at most %d per process (fd limit)",
-             opt.sessions, opt.procs, MAX_PER_PROC);
+        errx(2, "%ld sessions over %d processes: at most %d per process (fd limit)", opt.sessions,
+             opt.procs, MAX_PER_PROC);
     if (opt.sources < 0)
         opt.sources = (int)((opt.sessions + 49999) / 50000);
     if (opt.sources > 253)

@@ -74,7 +74,7 @@ static void reader(int lfd, int n, long bytes, int ack, int cpu)
 {
     int ep = epoll_create1(0), open_conns = 0, accepted = 0;
     long long got = 0, per_sweep = (long long)n * bytes, acked = 0;
-    struct epoll_event ev = { .events = EPOLLIN }, evs[256];
+    struct epoll_event ev = {.events = EPOLLIN}, evs[256];
     static char buf[65536];
 
     pin(cpu);
@@ -125,16 +125,13 @@ static void reader(int lfd, int n, long bytes, int ack, int cpu)
 int main(int argc, char **argv)
 {
     static const struct option longopts[] = {
-        { "conns", required_argument, NULL, 'n' },
-        { "bytes", required_argument, NULL, 'b' },
-        { "sweeps", required_argument, NULL, 's' },
-        { "cpu-sender", required_argument, NULL, 'S' },
-        { "cpu-reader", required_argument, NULL, 'R' },
-        { NULL, 0, NULL, 0 },
+        {"conns", required_argument, NULL, 'n'},      {"bytes", required_argument, NULL, 'b'},
+        {"sweeps", required_argument, NULL, 's'},     {"cpu-sender", required_argument, NULL, 'S'},
+        {"cpu-reader", required_argument, NULL, 'R'}, {NULL, 0, NULL, 0},
     };
     int n = 1000, sweeps = 2000, cpu_s = -1, cpu_r = -1, ch, lfd, ackp[2], one = 1;
     long bytes = 80;
-    struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(0x7f000001) };
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(0x7f000001)};
     socklen_t sl = sizeof(sa);
     struct rlimit rl;
     struct rusage ru0, ru1;
@@ -142,11 +139,21 @@ int main(int argc, char **argv)
 
     while ((ch = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
         switch (ch) {
-        case 'n': n = atoi(optarg); break;
-        case 'b': bytes = atol(optarg); break;
-        case 's': sweeps = atoi(optarg); break;
-        case 'S': cpu_s = atoi(optarg); break;
-        case 'R': cpu_r = atoi(optarg); break;
+        case 'n':
+            n = atoi(optarg);
+            break;
+        case 'b':
+            bytes = atol(optarg);
+            break;
+        case 's':
+            sweeps = atoi(optarg);
+            break;
+        case 'S':
+            cpu_s = atoi(optarg);
+            break;
+        case 'R':
+            cpu_r = atoi(optarg);
+            break;
         default:
             fprintf(stderr, "usage: loopback_floor [--conns N] [--bytes B] [--sweeps S] "
                             "[--cpu-sender C] [--cpu-reader C]\n");

@@ -52,7 +52,7 @@
 #define TICK_US 1000
 
 enum scope { SCOPE_USER, SCOPE_CLIENT, SCOPE_GLOBAL };
-static const char *const scope_names[] = { "user", "client", "global" };
+static const char *const scope_names[] = {"user", "client", "global"};
 
 static struct {
     struct bench_target api;
@@ -60,7 +60,7 @@ static struct {
     enum scope scope;
     int scope_set;
     const char *site;
-    char *ids_json;  /* "\"a\",\"b\"" from --ids */
+    char *ids_json; /* "\"a\",\"b\"" from --ids */
     long random_users;
     const char *event;
     long data_bytes;
@@ -100,7 +100,7 @@ static struct {
     int64_t start_ns, first_send_ns, last_answer_ns;
     long long sent, accepted, errors, requests, answered_requests;
     long long by_status[600];
-    long n_out;     /* requests in flight */
+    long n_out; /* requests in flight */
     int done_sending;
     const char *error;
     uint64_t rng;
@@ -505,7 +505,6 @@ static void usage(void)
     exit(2);
 }
 
-
 /* Names go into the JSON bodies unescaped: keep them plain. */
 static void check_name(const char *s, const char *what)
 {
@@ -536,30 +535,35 @@ static char *ids_to_json(const char *list)
 static void parse_args(int argc, char **argv)
 {
     static const struct option longopts[] = {
-        { "api", required_argument, NULL, 'a' },
-        { "api-key", required_argument, NULL, 'k' },
-        { "scope", required_argument, NULL, 's' },
-        { "site", required_argument, NULL, 'S' },
-        { "ids", required_argument, NULL, 'i' },
-        { "random-users", required_argument, NULL, 'u' },
-        { "event", required_argument, NULL, 'e' },
-        { "data-bytes", required_argument, NULL, 'd' },
-        { "rate", required_argument, NULL, 'r' },
-        { "batch", required_argument, NULL, 'b' },
-        { "window", required_argument, NULL, 'w' },
-        { "conns", required_argument, NULL, 'c' },
-        { "duration", required_argument, NULL, 'D' },
-        { "count", required_argument, NULL, 'n' },
-        { "timeout", required_argument, NULL, 't' },
-        { "seed", required_argument, NULL, 'z' },
-        { NULL, 0, NULL, 0 },
+        {"api", required_argument, NULL, 'a'},
+        {"api-key", required_argument, NULL, 'k'},
+        {"scope", required_argument, NULL, 's'},
+        {"site", required_argument, NULL, 'S'},
+        {"ids", required_argument, NULL, 'i'},
+        {"random-users", required_argument, NULL, 'u'},
+        {"event", required_argument, NULL, 'e'},
+        {"data-bytes", required_argument, NULL, 'd'},
+        {"rate", required_argument, NULL, 'r'},
+        {"batch", required_argument, NULL, 'b'},
+        {"window", required_argument, NULL, 'w'},
+        {"conns", required_argument, NULL, 'c'},
+        {"duration", required_argument, NULL, 'D'},
+        {"count", required_argument, NULL, 'n'},
+        {"timeout", required_argument, NULL, 't'},
+        {"seed", required_argument, NULL, 'z'},
+        {NULL, 0, NULL, 0},
     };
     int ch, have_api = 0;
 
     while ((ch = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
         switch (ch) {
-        case 'a': bench_parse_target(optarg, &opt.api, "--api"); have_api = 1; break;
-        case 'k': opt.key = optarg; break;
+        case 'a':
+            bench_parse_target(optarg, &opt.api, "--api");
+            have_api = 1;
+            break;
+        case 'k':
+            opt.key = optarg;
+            break;
         case 's':
             opt.scope_set = 1;
             if (strcmp(optarg, "user") == 0)
@@ -571,20 +575,47 @@ static void parse_args(int argc, char **argv)
             else
                 errx(2, "--scope: user, client or global");
             break;
-        case 'S': opt.site = optarg; break;
-        case 'i': opt.ids_json = ids_to_json(optarg); break;
-        case 'u': opt.random_users = (long)bench_parse_option_number(optarg, "random-users"); break;
-        case 'e': opt.event = optarg; break;
-        case 'd': opt.data_bytes = (long)bench_parse_option_number(optarg, "data-bytes"); break;
-        case 'r': opt.rate = bench_parse_option_number(optarg, "rate"); break;
-        case 'b': opt.batch = (long)bench_parse_option_number(optarg, "batch"); break;
-        case 'w': opt.window = (long)bench_parse_option_number(optarg, "window"); break;
-        case 'c': opt.conns = (int)bench_parse_option_number(optarg, "conns"); break;
-        case 'D': opt.duration = bench_parse_option_number(optarg, "duration"); break;
-        case 'n': opt.count = (long long)bench_parse_option_number(optarg, "count"); break;
-        case 't': opt.timeout = bench_parse_option_number(optarg, "timeout"); break;
-        case 'z': opt.seed = (uint64_t)bench_parse_option_number(optarg, "seed"); break;
-        default: usage();
+        case 'S':
+            opt.site = optarg;
+            break;
+        case 'i':
+            opt.ids_json = ids_to_json(optarg);
+            break;
+        case 'u':
+            opt.random_users = (long)bench_parse_option_number(optarg, "random-users");
+            break;
+        case 'e':
+            opt.event = optarg;
+            break;
+        case 'd':
+            opt.data_bytes = (long)bench_parse_option_number(optarg, "data-bytes");
+            break;
+        case 'r':
+            opt.rate = bench_parse_option_number(optarg, "rate");
+            break;
+        case 'b':
+            opt.batch = (long)bench_parse_option_number(optarg, "batch");
+            break;
+        case 'w':
+            opt.window = (long)bench_parse_option_number(optarg, "window");
+            break;
+        case 'c':
+            opt.conns = (int)bench_parse_option_number(optarg, "conns");
+            break;
+        case 'D':
+            opt.duration = bench_parse_option_number(optarg, "duration");
+            break;
+        case 'n':
+            opt.count = (long long)bench_parse_option_number(optarg, "count");
+            break;
+        case 't':
+            opt.timeout = bench_parse_option_number(optarg, "timeout");
+            break;
+        case 'z':
+            opt.seed = (uint64_t)bench_parse_option_number(optarg, "seed");
+            break;
+        default:
+            usage();
         }
     }
     if (optind != argc || !have_api || !opt.key || !opt.scope_set || opt.batch < 1 ||
@@ -605,13 +636,14 @@ static void parse_args(int argc, char **argv)
         opt.duration = 10;
     if (opt.timeout < 0)
         opt.timeout = (opt.duration > 0 ? opt.duration
-                       : opt.rate > 0 ? (double)opt.count / opt.rate
-                                      : 60) + 30;
+                       : opt.rate > 0   ? (double)opt.count / opt.rate
+                                        : 60) +
+                      30;
 }
 
 int main(int argc, char **argv)
 {
-    struct timeval tick = { 0, TICK_US };
+    struct timeval tick = {0, TICK_US};
     struct timeval deadline;
     int status;
 

@@ -12,7 +12,10 @@ struct gw_buf {
     size_t cap;
 };
 
-#define GW_BUF_INIT {NULL, 0, 0}
+#define GW_BUF_INIT                                                                                \
+    {                                                                                              \
+        NULL, 0, 0                                                                                 \
+    }
 
 /* Makes room for `more` bytes after len; returns a pointer to that room. */
 char *gw_buf_reserve(struct gw_buf *b, size_t more);

@@ -15,8 +15,8 @@ int gw_log_parse_level(const char *name, enum gw_log_level *out);
 /* A condition that may repeat thousands of times a second (out of descriptors, a flood of bad
  * requests) is logged at most once per interval, saying how many were not. */
 struct gw_log_gate {
-    uint64_t next_ms;     /* monotonic time before which lines are held back */
-    uint64_t suppressed;  /* held back since the last line */
+    uint64_t next_ms;    /* monotonic time before which lines are held back */
+    uint64_t suppressed; /* held back since the last line */
 };
 
 /* Whether to log now (at most once per interval_ms); when it returns true, *suppressed is

@@ -14,7 +14,10 @@ struct gw_pool {
     size_t max; /* parked objects beyond this are freed */
 };
 
-#define GW_POOL_INIT(max) {NULL, 0, (max)}
+#define GW_POOL_INIT(max)                                                                          \
+    {                                                                                              \
+        NULL, 0, (max)                                                                             \
+    }
 
 /* A parked object (contents as left, but for its first pointer-sized bytes), or a new
  * uninitialised one of `size` bytes. */

@@ -14,8 +14,7 @@ struct gw_ratelimit_entry {
     uint32_t millitokens;
 };
 
-void gw_ratelimit_init(struct gw_ratelimit *rl, uint32_t rate_per_s, uint32_t burst,
-                       size_t entries)
+void gw_ratelimit_init(struct gw_ratelimit *rl, uint32_t rate_per_s, uint32_t burst, size_t entries)
 {
     memset(rl, 0, sizeof(*rl));
     rl->rate = rate_per_s;

@@ -11,9 +11,9 @@
 #ifndef GW_RATELIMIT_H
 #define GW_RATELIMIT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <stdbool.h>
 
 #define GW_RATELIMIT_WAYS 4
 

@@ -13,9 +13,9 @@
 
 struct gw_sha1 {
     uint32_t h[5];
-    uint64_t total;   /* bytes hashed so far */
+    uint64_t total; /* bytes hashed so far */
     uint8_t block[64];
-    size_t used;      /* bytes in block */
+    size_t used; /* bytes in block */
 };
 
 void gw_sha1_init(struct gw_sha1 *s);

@@ -5,22 +5,26 @@
  * object to have been freed (checked: a leak still shows).
  *
  * Under AddressSanitizer (GW_ASAN) every object is its own malloc instead, so that
- * use-after-free and overflows of these objects are still caught. One loop per process: no locks. */
+ * use-after-free and overflows of these objects are still caught. One loop per process: no locks.
+ */
 #ifndef GW_SLAB_H
 #define GW_SLAB_H
 
 #include <stddef.h>
 
 struct gw_slab {
-    size_t size;       /* object size, a multiple of 8 */
-    void *free;        /* freed objects, linked through their first bytes */
-    char *next;        /* uncarved room in the newest chunk */
-    size_t left;       /* bytes of that room */
-    void *chunks;      /* every chunk, linked through its first bytes */
-    size_t live;       /* objects handed out and not freed */
+    size_t size;  /* object size, a multiple of 8 */
+    void *free;   /* freed objects, linked through their first bytes */
+    char *next;   /* uncarved room in the newest chunk */
+    size_t left;  /* bytes of that room */
+    void *chunks; /* every chunk, linked through its first bytes */
+    size_t live;  /* objects handed out and not freed */
 };
 
-#define GW_SLAB_INIT(obj_size) {((obj_size) + 7) & ~(size_t)7, NULL, NULL, 0, NULL, 0}
+#define GW_SLAB_INIT(obj_size)                                                                     \
+    {                                                                                              \
+        ((obj_size) + 7) & ~(size_t)7, NULL, NULL, 0, NULL, 0                                      \
+    }
 
 /* A slab of objects of `size` bytes (rounded up to 8). */
 void gw_slab_init(struct gw_slab *s, size_t size);

@@ -24,7 +24,8 @@ static void arm(struct gw_timerq *q, uint64_t now)
 {
     struct gw_timer *head = GW_CONTAINER_OF(q->timers.next, struct gw_timer, node);
     uint64_t wait = head->deadline_ms > now ? head->deadline_ms - now : 0;
-    struct timeval tv = {.tv_sec = (time_t)(wait / 1000), .tv_usec = (suseconds_t)(wait % 1000) * 1000};
+    struct timeval tv = {.tv_sec = (time_t)(wait / 1000),
+                         .tv_usec = (suseconds_t)(wait % 1000) * 1000};
     event_add(q->ev, &tv);
 }
 

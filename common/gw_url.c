@@ -58,8 +58,7 @@ long gw_query_param(const char *query, size_t query_len, const char *name, char 
     return (long)n;
 }
 
-const char *gw_query_param_raw(const char *query, size_t query_len, const char *name,
-                               size_t *len)
+const char *gw_query_param_raw(const char *query, size_t query_len, const char *name, size_t *len)
 {
     return find_param(query, query_len, name, len);
 }

@@ -14,7 +14,6 @@ long gw_query_param(const char *query, size_t query_len, const char *name, char 
 
 /* The value of parameter `name` as it stands in query (not decoded; *len bytes, not
  * NUL-terminated), or NULL when absent: for comparing a value byte for byte, at any length. */
-const char *gw_query_param_raw(const char *query, size_t query_len, const char *name,
-                               size_t *len);
+const char *gw_query_param_raw(const char *query, size_t query_len, const char *name, size_t *len);
 
 #endif

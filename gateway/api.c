@@ -12,8 +12,7 @@
 #include "gw_alloc.h"
 #include "gw_log.h"
 
-static void respond_json(const struct tp_request *req, int status, const char *reason,
-                         json_t *body)
+static void respond_json(const struct tp_request *req, int status, const char *reason, json_t *body)
 {
     char *text = json_dumps(body, JSON_COMPACT);
     json_decref(body);
@@ -53,10 +52,9 @@ static void new_id(char out[37])
     }
     b[6] = (uint8_t)((b[6] & 0x0f) | 0x40);
     b[8] = (uint8_t)((b[8] & 0x3f) | 0x80);
-    snprintf(out, 37,
-             "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1],
-             b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14],
-             b[15]);
+    snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0],
+             b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13],
+             b[14], b[15]);
 }
 
 static void publish(struct gw_api *api, const struct tp_request *req)
@@ -147,15 +145,15 @@ static void stats(struct gw_api *api, const struct tp_request *req)
         (json_int_t)d->auth_failures, "malformed_messages", (json_int_t)d->malformed_messages,
         "deliveries", (json_int_t)d->deliveries, "filtered", (json_int_t)d->filtered, "hub",
         "channels", (json_int_t)h->channels, "subscriptions", (json_int_t)h->subscriptions,
-        "publishes", (json_int_t)h->publishes, "messages", (json_int_t)h->messages,
-        "deliveries", (json_int_t)h->deliveries, "deferred", (json_int_t)h->deferred, "slices",
+        "publishes", (json_int_t)h->publishes, "messages", (json_int_t)h->messages, "deliveries",
+        (json_int_t)h->deliveries, "deferred", (json_int_t)h->deferred, "slices",
         (json_int_t)h->slices, "queued", (json_int_t)h->queued, "engine", "name", engine->ops->name,
-        "available", pubsub_node_available(api->node), "published",
-        (json_int_t)e->published, "delivered", (json_int_t)e->delivered, "dropped",
-        (json_int_t)e->dropped, "malformed", (json_int_t)e->malformed, "reconnects",
-        (json_int_t)e->reconnects, "api", "requests", (json_int_t)api->requests, "publishes",
-        (json_int_t)api->publishes, "rejected", (json_int_t)api->rejected, "unauthorized",
-        (json_int_t)api->unauthorized, "unavailable", (json_int_t)api->unavailable);
+        "available", pubsub_node_available(api->node), "published", (json_int_t)e->published,
+        "delivered", (json_int_t)e->delivered, "dropped", (json_int_t)e->dropped, "malformed",
+        (json_int_t)e->malformed, "reconnects", (json_int_t)e->reconnects, "api", "requests",
+        (json_int_t)api->requests, "publishes", (json_int_t)api->publishes, "rejected",
+        (json_int_t)api->rejected, "unauthorized", (json_int_t)api->unauthorized, "unavailable",
+        (json_int_t)api->unavailable);
     const struct gw_accept_stats *a = &api->sockjs->accept_stats;
     json_object_set_new(
         body, "listener",
@@ -163,13 +161,12 @@ static void stats(struct gw_api *api, const struct tp_request *req)
                   "max", (json_int_t)api->sockjs->max_connections, "accepted",
                   (json_int_t)a->accepted, "refused_limit", (json_int_t)a->refused_limit,
                   "refused_draining", (json_int_t)a->refused_drain, "accept_pauses",
-                  (json_int_t)a->paused, "accept_paused", api->sockjs->accept_paused,
-                  "draining", gw_server_draining(api->sockjs)));
+                  (json_int_t)a->paused, "accept_paused", api->sockjs->accept_paused, "draining",
+                  gw_server_draining(api->sockjs)));
     respond_json(req, 200, "OK", body);
 }
 
-void gw_api_route(struct gw_server *srv, struct tp_request *req, const char *path,
-                  size_t path_len)
+void gw_api_route(struct gw_server *srv, struct tp_request *req, const char *path, size_t path_len)
 {
     struct gw_api *api = srv->route_arg;
     api->requests++;

@@ -13,13 +13,12 @@ struct gw_api {
     struct gw_server *sockjs; /* for session counts in stats */
     uint64_t requests;
     uint64_t publishes;
-    uint64_t rejected;   /* 400/413 */
+    uint64_t rejected; /* 400/413 */
     uint64_t unauthorized;
     uint64_t unavailable; /* 503 */
 };
 
 /* The route function of the API's gw_server; route_arg is the gw_api. */
-void gw_api_route(struct gw_server *srv, struct tp_request *req, const char *path,
-                  size_t path_len);
+void gw_api_route(struct gw_server *srv, struct tp_request *req, const char *path, size_t path_len);
 
 #endif

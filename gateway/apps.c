@@ -4,9 +4,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "delivery.h"
 #include "gw_alloc.h"
 #include "gw_log.h"
-#include "delivery.h"
 #include "gw_timerq.h"
 
 /* ---- echo ----------------------------------------------------------------------------------- */
@@ -92,8 +92,7 @@ struct broadcast {
     size_t count, cap;
 };
 
-static void broadcast_open(void *app, struct sockjs_session *s,
-                           const struct sockjs_open_info *info)
+static void broadcast_open(void *app, struct sockjs_session *s, const struct sockjs_open_info *info)
 {
     (void)info;
     struct broadcast *b = app;

@@ -23,15 +23,27 @@ struct opt {
     enum opt_type type;
     size_t offset;
     uint32_t min;
-    uint32_t max;       /* OPT_LIST: capacity */
-    const char *arg;    /* placeholder in --help */
+    uint32_t max;    /* OPT_LIST: capacity */
+    const char *arg; /* placeholder in --help */
     const char *help;
 };
 
-#define U32(n, field, lo, hi, h) {n, OPT_U32, offsetof(struct gw_config, field), lo, hi, "N", h}
-#define STR(n, field, a, h) {n, OPT_STR, offsetof(struct gw_config, field), 0, 0, a, h}
-#define FLAG(n, field, h) {n, OPT_FLAG, offsetof(struct gw_config, field), 0, 0, NULL, h}
-#define LIST(n, field, cap, a, h) {n, OPT_LIST, offsetof(struct gw_config, field), 0, cap, a, h}
+#define U32(n, field, lo, hi, h)                                                                   \
+    {                                                                                              \
+        n, OPT_U32, offsetof(struct gw_config, field), lo, hi, "N", h                              \
+    }
+#define STR(n, field, a, h)                                                                        \
+    {                                                                                              \
+        n, OPT_STR, offsetof(struct gw_config, field), 0, 0, a, h                                  \
+    }
+#define FLAG(n, field, h)                                                                          \
+    {                                                                                              \
+        n, OPT_FLAG, offsetof(struct gw_config, field), 0, 0, NULL, h                              \
+    }
+#define LIST(n, field, cap, a, h)                                                                  \
+    {                                                                                              \
+        n, OPT_LIST, offsetof(struct gw_config, field), 0, cap, a, h                               \
+    }
 
 static const struct opt options[] = {
     LIST("listen", listen, GW_MAX_LISTEN, "ADDR:PORT[,proxy][,trusted]",
@@ -42,8 +54,7 @@ static const struct opt options[] = {
     STR("sockjs-url", sockjs_url, "URL",
         "client library URL in iframe.html (default: the gateway's own copy)"),
     U32("heartbeat-ms", heartbeat_ms, 1, UINT32_MAX, "heartbeat delay"),
-    U32("disconnect-delay-ms", disconnect_ms, 1, UINT32_MAX,
-        "session lifetime without a receiver"),
+    U32("disconnect-delay-ms", disconnect_ms, 1, UINT32_MAX, "session lifetime without a receiver"),
     U32("response-limit", response_limit, 1, UINT32_MAX, "bytes after which a stream ends"),
     FLAG("cookie-needed", cookie_needed, "JSESSIONID cookie handling"),
     FLAG("no-websocket", no_websocket, "disable the websocket transports"),
@@ -100,7 +111,8 @@ static const struct opt options[] = {
     U32("publish-slice-us", publish_slice_us, 0, UINT32_MAX,
         "delivery time per loop turn for publishes of many channels; the rest continues on "
         "the next turn, after pending I/O; 0: every publish delivered at once"),
-    U32("max-name-bytes", max_name_bytes, 1, PUBSUB_NAME_MAX_BYTES, "one site, id or event name (400)"),
+    U32("max-name-bytes", max_name_bytes, 1, PUBSUB_NAME_MAX_BYTES,
+        "one site, id or event name (400)"),
     U32("max-data-bytes", max_data_bytes, 1, UINT32_MAX, "data of one publish (413)"),
     LIST("engine", engines, GW_MAX_ENGINES, "URL",
          "local, or redis://HOST:PORT (repeatable: shards)"),

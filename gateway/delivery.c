@@ -57,7 +57,7 @@ struct delivery_session {
             uint32_t in_grace; /* the deadline is the grace period's end, not exp */
         } expiry;
     };
-    struct filters *filters;  /* NULL: everything */
+    struct filters *filters; /* NULL: everything */
 };
 
 /* The state follows from the subscriptions (a byte for it would cost 8 with padding):
@@ -181,7 +181,8 @@ static void on_hub_message(void *arg, struct pubsub_sub *sub, struct pubsub_mess
     struct gw_delivery *d = arg;
     int which = sub_index(msg->scope);
     struct delivery_session *ds =
-        (struct delivery_session *)((char *)(sub - which) - offsetof(struct delivery_session, subs));
+        (struct delivery_session *)((char *)(sub - which) -
+                                    offsetof(struct delivery_session, subs));
     if (!wanted(ds, msg->event)) {
         d->stats.filtered++;
         return;
@@ -305,9 +306,9 @@ static void on_open(void *app, struct sockjs_session *s, const struct sockjs_ope
     d->stats.sessions++;
 
     char value[GW_JWT_MAX_LEN + 1];
-    long n = info->query ? gw_query_param(info->query, info->query_len, "token", value,
-                                          sizeof(value))
-                         : GW_URL_ABSENT;
+    long n = info->query
+                 ? gw_query_param(info->query, info->query_len, "token", value, sizeof(value))
+                 : GW_URL_ABSENT;
     if (n == GW_URL_TOO_LONG) {
         /* Longer than any token we accept: refused like any other bad token. */
         d->stats.auth_failures++;

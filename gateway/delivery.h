@@ -14,12 +14,12 @@ struct event_base;
 struct gw_delivery;
 
 struct gw_delivery_stats {
-    uint64_t sessions;        /* opened */
+    uint64_t sessions; /* opened */
     uint64_t authenticated;
     uint64_t auth_failures;
-    uint64_t malformed_messages;   /* malformed client messages */
-    uint64_t deliveries;      /* messages handed to sessions */
-    uint64_t filtered;        /* messages a session's filter held back */
+    uint64_t malformed_messages; /* malformed client messages */
+    uint64_t deliveries;         /* messages handed to sessions */
+    uint64_t filtered;           /* messages a session's filter held back */
 };
 
 /* Creates the delivery as the subscriber of node's hub (pubsub_node_set_subscriber). */

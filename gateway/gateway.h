@@ -44,9 +44,9 @@ typedef void (*gw_route_fn)(struct gw_server *srv, struct tp_request *req, const
 /* What the listeners did with connections, for /api/stats. */
 struct gw_accept_stats {
     uint64_t accepted;
-    uint64_t refused_limit;  /* over --max-connections: answered 503 and closed */
-    uint64_t refused_drain;  /* requests answered 503 while draining */
-    uint64_t paused;         /* times accepting paused for lack of descriptors */
+    uint64_t refused_limit; /* over --max-connections: answered 503 and closed */
+    uint64_t refused_drain; /* requests answered 503 while draining */
+    uint64_t paused;        /* times accepting paused for lack of descriptors */
 };
 
 struct gw_drain;
@@ -63,16 +63,16 @@ struct gw_server {
     struct event *accept_resume; /* re-enables accepting after running out of descriptors */
     uint32_t accept_backoff_ms;  /* pause after the last EMFILE; 0 while accepting */
     bool accept_paused;
-    uint32_t max_connections;    /* gw_config_max_connections() */
+    uint32_t max_connections; /* gw_config_max_connections() */
     struct gw_log_gate accept_log;
     struct gw_log_gate refuse_log;
     struct gw_accept_stats accept_stats;
-    struct gw_drain *drain;      /* non-NULL once draining (SIGTERM) */
+    struct gw_drain *drain; /* non-NULL once draining (SIGTERM) */
     struct gw_route routes[GW_MAX_ROUTES];
     size_t n_routes;
-    size_t n_conns;              /* open connections */
-    struct event *turn_end;      /* low priority: runs after the turn's I/O callbacks */
-    struct gw_conn_set conns;    /* the connection module's own (http_conn.h) */
+    size_t n_conns;           /* open connections */
+    struct event *turn_end;   /* low priority: runs after the turn's I/O callbacks */
+    struct gw_conn_set conns; /* the connection module's own (http_conn.h) */
 };
 
 /* Listens on every address of `specs`, logging "<label> ADDR:PORT" for each (the real port

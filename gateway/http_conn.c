@@ -79,7 +79,8 @@ static void set_events(struct gw_conn *c, unsigned events)
         return;
     c->events = (uint8_t)events;
     struct epoll_event ev = {
-        .events = (events & EV_READ ? EPOLLIN | EPOLLRDHUP : 0) | (events & EV_WRITE ? EPOLLOUT : 0),
+        .events =
+            (events & EV_READ ? EPOLLIN | EPOLLRDHUP : 0) | (events & EV_WRITE ? EPOLLOUT : 0),
         .data.ptr = c,
     };
     /* A connection stays in the set with no events rather than being removed and re-added;

@@ -51,18 +51,18 @@ struct conn_client {
 struct gw_conn {
     struct tp_conn base;
     struct gw_server *srv;
-    struct gw_list node;          /* gw_conn_set.live; .dead once closed */
-    struct gw_timer timer;        /* header, idle or linger timeout */
-    struct gw_outq *out;          /* NULL while nothing is queued */
+    struct gw_list node;   /* gw_conn_set.live; .dead once closed */
+    struct gw_timer timer; /* header, idle or linger timeout */
+    struct gw_outq *out;   /* NULL while nothing is queued */
     struct http_req *req;
-    struct leftover *leftover;    /* input not consumed yet, NULL when none */
+    struct leftover *leftover; /* input not consumed yet, NULL when none */
     int fd;
-    uint8_t events;               /* EV_READ/EV_WRITE wanted from the epoll set */
+    uint8_t events; /* EV_READ/EV_WRITE wanted from the epoll set */
     uint8_t state;
     uint8_t flags;
     const struct tp_handler_ops *h_ops;
     void *h;
-    struct conn_client *client;   /* NULL unless a proxy told us the client's address */
+    struct conn_client *client; /* NULL unless a proxy told us the client's address */
 };
 
 /* ---- http_conn.c --------------------------------------------------------------------------- */

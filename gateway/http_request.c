@@ -51,19 +51,19 @@ enum chunk_scan {
 /* Exists only while a request is being read or dispatched. */
 struct http_req {
     http_parser parser;
-    struct gw_buf raw;      /* url, then header names and values */
+    struct gw_buf raw; /* url, then header names and values */
     struct gw_buf body;
     struct header_ref *headers;
     uint32_t n_headers;
     uint32_t url_len;
     uint32_t header_bytes;
-    bool in_value;          /* the last header callback was a value */
+    bool in_value; /* the last header callback was a value */
     bool headers_done;
     bool complete;
-    uint8_t line_scan;      /* enum line_scan: where scan_header_lines is in the head */
-    uint8_t chunk_scan;     /* enum chunk_scan: where check_chunked is in the body */
-    uint64_t chunk_left;    /* bytes of the current chunk's data still to come */
-    int error_status;       /* set by a callback that refused the request */
+    uint8_t line_scan;        /* enum line_scan: where scan_header_lines is in the head */
+    uint8_t chunk_scan;       /* enum chunk_scan: where check_chunked is in the body */
+    uint64_t chunk_left;      /* bytes of the current chunk's data still to come */
+    int error_status;         /* set by a callback that refused the request */
     const char *error_reason; /* with error_status */
 };
 
@@ -274,8 +274,8 @@ static bool has_header_value(const struct http_req *r, const char *name, const c
     return false;
 }
 
-static bool header_name_is(const struct http_req *r, const struct header_ref *h,
-                           const char *name, size_t len)
+static bool header_name_is(const struct http_req *r, const struct header_ref *h, const char *name,
+                           size_t len)
 {
     return h->name_len == len && strncasecmp(r->raw.data + h->name_off, name, len) == 0;
 }
@@ -497,8 +497,7 @@ static void dispatch(struct gw_conn *c)
     c->state = ST_BUSY;
     gw_timer_stop(&c->timer);
     GW_DEBUG("%s: %s %.*s", gw_conn__peer_name(c), req.method, (int)r->url_len, r->raw.data);
-    c->srv->route(c->srv, &req, r->raw.data + u.field_data[UF_PATH].off,
-                     u.field_data[UF_PATH].len);
+    c->srv->route(c->srv, &req, r->raw.data + u.field_data[UF_PATH].off, u.field_data[UF_PATH].len);
     /* The request view ends with this call (transports copy what they keep), so a long poll
      * or a stream waits without a parser and header storage: ~1.5 KB less per such session. */
     if (c->req == r)
@@ -510,8 +509,7 @@ static void dispatch(struct gw_conn *c)
  * "Transfer-Encoding: chunked" in the callbacks), or, right after the start line, as part of
  * the first field name. RFC 9112 5.2 and 2.2 let a server reject both; we do, so scan the
  * head's bytes for them as they arrive. Returns false on such a line. */
-static bool scan_header_lines(struct http_req *r, const uint8_t *data, size_t len,
-                              size_t *head_len)
+static bool scan_header_lines(struct http_req *r, const uint8_t *data, size_t len, size_t *head_len)
 {
     const uint8_t *p = data, *end = data + len;
     *head_len = len;
@@ -606,7 +604,8 @@ static bool check_chunked(struct http_req *r, const uint8_t *data, size_t len)
             r->chunk_scan = r->chunk_left ? CHUNK_DATA : CHUNK_TRAILER_START;
             break;
         case CHUNK_DATA: {
-            size_t n = (size_t)(end - p) < r->chunk_left ? (size_t)(end - p) : (size_t)r->chunk_left;
+            size_t n =
+                (size_t)(end - p) < r->chunk_left ? (size_t)(end - p) : (size_t)r->chunk_left;
             r->chunk_left -= n;
             p += n;
             if (r->chunk_left == 0)
@@ -670,7 +669,8 @@ size_t gw_conn__parse_request(struct gw_conn *c, uint8_t *data, size_t len)
     enum http_errno err = HTTP_PARSER_ERRNO(&r->parser);
     /* Before the body is acted on: the bytes http-parser took as its chunked framing. */
     if (r->headers_done && !r->error_status && (r->parser.flags & F_CHUNKED) &&
-        !r->parser.upgrade && used > head_len && !check_chunked(r, data + head_len, used - head_len)) {
+        !r->parser.upgrade && used > head_len &&
+        !check_chunked(r, data + head_len, used - head_len)) {
         gw_conn__fail_request(c, 400, "malformed chunked body framing");
         return len;
     }
@@ -697,4 +697,3 @@ size_t gw_conn__parse_request(struct gw_conn *c, uint8_t *data, size_t len)
     }
     return used;
 }
-

@@ -58,9 +58,8 @@ void info_iframe_handle(const struct tp_request *req)
 {
     struct gw_buf body = GW_BUF_INIT;
     char url[1024];
-    sockjs_iframe_body(absolute_url(req, sockjs_server_options(req->server)->sockjs_url, url,
-                                    sizeof(url)),
-                       &body);
+    sockjs_iframe_body(
+        absolute_url(req, sockjs_server_options(req->server)->sockjs_url, url, sizeof(url)), &body);
     tp_respond_immutable(req, "text/html; charset=UTF-8", body.data, body.len, false);
     gw_buf_release(&body);
 }

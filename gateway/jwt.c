@@ -6,9 +6,9 @@
 #include <string.h>
 
 #include <jansson.h>
+#include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <openssl/core_names.h>
 #include <openssl/params.h>
 
 #include "gw_alloc.h"
@@ -232,9 +232,8 @@ static int copy_events(const json_t *claims, struct gw_identity *id)
     size_t n = json_array_size(events);
     for (size_t i = 0; i < n; i++) {
         const json_t *e = json_array_get(events, i);
-        if (!json_is_string(e) ||
-            !pubsub_name_valid(json_string_value(e), json_string_length(e), GW_JWT_MAX_EVENT_LEN,
-                               PUBSUB_NAME_ID))
+        if (!json_is_string(e) || !pubsub_name_valid(json_string_value(e), json_string_length(e),
+                                                     GW_JWT_MAX_EVENT_LEN, PUBSUB_NAME_ID))
             return GW_JWT_MISSING_CLAIM;
     }
     /* Non-NULL even when empty: an empty filter differs from none. */
@@ -281,8 +280,8 @@ static int read_claims(const json_t *claims, int64_t now, uint32_t leeway_s, str
     return rc;
 }
 
-static int verify_token(const char *token, size_t len, const char *const *secrets,
-                        size_t n_secrets, int64_t now, uint32_t leeway_s, struct gw_identity *out)
+static int verify_token(const char *token, size_t len, const char *const *secrets, size_t n_secrets,
+                        int64_t now, uint32_t leeway_s, struct gw_identity *out)
 {
     memset(out, 0, sizeof(*out));
     if (len > GW_JWT_MAX_LEN)

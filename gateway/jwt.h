@@ -20,7 +20,7 @@ struct gw_identity {
     char user[GW_JWT_MAX_CLAIM_LEN + 1];   /* sub: string, or integer claim as decimal text */
     char client[GW_JWT_MAX_CLAIM_LEN + 1]; /* client: string or integer as decimal text */
     char site[GW_JWT_MAX_CLAIM_LEN + 1];   /* site: string */
-    int64_t exp;   /* seconds since the epoch */
+    int64_t exp;                           /* seconds since the epoch */
     char **events; /* NULL-less array of n_events strings, or NULL when the claim is absent */
     size_t n_events;
 };

@@ -102,7 +102,7 @@ int main(int argc, char **argv)
     struct gw_apps *apps = gw_apps_new(&srv, &cfg, delivery);
     int status = 0;
     if (gw_server_listen(&srv, &cfg.listen, "listening on") != 0 ||
-               (!cfg.test_app && gw_server_listen(&api_srv, &cfg.api_listen, "publish API on") != 0)) {
+        (!cfg.test_app && gw_server_listen(&api_srv, &cfg.api_listen, "publish API on") != 0)) {
         status = 1;
     } else {
         if (!cfg.test_app && !cfg.api_key[0])

@@ -2,9 +2,9 @@
  * transports. */
 #include <string.h>
 
+#include "eventsource.h"
 #include "gateway.h"
 #include "gw_log.h"
-#include "eventsource.h"
 #include "htmlfile.h"
 #include "info.h"
 #include "jsonp.h"

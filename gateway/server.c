@@ -1,13 +1,13 @@
+#include <arpa/inet.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 #include <sys/socket.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <arpa/inet.h>
+#include <unistd.h>
 
 #include <event2/event.h>
 #include <event2/listener.h>
@@ -17,8 +17,8 @@
 #include "gw_log.h"
 #include "gw_net.h"
 #include "gw_timerq.h"
-#include "sockjs_session.h"
 #include "http_conn.h"
+#include "sockjs_session.h"
 
 static void on_turn_end(evutil_socket_t fd, short what, void *arg)
 {
@@ -39,8 +39,8 @@ void gw_server_init(struct gw_server *srv, struct event_base *base, const struct
     srv->max_connections = gw_config_max_connections(cfg);
     srv->turn_end = event_new(base, -1, 0, on_turn_end, srv);
     GW_ASSERT(srv->turn_end != NULL);
-    /* Lowest priority (main sets up three; I/O gets the middle one): queued output is written once, after every I/O callback of the
-     * loop turn has added to it. */
+    /* Lowest priority (main sets up three; I/O gets the middle one): queued output is written once,
+     * after every I/O callback of the loop turn has added to it. */
     event_priority_set(srv->turn_end, 2);
     gw_conn_set_init(srv);
 }
@@ -128,11 +128,11 @@ static void on_accept_error(struct evconnlistener *l, void *arg)
     /* Out of descriptors (or kernel memory): retrying at once would spin. The listeners
      * pause, the kernel's backlog holds new connections, and a timer retries, backing off
      * while the shortage lasts; open connections are served as before. */
-    srv->accept_backoff_ms = srv->accept_backoff_ms
-                                 ? (srv->accept_backoff_ms * 2 > ACCEPT_BACKOFF_MAX_MS
-                                        ? ACCEPT_BACKOFF_MAX_MS
-                                        : srv->accept_backoff_ms * 2)
-                                 : ACCEPT_BACKOFF_FIRST_MS;
+    srv->accept_backoff_ms =
+        srv->accept_backoff_ms
+            ? (srv->accept_backoff_ms * 2 > ACCEPT_BACKOFF_MAX_MS ? ACCEPT_BACKOFF_MAX_MS
+                                                                  : srv->accept_backoff_ms * 2)
+            : ACCEPT_BACKOFF_FIRST_MS;
     srv->accept_stats.paused++;
     set_accepting(srv, false);
     struct timeval tv = {.tv_sec = srv->accept_backoff_ms / 1000,
@@ -140,8 +140,8 @@ static void on_accept_error(struct evconnlistener *l, void *arg)
     event_add(srv->accept_resume, &tv);
     uint64_t held;
     if (gw_log_gate_open(&srv->accept_log, 10000, &held))
-        GW_WARN("accept failed: %s (%zu connections); accepting paused, retried in %u ms; %"
-                PRIu64 " more such pauses since the last such line",
+        GW_WARN("accept failed: %s (%zu connections); accepting paused, retried in %u ms; %" PRIu64
+                " more such pauses since the last such line",
                 strerror(err), srv->n_conns, srv->accept_backoff_ms, held);
 }
 
@@ -258,9 +258,9 @@ struct gw_drain {
     struct gw_server *srv;
     struct event *tick;
     uint64_t start_ms;
-    uint32_t window_ms;   /* --drain-ms: closes are spread over this */
-    uint32_t grace_ms;    /* then the last bytes get this long (--linger-ms) */
-    size_t total;         /* connections open when the drain began */
+    uint32_t window_ms; /* --drain-ms: closes are spread over this */
+    uint32_t grace_ms;  /* then the last bytes get this long (--linger-ms) */
+    size_t total;       /* connections open when the drain began */
     size_t told;
     uint64_t first_told_ms, last_told_ms;
     void (*done)(void *arg);

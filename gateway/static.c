@@ -30,8 +30,7 @@ bool gw_static_handle(const struct tp_request *req, const char *path, size_t len
         if (!get || !a)
             return false;
         /* Pages of any origin load it (the cross-origin SockJS setups). */
-        tp_respond_immutable(req, "application/javascript; charset=UTF-8", a->data, a->len,
-                             true);
+        tp_respond_immutable(req, "application/javascript; charset=UTF-8", a->data, a->len, true);
         return true;
     }
     if (IS("/") || IS("/demo")) {

@@ -40,10 +40,10 @@ struct pubsub_hub {
     pubsub_hub_cb cb;
     void *arg;
     struct pubsub_hub_stats stats;
-    struct event *resume;   /* zero-delay timer; NULL: no slicing */
+    struct event *resume; /* zero-delay timer; NULL: no slicing */
     uint32_t slice_us;
-    uint32_t work;          /* channels since the clock was last read */
-    uint64_t slice_start;   /* us; 0: the clock was not read since the slice began */
+    uint32_t work;        /* channels since the clock was last read */
+    uint64_t slice_start; /* us; 0: the clock was not read since the slice began */
     struct pending *head, **tail;
 };
 

@@ -17,8 +17,8 @@ static void deliver_to_hub(void *arg, struct pubsub_publish *pub)
 }
 
 static struct pubsub_engine *engine_new(struct event_base *base,
-                                        const struct pubsub_node_settings *s,
-                                        struct pubsub_node *n, const char **error)
+                                        const struct pubsub_node_settings *s, struct pubsub_node *n,
+                                        const char **error)
 {
     if (s->n_engines == 1 && strcmp(s->engines[0], "local") == 0)
         return pubsub_engine_local_new(base, deliver_to_hub, n);

@@ -78,9 +78,8 @@ static int fill(struct builder *b, struct pubsub_publish *p, const json_t *sites
     size_t n_sites = sites ? json_array_size(sites) : 1;
     for (size_t i = 0; i < n_sites; i++) {
         const json_t *v = sites ? json_array_get(sites, i) : site;
-        if (!json_is_string(v) ||
-            !pubsub_name_valid(json_string_value(v), json_string_length(v), lim->max_name_bytes,
-                               PUBSUB_NAME_SITE)) {
+        if (!json_is_string(v) || !pubsub_name_valid(json_string_value(v), json_string_length(v),
+                                                     lim->max_name_bytes, PUBSUB_NAME_SITE)) {
             *error = "invalid site";
             return -1;
         }
@@ -229,8 +228,8 @@ static int build(const struct fields *f, const struct pubsub_limits *lim,
     const char *event = json_string_value(f->event);
     size_t event_len = json_string_length(f->event);
     struct builder b = {.measuring = true};
-    if (fill(&b, NULL, f->sites, f->site, f->ids, event, event_len, data, data_len, lim,
-             error) != 0) {
+    if (fill(&b, NULL, f->sites, f->site, f->ids, event, event_len, data, data_len, lim, error) !=
+        0) {
         free(data);
         return -1;
     }

@@ -29,11 +29,11 @@ struct pubsub_publish {
     uint32_t refs;
     enum pubsub_scope scope;
     uint32_t n_sites;
-    uint32_t n_ids;          /* 0 for global */
+    uint32_t n_ids; /* 0 for global */
     const char **sites;
     const char **ids;
     const char *event;
-    const char *data;        /* compact JSON text of the data value */
+    const char *data; /* compact JSON text of the data value */
     size_t data_len;
     /* Sequence numbers, one per channel, site-major (channel k = site k / max(1, n_ids), id
      * k % n_ids), set by the engine before delivery; NULL when the origin gave none. */

@@ -23,8 +23,8 @@ void sockjs_close_frame(struct gw_buf *out, int code, const char *reason);
 
 enum sockjs_payload_error {
     SOCKJS_PAYLOAD_OK = 0,
-    SOCKJS_PAYLOAD_EMPTY = -1,  /* "Payload expected." */
-    SOCKJS_PAYLOAD_BROKEN = -2, /* "Broken JSON encoding." */
+    SOCKJS_PAYLOAD_EMPTY = -1,    /* "Payload expected." */
+    SOCKJS_PAYLOAD_BROKEN = -2,   /* "Broken JSON encoding." */
     SOCKJS_PAYLOAD_NOT_ARRAY = -3 /* valid JSON, but not an array of strings */
 };
 

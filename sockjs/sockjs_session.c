@@ -6,7 +6,6 @@
 #include <event2/event.h>
 
 #include "gw_alloc.h"
-#include "gw_slab.h"
 #include "gw_buf.h"
 #include "gw_digest.h"
 #include "gw_hash.h"
@@ -15,6 +14,7 @@
 #include "gw_net.h"
 #include "gw_ratelimit.h"
 #include "gw_refbuf.h"
+#include "gw_slab.h"
 #include "gw_timerq.h"
 #include "gw_url.h"
 #include "pubsub_hub.h"
@@ -32,8 +32,8 @@ enum session_flags {
 struct sockjs_session {
     struct sockjs_server *server;
     struct sockjs_receiver *receiver;
-    struct gw_timer timer;   /* heartbeat while attached, disconnect delay while not */
-    struct gw_buf *pending;  /* "a[" and the quoted messages waiting; NULL when none */
+    struct gw_timer timer;  /* heartbeat while attached, disconnect delay while not */
+    struct gw_buf *pending; /* "a[" and the quoted messages waiting; NULL when none */
     union {
         struct gw_hnode node;               /* in the table while SESSION_IN_TABLE */
         struct sockjs_session *next_reaped; /* on the reap list once SESSION_REAPED */
@@ -55,7 +55,7 @@ struct sockjs_server {
     void *app_arg;
     struct gw_timerq heartbeat_q;
     struct gw_timerq disconnect_q;
-    size_t app_data_size;    /* app->session_data_size rounded up for the id after it */
+    size_t app_data_size;         /* app->session_data_size rounded up for the id after it */
     struct gw_slab untabled_slab; /* websocket sessions (no id): all of one size */
     struct gw_htable table;
     size_t untabled_count;
@@ -124,7 +124,6 @@ static void table_remove(struct sockjs_server *srv, struct sockjs_session *s)
     gw_htable_remove(&srv->table, &s->node, session_hash(s));
     s->flags &= (uint8_t)~SESSION_IN_TABLE;
 }
-
 
 struct sockjs_session *sockjs_session_find(struct sockjs_server *srv, const char *id, size_t len)
 {
@@ -261,7 +260,8 @@ enum sockjs_access sockjs_session_access(struct sockjs_server *srv, const char *
             uint64_t held;
             if (gw_log_gate_open(&srv->refusal_log, 1000, &held))
                 GW_INFO("%s: refused (429): over %u unknown-session requests/s (%" PRIu64
-                        " more refusals not logged)", addr, rl->rate, held);
+                        " more refusals not logged)",
+                        addr, rl->rate, held);
             return SOCKJS_ACCESS_LIMITED;
         }
     }
@@ -274,11 +274,12 @@ enum sockjs_access sockjs_session_access(struct sockjs_server *srv, const char *
     if ((emptied || bound) && gw_log_gate_open(&srv->refusal_log, 1000, &held)) {
         if (emptied)
             GW_INFO("%s: %u unknown-session requests in a burst: its session requests are "
-                    "refused (429) for now (%" PRIu64 " more not logged)", addr, rl->burst, held);
+                    "refused (429) for now (%" PRIu64 " more not logged)",
+                    addr, rl->burst, held);
         else
             GW_INFO("%s: request for a session bound to another %s: answered as for an "
-                    "unknown session (%" PRIu64 " more not logged)", client ? client : "?",
-                    srv->opt.bind_param, held);
+                    "unknown session (%" PRIu64 " more not logged)",
+                    client ? client : "?", srv->opt.bind_param, held);
     }
     return SOCKJS_ACCESS_UNKNOWN;
 }
@@ -320,8 +321,7 @@ static void flush_pending(struct sockjs_session *s)
     struct gw_buf *frame = s->pending;
     s->pending = NULL;
     gw_buf_append(frame, "]", 1);
-    struct sockjs_frame f = {.type = SOCKJS_FRAME_MESSAGES, .data = frame->data,
-                             .len = frame->len};
+    struct sockjs_frame f = {.type = SOCKJS_FRAME_MESSAGES, .data = frame->data, .len = frame->len};
     send_frame(s, &f);
     gw_buf_free(&frame);
 }
@@ -330,8 +330,11 @@ static void close_frame_to(struct sockjs_receiver *r, int code, const char *reas
 {
     struct gw_buf frame = GW_BUF_INIT;
     sockjs_close_frame(&frame, code, reason);
-    struct sockjs_frame f = {.type = SOCKJS_FRAME_CLOSE, .data = frame.data, .len = frame.len,
-                             .close_code = code, .close_reason = reason};
+    struct sockjs_frame f = {.type = SOCKJS_FRAME_CLOSE,
+                             .data = frame.data,
+                             .len = frame.len,
+                             .close_code = code,
+                             .close_reason = reason};
     *stays = r->ops->send_frame(r, &f);
     gw_buf_release(&frame);
 }
@@ -407,7 +410,7 @@ struct gw_refbuf *sockjs_message_transport_form(const struct pubsub_message *m, 
 }
 
 struct gw_refbuf *sockjs_message_set_transport_form(struct pubsub_message *m, unsigned slot,
-                                                   struct gw_refbuf *form)
+                                                    struct gw_refbuf *form)
 {
     GW_ASSERT(slot < SOCKJS_TRANSPORT_FORMS && !m->forms[SOCKJS_FORM_END + slot]);
     m->forms[SOCKJS_FORM_END + slot] = form;
@@ -420,8 +423,8 @@ void sockjs_session_send_message(struct sockjs_session *s, struct pubsub_message
         return;
     if (s->flags & SESSION_RAW) {
         if (s->receiver) {
-            struct sockjs_frame f = {.type = SOCKJS_FRAME_RAW, .data = m->json->data,
-                                     .len = m->json->len, .msg = m};
+            struct sockjs_frame f = {
+                .type = SOCKJS_FRAME_RAW, .data = m->json->data, .len = m->json->len, .msg = m};
             send_frame(s, &f);
             over_queue_limit(s);
         }
@@ -429,8 +432,8 @@ void sockjs_session_send_message(struct sockjs_session *s, struct pubsub_message
     }
     if (s->receiver && !s->pending) {
         struct gw_refbuf *frame = sockjs_message_form(m, SOCKJS_FORM_FRAME);
-        struct sockjs_frame f = {.type = SOCKJS_FRAME_MESSAGES, .data = frame->data,
-                                 .len = frame->len, .msg = m};
+        struct sockjs_frame f = {
+            .type = SOCKJS_FRAME_MESSAGES, .data = frame->data, .len = frame->len, .msg = m};
         send_frame(s, &f);
     } else {
         struct gw_refbuf *quoted = sockjs_message_form(m, SOCKJS_FORM_QUOTED);

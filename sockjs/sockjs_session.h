@@ -33,13 +33,13 @@ struct sockjs_session;
 struct sockjs_receiver;
 
 struct sockjs_options {
-    const char *prefix;       /* "/echo": the URL path the server answers under */
-    uint32_t heartbeat_ms;    /* idle receiver gets "h" after this long (25000) */
-    uint32_t disconnect_ms;   /* session without receiver lives this long (5000) */
-    uint32_t response_limit;  /* streams end after this many frame bytes (131072) */
-    bool websocket;           /* websocket transports enabled (true) */
-    bool cookie_needed;       /* JSESSIONID handling (false) */
-    const char *sockjs_url;   /* the client library URL in iframe.html */
+    const char *prefix;      /* "/echo": the URL path the server answers under */
+    uint32_t heartbeat_ms;   /* idle receiver gets "h" after this long (25000) */
+    uint32_t disconnect_ms;  /* session without receiver lives this long (5000) */
+    uint32_t response_limit; /* streams end after this many frame bytes (131072) */
+    bool websocket;          /* websocket transports enabled (true) */
+    bool cookie_needed;      /* JSESSIONID handling (false) */
+    const char *sockjs_url;  /* the client library URL in iframe.html */
     /* A session whose unsent bytes (queue + its receiver's) pass this is closed with
      * SOCKJS_CLOSE_SLOW_CONSUMER; 0 = no limit. */
     uint32_t max_queued_bytes;
@@ -57,7 +57,7 @@ struct sockjs_options {
 #define SOCKJS_CLOSE_SLOW_CONSUMER 4008
 /* The server is shutting down (drain): c[1001,"Going away"]. */
 #define SOCKJS_CLOSE_GOING_AWAY 1001
-#define SOCKJS_CLOSE_GOING_AWAY_REASON "Going away" 
+#define SOCKJS_CLOSE_GOING_AWAY_REASON "Going away"
 
 /* What the request that opened a session said, for the application's on_open. */
 struct sockjs_open_info {
@@ -220,7 +220,7 @@ struct gw_refbuf *sockjs_message_transport_form(const struct pubsub_message *m, 
 /* Caches `form` in the empty transport slot `slot` of m, taking over the caller's reference;
  * returns form. */
 struct gw_refbuf *sockjs_message_set_transport_form(struct pubsub_message *m, unsigned slot,
-                                                   struct gw_refbuf *form);
+                                                    struct gw_refbuf *form);
 bool sockjs_session_is_open(const struct sockjs_session *s);
 void *sockjs_session_app_data(const struct sockjs_session *s);
 /* The session whose app data this is: apps need not keep a pointer back. */

@@ -5,8 +5,7 @@
 
 /* The client runs decodeURI() on every event: '%' must survive it, and CR, LF and NUL would
  * end or break the event line. */
-static void encode(const struct http_receiver *r, const char *frame, size_t len,
-                   struct gw_buf *out)
+static void encode(const struct http_receiver *r, const char *frame, size_t len, struct gw_buf *out)
 {
     (void)r;
     gw_buf_append(out, "data: ", 6);

@@ -35,8 +35,7 @@ static void prelude(const struct http_receiver *r, struct gw_buf *out)
 /* The frame as a JSON string inside a <script>, as sockjs-node writes it, but for "<": it is
  * written \u003c, so that a message holding "</script>" cannot end the script element (the
  * client decodes both alike). */
-static void encode(const struct http_receiver *r, const char *frame, size_t len,
-                   struct gw_buf *out)
+static void encode(const struct http_receiver *r, const char *frame, size_t len, struct gw_buf *out)
 {
     (void)r;
     gw_buf_append_str(out, "<script>\np(");

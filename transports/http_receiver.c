@@ -126,8 +126,8 @@ void http_receiver_handle(const struct tp_request *req, const struct http_receiv
     /* Refused before anything is written or allocated: a request that may not use the session
      * neither attaches nor changes anything of it. */
     struct sockjs_session *existing;
-    if (!tp_session_access(req, session_id, id_len, true,
-                           TP_COOKIE | (kind->head_flags & TP_CORS), &existing))
+    if (!tp_session_access(req, session_id, id_len, true, TP_COOKIE | (kind->head_flags & TP_CORS),
+                           &existing))
         return;
     size_t cb_len = callback ? strlen(callback) : 0;
     struct http_receiver *r = gw_calloc(1, sizeof(*r) + cb_len + 1);
@@ -167,9 +167,9 @@ void http_receiver_handle(const struct tp_request *req, const struct http_receiv
 
 int http_receiver_callback(const struct tp_request *req, char out[HTTP_CALLBACK_MAX + 1])
 {
-    long n = req->query ? gw_query_param(req->query, req->query_len, "c", out,
-                                         HTTP_CALLBACK_MAX + 1)
-                        : GW_URL_ABSENT;
+    long n = req->query
+                 ? gw_query_param(req->query, req->query_len, "c", out, HTTP_CALLBACK_MAX + 1)
+                 : GW_URL_ABSENT;
     if (n == GW_URL_ABSENT || n == 0) {
         tp_respond_text(req, 500, "Internal Server Error", TP_COOKIE,
                         "\"callback\" parameter required");

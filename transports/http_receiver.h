@@ -14,7 +14,7 @@ struct http_receiver;
 struct http_receiver_kind {
     const char *name;
     const char *content_type;
-    unsigned head_flags;     /* TP_* header groups besides TP_NO_CACHE and TP_COOKIE */
+    unsigned head_flags;      /* TP_* header groups besides TP_NO_CACHE and TP_COOKIE */
     const char *extra_header; /* one more header's name (with extra_value), or NULL */
     const char *extra_value;
     /* Streams stay after a frame until response_limit; polling requests end with the first. */
@@ -36,10 +36,10 @@ struct http_receiver {
     struct tp_stream stream; /* streams */
     char *head;              /* polling: the response head, waiting for its frame */
     size_t head_len;
-    bool keep_alive;         /* polling */
-    size_t sent;             /* frame bytes written (streams) */
-    size_t limit;            /* response_limit (streams) */
-    char callback[];         /* the "c" parameter, for the kinds that take one */
+    bool keep_alive; /* polling */
+    size_t sent;     /* frame bytes written (streams) */
+    size_t limit;    /* response_limit (streams) */
+    char callback[]; /* the "c" parameter, for the kinds that take one */
 };
 
 /* Answers a receiver request of `kind` for the session id: sets up the response and attaches

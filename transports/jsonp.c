@@ -11,8 +11,7 @@
 
 /* An empty JS comment leads the call, as the reference server writes it: it keeps a response
  * from starting with bytes an attacker chose (the callback name), against content sniffing. */
-static void encode(const struct http_receiver *r, const char *frame, size_t len,
-                   struct gw_buf *out)
+static void encode(const struct http_receiver *r, const char *frame, size_t len, struct gw_buf *out)
 {
     gw_buf_append(out, "/**/", 4);
     gw_buf_append_str(out, r->callback);

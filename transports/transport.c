@@ -57,7 +57,8 @@ static void head_append(struct tp_head *h, const char *fmt, va_list ap)
     h->len += (size_t)n;
 }
 
-static void head_printf(struct tp_head *h, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void head_printf(struct tp_head *h, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 static void head_printf(struct tp_head *h, const char *fmt, ...)
 {
     va_list ap;
@@ -79,8 +80,8 @@ void tp_head_add(struct tp_head *h, const char *name, const char *fmt, ...)
 /* At most this much of a client-supplied value is echoed into a response head. */
 #define ECHO_MAX 1024
 
-void tp_head_start(struct tp_head *h, const struct tp_request *req, int status,
-                   const char *reason, const char *content_type, unsigned flags)
+void tp_head_start(struct tp_head *h, const struct tp_request *req, int status, const char *reason,
+                   const char *content_type, unsigned flags)
 {
     h->status = status;
     h->len = 0;
@@ -88,7 +89,8 @@ void tp_head_start(struct tp_head *h, const struct tp_request *req, int status,
     if (content_type)
         tp_head_add(h, "Content-Type", "%s", content_type);
     if (flags & TP_NO_CACHE)
-        tp_head_add(h, "Cache-Control", "no-store, no-cache, no-transform, must-revalidate, max-age=0");
+        tp_head_add(h, "Cache-Control",
+                    "no-store, no-cache, no-transform, must-revalidate, max-age=0");
     if (flags & TP_LONG_CACHE) {
         tp_head_add(h, "Cache-Control", "public, max-age=31536000");
         char date[64];
@@ -157,8 +159,8 @@ void tp_respond(const struct tp_request *req, struct tp_head *h, const void *bod
     c->ops->end_response(c, req->keep_alive);
 }
 
-void tp_respond_immutable(const struct tp_request *req, const char *content_type,
-                          const void *body, size_t len, bool any_origin)
+void tp_respond_immutable(const struct tp_request *req, const char *content_type, const void *body,
+                          size_t len, bool any_origin)
 {
     char etag[24];
     snprintf(etag, sizeof(etag), "\"%016" PRIx64 "\"", gw_fnv64(GW_FNV64_INIT, body, len));
@@ -178,8 +180,8 @@ void tp_respond_immutable(const struct tp_request *req, const char *content_type
     tp_respond(req, &h, body, len);
 }
 
-void tp_respond_text(const struct tp_request *req, int status, const char *reason,
-                     unsigned flags, const char *body)
+void tp_respond_text(const struct tp_request *req, int status, const char *reason, unsigned flags,
+                     const char *body)
 {
     struct tp_head h;
     tp_head_start(&h, req, status, reason, "text/plain; charset=UTF-8", TP_NO_CACHE | flags);
@@ -191,9 +193,8 @@ bool tp_session_access(const struct tp_request *req, const char *id, size_t len,
 {
     struct sockjs_open_info query = {.query = req->query, .query_len = req->query_len};
     uint32_t retry_after_s;
-    enum sockjs_access a = sockjs_session_access(req->server, id, len, &query,
-                                                 req->conn->ops->peer(req->conn), opens, out,
-                                                 &retry_after_s);
+    enum sockjs_access a = sockjs_session_access(
+        req->server, id, len, &query, req->conn->ops->peer(req->conn), opens, out, &retry_after_s);
     if (a == SOCKJS_ACCESS_OK)
         return true;
     if (a == SOCKJS_ACCESS_UNKNOWN) {

@@ -15,8 +15,8 @@ struct tp_conn;
 /* Encodings that transports cache on a published message, in the slots the SockJS layer hands
  * them (sockjs_message_transport_form). */
 enum tp_message_form {
-    TP_FORM_WS_FRAME = 0, /* websocket text frame of "a[...]" */
-    TP_FORM_WS_RAW,       /* websocket text frame of the JSON */
+    TP_FORM_WS_FRAME = 0,     /* websocket text frame of "a[...]" */
+    TP_FORM_WS_RAW,           /* websocket text frame of the JSON */
     TP_FORM_WS_DEFLATE_FRAME, /* the same two compressed (permessage-deflate), when smaller */
     TP_FORM_WS_DEFLATE_RAW,
     TP_FORM_END,
@@ -78,10 +78,10 @@ struct tp_header {
 /* A parsed request, valid during the dispatch call only. */
 struct tp_request {
     struct tp_conn *conn;
-    const char *method;       /* "GET", "POST", ... */
-    const char *path;         /* the path below the prefix, e.g. "/000/abc/xhr" */
+    const char *method; /* "GET", "POST", ... */
+    const char *path;   /* the path below the prefix, e.g. "/000/abc/xhr" */
     size_t path_len;
-    const char *query;        /* after '?', not decoded; NULL if none */
+    const char *query; /* after '?', not decoded; NULL if none */
     size_t query_len;
     const struct tp_header *headers;
     size_t n_headers;
@@ -89,9 +89,9 @@ struct tp_request {
     size_t body_len;
     uint8_t http_major;
     uint8_t http_minor;
-    bool keep_alive;          /* what the client asked for (version and Connection header) */
+    bool keep_alive; /* what the client asked for (version and Connection header) */
     struct sockjs_server *server;
-    uint32_t max_message;     /* websocket message limit */
+    uint32_t max_message; /* websocket message limit */
 };
 
 /* The value of a header (case-insensitive name), or NULL. */
@@ -115,8 +115,8 @@ struct tp_head {
     char buf[TP_HEAD_MAX];
 };
 
-void tp_head_start(struct tp_head *h, const struct tp_request *req, int status,
-                   const char *reason, const char *content_type, unsigned flags);
+void tp_head_start(struct tp_head *h, const struct tp_request *req, int status, const char *reason,
+                   const char *content_type, unsigned flags);
 void tp_head_add(struct tp_head *h, const char *name, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
@@ -125,11 +125,11 @@ void tp_respond(const struct tp_request *req, struct tp_head *h, const void *bod
 /* A document that only changes with the build or the configuration: cached for a year, with
  * a strong ETag (FNV-1a 64 of the body); 304 when If-None-Match names it. `any_origin` adds
  * Access-Control-Allow-Origin: * (a script pages of any origin may load). */
-void tp_respond_immutable(const struct tp_request *req, const char *content_type,
-                          const void *body, size_t len, bool any_origin);
+void tp_respond_immutable(const struct tp_request *req, const char *content_type, const void *body,
+                          size_t len, bool any_origin);
 /* A complete short response: status, text/plain body, no cache. */
-void tp_respond_text(const struct tp_request *req, int status, const char *reason,
-                     unsigned flags, const char *body);
+void tp_respond_text(const struct tp_request *req, int status, const char *reason, unsigned flags,
+                     const char *body);
 
 /* May req use session `id` (sockjs_session_access)? True with *out the session (NULL: a
  * receiver may open one). Otherwise req has been answered as for an unknown session (404

@@ -39,10 +39,10 @@ struct ws_conn {
     struct ws_decoder decoder;
     /* One byte for all: every session holds these. */
     bool raw : 1;
-    bool deflate : 1;  /* permessage-deflate negotiated */
+    bool deflate : 1; /* permessage-deflate negotiated */
     bool closing : 1;
-    bool in_feed : 1;  /* inside on_data: freeing is left to it */
-    bool released : 1; /* the session let go of us while in_feed */
+    bool in_feed : 1;    /* inside on_data: freeing is left to it */
+    bool released : 1;   /* the session let go of us while in_feed */
     bool going_away : 1; /* the session's close frame was c[1001]: the drain */
 };
 
@@ -208,8 +208,9 @@ static bool send_frame(struct sockjs_receiver *base, const struct sockjs_frame *
         break;
     case SOCKJS_FRAME_CLOSE:
         /* Application codes are SockJS's; only some are valid on a websocket. */
-        ws_close(ws, ws_close_code_valid((uint16_t)f->close_code) ? (uint16_t)f->close_code
-                                                                   : WS_CLOSE_NORMAL,
+        ws_close(ws,
+                 ws_close_code_valid((uint16_t)f->close_code) ? (uint16_t)f->close_code
+                                                              : WS_CLOSE_NORMAL,
                  f->close_reason);
         break;
     default:
@@ -279,8 +280,7 @@ static void deliver_message(struct ws_conn *ws, enum ws_opcode opcode, const uin
     struct gw_buf b = GW_BUF_INIT;
     int rc = ws_deflate_inflate(&zlib_state, data, len, max ? max : SIZE_MAX, &b);
     if (rc == GW_ELIMIT) {
-        GW_INFO("%s: websocket compressed message inflates past %u bytes (close 1009)", peer,
-                max);
+        GW_INFO("%s: websocket compressed message inflates past %u bytes (close 1009)", peer, max);
         ws_fail(ws, WS_CLOSE_TOO_BIG, "Message too big");
     } else if (rc < 0) {
         GW_INFO("%s: websocket compressed message is not valid deflate data (close 1007)", peer);
@@ -480,8 +480,8 @@ void websocket_handle(const struct tp_request *req, bool raw)
     /* The upgrade frees the request; the application still wants its query when it opens. */
     char buf[SOCKJS_OPEN_INFO_BUF];
     struct sockjs_open_info info;
-    char *heap = sockjs_open_info_copy(&(struct sockjs_open_info){req->query, req->query_len},
-                                       buf, &info);
+    char *heap =
+        sockjs_open_info_copy(&(struct sockjs_open_info){req->query, req->query_len}, buf, &info);
     struct sockjs_server *server = req->server;
     c->ops->set_handler(c, &handler_ops, ws);
     c->ops->upgrade(c);

@@ -283,8 +283,8 @@ long ws_decoder_feed(struct ws_decoder *d, uint8_t *data, size_t len,
             GW_ASSERT(d->utf8_state == GW_UTF8_ACCEPT);
             d->message_opcode = f.opcode;
             d->message_len = 0;
-            d->flags = (uint8_t)((d->flags & ~WS_DEC_F_COMPRESSED) |
-                                 (f.rsv1 ? WS_DEC_F_COMPRESSED : 0));
+            d->flags =
+                (uint8_t)((d->flags & ~WS_DEC_F_COMPRESSED) | (f.rsv1 ? WS_DEC_F_COMPRESSED : 0));
         }
         d->message_len += (uint32_t)f.len; /* bounded by the limit checked above */
         if (f.len > 0) {

@@ -73,10 +73,10 @@ enum ws_decoder_state { WS_DEC_HEADER, WS_DEC_PAYLOAD, WS_DEC_ERROR };
 /* Every websocket session holds one: 32-bit lengths keep it at 28 bytes (a message is at most
  * 4 GiB - 1 whatever the limit). */
 struct ws_decoder {
-    uint32_t payload_left;  /* bytes of the current data frame's payload still to come */
-    uint32_t message_len;   /* bytes of the current (possibly fragmented) message so far */
-    uint32_t max_message;   /* limit for message_len, 0 = only the 4 GiB - 1 of the format */
-    uint32_t utf8_state;    /* gw_utf8 state for the current text message */
+    uint32_t payload_left; /* bytes of the current data frame's payload still to come */
+    uint32_t message_len;  /* bytes of the current (possibly fragmented) message so far */
+    uint32_t max_message;  /* limit for message_len, 0 = only the 4 GiB - 1 of the format */
+    uint32_t utf8_state;   /* gw_utf8 state for the current text message */
     uint8_t mask[4];
     uint8_t mask_pos;       /* offset of the next payload byte modulo 4 */
     uint8_t state;          /* enum ws_decoder_state */

@@ -45,7 +45,10 @@ struct ws_deflate {
     bool inf_ready;
 };
 
-#define WS_DEFLATE_INIT {.def_ready = false, .inf_ready = false}
+#define WS_DEFLATE_INIT                                                                            \
+    {                                                                                              \
+        .def_ready = false, .inf_ready = false                                                     \
+    }
 
 /* Frees the streams; z may be used again afterwards. */
 void ws_deflate_cleanup(struct ws_deflate *z);

@@ -30,12 +30,12 @@
 #include "websocket.h"
 
 enum {
-    FLAG_PROXY = 1,     /* a ",proxy,trusted" listener: PROXY header first, X-Forwarded-For used */
-    FLAG_SHUTDOWN = 2,  /* the client half-closes after its last byte */
-    FLAG_DEFLATE = 4,   /* --ws-deflate */
-    FLAG_API = 8,       /* the publish API instead of the SockJS prefixes */
-    FLAG_SMALL = 16,    /* small header/body/message limits, to reach the refusals */
-    FLAG_NO_READ = 32,  /* small socket buffers and a client that never reads: backpressure */
+    FLAG_PROXY = 1,    /* a ",proxy,trusted" listener: PROXY header first, X-Forwarded-For used */
+    FLAG_SHUTDOWN = 2, /* the client half-closes after its last byte */
+    FLAG_DEFLATE = 4,  /* --ws-deflate */
+    FLAG_API = 8,      /* the publish API instead of the SockJS prefixes */
+    FLAG_SMALL = 16,   /* small header/body/message limits, to reach the refusals */
+    FLAG_NO_READ = 32, /* small socket buffers and a client that never reads: backpressure */
 };
 
 #define SWITCH "\n~~\n"
@@ -84,8 +84,8 @@ static void world_start(struct world *w, unsigned flags)
         w->node = pubsub_node_new(w->base, &settings, &error);
         GW_ASSERT(w->node != NULL);
         w->delivery = gw_delivery_new(w->base, &w->cfg, w->node);
-        w->api = (struct gw_api){.cfg = &w->cfg, .node = w->node, .delivery = w->delivery,
-                                 .sockjs = &w->srv};
+        w->api = (struct gw_api){
+            .cfg = &w->cfg, .node = w->node, .delivery = w->delivery, .sockjs = &w->srv};
         gw_server_init(&w->srv, w->base, &w->cfg, gw_api_route, &w->api);
         w->srv.max_body_bytes = w->cfg.api_max_body_bytes;
         w->srv.json_errors = true;

@@ -60,14 +60,14 @@ enum conn_state {
 };
 
 static const char *const state_names[] = {
-    "connecting", "wait-open", "exchange", "close-requested", "closing",
-    "wait-peer-close", "wait-close-frame", "wait-end", "done",
+    "connecting",       "wait-open", "exchange", "close-requested", "closing", "wait-peer-close",
+    "wait-close-frame", "wait-end",  "done",
 };
 
 struct message {
-    const char *text;  /* UTF-8 payload the application sends and must get back */
-    const char *json;  /* SockJS only: JSON string literal to send instead of quoting text */
-    size_t len;        /* bytes of text (text may contain NUL) */
+    const char *text; /* UTF-8 payload the application sends and must get back */
+    const char *json; /* SockJS only: JSON string literal to send instead of quoting text */
+    size_t len;       /* bytes of text (text may contain NUL) */
 };
 
 struct scenario {
@@ -84,10 +84,10 @@ struct run {
     struct lws *wsi;
     const struct message *msgs;
     size_t n_msgs;
-    size_t next_send;    /* index of the next message to send */
-    size_t next_expect;  /* index of the next echo expected */
-    int send_pending;    /* a message is sent and its echo not yet complete */
-    unsigned char *rx;   /* the message being reassembled from fragments */
+    size_t next_send;   /* index of the next message to send */
+    size_t next_expect; /* index of the next echo expected */
+    int send_pending;   /* a message is sent and its echo not yet complete */
+    unsigned char *rx;  /* the message being reassembled from fragments */
     size_t rx_len, rx_cap;
     double close_started;
     char extensions[128]; /* Sec-WebSocket-Extensions the server accepted, for the report */
@@ -235,14 +235,30 @@ static long json_string(const unsigned char *p, size_t len, size_t *pos, unsigne
         if (++i >= len)
             return -1;
         switch (p[i]) {
-        case '"': out[o++] = '"'; break;
-        case '\\': out[o++] = '\\'; break;
-        case '/': out[o++] = '/'; break;
-        case 'b': out[o++] = '\b'; break;
-        case 'f': out[o++] = '\f'; break;
-        case 'n': out[o++] = '\n'; break;
-        case 'r': out[o++] = '\r'; break;
-        case 't': out[o++] = '\t'; break;
+        case '"':
+            out[o++] = '"';
+            break;
+        case '\\':
+            out[o++] = '\\';
+            break;
+        case '/':
+            out[o++] = '/';
+            break;
+        case 'b':
+            out[o++] = '\b';
+            break;
+        case 'f':
+            out[o++] = '\f';
+            break;
+        case 'n':
+            out[o++] = '\n';
+            break;
+        case 'r':
+            out[o++] = '\r';
+            break;
+        case 't':
+            out[o++] = '\t';
+            break;
         case 'u':
             if (i + 4 >= len || hex4(p + i + 1, &cp))
                 return -1;
@@ -251,8 +267,8 @@ static long json_string(const unsigned char *p, size_t len, size_t *pos, unsigne
                 return -1;
             if (cp >= 0xd800 && cp <= 0xdbff) {
                 /* A high surrogate needs its low half: "\uD83D\uDE00". */
-                if (i + 6 >= len || p[i + 1] != '\\' || p[i + 2] != 'u' ||
-                    hex4(p + i + 3, &lo) || lo < 0xdc00 || lo > 0xdfff)
+                if (i + 6 >= len || p[i + 1] != '\\' || p[i + 2] != 'u' || hex4(p + i + 3, &lo) ||
+                    lo < 0xdc00 || lo > 0xdfff)
                     return -1;
                 i += 6;
                 cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
@@ -283,8 +299,8 @@ static void expect_echo(const unsigned char *p, size_t len)
         while (i < len && i < m->len && p[i] == (unsigned char)m->text[i])
             i++;
         fail("echo #%zu differs: got %zu bytes, expected %zu; first difference at byte %zu: "
-             "got \"%s\"", run.next_expect, len, m->len, i,
-             excerpt(p + i, len - i < 24 ? len - i : 24));
+             "got \"%s\"",
+             run.next_expect, len, m->len, i, excerpt(p + i, len - i < 24 ? len - i : 24));
         return;
     }
     run.next_expect++;
@@ -541,8 +557,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         return 0;
     case LWS_CALLBACK_CLIENT_FILTER_PRE_ESTABLISH:
         /* The response headers are only available here, before lws drops them. */
-        if (lws_hdr_copy(wsi, run.extensions, sizeof(run.extensions),
-                         WSI_TOKEN_EXTENSIONS) < 0)
+        if (lws_hdr_copy(wsi, run.extensions, sizeof(run.extensions), WSI_TOKEN_EXTENSIONS) < 0)
             run.extensions[0] = '\0';
         return 0;
     case LWS_CALLBACK_CLIENT_ESTABLISHED:
@@ -569,15 +584,15 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
 }
 
 static const struct lws_protocols protocols[] = {
-    { "gw-interop", callback, 0, 0, 0, NULL, 0 },
-    { NULL, NULL, 0, 0, 0, NULL, 0 },
+    {"gw-interop", callback, 0, 0, 0, NULL, 0},
+    {NULL, NULL, 0, 0, 0, NULL, 0},
 };
 
 /* Offered only in the second pass; the server may accept or decline it. */
 static const struct lws_extension deflate_extensions[] = {
-    { "permessage-deflate", lws_extension_callback_pm_deflate,
-      "permessage-deflate; client_no_context_takeover; client_max_window_bits" },
-    { NULL, NULL, NULL },
+    {"permessage-deflate", lws_extension_callback_pm_deflate,
+     "permessage-deflate; client_no_context_takeover; client_max_window_bits"},
+    {NULL, NULL, NULL},
 };
 
 static void random_session_id(char *out, size_t n)
@@ -669,8 +684,8 @@ static int run_scenario(const struct scenario *sc, int deflate, int port, double
     run.rx = NULL;
 
     if (run.failed) {
-        fprintf(stderr, "FAIL %s%s %s: %s\n", sc->name, deflate ? " (deflate offered)" : "",
-                path, run.reason);
+        fprintf(stderr, "FAIL %s%s %s: %s\n", sc->name, deflate ? " (deflate offered)" : "", path,
+                run.reason);
         return -1;
     }
     if (run.next_expect != run.n_msgs) {
@@ -709,26 +724,26 @@ static char *big_message(void)
 int main(int argc, char **argv)
 {
     static const struct scenario scenarios[] = {
-        { "raw-echo", "/echo", FRAMING_RAW, APP_ECHO },
-        { "sockjs-echo", "/echo", FRAMING_SOCKJS, APP_ECHO },
-        { "raw-close", "/close", FRAMING_RAW, APP_CLOSE },
-        { "sockjs-close", "/close", FRAMING_SOCKJS, APP_CLOSE },
+        {"raw-echo", "/echo", FRAMING_RAW, APP_ECHO},
+        {"sockjs-echo", "/echo", FRAMING_SOCKJS, APP_ECHO},
+        {"raw-close", "/close", FRAMING_RAW, APP_CLOSE},
+        {"sockjs-close", "/close", FRAMING_SOCKJS, APP_CLOSE},
     };
     struct message msgs[] = {
-        { TEXT("hello") },
-        { TEXT("a") },
-        { TEXT("with \"quotes\", \\backslashes\\, /slashes/ and [\"json\"]") },
-        { TEXT("tab\tnewline\ncr\rbell\x07 and NUL:\0:end") },
-        { TEXT("UTF-8: \xc5\xbc\xc3\xb3\xc5\x82\xc4\x87 \xe6\x97\xa5\xe6\x9c\xac "
-               "\xd7\xa2\xd7\x91\xd7\xa8\xd7\x99\xd7\xaa \xf0\x9f\x98\x80 \xf0\x9d\x84\x9e") },
-        { TEXT("SockJS-escaped: \xe2\x80\xa8 \xe2\x80\xa9 \xe2\x80\x8c \xe2\x81\xa0 "
-               "\xef\xbb\xbf \xef\xbf\xb0 \xef\xbf\xbf") },
+        {TEXT("hello")},
+        {TEXT("a")},
+        {TEXT("with \"quotes\", \\backslashes\\, /slashes/ and [\"json\"]")},
+        {TEXT("tab\tnewline\ncr\rbell\x07 and NUL:\0:end")},
+        {TEXT("UTF-8: \xc5\xbc\xc3\xb3\xc5\x82\xc4\x87 \xe6\x97\xa5\xe6\x9c\xac "
+              "\xd7\xa2\xd7\x91\xd7\xa8\xd7\x99\xd7\xaa \xf0\x9f\x98\x80 \xf0\x9d\x84\x9e")},
+        {TEXT("SockJS-escaped: \xe2\x80\xa8 \xe2\x80\xa9 \xe2\x80\x8c \xe2\x81\xa0 "
+              "\xef\xbb\xbf \xef\xbf\xb0 \xef\xbf\xbf")},
         /* Sent with escapes, surrogate pair included; only the SockJS scenario uses json. */
-        { "escaped: \xf0\x9f\x98\x80 \xe2\x80\xa8 A \xef\xbf\xbe",
-          "\"escaped: \\ud83d\\ude00 \\u2028 \\u0041 \\ufffe\"",
-          sizeof("escaped: \xf0\x9f\x98\x80 \xe2\x80\xa8 A \xef\xbf\xbe") - 1 },
-        { NULL, NULL, BIG_MESSAGE_BYTES },
-        { TEXT("after the big one") },
+        {"escaped: \xf0\x9f\x98\x80 \xe2\x80\xa8 A \xef\xbf\xbe",
+         "\"escaped: \\ud83d\\ude00 \\u2028 \\u0041 \\ufffe\"",
+         sizeof("escaped: \xf0\x9f\x98\x80 \xe2\x80\xa8 A \xef\xbf\xbe") - 1},
+        {NULL, NULL, BIG_MESSAGE_BYTES},
+        {TEXT("after the big one")},
     };
     size_t n_msgs = sizeof(msgs) / sizeof(msgs[0]);
     char *big = big_message();

@@ -63,7 +63,10 @@ struct gw_test_case {
     void (*fn)(void);
 };
 
-#define TEST_CASE(name) {#name, name}
+#define TEST_CASE(name)                                                                            \
+    {                                                                                              \
+#name, name                                                                                \
+    }
 
 int gw_test_main(int argc, char **argv, const struct gw_test_case *cases, size_t n);
 

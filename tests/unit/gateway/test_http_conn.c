@@ -133,9 +133,19 @@ TEST(routes_static_urls)
     ASSERT_INT_EQ(request_status("GET", "/echoes", NULL), 404);
     ASSERT_INT_EQ(request_status("GET", "/nothing", NULL), 404);
     static const char *const not_found[] = {
-        "/echo/a", "/echo/a.html", "/echo//", "/echo///", "/echo/a/a", "/echo/a/a/",
-        "/echo/a/", "/echo/iframe.htm", "/echo/iframe", "/echo/IFRAME.HTML", "/echo/iframe.HTML",
-        "/echo/iframe.xml", "/echo/iframe-/.html",
+        "/echo/a",
+        "/echo/a.html",
+        "/echo//",
+        "/echo///",
+        "/echo/a/a",
+        "/echo/a/a/",
+        "/echo/a/",
+        "/echo/iframe.htm",
+        "/echo/iframe",
+        "/echo/IFRAME.HTML",
+        "/echo/iframe.HTML",
+        "/echo/iframe.xml",
+        "/echo/iframe-/.html",
     };
     for (size_t i = 0; i < GW_ARRAY_LEN(not_found); i++) {
         int st = request_status("GET", not_found[i], NULL);
@@ -149,7 +159,8 @@ TEST(routes_session_urls)
     ASSERT_INT_EQ(request_status("POST", "/echo/000/s1/xhr", NULL), 200);
     ASSERT_INT_EQ(request_status("GET", "/echo/000/s1/xhr", NULL), 404);
     ASSERT_INT_EQ(request_status("OPTIONS", "/echo/000/s1/xhr_send", NULL), 204);
-    ASSERT_INT_EQ(request_status("POST", "/echo/000/unknown/xhr_send", "Content-Length: 0\r\n"), 404);
+    ASSERT_INT_EQ(request_status("POST", "/echo/000/unknown/xhr_send", "Content-Length: 0\r\n"),
+                  404);
     ASSERT_INT_EQ(request_status("POST", "/echo/000/s.1/xhr", NULL), 404);
     ASSERT_INT_EQ(request_status("POST", "/echo//s1/xhr", NULL), 404);
     ASSERT_INT_EQ(request_status("POST", "/echo/000/s1/nonsense", NULL), 404);
@@ -226,12 +237,13 @@ TEST(limits_answer_with_clear_statuses)
     gw_buf_release(&many);
     /* Body over the limit, by Content-Length (refused before reading it) and chunked. */
     const char *body;
-    ASSERT_INT_EQ(limit_status("POST /echo/000/s/xhr_send HTTP/1.1\r\nContent-Length: 5000\r\n\r\n",
-                               &body),
-                  413);
+    ASSERT_INT_EQ(
+        limit_status("POST /echo/000/s/xhr_send HTTP/1.1\r\nContent-Length: 5000\r\n\r\n", &body),
+        413);
     ASSERT_STR_EQ(body, "too large");
     struct gw_buf chunked = GW_BUF_INIT;
-    gw_buf_append_str(&chunked, "POST /echo/000/s/xhr_send HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n");
+    gw_buf_append_str(&chunked,
+                      "POST /echo/000/s/xhr_send HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n");
     for (int i = 0; i < 5; i++) {
         gw_buf_append_str(&chunked, "400\r\n");
         char *p = gw_buf_reserve(&chunked, 1024);
@@ -306,8 +318,8 @@ TEST(peer_that_does_not_read_is_disconnected)
     fixture_cleanup(&f);
 }
 
-GW_TEST_MAIN(TEST_CASE(peer_that_does_not_read_is_disconnected), TEST_CASE(routes_static_urls), TEST_CASE(routes_session_urls),
-             TEST_CASE(pipelined_requests_answer_in_order),
+GW_TEST_MAIN(TEST_CASE(peer_that_does_not_read_is_disconnected), TEST_CASE(routes_static_urls),
+             TEST_CASE(routes_session_urls), TEST_CASE(pipelined_requests_answer_in_order),
              TEST_CASE(http10_without_keep_alive_closes),
              TEST_CASE(limits_answer_with_clear_statuses),
              TEST_CASE(slow_header_times_out_with_408),

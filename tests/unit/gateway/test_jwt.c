@@ -307,9 +307,9 @@ TEST(wrong_claim_types)
             GW_FAIL_AT("payload %s: %d", bad[i], rc);
     }
     /* Ids may hold ':': they are the last part of a channel name. */
-    ASSERT_INT_EQ(check("{\"sub\":\"x:A\",\"client\":\"x:X\",\"site\":\"main\",\"exp\":" FUTURE
-                        "}"),
-                  GW_JWT_OK);
+    ASSERT_INT_EQ(
+        check("{\"sub\":\"x:A\",\"client\":\"x:X\",\"site\":\"main\",\"exp\":" FUTURE "}"),
+        GW_JWT_OK);
     /* Text that merely looks like a control character is fine. */
     ASSERT_INT_EQ(
         check("{\"sub\":\"u\\u00a0\",\"client\":\"acme\",\"site\":\"main\",\"exp\":" FUTURE "}"),

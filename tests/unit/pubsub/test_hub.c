@@ -74,8 +74,9 @@ TEST(delivers_to_the_addressed_channels_only)
     ASSERT_INT_EQ(b.got, 0);
     ASSERT_INT_EQ(company.got, 0);
     ASSERT_INT_EQ(other_site.got, 0);
-    const char *want = "{\"scope\":\"user\",\"site\":\"S\",\"event\":\"e.x\",\"data\":{\"k\":[1,2]},"
-                       "\"seq\":null}";
+    const char *want =
+        "{\"scope\":\"user\",\"site\":\"S\",\"event\":\"e.x\",\"data\":{\"k\":[1,2]},"
+        "\"seq\":null}";
     ASSERT_MEM_EQ(a.last->json->data, a.last->json->len, want, strlen(want));
     ASSERT_UINT_EQ(pubsub_hub_stats(f.hub)->messages, 1);
     pubsub_publish_unref(p);
@@ -125,7 +126,9 @@ TEST(rejects_malformed_publishes)
         "{\"scope\":\"user\",\"site\":\"S\",\"event\":\"e\",\"data\":1}",
         "{\"scope\":\"user\",\"site\":\"S\",\"ids\":[],\"event\":\"e\",\"data\":1}",
         "{\"scope\":\"global\",\"site\":\"S\",\"ids\":[\"1\"],\"event\":\"e\",\"data\":1}",
-        "{\"scope\":\"user\",\"site\":\"S\",\"sites\":[\"T\"],\"ids\":[\"1\"],\"event\":\"e\",\"data\":1}",
+        /* Parenthesised: one literal split over two lines, not two elements. */
+        ("{\"scope\":\"user\",\"site\":\"S\",\"sites\":[\"T\"],\"ids\":[\"1\"],"
+         "\"event\":\"e\",\"data\":1}"),
         "{\"scope\":\"user\",\"site\":\"S:1\",\"ids\":[\"1\"],\"event\":\"e\",\"data\":1}",
         "{\"scope\":\"user\",\"site\":\"S\",\"ids\":[{}],\"event\":\"e\",\"data\":1}",
         "{\"scope\":\"user\",\"site\":\"S\",\"ids\":[\"1\"],\"event\":5,\"data\":1}",
@@ -195,8 +198,8 @@ TEST(local_engine_numbers_each_channel)
     sub_init(&u2);
     pubsub_hub_subscribe(f.hub, &u1.sub, "user:S:1");
     pubsub_hub_subscribe(f.hub, &u2.sub, "user:S:2");
-    struct pubsub_publish *both =
-        parse("{\"scope\":\"user\",\"site\":\"S\",\"ids\":[\"1\",\"2\"],\"event\":\"e\",\"data\":0}");
+    struct pubsub_publish *both = parse(
+        "{\"scope\":\"user\",\"site\":\"S\",\"ids\":[\"1\",\"2\"],\"event\":\"e\",\"data\":0}");
     struct pubsub_publish *one =
         parse("{\"scope\":\"user\",\"site\":\"S\",\"ids\":[\"1\"],\"event\":\"e\",\"data\":0}");
     ASSERT_INT_EQ(pubsub_engine_publish(e, one), 0);
@@ -248,8 +251,10 @@ static void on_sliced(void *arg, struct pubsub_sub *sub, struct pubsub_message *
 static struct pubsub_publish *publish_to_all(const char *event)
 {
     struct gw_buf b = GW_BUF_INIT;
-    gw_buf_appendf(&b, "{\"scope\":\"user\",\"site\":\"S\",\"event\":\"%s\",\"data\":0,"
-                       "\"ids\":[", event);
+    gw_buf_appendf(&b,
+                   "{\"scope\":\"user\",\"site\":\"S\",\"event\":\"%s\",\"data\":0,"
+                   "\"ids\":[",
+                   event);
     for (int i = 0; i < SLICED_CHANNELS; i++)
         gw_buf_appendf(&b, "%s%d", i ? "," : "", i);
     gw_buf_append_str(&b, "]}");

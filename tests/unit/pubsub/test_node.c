@@ -46,7 +46,8 @@ TEST(publish_reaches_the_subscriber_through_engine_and_hub)
     pubsub_hub_subscribe(pubsub_node_hub(f.node), &f.sub, "user:S:1");
     json_error_t err;
     json_t *j = json_loads("{\"scope\":\"user\",\"site\":\"S\",\"ids\":[\"1\"],\"event\":\"e\","
-                           "\"data\":0}", 0, &err);
+                           "\"data\":0}",
+                           0, &err);
     struct pubsub_publish *p;
     const char *why;
     ASSERT_INT_EQ(pubsub_publish_from_json(j, &s.limits, &p, &why), 0);

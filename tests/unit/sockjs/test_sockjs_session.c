@@ -294,16 +294,14 @@ TEST(bound_session_serves_only_its_token)
     /* The same raw value, wherever it stands in the query. */
     ASSERT_INT_EQ(access_q(&f, "s", "token=abc&c=x", "10.0.0.2:1", false, &s), SOCKJS_ACCESS_OK);
     ASSERT_TRUE(s == opened);
-    const char *wrong[] = {NULL, "", "token=", "token=ab", "token=abcd", "token=ABC",
-                           "tokenx=abc", "token=%61bc"};
+    const char *wrong[] = {NULL,         "",          "token=",     "token=ab",
+                           "token=abcd", "token=ABC", "tokenx=abc", "token=%61bc"};
     for (size_t i = 0; i < sizeof(wrong) / sizeof(wrong[0]); i++) {
         s = opened;
-        ASSERT_INT_EQ(access_q(&f, "s", wrong[i], "10.0.0.1:1", false, &s),
-                      SOCKJS_ACCESS_UNKNOWN);
+        ASSERT_INT_EQ(access_q(&f, "s", wrong[i], "10.0.0.1:1", false, &s), SOCKJS_ACCESS_UNKNOWN);
         ASSERT_TRUE(s == NULL);
         /* A receiver too: it may not open anything under a bound id either. */
-        ASSERT_INT_EQ(access_q(&f, "s", wrong[i], "10.0.0.1:1", true, &s),
-                      SOCKJS_ACCESS_UNKNOWN);
+        ASSERT_INT_EQ(access_q(&f, "s", wrong[i], "10.0.0.1:1", true, &s), SOCKJS_ACCESS_UNKNOWN);
     }
     ASSERT_INT_EQ(access_q(&f, "other", NULL, "10.0.0.1:1", false, &s), SOCKJS_ACCESS_UNKNOWN);
     /* Unbound sessions (opened without the parameter) serve whoever names them. */

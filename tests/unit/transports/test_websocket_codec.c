@@ -618,7 +618,7 @@ TEST(test_error_rsv1)
     run_error_case(&in, &e, WS_CLOSE_PROTOCOL_ERROR, at + 1);
     static const uint8_t others[] = {0x20, 0x10, 0x60};
     for (size_t i = 0; i < sizeof(others); i++) {
-            put_frame_ex(&in, 0x80 | others[i] | WS_OP_TEXT, true, LEN_MINIMAL, 1, "x", 1);
+        put_frame_ex(&in, 0x80 | others[i] | WS_OP_TEXT, true, LEN_MINIMAL, 1, "x", 1);
         run_error_case(&in, &e, WS_CLOSE_PROTOCOL_ERROR, 1);
     }
 }

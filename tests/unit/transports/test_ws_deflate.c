@@ -99,8 +99,9 @@ TEST(test_offers)
 /* Text of n bytes with repetition, like JSON events. */
 static char *sample(size_t n, unsigned seed)
 {
-    static const char *const words[] = {"{\"id\":", "\"name\":\"", "contacts.updated", "\"},",
-                                        "Τη γλώσσα", "12345", "company", "\"email\":\""};
+    static const char *const words[] = {"{\"id\":", "\"name\":\"", "contacts.updated",
+                                        "\"},",     "Τη γλώσσα",   "12345",
+                                        "company",  "\"email\":\""};
     char *p = gw_malloc(n + 1);
     size_t i = 0;
     while (i < n) {
@@ -313,6 +314,7 @@ TEST(test_empty_messages)
     ws_deflate_cleanup(&z);
 }
 
-GW_TEST_MAIN(TEST_CASE(test_offers), TEST_CASE(test_round_trips), TEST_CASE(test_no_context_between_messages),
-             TEST_CASE(test_inflate_peer_encodings), TEST_CASE(test_inflate_limit),
-             TEST_CASE(test_inflate_invalid), TEST_CASE(test_empty_messages))
+GW_TEST_MAIN(TEST_CASE(test_offers), TEST_CASE(test_round_trips),
+             TEST_CASE(test_no_context_between_messages), TEST_CASE(test_inflate_peer_encodings),
+             TEST_CASE(test_inflate_limit), TEST_CASE(test_inflate_invalid),
+             TEST_CASE(test_empty_messages))
