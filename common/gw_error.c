@@ -19,6 +19,16 @@ const char *gw_strerror(int err)
         return "i/o error";
     case GW_ENOTFOUND:
         return "not found";
+    case GW_EDENIED:
+        return "denied";
+    case GW_EEXPIRED:
+        return "expired";
+    case GW_ENOTYET:
+        return "not yet valid";
+    case GW_EUNSUPPORTED:
+        return "not supported";
+    case GW_EEMPTY:
+        return "empty";
     }
     return "unknown error";
 }

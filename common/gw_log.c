@@ -1,4 +1,5 @@
 #include "gw_log.h"
+#include "gw_error.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -43,7 +44,7 @@ int gw_log_parse_level(const char *name, enum gw_log_level *out)
             return 0;
         }
     }
-    return -1;
+    return GW_EINVAL;
 }
 
 bool gw_log_gate_open(struct gw_log_gate *gate, uint32_t interval_ms, uint64_t *suppressed)

@@ -5,11 +5,14 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "gw_error.h"
+
 enum gw_log_level { GW_LOG_ERROR = 0, GW_LOG_WARN, GW_LOG_INFO, GW_LOG_DEBUG };
 
 extern enum gw_log_level gw_log_threshold;
 
 void gw_log(enum gw_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* "error", "warn", "info" or "debug" (any case) into *out: 0, or GW_EINVAL. */
 int gw_log_parse_level(const char *name, enum gw_log_level *out);
 
 /* A condition that may repeat thousands of times a second (out of descriptors, a flood of bad

@@ -150,8 +150,8 @@ ssize_t gw_outq_write(struct gw_outq *q, int fd)
     do
         n = writev(fd, iov, n_iov);
     while (n < 0 && errno == EINTR);
-    if (n <= 0)
-        return n;
+    if (n < 0)
+        return errno == EAGAIN || errno == EWOULDBLOCK ? GW_EAGAIN : GW_EIO;
     q->bytes -= (size_t)n;
     size_t left = (size_t)n;
     while (left > 0) {

@@ -12,6 +12,8 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+#include "gw_error.h"
+
 struct gw_refbuf;
 struct gw_outq;
 
@@ -26,8 +28,8 @@ void gw_outq_add_ref(struct gw_outq *q, struct gw_refbuf *b, size_t off, size_t 
 
 size_t gw_outq_bytes(const struct gw_outq *q);
 
-/* Writes as much as the socket takes in one writev; returns the bytes written, or -1 with
- * errno (EAGAIN when the socket is full). */
+/* Writes as much as the socket takes in one writev; returns the bytes written, GW_EAGAIN when
+ * the socket is full, or GW_EIO (errno says why). */
 ssize_t gw_outq_write(struct gw_outq *q, int fd);
 
 /* Frees the free lists (at exit, so that leak checkers see a clean heap). */

@@ -1,4 +1,5 @@
 #include "gw_url.h"
+#include "gw_error.h"
 
 #include <string.h>
 
@@ -39,7 +40,7 @@ long gw_query_param(const char *query, size_t query_len, const char *name, char 
     size_t raw_len;
     const char *raw = find_param(query, query_len, name, &raw_len);
     if (!raw)
-        return GW_URL_ABSENT;
+        return GW_ENOTFOUND;
     const char *stop = raw + raw_len;
     size_t n = 0;
     for (const char *v = raw; v < stop; v++) {
@@ -51,7 +52,7 @@ long gw_query_param(const char *query, size_t query_len, const char *name, char 
             v += 2;
         }
         if (n + 1 >= cap)
-            return GW_URL_TOO_LONG;
+            return GW_ELIMIT;
         out[n++] = c;
     }
     out[n] = '\0';

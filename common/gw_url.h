@@ -4,12 +4,11 @@
 
 #include <stddef.h>
 
-#define GW_URL_ABSENT (-1)
-#define GW_URL_TOO_LONG (-2)
+#include "gw_error.h"
 
 /* The decoded value ('+' and %XX) of parameter `name` in query (not NUL-terminated) into out
- * (at most cap-1 bytes, NUL-terminated). Returns the decoded length, GW_URL_ABSENT, or
- * GW_URL_TOO_LONG when it does not fit in out. A parameter without '=' has an empty value. */
+ * (at most cap-1 bytes, NUL-terminated). Returns the decoded length, GW_ENOTFOUND when absent,
+ * or GW_ELIMIT when it does not fit in out. A parameter without '=' has an empty value. */
 long gw_query_param(const char *query, size_t query_len, const char *name, char *out, size_t cap);
 
 /* The value of parameter `name` as it stands in query (not decoded; *len bytes, not

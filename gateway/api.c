@@ -10,6 +10,7 @@
 #include <openssl/crypto.h>
 
 #include "gw_alloc.h"
+#include "gw_error.h"
 #include "gw_log.h"
 
 static void respond_json(const struct tp_request *req, int status, const char *reason, json_t *body)
@@ -83,10 +84,11 @@ static void publish(struct gw_api *api, const struct tp_request *req)
     for (; parsed < n; parsed++) {
         const char *error;
         json_t *item = many ? json_array_get(root, parsed) : root;
-        if (pubsub_publish_from_json(item, &lim, &pubs[parsed], &error) != 0) {
+        int rc = pubsub_publish_from_json(item, &lim, &pubs[parsed], &error);
+        if (rc != 0) {
             api->rejected++;
             GW_INFO("api: rejected publish %zu: %s", parsed, error);
-            bool too_big = strcmp(error, "data too large") == 0;
+            bool too_big = rc == GW_ELIMIT;
             respond_error(req, too_big ? 413 : 400, too_big ? "Payload Too Large" : "Bad Request",
                           error, many ? (long)parsed : -1);
             break;
@@ -178,7 +180,7 @@ void gw_api_route(struct gw_server *srv, struct tp_request *req, const char *pat
     }
     if (!authorized(api, req)) {
         api->unauthorized++;
-        GW_INFO("api: %s: unauthorized request", req->conn->ops->peer(req->conn));
+        GW_INFO("api: %s: unauthorized request", tp_conn_peer(req->conn));
         respond_error(req, 401, "Unauthorized",
                       api->cfg->api_key[0] ? "missing or wrong API key" : "no API key configured",
                       -1);

@@ -9,6 +9,7 @@
 #include <sys/resource.h>
 
 #include "gw_alloc.h"
+#include "gw_error.h"
 #include "pubsub_channel.h"
 #include "pubsub_publish.h"
 #include "static.h"
@@ -263,7 +264,7 @@ static int apply(struct gw_config *cfg, const struct opt *o, const char *value, 
         if (errno || end == value || *end || value[0] == '-' || v < o->min || v > o->max) {
             fprintf(stderr, "sockjs-gateway: %s: %s: expected a number from %u to %u, got '%s'\n",
                     where, o->name, o->min, o->max, value);
-            return -1;
+            return GW_EINVAL;
         }
         *(uint32_t *)field = (uint32_t)v;
         return 0;
@@ -281,7 +282,7 @@ static int apply(struct gw_config *cfg, const struct opt *o, const char *value, 
         } else {
             fprintf(stderr, "sockjs-gateway: %s: %s: expected true or false, got '%s'\n", where,
                     o->name, value);
-            return -1;
+            return GW_EINVAL;
         }
         return 0;
     case OPT_LIST: {
@@ -293,7 +294,7 @@ static int apply(struct gw_config *cfg, const struct opt *o, const char *value, 
         }
         if (l->n == o->max) {
             fprintf(stderr, "sockjs-gateway: %s: %s: at most %u values\n", where, o->name, o->max);
-            return -1;
+            return GW_EINVAL;
         }
         l->items[l->n++] = value;
         return 0;
@@ -301,7 +302,7 @@ static int apply(struct gw_config *cfg, const struct opt *o, const char *value, 
     case OPT_HELP:
         break;
     }
-    return -1;
+    return GW_EINVAL;
 }
 
 static char *trim(char *s)
@@ -319,7 +320,7 @@ static int load_file(struct gw_config *cfg, const char *path)
     FILE *f = fopen(path, "r");
     if (!f) {
         fprintf(stderr, "sockjs-gateway: --config %s: %s\n", path, strerror(errno));
-        return -1;
+        return GW_EIO;
     }
     char line[4096];
     int lineno = 0, rc = 0;
@@ -335,7 +336,7 @@ static int load_file(struct gw_config *cfg, const char *path)
         const struct opt *o = find_option(name, strlen(name));
         if (!o || o->type == OPT_HELP || strcmp(o->name, "config") == 0) {
             fprintf(stderr, "sockjs-gateway: %s: unknown option '%s'\n", where, name);
-            rc = -1;
+            rc = GW_EINVAL;
             break;
         }
         const char *value = eq ? trim(eq + 1) : "";
@@ -361,14 +362,14 @@ static int load_env(struct gw_config *cfg)
             continue;
         if (o->type != OPT_LIST) {
             if (apply(cfg, o, keep(cfg, v, strlen(v)), SRC_ENV, var) != 0)
-                return -1;
+                return GW_EINVAL;
             continue;
         }
         for (const char *p = v; *p;) {
             const char *comma = strchr(p, ',');
             size_t len = comma ? (size_t)(comma - p) : strlen(p);
             if (len && apply(cfg, o, keep(cfg, p, len), SRC_ENV, var) != 0)
-                return -1;
+                return GW_EINVAL;
             p += len + (comma ? 1 : 0);
         }
     }
@@ -396,10 +397,11 @@ int gw_config_load(struct gw_config *cfg, int argc, char **argv)
     }
     if (!cfg->config_file)
         cfg->config_file = getenv("SOCKJS_GATEWAY_CONFIG");
-    if (cfg->config_file && load_file(cfg, cfg->config_file) != 0)
-        return -1;
-    if (load_env(cfg) != 0)
-        return -1;
+    int rc = cfg->config_file ? load_file(cfg, cfg->config_file) : 0;
+    if (rc == 0)
+        rc = load_env(cfg);
+    if (rc != 0)
+        return rc;
 
     int c;
     optind = 1;
@@ -407,25 +409,26 @@ int gw_config_load(struct gw_config *cfg, int argc, char **argv)
     while ((c = getopt_long(argc, argv, "", long_options, NULL)) != -1) {
         if (c < 256 || c >= 256 + (int)N_OPTIONS) {
             usage(stderr);
-            return -1;
+            return GW_EINVAL;
         }
         const struct opt *o = &options[c - 256];
         if (o->type == OPT_HELP) {
             usage(stdout);
-            return 1;
+            cfg->help_printed = true;
+            return 0;
         }
         char where[64];
         snprintf(where, sizeof(where), "--%s", o->name);
         if (apply(cfg, o, o->type == OPT_FLAG ? "" : optarg, SRC_ARGS, where) != 0)
-            return -1;
+            return GW_EINVAL;
     }
     if (optind < argc) {
         fprintf(stderr, "sockjs-gateway: unexpected argument '%s'\n", argv[optind]);
-        return -1;
+        return GW_EINVAL;
     }
     if (cfg->prefix[0] != '/' || cfg->prefix[strlen(cfg->prefix) - 1] == '/') {
         fprintf(stderr, "sockjs-gateway: prefix must start with '/' and not end with one\n");
-        return -1;
+        return GW_EINVAL;
     }
     return 0;
 }

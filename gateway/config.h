@@ -8,6 +8,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "gw_error.h"
+
 #define GW_MAX_LISTEN 16
 #define GW_MAX_SECRETS 2
 #define GW_MAX_ENGINES 16
@@ -62,6 +64,7 @@ struct gw_config {
     uint32_t publish_slice_us;
     struct gw_str_list engines;
     const char *config_file;
+    bool help_printed; /* --help was given and the usage printed */
     /* Strings read from the file or the environment, freed by gw_config_cleanup. */
     char **owned;
     size_t n_owned;
@@ -74,8 +77,9 @@ struct gw_config {
 void gw_config_defaults(struct gw_config *cfg);
 /* --max-connections, with its default (0) resolved against the process's open-files limit. */
 uint32_t gw_config_max_connections(const struct gw_config *cfg);
-/* Reads --config FILE (if given), the environment, then the command line. Returns 0, 1 when
- * --help was printed, or -1 after printing an error. */
+/* Reads --config FILE (if given), the environment, then the command line. Returns 0 (with
+ * help_printed set when --help was given: nothing else to do), or after printing an error
+ * GW_EIO (the file cannot be read) or GW_EINVAL. */
 int gw_config_load(struct gw_config *cfg, int argc, char **argv);
 void gw_config_cleanup(struct gw_config *cfg);
 

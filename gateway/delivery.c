@@ -18,6 +18,7 @@
 
 #include "gw_alloc.h"
 #include "gw_deadline.h"
+#include "gw_error.h"
 #include "gw_log.h"
 #include "gw_timerq.h"
 #include "gw_url.h"
@@ -254,10 +255,10 @@ static bool authenticate(struct gw_delivery *d, struct delivery_session *ds, con
     const struct gw_str_list *secrets = &d->cfg->jwt_secrets;
     struct gw_identity id;
     int rc = gw_jwt_verify(token, len, secrets->items, secrets->n, now_s(), 0, &id);
-    if (rc != GW_JWT_OK) {
+    if (rc != GW_OK) {
         d->stats.auth_failures++;
         GW_INFO("session refused: %s", gw_jwt_strerror(rc));
-        bool expired = rc == GW_JWT_EXPIRED || rc == GW_JWT_NOT_YET_VALID;
+        bool expired = rc == GW_EEXPIRED || rc == GW_ENOTYET;
         sockjs_session_close(session_of(ds), expired ? 4002 : 4001,
                              expired ? "Token expired" : "Invalid token");
         return false;
@@ -308,8 +309,8 @@ static void on_open(void *app, struct sockjs_session *s, const struct sockjs_ope
     char value[GW_JWT_MAX_LEN + 1];
     long n = info->query
                  ? gw_query_param(info->query, info->query_len, "token", value, sizeof(value))
-                 : GW_URL_ABSENT;
-    if (n == GW_URL_TOO_LONG) {
+                 : GW_ENOTFOUND;
+    if (n == GW_ELIMIT) {
         /* Longer than any token we accept: refused like any other bad token. */
         d->stats.auth_failures++;
         GW_INFO("session refused: token longer than %d bytes", GW_JWT_MAX_LEN);
@@ -321,7 +322,7 @@ static void on_open(void *app, struct sockjs_session *s, const struct sockjs_ope
         return;
     }
     n = info->query ? gw_query_param(info->query, info->query_len, "site", value, sizeof(value))
-                    : GW_URL_ABSENT;
+                    : GW_ENOTFOUND;
     /* The same rule as a token's site claim: an invalid one is refused like a missing one. */
     if (n > 0 && d->cfg->allow_anonymous &&
         pubsub_name_valid(value, (size_t)n, GW_JWT_MAX_CLAIM_LEN, PUBSUB_NAME_SITE)) {

@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "gw_error.h"
 #include "gw_log.h"
 #include "http_conn.h"
 #include "transport.h"
@@ -76,7 +77,8 @@ struct gw_server {
 };
 
 /* Listens on every address of `specs`, logging "<label> ADDR:PORT" for each (the real port
- * when the configured one is 0). Returns 0 or -1. */
+ * when the configured one is 0). Returns 0, GW_EINVAL (a bad address) or GW_EIO (bind or
+ * listen failed), after logging why. */
 int gw_server_listen(struct gw_server *srv, const struct gw_str_list *specs, const char *label);
 /* A server answering with `route` (gw_route_request for SockJS). */
 void gw_server_init(struct gw_server *srv, struct event_base *base, const struct gw_config *cfg,

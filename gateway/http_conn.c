@@ -194,8 +194,9 @@ static bool do_write(struct gw_conn *c)
     if (c->state == ST_DEAD)
         return false;
     while (c->out && gw_outq_bytes(c->out) > 0) {
-        if (gw_outq_write(c->out, c->fd) < 0) {
-            if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        ssize_t rc = gw_outq_write(c->out, c->fd);
+        if (rc < 0) {
+            if (rc == GW_EAGAIN) {
                 size_t queued = gw_outq_bytes(c->out);
                 if (queued > c->srv->cfg->max_output_bytes) {
                     /* A peer that does not read loses its own connection, not our memory. */

@@ -13,6 +13,7 @@
 
 #include "gw_alloc.h"
 #include "gw_buf.h"
+#include "gw_error.h"
 #include "gw_log.h"
 #include "gw_pool.h"
 #include "http_conn_internal.h"
@@ -178,6 +179,9 @@ void gw_conn__fail_request(struct gw_conn *c, int status, const char *why)
 
 /* ---- request parsing ------------------------------------------------------------------------ */
 
+/* http-parser's callbacks stop the parser with any non-zero result: ours return GW_ELIMIT or
+ * GW_EPROTO, the status and reason to answer with set in the request. */
+
 static struct gw_conn *parser_conn(http_parser *p)
 {
     return p->data;
@@ -190,7 +194,7 @@ static int count_header_bytes(struct gw_conn *c, size_t n)
     if (r->header_bytes > c->srv->cfg->max_header_bytes) {
         r->error_status = 431;
         r->error_reason = "request header too large";
-        return -1;
+        return GW_ELIMIT;
     }
     return 0;
 }
@@ -198,15 +202,15 @@ static int count_header_bytes(struct gw_conn *c, size_t n)
 static int on_url(http_parser *p, const char *at, size_t n)
 {
     struct gw_conn *c = parser_conn(p);
-    if (count_header_bytes(c, n))
-        return -1;
+    if (count_header_bytes(c, n) != 0)
+        return GW_ELIMIT;
     /* The non-strict http-parser lets tabs and other controls into the target, where other
      * parsers end it (RFC 9112 3.2: no whitespace or controls in a request-target). */
     for (size_t i = 0; i < n; i++) {
         if ((uint8_t)at[i] < 0x21 || at[i] == 0x7f) {
             c->req->error_status = 400;
             c->req->error_reason = "control character in the request target";
-            return -1;
+            return GW_EPROTO;
         }
     }
     gw_buf_append(&c->req->raw, at, n);
@@ -218,8 +222,8 @@ static int on_header_field(http_parser *p, const char *at, size_t n)
 {
     struct gw_conn *c = parser_conn(p);
     struct http_req *r = c->req;
-    if (count_header_bytes(c, n + 4))
-        return -1;
+    if (count_header_bytes(c, n + 4) != 0)
+        return GW_ELIMIT;
     /* A chunked body's trailer fields are counted but dropped: merged into the header section
      * they would add fields a proxy in front never saw as headers (RFC 9110 6.5.1). */
     if (r->headers_done)
@@ -228,7 +232,7 @@ static int on_header_field(http_parser *p, const char *at, size_t n)
         if (r->n_headers == c->srv->cfg->max_headers) {
             r->error_status = 431;
             r->error_reason = "too many header fields";
-            return -1;
+            return GW_ELIMIT;
         }
         if (!r->headers)
             r->headers = gw_malloc(sizeof(*r->headers) * c->srv->cfg->max_headers);
@@ -248,8 +252,8 @@ static int on_header_value(http_parser *p, const char *at, size_t n)
 {
     struct gw_conn *c = parser_conn(p);
     struct http_req *r = c->req;
-    if (count_header_bytes(c, n))
-        return -1;
+    if (count_header_bytes(c, n) != 0)
+        return GW_ELIMIT;
     if (r->headers_done)
         return 0; /* a trailer field (on_header_field) */
     struct header_ref *h = &r->headers[r->n_headers - 1];
@@ -370,11 +374,11 @@ static int on_headers_complete(http_parser *p)
     struct http_req *r = c->req;
     r->headers_done = true;
     if (refuse_ambiguous_headers(p, r))
-        return -1;
+        return GW_EPROTO;
     if ((p->flags & F_CONTENTLENGTH) && p->content_length > c->srv->max_body_bytes) {
         r->error_status = 413;
         r->error_reason = "request body too large";
-        return -1;
+        return GW_ELIMIT;
     }
     if (has_header_value(r, "Expect", "100-continue"))
         gw_conn__write(&c->base, "HTTP/1.1 100 Continue\r\n\r\n", 25);
@@ -390,7 +394,7 @@ static int on_body(http_parser *p, const char *at, size_t n)
     if (r->body.len + n > c->srv->max_body_bytes) {
         r->error_status = 413;
         r->error_reason = "request body too large";
-        return -1;
+        return GW_ELIMIT;
     }
     gw_buf_append(&r->body, at, n);
     return 0;

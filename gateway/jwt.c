@@ -37,13 +37,13 @@ static int b64url_value(unsigned char c)
 static int b64url_decode(const char *in, size_t len, unsigned char *out, size_t *out_len)
 {
     if (len % 4 == 1)
-        return -1;
+        return GW_EPROTO;
     unsigned acc = 0, bits = 0;
     size_t n = 0;
     for (size_t i = 0; i < len; i++) {
         int v = b64url_value((unsigned char)in[i]);
         if (v < 0)
-            return -1;
+            return GW_EPROTO;
         acc = acc << 6 | (unsigned)v;
         bits += 6;
         if (bits >= 8) {
@@ -53,7 +53,7 @@ static int b64url_decode(const char *in, size_t len, unsigned char *out, size_t 
         }
     }
     if (acc != 0)
-        return -1;
+        return GW_EPROTO;
     *out_len = n;
     return 0;
 }
@@ -123,8 +123,8 @@ static int check_alg(const json_t *header)
     const json_t *alg = json_object_get(header, "alg");
     if (!json_is_string(alg) || json_string_length(alg) != 5 ||
         memcmp(json_string_value(alg), "HS256", 5) != 0)
-        return GW_JWT_UNSUPPORTED_ALG;
-    return GW_JWT_OK;
+        return GW_EUNSUPPORTED;
+    return GW_OK;
 }
 
 /* One HMAC-SHA256 context per secret, keyed once and re-initialised per token: the one-shot
@@ -182,7 +182,7 @@ static int check_signature(const char *signed_part, size_t signed_len, const uns
                            size_t sig_len, const char *const *secrets, size_t n_secrets)
 {
     if (sig_len != SIG_LEN)
-        return GW_JWT_BAD_SIGNATURE;
+        return GW_EDENIED;
     for (size_t i = 0; i < n_secrets; i++) {
         unsigned char mac[EVP_MAX_MD_SIZE];
         size_t mac_len = 0;
@@ -193,9 +193,9 @@ static int check_signature(const char *signed_part, size_t signed_len, const uns
             !EVP_MAC_final(ctx, mac, &mac_len, sizeof(mac)) || mac_len != SIG_LEN)
             continue;
         if (CRYPTO_memcmp(mac, sig, SIG_LEN) == 0)
-            return GW_JWT_OK;
+            return GW_OK;
     }
-    return GW_JWT_BAD_SIGNATURE;
+    return GW_EDENIED;
 }
 
 /* Claims name channels and end up in logs, headers and backend requests: they follow the
@@ -209,16 +209,16 @@ static int copy_text_claim(const json_t *claims, const char *key, enum pubsub_na
         const char *s = json_string_value(v);
         size_t len = json_string_length(v);
         if (!pubsub_name_valid(s, len, GW_JWT_MAX_CLAIM_LEN, kind))
-            return GW_JWT_MISSING_CLAIM;
+            return GW_EINVAL;
         memcpy(out, s, len);
         out[len] = '\0';
-        return GW_JWT_OK;
+        return GW_OK;
     }
     if (allow_integer && json_is_integer(v)) {
         snprintf(out, GW_JWT_MAX_CLAIM_LEN + 1, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
-        return GW_JWT_OK;
+        return GW_OK;
     }
-    return GW_JWT_MISSING_CLAIM;
+    return GW_EINVAL;
 }
 
 /* Validates every element before allocating, so that a bad array leaves nothing to free. */
@@ -226,15 +226,15 @@ static int copy_events(const json_t *claims, struct gw_identity *id)
 {
     const json_t *events = json_object_get(claims, "events");
     if (!events)
-        return GW_JWT_OK;
+        return GW_OK;
     if (!json_is_array(events) || json_array_size(events) > GW_JWT_MAX_EVENTS)
-        return GW_JWT_MISSING_CLAIM;
+        return GW_EINVAL;
     size_t n = json_array_size(events);
     for (size_t i = 0; i < n; i++) {
         const json_t *e = json_array_get(events, i);
         if (!json_is_string(e) || !pubsub_name_valid(json_string_value(e), json_string_length(e),
                                                      GW_JWT_MAX_EVENT_LEN, PUBSUB_NAME_ID))
-            return GW_JWT_MISSING_CLAIM;
+            return GW_EINVAL;
     }
     /* Non-NULL even when empty: an empty filter differs from none. */
     id->events = gw_calloc(n, sizeof(*id->events));
@@ -243,7 +243,7 @@ static int copy_events(const json_t *claims, struct gw_identity *id)
         id->events[i] = gw_strndup(json_string_value(e), json_string_length(e));
     }
     id->n_events = n;
-    return GW_JWT_OK;
+    return GW_OK;
 }
 
 /* Sums are compared without overflowing: an exp or nbf near the int64 limits saturates. */
@@ -251,31 +251,31 @@ static int check_time(const json_t *claims, int64_t now, uint32_t leeway_s, int6
 {
     const json_t *exp = json_object_get(claims, "exp");
     if (!json_is_integer(exp))
-        return GW_JWT_MISSING_CLAIM;
+        return GW_EINVAL;
     int64_t e = json_integer_value(exp);
     if (e <= INT64_MAX - leeway_s && now >= e + leeway_s)
-        return GW_JWT_EXPIRED;
+        return GW_EEXPIRED;
     const json_t *nbf = json_object_get(claims, "nbf");
     if (nbf) {
         if (!json_is_integer(nbf))
-            return GW_JWT_MISSING_CLAIM;
+            return GW_EINVAL;
         if (now <= INT64_MAX - leeway_s && now + leeway_s < json_integer_value(nbf))
-            return GW_JWT_NOT_YET_VALID;
+            return GW_ENOTYET;
     }
     *exp_out = e;
-    return GW_JWT_OK;
+    return GW_OK;
 }
 
 static int read_claims(const json_t *claims, int64_t now, uint32_t leeway_s, struct gw_identity *id)
 {
     int rc = check_time(claims, now, leeway_s, &id->exp);
-    if (rc == GW_JWT_OK)
+    if (rc == GW_OK)
         rc = copy_text_claim(claims, "sub", PUBSUB_NAME_ID, true, id->user);
-    if (rc == GW_JWT_OK)
+    if (rc == GW_OK)
         rc = copy_text_claim(claims, "client", PUBSUB_NAME_ID, true, id->client);
-    if (rc == GW_JWT_OK)
+    if (rc == GW_OK)
         rc = copy_text_claim(claims, "site", PUBSUB_NAME_SITE, false, id->site);
-    if (rc == GW_JWT_OK)
+    if (rc == GW_OK)
         rc = copy_events(claims, id);
     return rc;
 }
@@ -285,12 +285,12 @@ static int verify_token(const char *token, size_t len, const char *const *secret
 {
     memset(out, 0, sizeof(*out));
     if (len > GW_JWT_MAX_LEN)
-        return GW_JWT_TOO_LONG;
+        return GW_ELIMIT;
 
     const char *dot1 = memchr(token, '.', len);
     const char *dot2 = dot1 ? memchr(dot1 + 1, '.', len - (size_t)(dot1 + 1 - token)) : NULL;
     if (!dot2 || memchr(dot2 + 1, '.', len - (size_t)(dot2 + 1 - token)))
-        return GW_JWT_MALFORMED;
+        return GW_EPROTO;
     size_t header_len = (size_t)(dot1 - token);
     size_t payload_len = (size_t)(dot2 - dot1 - 1);
     size_t sig_len = len - (size_t)(dot2 + 1 - token);
@@ -303,28 +303,28 @@ static int verify_token(const char *token, size_t len, const char *const *secret
     if (b64url_decode(token, header_len, decoded, &header_n) < 0 ||
         b64url_decode(dot1 + 1, payload_len, decoded + header_n, &payload_n) < 0 ||
         b64url_decode(dot2 + 1, sig_len, decoded + header_n + payload_n, &sig_n) < 0)
-        return GW_JWT_MALFORMED;
+        return GW_EPROTO;
     const unsigned char *sig = decoded + header_n + payload_n;
 
     json_t *header = load_object(decoded, header_n);
     if (!header)
-        return GW_JWT_MALFORMED;
+        return GW_EPROTO;
     int rc = check_alg(header);
     json_decref(header);
-    if (rc != GW_JWT_OK)
+    if (rc != GW_OK)
         return rc;
 
     rc = check_signature(token, (size_t)(dot2 - token), sig, sig_n, secrets, n_secrets);
-    if (rc != GW_JWT_OK)
+    if (rc != GW_OK)
         return rc;
 
     /* Only now, with the issuer proven, is the payload parsed. */
     json_t *claims = load_object(decoded + header_n, payload_n);
     if (!claims)
-        return GW_JWT_MALFORMED;
+        return GW_EPROTO;
     rc = read_claims(claims, now, leeway_s, out);
     json_decref(claims);
-    if (rc != GW_JWT_OK)
+    if (rc != GW_OK)
         gw_identity_cleanup(out);
     return rc;
 }
@@ -349,21 +349,21 @@ void gw_identity_cleanup(struct gw_identity *id)
 const char *gw_jwt_strerror(int result)
 {
     switch (result) {
-    case GW_JWT_OK:
+    case GW_OK:
         return "ok";
-    case GW_JWT_MALFORMED:
+    case GW_EPROTO:
         return "malformed token";
-    case GW_JWT_UNSUPPORTED_ALG:
+    case GW_EUNSUPPORTED:
         return "unsupported token algorithm";
-    case GW_JWT_BAD_SIGNATURE:
+    case GW_EDENIED:
         return "bad token signature";
-    case GW_JWT_EXPIRED:
+    case GW_EEXPIRED:
         return "expired token";
-    case GW_JWT_NOT_YET_VALID:
+    case GW_ENOTYET:
         return "token not yet valid";
-    case GW_JWT_MISSING_CLAIM:
+    case GW_EINVAL:
         return "missing or invalid claim";
-    case GW_JWT_TOO_LONG:
+    case GW_ELIMIT:
         return "token too long";
     default:
         return "unknown token error";

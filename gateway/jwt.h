@@ -7,7 +7,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Longer tokens give GW_JWT_TOO_LONG, checked before any work. */
+#include "gw_error.h"
+
+/* Longer tokens give GW_ELIMIT, checked before any work. */
 #define GW_JWT_MAX_LEN 4096
 /* Limits on claims, in bytes of UTF-8. */
 #define GW_JWT_MAX_CLAIM_LEN 256
@@ -25,17 +27,6 @@ struct gw_identity {
     size_t n_events;
 };
 
-enum gw_jwt_result {
-    GW_JWT_OK = 0,
-    GW_JWT_MALFORMED = -1,       /* not three base64url parts of JSON objects */
-    GW_JWT_UNSUPPORTED_ALG = -2, /* alg missing or anything but "HS256" */
-    GW_JWT_BAD_SIGNATURE = -3,   /* no secret produces the signature */
-    GW_JWT_EXPIRED = -4,
-    GW_JWT_NOT_YET_VALID = -5,
-    GW_JWT_MISSING_CLAIM = -6, /* a required claim absent, or any claim of a wrong type or size */
-    GW_JWT_TOO_LONG = -7,
-};
-
 /* Verifies token (len bytes, not NUL-terminated) against each of the NUL-terminated secrets.
  * Checks, in this order: length; three dot-separated parts of canonical unpadded base64url;
  * header a JSON object with alg exactly "HS256" (typ optional, ignored); the HMAC-SHA256
@@ -46,8 +37,9 @@ enum gw_jwt_result {
  * (no control characters; no ':' in site, so that a token cannot name another site's channels);
  * events if present: an array of at most GW_JWT_MAX_EVENTS non-empty strings of at most
  * GW_JWT_MAX_EVENT_LEN bytes, also without control characters. iat and other claims are ignored.
- * Returns GW_JWT_OK and fills *out (free with gw_identity_cleanup), or a negative
- * enum gw_jwt_result with *out zeroed. */
+ * Returns 0 and fills *out (free with gw_identity_cleanup), or with *out zeroed: GW_ELIMIT (too
+ * long), GW_EPROTO (malformed), GW_EUNSUPPORTED (alg), GW_EDENIED (signature), GW_EINVAL (a claim
+ * missing or invalid), GW_EEXPIRED (exp) or GW_ENOTYET (nbf). */
 int gw_jwt_verify(const char *token, size_t len, const char *const *secrets, size_t n_secrets,
                   int64_t now, uint32_t leeway_s, struct gw_identity *out);
 /* Frees the keyed HMAC contexts gw_jwt_verify keeps per secret (at exit). */
@@ -55,7 +47,7 @@ void gw_jwt_cleanup(void);
 
 /* Frees what gw_jwt_verify filled in and zeroes *id; safe on a zeroed identity. */
 void gw_identity_cleanup(struct gw_identity *id);
-/* A short reason for logs and close frames: "malformed token", "expired token", ... */
+/* What a gw_jwt_verify result means for a token, for logs: "malformed token", "expired token".. */
 const char *gw_jwt_strerror(int result);
 
 #endif

@@ -66,9 +66,9 @@ int main(int argc, char **argv)
     struct gw_config cfg;
     gw_config_defaults(&cfg);
     int rc = gw_config_load(&cfg, argc, argv);
-    if (rc != 0) {
+    if (rc != 0 || cfg.help_printed) {
         gw_config_cleanup(&cfg);
-        return rc > 0 ? 0 : 2;
+        return rc != 0 ? 2 : 0;
     }
     enum gw_log_level level;
     if (gw_log_parse_level(cfg.log_level, &level) != 0) {

@@ -217,8 +217,8 @@ static const uint8_t v2_signature[12] = {0x0D, 0x0A, 0x0D, 0x0A, 0x00, 0x0D,
 #define V2_TCP4 0x11
 #define V2_TCP6 0x21
 
-/* The bytes of addresses a PROXY command's family/transport byte announces, or -1 for a byte the
- * spec lists as invalid (family above AF_UNIX, transport above DGRAM) or pairs that it does not
+/* The bytes of addresses a PROXY command's family/transport byte announces, or GW_EPROTO for a byte
+ * the spec lists as invalid (family above AF_UNIX, transport above DGRAM) or pairs that it does not
  * list (a family without a transport or the reverse), which no conforming sender emits. */
 static int v2_addr_len(uint8_t fam)
 {
@@ -235,7 +235,7 @@ static int v2_addr_len(uint8_t fam)
     case 0x32: /* AF_UNIX datagram */
         return 2 * 108;
     default:
-        return -1;
+        return GW_EPROTO;
     }
 }
 
@@ -255,7 +255,7 @@ static int parse_v2(const uint8_t *data, size_t len, struct gw_proxy_info *out)
     uint8_t fam = data[13];
     int need = cmd == V2_CMD_PROXY ? v2_addr_len(fam) : 0;
     if (need < 0)
-        return GW_EPROTO;
+        return need;
     if (len < V2_HEADER_LEN)
         return GW_EAGAIN;
     /* Checked before waiting for the block, so that a bad length fails without more input. */

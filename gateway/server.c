@@ -14,6 +14,7 @@
 
 #include "gateway.h"
 #include "gw_alloc.h"
+#include "gw_error.h"
 #include "gw_log.h"
 #include "gw_net.h"
 #include "gw_timerq.h"
@@ -145,22 +146,22 @@ static void on_accept_error(struct evconnlistener *l, void *arg)
                 strerror(err), srv->n_conns, srv->accept_backoff_ms, held);
 }
 
-/* "127.0.0.1:8080", "[::1]:8080", ":8080" (all IPv4 interfaces). */
+/* "127.0.0.1:8080", "[::1]:8080", ":8080" (all IPv4 interfaces): 0 or GW_EINVAL. */
 static int parse_listen(const char *spec, struct sockaddr_storage *ss, socklen_t *len)
 {
     char host[128];
     const char *colon = strrchr(spec, ':');
     if (!colon || colon[1] == '\0')
-        return -1;
+        return GW_EINVAL;
     size_t host_len = (size_t)(colon - spec);
     if (host_len >= sizeof(host))
-        return -1;
+        return GW_EINVAL;
     memcpy(host, spec, host_len);
     host[host_len] = '\0';
     char *end;
     long port = strtol(colon + 1, &end, 10);
     if (*end || port < 0 || port > 65535)
-        return -1;
+        return GW_EINVAL;
     memset(ss, 0, sizeof(*ss));
     if (host[0] == '[' && host_len > 2 && host[host_len - 1] == ']') {
         host[host_len - 1] = '\0';
@@ -168,7 +169,7 @@ static int parse_listen(const char *spec, struct sockaddr_storage *ss, socklen_t
         a->sin6_family = AF_INET6;
         a->sin6_port = htons((uint16_t)port);
         if (inet_pton(AF_INET6, host + 1, &a->sin6_addr) != 1)
-            return -1;
+            return GW_EINVAL;
         *len = sizeof(*a);
         return 0;
     }
@@ -178,18 +179,18 @@ static int parse_listen(const char *spec, struct sockaddr_storage *ss, socklen_t
     if (host_len == 0)
         a->sin_addr.s_addr = htonl(INADDR_ANY);
     else if (inet_pton(AF_INET, host, &a->sin_addr) != 1)
-        return -1;
+        return GW_EINVAL;
     *len = sizeof(*a);
     return 0;
 }
 
-/* "ADDR:PORT[,proxy][,trusted]": splits off the options. */
+/* "ADDR:PORT[,proxy][,trusted]": splits off the options; 0 or GW_EINVAL. */
 static int parse_listen_options(const char *spec, char *addr, size_t cap, unsigned *flags)
 {
     const char *comma = strchr(spec, ',');
     size_t len = comma ? (size_t)(comma - spec) : strlen(spec);
     if (len >= cap)
-        return -1;
+        return GW_EINVAL;
     memcpy(addr, spec, len);
     addr[len] = '\0';
     *flags = 0;
@@ -202,7 +203,7 @@ static int parse_listen_options(const char *spec, char *addr, size_t cap, unsign
         else if (n == 7 && strncmp(opt, "trusted", 7) == 0)
             *flags |= GW_LISTEN_TRUSTED;
         else
-            return -1;
+            return GW_EINVAL;
     }
     return 0;
 }
@@ -221,7 +222,7 @@ int gw_server_listen(struct gw_server *srv, const struct gw_str_list *specs, con
             GW_ERROR("invalid listen address '%s': expected ADDR:PORT or [ADDR6]:PORT, then "
                      "optionally ,proxy and/or ,trusted",
                      spec);
-            return -1;
+            return GW_EINVAL;
         }
         struct gw_listener *listener = &srv->listeners[srv->n_listeners];
         listener->srv = srv;
@@ -231,7 +232,7 @@ int gw_server_listen(struct gw_server *srv, const struct gw_str_list *specs, con
             (int)srv->cfg->backlog, (struct sockaddr *)&ss, (int)len);
         if (!l) {
             GW_ERROR("cannot listen on %s: %s", spec, strerror(errno));
-            return -1;
+            return GW_EIO;
         }
         evconnlistener_set_error_cb(l, on_accept_error);
         /* Set once here, inherited by every accepted socket: a syscall less per connection.

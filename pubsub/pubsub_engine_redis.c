@@ -698,35 +698,35 @@ static void conn_connect(struct redis_conn *c)
     timer_add_ms(c->timer, CONNECT_TIMEOUT_MS);
 }
 
-/* "redis://HOST:PORT", HOST an IPv4 address or localhost, PORT 1..65535. */
+/* "redis://HOST:PORT", HOST an IPv4 address or localhost, PORT 1..65535: 0 or GW_EINVAL. */
 static int parse_url(const char *url, char *host, int *port)
 {
     static const char prefix[] = "redis://";
     if (strncmp(url, prefix, sizeof(prefix) - 1) != 0)
-        return -1;
+        return GW_EINVAL;
     const char *h = url + sizeof(prefix) - 1;
     const char *colon = strrchr(h, ':');
     if (!colon || colon == h || colon - h >= 64)
-        return -1;
+        return GW_EINVAL;
     char name[64];
     memcpy(name, h, (size_t)(colon - h));
     name[colon - h] = '\0';
     const char *p = colon + 1;
     if (*p == '\0' || strlen(p) > 5)
-        return -1;
+        return GW_EINVAL;
     long v = 0;
     for (; *p; p++) {
         if (*p < '0' || *p > '9')
-            return -1;
+            return GW_EINVAL;
         v = v * 10 + (*p - '0');
     }
     if (v < 1 || v > 65535)
-        return -1;
+        return GW_EINVAL;
     struct in_addr addr;
     if (strcmp(name, "localhost") == 0)
         strcpy(name, "127.0.0.1"); /* no resolver call on the loop */
     if (inet_pton(AF_INET, name, &addr) != 1)
-        return -1;
+        return GW_EINVAL;
     inet_ntop(AF_INET, &addr, host, INET_ADDRSTRLEN);
     *port = (int)v;
     return 0;

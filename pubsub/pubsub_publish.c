@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "gw_alloc.h"
+#include "gw_error.h"
 #include "pubsub_channel.h"
 
 const char *pubsub_scope_name(enum pubsub_scope scope)
@@ -64,7 +65,7 @@ static int name_of(const json_t *v, char *num, size_t cap, const char **s, size_
         *len = (size_t)n;
         return 0;
     }
-    return -1;
+    return GW_EINVAL;
 }
 
 static int fill(struct builder *b, struct pubsub_publish *p, const json_t *sites,
@@ -81,7 +82,7 @@ static int fill(struct builder *b, struct pubsub_publish *p, const json_t *sites
         if (!json_is_string(v) || !pubsub_name_valid(json_string_value(v), json_string_length(v),
                                                      lim->max_name_bytes, PUBSUB_NAME_SITE)) {
             *error = "invalid site";
-            return -1;
+            return GW_EINVAL;
         }
         const char *copy = put(b, json_string_value(v), json_string_length(v));
         if (!b->measuring)
@@ -92,7 +93,7 @@ static int fill(struct builder *b, struct pubsub_publish *p, const json_t *sites
         if (name_of(json_array_get(ids, i), num, sizeof(num), &s, &len) != 0 ||
             !pubsub_name_valid(s, len, lim->max_name_bytes, PUBSUB_NAME_ID)) {
             *error = "invalid id";
-            return -1;
+            return GW_EINVAL;
         }
         const char *copy = put(b, s, len);
         if (!b->measuring)
@@ -121,7 +122,7 @@ static int parse_scope(const json_t *obj, struct fields *f, const char **error)
     const json_t *v = json_object_get(obj, "scope");
     if (!json_is_string(v)) {
         *error = "missing scope";
-        return -1;
+        return GW_EINVAL;
     }
     const char *name = json_string_value(v);
     if (strcmp(name, "user") == 0)
@@ -132,7 +133,7 @@ static int parse_scope(const json_t *obj, struct fields *f, const char **error)
         f->scope = PUBSUB_SCOPE_GLOBAL;
     else {
         *error = "unknown scope";
-        return -1;
+        return GW_EINVAL;
     }
     return 0;
 }
@@ -145,15 +146,15 @@ static int parse_sites(const json_t *obj, const struct pubsub_limits *lim, struc
     f->sites = json_object_get(obj, "sites");
     if ((f->site == NULL) == (f->sites == NULL)) {
         *error = "exactly one of site and sites is required";
-        return -1;
+        return GW_EINVAL;
     }
     if (f->sites && (!json_is_array(f->sites) || json_array_size(f->sites) == 0)) {
         *error = "sites must be a non-empty array";
-        return -1;
+        return GW_EINVAL;
     }
     if (f->sites && json_array_size(f->sites) > lim->max_sites) {
         *error = "too many sites";
-        return -1;
+        return GW_EINVAL;
     }
     f->n_sites = f->sites ? json_array_size(f->sites) : 1;
     return 0;
@@ -166,25 +167,25 @@ static int parse_ids(const json_t *obj, const struct pubsub_limits *lim, struct 
     f->ids = json_object_get(obj, "ids");
     if (f->ids && !json_is_array(f->ids)) {
         *error = "ids must be an array";
-        return -1;
+        return GW_EINVAL;
     }
     f->n_ids = f->ids ? json_array_size(f->ids) : 0;
     if (f->scope == PUBSUB_SCOPE_GLOBAL && f->n_ids > 0) {
         *error = "a global publish takes no ids";
-        return -1;
+        return GW_EINVAL;
     }
     if (f->scope != PUBSUB_SCOPE_GLOBAL && f->n_ids == 0) {
         *error = "ids are required for user and client scopes";
-        return -1;
+        return GW_EINVAL;
     }
     if (f->n_ids > lim->max_ids) {
         *error = "too many ids";
-        return -1;
+        return GW_EINVAL;
     }
     f->n_channels = f->n_sites * (f->n_ids ? f->n_ids : 1);
     if (f->n_channels > lim->max_channels) {
         *error = "too many channels";
-        return -1;
+        return GW_EINVAL;
     }
     return 0;
 }
@@ -198,17 +199,17 @@ static int parse_payload(const json_t *obj, const struct pubsub_limits *lim, str
         !pubsub_name_valid(json_string_value(f->event), json_string_length(f->event),
                            lim->max_name_bytes, PUBSUB_NAME_ID)) {
         *error = "missing or invalid event";
-        return -1;
+        return GW_EINVAL;
     }
     f->data = json_object_get(obj, "data");
     if (!f->data) {
         *error = "missing data";
-        return -1;
+        return GW_EINVAL;
     }
     f->seqs = json_object_get(obj, "seqs");
     if (f->seqs && (!json_is_array(f->seqs) || json_array_size(f->seqs) != f->n_channels)) {
         *error = "seqs must have one integer per channel";
-        return -1;
+        return GW_EINVAL;
     }
     return 0;
 }
@@ -223,15 +224,16 @@ static int build(const struct fields *f, const struct pubsub_limits *lim,
     if (data_len > lim->max_data_bytes) {
         free(data);
         *error = "data too large";
-        return -1;
+        return GW_ELIMIT;
     }
     const char *event = json_string_value(f->event);
     size_t event_len = json_string_length(f->event);
     struct builder b = {.measuring = true};
-    if (fill(&b, NULL, f->sites, f->site, f->ids, event, event_len, data, data_len, lim, error) !=
-        0) {
+    int rc =
+        fill(&b, NULL, f->sites, f->site, f->ids, event, event_len, data, data_len, lim, error);
+    if (rc != 0) {
         free(data);
-        return -1;
+        return rc;
     }
     size_t head = sizeof(struct pubsub_publish) + (f->n_sites + f->n_ids) * sizeof(char *);
     struct pubsub_publish *p = gw_calloc(1, head + b.need);
@@ -251,7 +253,7 @@ static int build(const struct fields *f, const struct pubsub_limits *lim,
             if (!json_is_integer(v)) {
                 pubsub_publish_unref(p);
                 *error = "seqs must have one integer per channel";
-                return -1;
+                return GW_EINVAL;
             }
             p->seqs[i] = json_integer_value(v);
         }
@@ -266,12 +268,18 @@ int pubsub_publish_from_json(const json_t *obj, const struct pubsub_limits *lim,
     *out = NULL;
     if (!json_is_object(obj)) {
         *error = "a publish must be a JSON object";
-        return -1;
+        return GW_EINVAL;
     }
     struct fields f;
-    if (parse_scope(obj, &f, error) != 0 || parse_sites(obj, lim, &f, error) != 0 ||
-        parse_ids(obj, lim, &f, error) != 0 || parse_payload(obj, lim, &f, error) != 0)
-        return -1;
+    int rc = parse_scope(obj, &f, error);
+    if (rc == 0)
+        rc = parse_sites(obj, lim, &f, error);
+    if (rc == 0)
+        rc = parse_ids(obj, lim, &f, error);
+    if (rc == 0)
+        rc = parse_payload(obj, lim, &f, error);
+    if (rc != 0)
+        return rc;
     return build(&f, lim, out, error);
 }
 

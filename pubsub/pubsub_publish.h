@@ -8,6 +8,8 @@
 
 #include <jansson.h>
 
+#include "gw_error.h"
+
 enum pubsub_scope { PUBSUB_SCOPE_USER, PUBSUB_SCOPE_CLIENT, PUBSUB_SCOPE_GLOBAL };
 
 /* "user", "client", "global" */
@@ -51,8 +53,9 @@ static inline size_t pubsub_publish_channels(const struct pubsub_publish *p)
  *    "event": E, "data": <any JSON>}
  * ids are strings or integers (integers are kept as their decimal text); required for user
  * and client, absent or empty for global. `seqs` (array of integers, one per channel) is read
- * when present (messages from the engine). Returns 0, or -1 with *error set to a static reason
- * ("unknown scope", "too many ids", "too many channels", ...). */
+ * when present (messages from the engine). Returns 0, or with *error set to a static reason
+ * ("unknown scope", "too many ids", "too many channels", ...) GW_ELIMIT when data is larger than
+ * lim->max_data_bytes and GW_EINVAL for anything else. */
 int pubsub_publish_from_json(const json_t *obj, const struct pubsub_limits *lim,
                              struct pubsub_publish **out, const char **error);
 

@@ -7,6 +7,7 @@
 #include <jansson.h>
 
 #include "gw_alloc.h"
+#include "gw_error.h"
 #include "gw_utf8.h"
 
 static const char hex_digits[] = "0123456789abcdef";
@@ -154,25 +155,25 @@ void sockjs_close_frame(struct gw_buf *out, int code, const char *reason)
 int sockjs_parse_payload(const char *data, size_t len, sockjs_message_cb cb, void *arg)
 {
     if (len == 0)
-        return SOCKJS_PAYLOAD_EMPTY;
+        return GW_EEMPTY;
     json_error_t error;
     json_t *root = json_loadb(data, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &error);
     if (!root)
-        return SOCKJS_PAYLOAD_BROKEN;
-    int rc = SOCKJS_PAYLOAD_OK;
+        return GW_EPROTO;
+    int rc = GW_OK;
     if (!json_is_array(root)) {
-        rc = SOCKJS_PAYLOAD_NOT_ARRAY;
+        rc = GW_EINVAL;
     } else {
         size_t i;
         json_t *item;
         json_array_foreach(root, i, item)
         {
             if (!json_is_string(item)) {
-                rc = SOCKJS_PAYLOAD_NOT_ARRAY;
+                rc = GW_EINVAL;
                 break;
             }
         }
-        if (rc == SOCKJS_PAYLOAD_OK) {
+        if (rc == GW_OK) {
             json_array_foreach(root, i, item)
             {
                 cb(arg, json_string_value(item), json_string_length(item));
@@ -186,10 +187,10 @@ int sockjs_parse_payload(const char *data, size_t len, sockjs_message_cb cb, voi
 const char *sockjs_payload_error_text(int err)
 {
     switch (err) {
-    case SOCKJS_PAYLOAD_EMPTY:
-    case SOCKJS_PAYLOAD_NOT_ARRAY:
+    case GW_EEMPTY:
+    case GW_EINVAL:
         return "Payload expected.";
-    case SOCKJS_PAYLOAD_BROKEN:
+    case GW_EPROTO:
         return "Broken JSON encoding.";
     }
     return "";

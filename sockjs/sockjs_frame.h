@@ -6,6 +6,7 @@
 #include <stddef.h>
 
 #include "gw_buf.h"
+#include "gw_error.h"
 
 /* Appends s (UTF-8, may contain NUL) to out as a JSON string literal, byte for byte as
  * sockjs-node 0.3.24 quotes it (JSON.stringify, then its `escapable` set as lowercase \uxxxx):
@@ -21,20 +22,15 @@ void sockjs_quote(struct gw_buf *out, const char *s, size_t len);
 /* Appends `c[code,"reason"]`. */
 void sockjs_close_frame(struct gw_buf *out, int code, const char *reason);
 
-enum sockjs_payload_error {
-    SOCKJS_PAYLOAD_OK = 0,
-    SOCKJS_PAYLOAD_EMPTY = -1,    /* "Payload expected." */
-    SOCKJS_PAYLOAD_BROKEN = -2,   /* "Broken JSON encoding." */
-    SOCKJS_PAYLOAD_NOT_ARRAY = -3 /* valid JSON, but not an array of strings */
-};
-
 typedef void (*sockjs_message_cb)(void *arg, const char *msg, size_t len);
 
 /* Parses a client payload: a JSON array of strings. Calls cb once per string, in order, only if
- * the whole payload is valid (nothing is delivered from a broken payload). */
+ * the whole payload is valid (nothing is delivered from a broken payload). Returns 0,
+ * GW_EEMPTY (no payload), GW_EPROTO (not JSON) or GW_EINVAL (JSON, but not an array of
+ * strings). */
 int sockjs_parse_payload(const char *data, size_t len, sockjs_message_cb cb, void *arg);
 
-/* The text for a payload error, as the reference server words it. */
+/* The text for a payload error of sockjs_parse_payload, as the reference server words it. */
 const char *sockjs_payload_error_text(int err);
 
 #endif

@@ -296,7 +296,7 @@ static void attach(struct sockjs_session *s, struct sockjs_receiver *r)
 static void send_frame(struct sockjs_session *s, const struct sockjs_frame *f)
 {
     struct sockjs_receiver *r = s->receiver;
-    if (r->ops->send_frame(r, f)) {
+    if (sockjs_receiver_send_frame(r, f)) {
         gw_timer_start(&s->timer, &s->server->heartbeat_q);
     } else {
         /* r has ended and may be gone: forget it without touching it. */
@@ -335,7 +335,7 @@ static void close_frame_to(struct sockjs_receiver *r, int code, const char *reas
                              .len = frame.len,
                              .close_code = code,
                              .close_reason = reason};
-    *stays = r->ops->send_frame(r, &f);
+    *stays = sockjs_receiver_send_frame(r, &f);
     gw_buf_release(&frame);
 }
 
@@ -345,7 +345,7 @@ static void refuse(struct sockjs_receiver *r, int code, const char *reason)
     bool stays;
     close_frame_to(r, code, reason, &stays);
     if (stays)
-        r->ops->release(r);
+        sockjs_receiver_release(r);
 }
 
 /* Appends one message to the queue, quoting it unless it already is. */
@@ -370,8 +370,8 @@ static bool over_queue_limit(struct sockjs_session *s)
     if (!limit)
         return false;
     size_t queued = s->pending ? s->pending->len : 0;
-    if (s->receiver && s->receiver->ops->queued)
-        queued += s->receiver->ops->queued(s->receiver);
+    if (s->receiver)
+        queued += sockjs_receiver_queued(s->receiver);
     if (queued <= limit)
         return false;
     GW_WARN("session closed: slow consumer (%zu bytes unsent, limit %u)", queued, limit);
@@ -687,7 +687,7 @@ void sockjs_server_free(struct sockjs_server *srv)
             s->receiver = NULL;
             if (r) {
                 r->session = NULL;
-                r->ops->release(r);
+                sockjs_receiver_release(r);
             }
             if (s->state == SESSION_OPEN) {
                 s->state = SESSION_CLOSED;

@@ -110,17 +110,13 @@ struct sockjs_frame {
     const char *close_reason; /* SOCKJS_FRAME_CLOSE */
 };
 
+/* What carries a session's frames to its client (a websocket, a stream, a polling request).
+ * The session calls it through the sockjs_receiver_* wrappers below, which carry the
+ * contracts. */
 struct sockjs_receiver_ops {
     const char *name;
-    /* Writes one frame. Returns true to stay attached, false when the receiver has ended its
-     * response with this frame (a polling request after any frame, a stream past
-     * response_limit); the session then forgets it. Must not call back into the session. */
     bool (*send_frame)(struct sockjs_receiver *r, const struct sockjs_frame *f);
-    /* The session lets go of the receiver (after a close frame, or when the session or the
-     * server goes away): the receiver ends its response or connection and must not use the
-     * session again. Must not call back into the session. */
     void (*release)(struct sockjs_receiver *r);
-    /* Bytes written by the receiver and not yet on the socket. */
     size_t (*queued)(const struct sockjs_receiver *r);
 };
 
@@ -142,6 +138,29 @@ struct sockjs_receiver {
      * what the receiver passes to sockjs_session_receiver_lost(). */
     struct sockjs_session *session;
 };
+
+/* Writes one frame. Returns true to stay attached, false when the receiver has ended its
+ * response with this frame (a polling request after any frame, a stream past response_limit);
+ * the session then forgets it. Must not call back into the session. */
+static inline bool sockjs_receiver_send_frame(struct sockjs_receiver *r,
+                                              const struct sockjs_frame *f)
+{
+    return r->ops->send_frame(r, f);
+}
+
+/* The session lets go of the receiver (after a close frame, or when the session or the server
+ * goes away): the receiver ends its response or connection and must not use the session again.
+ * Must not call back into the session. */
+static inline void sockjs_receiver_release(struct sockjs_receiver *r)
+{
+    r->ops->release(r);
+}
+
+/* Bytes written by the receiver and not yet on the socket (0 when it has no queued op). */
+static inline size_t sockjs_receiver_queued(const struct sockjs_receiver *r)
+{
+    return r->ops->queued ? r->ops->queued(r) : 0;
+}
 
 /* Server (prefix). `opt` is copied (its strings must outlive the server). */
 struct sockjs_server *sockjs_server_new(struct event_base *base, const struct sockjs_options *opt,
@@ -202,7 +221,7 @@ struct sockjs_session *sockjs_session_new_attached(struct sockjs_server *srv,
 void sockjs_session_receiver_lost(struct sockjs_session *s, struct sockjs_receiver *r);
 
 /* A client payload (JSON array of strings) for s: each message goes to the app in order.
- * Returns SOCKJS_PAYLOAD_OK or a SOCKJS_PAYLOAD_* error (nothing delivered). */
+ * Returns 0 or an error of sockjs_parse_payload (nothing delivered). */
 int sockjs_session_receive_payload(struct sockjs_session *s, const char *data, size_t len);
 /* One client message, unframed (raw websocket). */
 void sockjs_session_receive_message(struct sockjs_session *s, const char *msg, size_t len);

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "gw_alloc.h"
+#include "gw_error.h"
 #include "gw_log.h"
 #include "gw_refbuf.h"
 #include "gw_url.h"
@@ -54,8 +55,8 @@ static void poll_head(struct http_receiver *r, size_t body_len)
     struct tp_conn *c = r->conn;
     char length[64];
     int n = snprintf(length, sizeof(length), "Content-Length: %zu\r\n\r\n", body_len);
-    c->ops->write(c, r->head, r->head_len);
-    c->ops->write(c, length, (size_t)n);
+    tp_conn_write(c, r->head, r->head_len);
+    tp_conn_write(c, length, (size_t)n);
 }
 
 static bool send_frame(struct sockjs_receiver *base, const struct sockjs_frame *f)
@@ -68,8 +69,8 @@ static bool send_frame(struct sockjs_receiver *base, const struct sockjs_frame *
         written = frame->len + 1;
         if (!r->kind->streaming) {
             poll_head(r, written);
-            c->ops->write_ref(c, frame, 0, frame->len);
-            c->ops->write(c, "\n", 1);
+            tp_conn_write_ref(c, frame, 0, frame->len);
+            tp_conn_write(c, "\n", 1);
         } else {
             tp_stream_write_ref(&r->stream, frame, "\n", 1);
         }
@@ -78,14 +79,14 @@ static bool send_frame(struct sockjs_receiver *base, const struct sockjs_frame *
         written = scratch.len;
         if (!r->kind->streaming) {
             poll_head(r, scratch.len);
-            c->ops->write(c, scratch.data, scratch.len);
+            tp_conn_write(c, scratch.data, scratch.len);
         } else {
             tp_stream_write(&r->stream, scratch.data, scratch.len);
         }
         scratch_done();
     }
     if (!r->kind->streaming) {
-        c->ops->end_response(c, r->keep_alive);
+        tp_conn_end_response(c, r->keep_alive);
         receiver_free(r);
         return false;
     }
@@ -103,14 +104,14 @@ static void release(struct sockjs_receiver *base)
     if (r->kind->streaming)
         tp_stream_end(&r->stream);
     else
-        r->conn->ops->close(r->conn, false); /* shutting down: nothing to answer a poll with */
+        tp_conn_close(r->conn, false); /* shutting down: nothing to answer a poll with */
     receiver_free(r);
 }
 
 static size_t queued(const struct sockjs_receiver *base)
 {
     const struct http_receiver *r = (const struct http_receiver *)base;
-    return r->conn->ops->queued(r->conn);
+    return tp_conn_queued(r->conn);
 }
 
 static const struct sockjs_receiver_ops receiver_ops = {
@@ -160,7 +161,7 @@ void http_receiver_handle(const struct tp_request *req, const struct http_receiv
         r->head = gw_memdup(h.buf, h.len);
         r->head_len = h.len;
     }
-    req->conn->ops->set_handler(req->conn, &handler_ops, r);
+    tp_conn_set_handler(req->conn, &handler_ops, r);
     struct sockjs_open_info info = {.query = req->query, .query_len = req->query_len};
     sockjs_session_attach(req->server, session_id, id_len, &r->base, &info);
 }
@@ -169,11 +170,11 @@ int http_receiver_callback(const struct tp_request *req, char out[HTTP_CALLBACK_
 {
     long n = req->query
                  ? gw_query_param(req->query, req->query_len, "c", out, HTTP_CALLBACK_MAX + 1)
-                 : GW_URL_ABSENT;
-    if (n == GW_URL_ABSENT || n == 0) {
+                 : GW_ENOTFOUND;
+    if (n == GW_ENOTFOUND || n == 0) {
         tp_respond_text(req, 500, "Internal Server Error", TP_COOKIE,
                         "\"callback\" parameter required");
-        return -1;
+        return GW_EINVAL;
     }
     bool valid = n > 0;
     for (long i = 0; valid && i < n; i++) {
@@ -182,10 +183,10 @@ int http_receiver_callback(const struct tp_request *req, char out[HTTP_CALLBACK_
                 c == '_' || c == '.' || c == '-';
     }
     if (!valid) {
-        GW_INFO("%s: invalid callback parameter", req->conn->ops->peer(req->conn));
+        GW_INFO("%s: invalid callback parameter", tp_conn_peer(req->conn));
         tp_respond_text(req, 500, "Internal Server Error", TP_COOKIE,
                         "invalid \"callback\" parameter");
-        return -1;
+        return GW_EINVAL;
     }
     return 0;
 }

@@ -7,6 +7,7 @@
 #include <stddef.h>
 
 #include "gw_buf.h"
+#include "gw_error.h"
 #include "transport.h"
 
 struct http_receiver;
@@ -49,7 +50,7 @@ void http_receiver_handle(const struct tp_request *req, const struct http_receiv
 
 #define HTTP_CALLBACK_MAX 256
 
-/* The "c" query parameter of htmlfile and jsonp, decoded into out: 0, or -1 after answering
+/* The "c" query parameter of htmlfile and jsonp, decoded into out: 0, or GW_EINVAL after answering
  * 500 "\"callback\" parameter required" / "invalid \"callback\" parameter". Names are
  * [a-zA-Z0-9_.-]+: they are written into a page and a script, so nothing else may pass. */
 int http_receiver_callback(const struct tp_request *req, char out[HTTP_CALLBACK_MAX + 1]);

@@ -4,6 +4,7 @@
 #include <strings.h>
 
 #include "gw_alloc.h"
+#include "gw_error.h"
 #include "gw_log.h"
 #include "gw_url.h"
 #include "http_receiver.h"
@@ -61,8 +62,8 @@ void jsonp_send_handle(const struct tp_request *req, const char *session_id, siz
     }
     int rc = sockjs_session_receive_payload(s, payload, payload_len);
     gw_free(decoded);
-    if (rc != SOCKJS_PAYLOAD_OK) {
-        GW_INFO("%s: jsonp_send rejected: %s", req->conn->ops->peer(req->conn),
+    if (rc != GW_OK) {
+        GW_INFO("%s: jsonp_send rejected: %s", tp_conn_peer(req->conn),
                 sockjs_payload_error_text(rc));
         tp_respond_text(req, 500, "Internal Server Error", TP_COOKIE,
                         sockjs_payload_error_text(rc));

@@ -153,10 +153,10 @@ void tp_respond(const struct tp_request *req, struct tp_head *h, const void *bod
         tp_head_add(h, "Content-Length", "%zu", len);
     head_printf(h, "\r\n");
     struct tp_conn *c = req->conn;
-    c->ops->write(c, h->buf, h->len);
+    tp_conn_write(c, h->buf, h->len);
     if (len)
-        c->ops->write(c, body, len);
-    c->ops->end_response(c, req->keep_alive);
+        tp_conn_write(c, body, len);
+    tp_conn_end_response(c, req->keep_alive);
 }
 
 void tp_respond_immutable(const struct tp_request *req, const char *content_type, const void *body,
@@ -194,7 +194,7 @@ bool tp_session_access(const struct tp_request *req, const char *id, size_t len,
     struct sockjs_open_info query = {.query = req->query, .query_len = req->query_len};
     uint32_t retry_after_s;
     enum sockjs_access a = sockjs_session_access(
-        req->server, id, len, &query, req->conn->ops->peer(req->conn), opens, out, &retry_after_s);
+        req->server, id, len, &query, tp_conn_peer(req->conn), opens, out, &retry_after_s);
     if (a == SOCKJS_ACCESS_OK)
         return true;
     if (a == SOCKJS_ACCESS_UNKNOWN) {
@@ -220,7 +220,7 @@ void tp_stream_start(struct tp_stream *s, const struct tp_request *req, struct t
     if (s->chunked)
         tp_head_add(h, "Transfer-Encoding", "chunked");
     head_printf(h, "\r\n");
-    s->conn->ops->write(s->conn, h->buf, h->len);
+    tp_conn_write(s->conn, h->buf, h->len);
 }
 
 void tp_stream_write(struct tp_stream *s, const void *data, size_t len)
@@ -231,11 +231,11 @@ void tp_stream_write(struct tp_stream *s, const void *data, size_t len)
     if (s->chunked) {
         char size[24];
         int n = snprintf(size, sizeof(size), "%zx\r\n", len);
-        c->ops->write(c, size, (size_t)n);
-        c->ops->write(c, data, len);
-        c->ops->write(c, "\r\n", 2);
+        tp_conn_write(c, size, (size_t)n);
+        tp_conn_write(c, data, len);
+        tp_conn_write(c, "\r\n", 2);
     } else {
-        c->ops->write(c, data, len);
+        tp_conn_write(c, data, len);
     }
 }
 
@@ -246,18 +246,18 @@ void tp_stream_write_ref(struct tp_stream *s, struct gw_refbuf *b, const char *s
     if (s->chunked) {
         char size[24];
         int n = snprintf(size, sizeof(size), "%zx\r\n", (size_t)b->len + suffix_len);
-        c->ops->write(c, size, (size_t)n);
+        tp_conn_write(c, size, (size_t)n);
     }
-    c->ops->write_ref(c, b, 0, b->len);
-    c->ops->write(c, suffix, suffix_len);
+    tp_conn_write_ref(c, b, 0, b->len);
+    tp_conn_write(c, suffix, suffix_len);
     if (s->chunked)
-        c->ops->write(c, "\r\n", 2);
+        tp_conn_write(c, "\r\n", 2);
 }
 
 void tp_stream_end(struct tp_stream *s)
 {
     struct tp_conn *c = s->conn;
     if (s->chunked)
-        c->ops->write(c, "0\r\n\r\n", 5);
-    c->ops->end_response(c, s->keep_alive);
+        tp_conn_write(c, "0\r\n\r\n", 5);
+    tp_conn_end_response(c, s->keep_alive);
 }

@@ -41,32 +41,80 @@ struct tp_handler_ops {
     void (*going_away)(void *handler);
 };
 
+/* A connection as the gateway's HTTP server implements it. Call it through the tp_conn_*
+ * wrappers below, which carry the contracts. */
 struct tp_conn_ops {
-    /* Queue bytes for writing (copied). Writes go out once per loop turn. */
     void (*write)(struct tp_conn *c, const void *data, size_t len);
-    /* Queue bytes [off, off+len) of b by reference (b is kept alive until written). */
     void (*write_ref)(struct tp_conn *c, struct gw_refbuf *b, size_t off, size_t len);
-    /* Bytes queued and not yet written to the socket. */
     size_t (*queued)(const struct tp_conn *c);
-    /* Makes `handler` the owner of the connection's events until end_response or close. */
     void (*set_handler)(struct tp_conn *c, const struct tp_handler_ops *ops, void *handler);
-    /* From now on every byte read goes to the handler's on_data (after a 101 response). */
     void (*upgrade)(struct tp_conn *c);
-    /* Asks for one on_drain once the output queue is empty. */
     void (*want_drain)(struct tp_conn *c);
-    /* The response is complete: the handler is dropped and the connection reads its next
-     * request (keep_alive) or closes once everything queued is written. */
     void (*end_response)(struct tp_conn *c, bool keep_alive);
-    /* Closes the connection once everything queued is written (flush) or at once. The
-     * handler is dropped first (no on_close). */
     void (*close)(struct tp_conn *c, bool flush);
-    /* The peer's address, for logs ("127.0.0.1:5000"). */
     const char *(*peer)(const struct tp_conn *c);
 };
 
 struct tp_conn {
     const struct tp_conn_ops *ops;
 };
+
+/* Queues bytes for writing (copied). Writes go out once per loop turn. */
+static inline void tp_conn_write(struct tp_conn *c, const void *data, size_t len)
+{
+    c->ops->write(c, data, len);
+}
+
+/* Queues bytes [off, off+len) of b by reference (b is kept alive until written). */
+static inline void tp_conn_write_ref(struct tp_conn *c, struct gw_refbuf *b, size_t off, size_t len)
+{
+    c->ops->write_ref(c, b, off, len);
+}
+
+/* Bytes queued and not yet written to the socket. */
+static inline size_t tp_conn_queued(const struct tp_conn *c)
+{
+    return c->ops->queued(c);
+}
+
+/* Makes `handler` the owner of the connection's events until end_response or close. */
+static inline void tp_conn_set_handler(struct tp_conn *c, const struct tp_handler_ops *ops,
+                                       void *handler)
+{
+    c->ops->set_handler(c, ops, handler);
+}
+
+/* From now on every byte read goes to the handler's on_data (after a 101 response). */
+static inline void tp_conn_upgrade(struct tp_conn *c)
+{
+    c->ops->upgrade(c);
+}
+
+/* Asks for one on_drain once the output queue is empty. */
+static inline void tp_conn_want_drain(struct tp_conn *c)
+{
+    c->ops->want_drain(c);
+}
+
+/* The response is complete: the handler is dropped and the connection reads its next request
+ * (keep_alive) or closes once everything queued is written. */
+static inline void tp_conn_end_response(struct tp_conn *c, bool keep_alive)
+{
+    c->ops->end_response(c, keep_alive);
+}
+
+/* Closes the connection once everything queued is written (flush) or at once. The handler is
+ * dropped first (no on_close). */
+static inline void tp_conn_close(struct tp_conn *c, bool flush)
+{
+    c->ops->close(c, flush);
+}
+
+/* The peer's address, for logs ("127.0.0.1:5000"). */
+static inline const char *tp_conn_peer(const struct tp_conn *c)
+{
+    return c->ops->peer(c);
+}
 
 struct tp_header {
     const char *name;

@@ -64,9 +64,9 @@ static void ws_write_frame(struct ws_conn *ws, enum ws_opcode op, const void *da
 {
     uint8_t header[10];
     size_t n = ws_encode_header(header, op, true, len);
-    ws->conn->ops->write(ws->conn, header, n);
+    tp_conn_write(ws->conn, header, n);
     if (len)
-        ws->conn->ops->write(ws->conn, data, len);
+        tp_conn_write(ws->conn, data, len);
 }
 
 static bool ws_compresses(const struct ws_conn *ws, size_t len)
@@ -99,7 +99,7 @@ static void ws_write_text(struct ws_conn *ws, const char *data, size_t len)
     struct gw_buf b = GW_BUF_INIT;
     size_t start;
     if (ws_compresses(ws, len) && ws_deflate_frame(data, len, &b, &start))
-        ws->conn->ops->write(ws->conn, b.data + start, b.len - start);
+        tp_conn_write(ws->conn, b.data + start, b.len - start);
     else
         ws_write_frame(ws, WS_OP_TEXT, data, len);
     gw_buf_release(&b);
@@ -146,7 +146,7 @@ static void ws_write_shared(struct ws_conn *ws, struct pubsub_message *m,
     } else {
         frame = ws_plain_form(m, plain, data, len);
     }
-    ws->conn->ops->write_ref(ws->conn, frame, 0, frame->len);
+    tp_conn_write_ref(ws->conn, frame, 0, frame->len);
 }
 
 static void ws_free(struct ws_conn *ws)
@@ -164,7 +164,7 @@ static void ws_close(struct ws_conn *ws, uint16_t code, const char *reason)
     uint8_t payload[125];
     size_t n = ws_encode_close_payload(payload, code, reason);
     ws_write_frame(ws, WS_OP_CLOSE, payload, n);
-    ws->conn->ops->close(ws->conn, true);
+    tp_conn_close(ws->conn, true);
 }
 
 /* The session is told when we, not it, end the connection. */
@@ -235,7 +235,7 @@ static void release(struct sockjs_receiver *base)
 static size_t queued(const struct sockjs_receiver *base)
 {
     const struct ws_conn *ws = (const struct ws_conn *)base;
-    return ws->conn->ops->queued(ws->conn);
+    return tp_conn_queued(ws->conn);
 }
 
 static const struct sockjs_receiver_ops receiver_ops = {
@@ -258,8 +258,8 @@ static void deliver(struct ws_conn *ws, const uint8_t *data, size_t len)
     if (len == 0)
         return;
     int rc = sockjs_session_receive_payload(s, (const char *)data, len);
-    if (rc != SOCKJS_PAYLOAD_OK) {
-        GW_INFO("%s: websocket payload rejected: %s", ws->conn->ops->peer(ws->conn),
+    if (rc != GW_OK) {
+        GW_INFO("%s: websocket payload rejected: %s", tp_conn_peer(ws->conn),
                 sockjs_payload_error_text(rc));
         ws_fail(ws, WS_CLOSE_INVALID_PAYLOAD, sockjs_payload_error_text(rc));
     }
@@ -275,7 +275,7 @@ static void deliver_message(struct ws_conn *ws, enum ws_opcode opcode, const uin
         deliver(ws, data, len);
         return;
     }
-    const char *peer = ws->conn->ops->peer(ws->conn);
+    const char *peer = tp_conn_peer(ws->conn);
     uint32_t max = ws->decoder.max_message;
     struct gw_buf b = GW_BUF_INIT;
     int rc = ws_deflate_inflate(&zlib_state, data, len, max ? max : SIZE_MAX, &b);
@@ -321,14 +321,14 @@ static int on_control(void *arg, enum ws_opcode opcode, const uint8_t *data, siz
         const uint8_t *reason;
         size_t reason_len;
         ws_parse_close(data, len, &code, &reason, &reason_len);
-        GW_DEBUG("%s: websocket closed by client (%u)", ws->conn->ops->peer(ws->conn), code);
+        GW_DEBUG("%s: websocket closed by client (%u)", tp_conn_peer(ws->conn), code);
         ws_drop_session(ws);
         /* Answer with a plain normal closure: an echoed 1007 or 1011 would read as our own
          * complaint. No code in, no code out (RFC 6455 5.5.1). */
         ws->closing = true;
         uint8_t payload[2] = {WS_CLOSE_NORMAL >> 8, WS_CLOSE_NORMAL & 0xff};
         ws_write_frame(ws, WS_OP_CLOSE, payload, code == WS_CLOSE_NO_STATUS ? 0 : 2);
-        ws->conn->ops->close(ws->conn, true);
+        tp_conn_close(ws->conn, true);
         return 1;
     }
     return 0;
@@ -348,7 +348,7 @@ static size_t on_conn_data(void *handler, uint8_t *data, size_t len)
     long used = ws_decoder_feed(&ws->decoder, data, len, &decoder_callbacks, ws);
     ws->in_feed = false;
     if (used < 0) {
-        GW_INFO("%s: websocket protocol error: %s (close %u)", ws->conn->ops->peer(ws->conn),
+        GW_INFO("%s: websocket protocol error: %s (close %u)", tp_conn_peer(ws->conn),
                 ws_decoder_error(&ws->decoder), ws_decoder_close_code(&ws->decoder));
         ws_drop_session(ws);
         ws_close(ws, ws_decoder_close_code(&ws->decoder), ws_decoder_error(&ws->decoder));
@@ -403,8 +403,8 @@ static bool negotiate_deflate(const struct tp_request *req)
             return true;
         case WS_DEFLATE_DECLINED:
         case WS_DEFLATE_MALFORMED:
-            GW_DEBUG("%s: permessage-deflate declined: %s: %.*s", req->conn->ops->peer(req->conn),
-                     why, (int)(h->value_len > 200 ? 200 : h->value_len), h->value);
+            GW_DEBUG("%s: permessage-deflate declined: %s: %.*s", tp_conn_peer(req->conn), why,
+                     (int)(h->value_len > 200 ? 200 : h->value_len), h->value);
             break;
         case WS_DEFLATE_NOT_OFFERED:
             break;
@@ -415,7 +415,7 @@ static bool negotiate_deflate(const struct tp_request *req)
 
 static void refuse(const struct tp_request *req, const char *why)
 {
-    GW_INFO("%s: websocket handshake refused: %s", req->conn->ops->peer(req->conn), why);
+    GW_INFO("%s: websocket handshake refused: %s", tp_conn_peer(req->conn), why);
     struct tp_head h;
     tp_head_start(&h, req, 400, "Bad Request", "text/plain; charset=UTF-8", 0);
     tp_head_add(&h, "Sec-WebSocket-Version", "13");
@@ -467,7 +467,7 @@ void websocket_handle(const struct tp_request *req, bool raw)
     char head[sizeof(head_fmt) + sizeof(extension_line) + 32];
     int n = snprintf(head, sizeof(head), head_fmt, accept, deflate ? extension_line : "");
     struct tp_conn *c = req->conn;
-    c->ops->write(c, head, (size_t)n);
+    tp_conn_write(c, head, (size_t)n);
 
     struct ws_conn *ws = gw_slab_alloc(&ws_slab);
     ws->base.ops = &receiver_ops;
@@ -483,8 +483,8 @@ void websocket_handle(const struct tp_request *req, bool raw)
     char *heap =
         sockjs_open_info_copy(&(struct sockjs_open_info){req->query, req->query_len}, buf, &info);
     struct sockjs_server *server = req->server;
-    c->ops->set_handler(c, &handler_ops, ws);
-    c->ops->upgrade(c);
+    tp_conn_set_handler(c, &handler_ops, ws);
+    tp_conn_upgrade(c);
     sockjs_session_new_attached(server, &ws->base, raw, &info);
     gw_free(heap);
 }

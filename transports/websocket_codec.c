@@ -85,7 +85,7 @@ static long fail(struct ws_decoder *d, enum ws_error err)
     d->state = WS_DEC_ERROR;
     d->error = (uint8_t)err;
     d->close_code = ws_errors[err].close_code;
-    return -1;
+    return GW_EPROTO;
 }
 
 static bool is_control(uint8_t opcode)
@@ -244,12 +244,12 @@ long ws_decoder_feed(struct ws_decoder *d, uint8_t *data, size_t len,
     GW_ASSERT(len <= LONG_MAX);
     size_t pos = 0;
     if (d->state == WS_DEC_ERROR)
-        return -1;
+        return GW_EPROTO;
     while (pos < len) {
         if (d->state == WS_DEC_PAYLOAD) {
             long rc = deliver_payload(d, data, len, &pos, cb, arg);
             if (rc < 0)
-                return -1;
+                return GW_EPROTO;
             if (rc > 0)
                 break;
             continue;
@@ -258,7 +258,7 @@ long ws_decoder_feed(struct ws_decoder *d, uint8_t *data, size_t len,
         struct ws_frame f;
         long header_len = parse_header(d, data + pos, len - pos, &f);
         if (header_len < 0)
-            return -1;
+            return GW_EPROTO;
         if (header_len == 0)
             break;
         uint8_t *payload = data + pos + header_len;
@@ -270,7 +270,7 @@ long ws_decoder_feed(struct ws_decoder *d, uint8_t *data, size_t len,
             size_t n = (size_t)f.len;
             unmask(payload, n, f.mask, 0);
             if (f.opcode == WS_OP_CLOSE && check_close(d, payload, n) < 0)
-                return -1;
+                return GW_EPROTO;
             pos += (size_t)header_len + n;
             if (cb->on_control(arg, f.opcode, payload, n))
                 break;

@@ -22,6 +22,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "gw_error.h"
+
 enum ws_opcode {
     WS_OP_CONTINUATION = 0x0,
     WS_OP_TEXT = 0x1,
@@ -92,8 +94,8 @@ void ws_decoder_init(struct ws_decoder *d, uint32_t max_message_size);
 /* Consumes up to len bytes. `data` is modified in place (unmasked), but only the bytes
  * consumed. Returns the number of bytes consumed: less than len when a callback stopped it or
  * when the bytes left are an incomplete header or control frame (present them again, followed
- * by more input); or -1 on a protocol error, and on every call after one: the decoder is then in
- * WS_DEC_ERROR and ws_decoder_close_code() gives 1002, 1007 or 1009. */
+ * by more input); or GW_EPROTO on a protocol error, and on every call after one: the decoder is
+ * then in WS_DEC_ERROR and ws_decoder_close_code() gives 1002, 1007 or 1009. */
 long ws_decoder_feed(struct ws_decoder *d, uint8_t *data, size_t len,
                      const struct ws_decoder_callbacks *cb, void *arg);
 

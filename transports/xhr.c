@@ -2,6 +2,7 @@
 
 #include <string.h>
 
+#include "gw_error.h"
 #include "gw_log.h"
 #include "http_receiver.h"
 #include "sockjs_frame.h"
@@ -59,8 +60,8 @@ void xhr_send_handle(const struct tp_request *req, const char *session_id, size_
     if (!tp_session_access(req, session_id, id_len, false, TP_CORS | TP_COOKIE, &s))
         return;
     int rc = sockjs_session_receive_payload(s, req->body, req->body_len);
-    if (rc != SOCKJS_PAYLOAD_OK) {
-        GW_INFO("%s: xhr_send rejected: %s", req->conn->ops->peer(req->conn),
+    if (rc != GW_OK) {
+        GW_INFO("%s: xhr_send rejected: %s", tp_conn_peer(req->conn),
                 sockjs_payload_error_text(rc));
         tp_respond_text(req, 500, "Internal Server Error", TP_CORS | TP_COOKIE,
                         sockjs_payload_error_text(rc));

@@ -47,9 +47,10 @@ static int verify(const char *token, size_t len, bool known_secret)
 {
     struct gw_identity id;
     int rc = gw_jwt_verify(token, len, secrets, 2, NOW, LEEWAY, &id);
-    GW_ASSERT(rc <= GW_JWT_OK && rc >= GW_JWT_TOO_LONG);
+    GW_ASSERT(rc == GW_OK || rc == GW_ELIMIT || rc == GW_EPROTO || rc == GW_EUNSUPPORTED ||
+              rc == GW_EDENIED || rc == GW_EINVAL || rc == GW_EEXPIRED || rc == GW_ENOTYET);
     GW_ASSERT(gw_jwt_strerror(rc) != NULL);
-    if (rc == GW_JWT_OK) {
+    if (rc == GW_OK) {
         GW_ASSERT(known_secret);
         GW_ASSERT(len <= GW_JWT_MAX_LEN);
         GW_ASSERT(NOW < id.exp + LEEWAY);
@@ -97,7 +98,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t len = sign(header, header_len, payload, payload_len, secret, token);
     int rc = verify(token, len, known);
     if (!known)
-        GW_ASSERT(rc != GW_JWT_OK);
+        GW_ASSERT(rc != GW_OK);
     free(token);
     return 0;
 }

@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "gw_error.h"
 #include "gw_outq.h"
 #include "gw_refbuf.h"
 
@@ -108,7 +109,7 @@ TEST(full_socket_keeps_the_rest_and_resumes_mid_segment)
     ssize_t n;
     while ((n = gw_outq_write(q, fds[0])) > 0)
         written += (size_t)n;
-    ASSERT_INT_EQ(n, -1);
+    ASSERT_INT_EQ(n, GW_EAGAIN);
     ASSERT_TRUE(errno == EAGAIN || errno == EWOULDBLOCK);
     ASSERT_TRUE(written > 0 && written < queued);
     ASSERT_UINT_EQ(gw_outq_bytes(q), queued - written);

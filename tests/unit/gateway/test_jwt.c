@@ -89,16 +89,16 @@ TEST(jwt_io_vector)
     const char *wrong[] = {"not-your-256-bit-secret"};
     struct gw_identity id;
     /* No exp, client or site: getting as far as the claims proves the signature passed. */
-    ASSERT_INT_EQ(gw_jwt_verify(tok, strlen(tok), right, 1, NOW, 0, &id), GW_JWT_MISSING_CLAIM);
+    ASSERT_INT_EQ(gw_jwt_verify(tok, strlen(tok), right, 1, NOW, 0, &id), GW_EINVAL);
     ASSERT_TRUE(id.user[0] == '\0');
-    ASSERT_INT_EQ(gw_jwt_verify(tok, strlen(tok), wrong, 1, NOW, 0, &id), GW_JWT_BAD_SIGNATURE);
+    ASSERT_INT_EQ(gw_jwt_verify(tok, strlen(tok), wrong, 1, NOW, 0, &id), GW_EDENIED);
 }
 
 TEST(valid_string_claims)
 {
     char *tok = sign(HEADER, VALID, SECRET_A);
     struct gw_identity id;
-    ASSERT_INT_EQ(verify_token(tok, &id), GW_JWT_OK);
+    ASSERT_INT_EQ(verify_token(tok, &id), GW_OK);
     gw_free(tok);
     ASSERT_STR_EQ(id.user, "u1");
     ASSERT_STR_EQ(id.client, "acme");
@@ -117,7 +117,7 @@ TEST(valid_integer_claims)
                      ",\"iat\":1699999999,\"nbf\":1699999000,\"name\":\"extra\"}",
                      SECRET_A);
     struct gw_identity id;
-    ASSERT_INT_EQ(verify_token(tok, &id), GW_JWT_OK);
+    ASSERT_INT_EQ(verify_token(tok, &id), GW_OK);
     gw_free(tok);
     ASSERT_STR_EQ(id.user, "42");
     ASSERT_STR_EQ(id.client, "-9007199254740993");
@@ -130,7 +130,7 @@ TEST(valid_events)
     char *tok = sign(HEADER, "{" IDENTITY ",\"exp\":" FUTURE ",\"events\":[\"order.new\",\"é\"]}",
                      SECRET_A);
     struct gw_identity id;
-    ASSERT_INT_EQ(verify_token(tok, &id), GW_JWT_OK);
+    ASSERT_INT_EQ(verify_token(tok, &id), GW_OK);
     gw_free(tok);
     ASSERT_UINT_EQ(id.n_events, 2);
     ASSERT_STR_EQ(id.events[0], "order.new");
@@ -140,7 +140,7 @@ TEST(valid_events)
 
     /* An empty filter is not the same as none. */
     tok = sign(HEADER, "{" IDENTITY ",\"exp\":" FUTURE ",\"events\":[]}", SECRET_A);
-    ASSERT_INT_EQ(verify_token(tok, &id), GW_JWT_OK);
+    ASSERT_INT_EQ(verify_token(tok, &id), GW_OK);
     gw_free(tok);
     ASSERT_TRUE(id.events != NULL);
     ASSERT_UINT_EQ(id.n_events, 0);
@@ -151,11 +151,10 @@ TEST(second_secret)
 {
     char *tok = sign(HEADER, VALID, SECRET_B);
     struct gw_identity id;
-    ASSERT_INT_EQ(verify_token(tok, &id), GW_JWT_OK);
+    ASSERT_INT_EQ(verify_token(tok, &id), GW_OK);
     gw_identity_cleanup(&id);
     /* Once the old secret is retired, its tokens stop working. */
-    ASSERT_INT_EQ(gw_jwt_verify(tok, strlen(tok), secrets, 1, NOW, LEEWAY, &id),
-                  GW_JWT_BAD_SIGNATURE);
+    ASSERT_INT_EQ(gw_jwt_verify(tok, strlen(tok), secrets, 1, NOW, LEEWAY, &id), GW_EDENIED);
     gw_free(tok);
 }
 
@@ -163,13 +162,12 @@ TEST(wrong_secret)
 {
     char *tok = sign(HEADER, VALID, "some-other-secret");
     struct gw_identity id;
-    ASSERT_INT_EQ(verify_token(tok, &id), GW_JWT_BAD_SIGNATURE);
+    ASSERT_INT_EQ(verify_token(tok, &id), GW_EDENIED);
     ASSERT_TRUE(id.user[0] == '\0');
     gw_free(tok);
 
     tok = sign(HEADER, VALID, SECRET_A);
-    ASSERT_INT_EQ(gw_jwt_verify(tok, strlen(tok), secrets, 0, NOW, LEEWAY, &id),
-                  GW_JWT_BAD_SIGNATURE);
+    ASSERT_INT_EQ(gw_jwt_verify(tok, strlen(tok), secrets, 0, NOW, LEEWAY, &id), GW_EDENIED);
     gw_free(tok);
 }
 
@@ -185,7 +183,7 @@ TEST(tampered_payload)
     const char *good_sig = strrchr(good, '.');
     snprintf(tok, sizeof(tok), "%.*s%s", (int)(evil_sig - evil), evil, good_sig);
     struct gw_identity id;
-    ASSERT_INT_EQ(verify_token(tok, &id), GW_JWT_BAD_SIGNATURE);
+    ASSERT_INT_EQ(verify_token(tok, &id), GW_EDENIED);
     gw_free(good);
     gw_free(evil);
 }
@@ -200,21 +198,21 @@ TEST(tampered_signature)
 
     char saved = sig[10];
     sig[10] = saved == 'A' ? 'B' : 'A';
-    ASSERT_INT_EQ(verify_token(tok, &id), GW_JWT_BAD_SIGNATURE);
+    ASSERT_INT_EQ(verify_token(tok, &id), GW_EDENIED);
     sig[10] = saved;
-    ASSERT_INT_EQ(verify_token(tok, &id), GW_JWT_OK);
+    ASSERT_INT_EQ(verify_token(tok, &id), GW_OK);
     gw_identity_cleanup(&id);
 
     /* The last character carries two unused bits; setting one gives a non-canonical text for
      * the same bytes, which must not verify. */
     char last = sig[42];
     sig[42] = alphabet[(strchr(alphabet, last) - alphabet) ^ 1];
-    ASSERT_INT_EQ(verify_token(tok, &id), GW_JWT_MALFORMED);
+    ASSERT_INT_EQ(verify_token(tok, &id), GW_EPROTO);
     sig[42] = last;
 
     /* Truncated to 30 bytes (40 characters, no unused bits), and empty. */
-    ASSERT_INT_EQ(gw_jwt_verify(tok, len - 3, secrets, 2, NOW, LEEWAY, &id), GW_JWT_BAD_SIGNATURE);
-    ASSERT_INT_EQ(gw_jwt_verify(tok, len - 43, secrets, 2, NOW, LEEWAY, &id), GW_JWT_BAD_SIGNATURE);
+    ASSERT_INT_EQ(gw_jwt_verify(tok, len - 3, secrets, 2, NOW, LEEWAY, &id), GW_EDENIED);
+    ASSERT_INT_EQ(gw_jwt_verify(tok, len - 43, secrets, 2, NOW, LEEWAY, &id), GW_EDENIED);
     gw_free(tok);
 }
 
@@ -222,61 +220,56 @@ TEST(unsupported_alg)
 {
     char *tok = sign("{\"alg\":\"none\",\"typ\":\"JWT\"}", VALID, NULL);
     struct gw_identity id;
-    ASSERT_INT_EQ(verify_token(tok, &id), GW_JWT_UNSUPPORTED_ALG);
+    ASSERT_INT_EQ(verify_token(tok, &id), GW_EUNSUPPORTED);
     gw_free(tok);
     /* Even with a valid HS256 signature, the header's alg decides. */
-    ASSERT_INT_EQ(check_with("{\"alg\":\"none\"}", VALID), GW_JWT_UNSUPPORTED_ALG);
-    ASSERT_INT_EQ(check_with("{\"alg\":\"HS512\",\"typ\":\"JWT\"}", VALID), GW_JWT_UNSUPPORTED_ALG);
-    ASSERT_INT_EQ(check_with("{\"typ\":\"JWT\"}", VALID), GW_JWT_UNSUPPORTED_ALG);
-    ASSERT_INT_EQ(check_with("{\"alg\":\"hs256\"}", VALID), GW_JWT_UNSUPPORTED_ALG);
-    ASSERT_INT_EQ(check_with("{\"alg\":\"HS256 \"}", VALID), GW_JWT_UNSUPPORTED_ALG);
-    ASSERT_INT_EQ(check_with("{\"alg\":256}", VALID), GW_JWT_UNSUPPORTED_ALG);
-    ASSERT_INT_EQ(check_with("{\"alg\":null}", VALID), GW_JWT_UNSUPPORTED_ALG);
+    ASSERT_INT_EQ(check_with("{\"alg\":\"none\"}", VALID), GW_EUNSUPPORTED);
+    ASSERT_INT_EQ(check_with("{\"alg\":\"HS512\",\"typ\":\"JWT\"}", VALID), GW_EUNSUPPORTED);
+    ASSERT_INT_EQ(check_with("{\"typ\":\"JWT\"}", VALID), GW_EUNSUPPORTED);
+    ASSERT_INT_EQ(check_with("{\"alg\":\"hs256\"}", VALID), GW_EUNSUPPORTED);
+    ASSERT_INT_EQ(check_with("{\"alg\":\"HS256 \"}", VALID), GW_EUNSUPPORTED);
+    ASSERT_INT_EQ(check_with("{\"alg\":256}", VALID), GW_EUNSUPPORTED);
+    ASSERT_INT_EQ(check_with("{\"alg\":null}", VALID), GW_EUNSUPPORTED);
     /* typ is optional. */
-    ASSERT_INT_EQ(check_with("{\"alg\":\"HS256\"}", VALID), GW_JWT_OK);
+    ASSERT_INT_EQ(check_with("{\"alg\":\"HS256\"}", VALID), GW_OK);
 }
 
 TEST(expiry)
 {
-    ASSERT_INT_EQ(check("{" IDENTITY ",\"exp\":1600000000}"), GW_JWT_EXPIRED);
+    ASSERT_INT_EQ(check("{" IDENTITY ",\"exp\":1600000000}"), GW_EEXPIRED);
     struct gw_identity id;
     char *tok = sign(HEADER, "{" IDENTITY ",\"exp\":1700000000}", SECRET_A);
     /* Exactly now is already expired. */
-    ASSERT_INT_EQ(gw_jwt_verify(tok, strlen(tok), secrets, 2, NOW, 0, &id), GW_JWT_EXPIRED);
-    ASSERT_INT_EQ(gw_jwt_verify(tok, strlen(tok), secrets, 2, NOW, 1, &id), GW_JWT_OK);
+    ASSERT_INT_EQ(gw_jwt_verify(tok, strlen(tok), secrets, 2, NOW, 0, &id), GW_EEXPIRED);
+    ASSERT_INT_EQ(gw_jwt_verify(tok, strlen(tok), secrets, 2, NOW, 1, &id), GW_OK);
     gw_identity_cleanup(&id);
     gw_free(tok);
     /* Within the leeway, and at its edge. */
-    ASSERT_INT_EQ(check("{" IDENTITY ",\"exp\":1699999971}"), GW_JWT_OK);
-    ASSERT_INT_EQ(check("{" IDENTITY ",\"exp\":1699999970}"), GW_JWT_EXPIRED);
+    ASSERT_INT_EQ(check("{" IDENTITY ",\"exp\":1699999971}"), GW_OK);
+    ASSERT_INT_EQ(check("{" IDENTITY ",\"exp\":1699999970}"), GW_EEXPIRED);
     /* exp + leeway beyond int64 must not wrap around. */
-    ASSERT_INT_EQ(check("{" IDENTITY ",\"exp\":9223372036854775807}"), GW_JWT_OK);
-    ASSERT_INT_EQ(check("{" IDENTITY ",\"exp\":-9223372036854775807}"), GW_JWT_EXPIRED);
+    ASSERT_INT_EQ(check("{" IDENTITY ",\"exp\":9223372036854775807}"), GW_OK);
+    ASSERT_INT_EQ(check("{" IDENTITY ",\"exp\":-9223372036854775807}"), GW_EEXPIRED);
 }
 
 TEST(not_before)
 {
-    ASSERT_INT_EQ(check("{" IDENTITY ",\"exp\":" FUTURE ",\"nbf\":1700001000}"),
-                  GW_JWT_NOT_YET_VALID);
-    ASSERT_INT_EQ(check("{" IDENTITY ",\"exp\":" FUTURE ",\"nbf\":1700000031}"),
-                  GW_JWT_NOT_YET_VALID);
+    ASSERT_INT_EQ(check("{" IDENTITY ",\"exp\":" FUTURE ",\"nbf\":1700001000}"), GW_ENOTYET);
+    ASSERT_INT_EQ(check("{" IDENTITY ",\"exp\":" FUTURE ",\"nbf\":1700000031}"), GW_ENOTYET);
     /* Issued by a clock up to the leeway ahead of ours. */
-    ASSERT_INT_EQ(check("{" IDENTITY ",\"exp\":" FUTURE ",\"nbf\":1700000030}"), GW_JWT_OK);
+    ASSERT_INT_EQ(check("{" IDENTITY ",\"exp\":" FUTURE ",\"nbf\":1700000030}"), GW_OK);
     ASSERT_INT_EQ(check("{" IDENTITY ",\"exp\":" FUTURE ",\"nbf\":9223372036854775807}"),
-                  GW_JWT_NOT_YET_VALID);
-    ASSERT_INT_EQ(check("{" IDENTITY ",\"exp\":" FUTURE ",\"nbf\":\"1\"}"), GW_JWT_MISSING_CLAIM);
+                  GW_ENOTYET);
+    ASSERT_INT_EQ(check("{" IDENTITY ",\"exp\":" FUTURE ",\"nbf\":\"1\"}"), GW_EINVAL);
 }
 
 TEST(missing_claims)
 {
-    ASSERT_INT_EQ(check("{" IDENTITY "}"), GW_JWT_MISSING_CLAIM);
-    ASSERT_INT_EQ(check("{\"client\":\"acme\",\"site\":\"main\",\"exp\":" FUTURE "}"),
-                  GW_JWT_MISSING_CLAIM);
-    ASSERT_INT_EQ(check("{\"sub\":\"u1\",\"site\":\"main\",\"exp\":" FUTURE "}"),
-                  GW_JWT_MISSING_CLAIM);
-    ASSERT_INT_EQ(check("{\"sub\":\"u1\",\"client\":\"acme\",\"exp\":" FUTURE "}"),
-                  GW_JWT_MISSING_CLAIM);
-    ASSERT_INT_EQ(check("{}"), GW_JWT_MISSING_CLAIM);
+    ASSERT_INT_EQ(check("{" IDENTITY "}"), GW_EINVAL);
+    ASSERT_INT_EQ(check("{\"client\":\"acme\",\"site\":\"main\",\"exp\":" FUTURE "}"), GW_EINVAL);
+    ASSERT_INT_EQ(check("{\"sub\":\"u1\",\"site\":\"main\",\"exp\":" FUTURE "}"), GW_EINVAL);
+    ASSERT_INT_EQ(check("{\"sub\":\"u1\",\"client\":\"acme\",\"exp\":" FUTURE "}"), GW_EINVAL);
+    ASSERT_INT_EQ(check("{}"), GW_EINVAL);
 }
 
 TEST(wrong_claim_types)
@@ -303,17 +296,16 @@ TEST(wrong_claim_types)
     };
     for (size_t i = 0; i < GW_ARRAY_LEN(bad); i++) {
         int rc = check(bad[i]);
-        if (rc != GW_JWT_MISSING_CLAIM)
+        if (rc != GW_EINVAL)
             GW_FAIL_AT("payload %s: %d", bad[i], rc);
     }
     /* Ids may hold ':': they are the last part of a channel name. */
     ASSERT_INT_EQ(
-        check("{\"sub\":\"x:A\",\"client\":\"x:X\",\"site\":\"main\",\"exp\":" FUTURE "}"),
-        GW_JWT_OK);
+        check("{\"sub\":\"x:A\",\"client\":\"x:X\",\"site\":\"main\",\"exp\":" FUTURE "}"), GW_OK);
     /* Text that merely looks like a control character is fine. */
     ASSERT_INT_EQ(
         check("{\"sub\":\"u\\u00a0\",\"client\":\"acme\",\"site\":\"main\",\"exp\":" FUTURE "}"),
-        GW_JWT_OK);
+        GW_OK);
 }
 
 TEST(claim_length)
@@ -324,12 +316,12 @@ TEST(claim_length)
     text[GW_JWT_MAX_CLAIM_LEN] = '\0';
     snprintf(payload, sizeof(payload),
              "{\"sub\":\"%s\",\"client\":\"acme\",\"site\":\"main\",\"exp\":" FUTURE "}", text);
-    ASSERT_INT_EQ(check(payload), GW_JWT_OK);
+    ASSERT_INT_EQ(check(payload), GW_OK);
     text[GW_JWT_MAX_CLAIM_LEN] = 'x';
     text[GW_JWT_MAX_CLAIM_LEN + 1] = '\0';
     snprintf(payload, sizeof(payload),
              "{\"sub\":\"u1\",\"client\":\"acme\",\"site\":\"%s\",\"exp\":" FUTURE "}", text);
-    ASSERT_INT_EQ(check(payload), GW_JWT_MISSING_CLAIM);
+    ASSERT_INT_EQ(check(payload), GW_EINVAL);
 }
 
 TEST(oversized_token)
@@ -353,16 +345,15 @@ TEST(oversized_token)
     size_t len = strlen(tok);
     ASSERT_TRUE(len <= GW_JWT_MAX_LEN);
     struct gw_identity id;
-    ASSERT_INT_EQ(verify_token(tok, &id), GW_JWT_OK);
+    ASSERT_INT_EQ(verify_token(tok, &id), GW_OK);
     gw_identity_cleanup(&id);
     gw_free(tok);
 
     /* Too long is reported before the token is even looked at. */
     char big[GW_JWT_MAX_LEN + 1];
     memset(big, '!', sizeof(big));
-    ASSERT_INT_EQ(gw_jwt_verify(big, sizeof(big), secrets, 2, NOW, LEEWAY, &id), GW_JWT_TOO_LONG);
-    ASSERT_INT_EQ(gw_jwt_verify(big, sizeof(big) - 1, secrets, 2, NOW, LEEWAY, &id),
-                  GW_JWT_MALFORMED);
+    ASSERT_INT_EQ(gw_jwt_verify(big, sizeof(big), secrets, 2, NOW, LEEWAY, &id), GW_ELIMIT);
+    ASSERT_INT_EQ(gw_jwt_verify(big, sizeof(big) - 1, secrets, 2, NOW, LEEWAY, &id), GW_EPROTO);
 }
 
 TEST(bad_base64url)
@@ -380,75 +371,70 @@ TEST(bad_base64url)
             *spots[s] = bad_chars[c];
             int rc = gw_jwt_verify(tok, len, secrets, 2, NOW, LEEWAY, &id);
             *spots[s] = saved;
-            if (rc != GW_JWT_MALFORMED)
+            if (rc != GW_EPROTO)
                 GW_FAIL_AT("part %zu, char 0x%02x: %d", s, (unsigned char)bad_chars[c], rc);
         }
     }
     gw_free(tok);
 
     /* A part whose length no encoding can have: 4k + 1 characters. */
-    ASSERT_INT_EQ(verify_token("eyJhbGciOiJIUzI1NiJ9.eyJzdWIiO.AAAA", &id), GW_JWT_MALFORMED);
-    ASSERT_INT_EQ(verify_token("eyJhbGciOiJIUzI1NiJ9A.e30.AAAA", &id), GW_JWT_MALFORMED);
+    ASSERT_INT_EQ(verify_token("eyJhbGciOiJIUzI1NiJ9.eyJzdWIiO.AAAA", &id), GW_EPROTO);
+    ASSERT_INT_EQ(verify_token("eyJhbGciOiJIUzI1NiJ9A.e30.AAAA", &id), GW_EPROTO);
     /* Padding is not part of JWT's base64url. */
-    ASSERT_INT_EQ(verify_token("eyJhbGciOiJIUzI1NiJ9.e30=.AAAA", &id), GW_JWT_MALFORMED);
+    ASSERT_INT_EQ(verify_token("eyJhbGciOiJIUzI1NiJ9.e30=.AAAA", &id), GW_EPROTO);
 }
 
 TEST(wrong_number_of_dots)
 {
     struct gw_identity id;
-    ASSERT_INT_EQ(verify_token("", &id), GW_JWT_MALFORMED);
-    ASSERT_INT_EQ(verify_token("eyJhbGciOiJIUzI1NiJ9", &id), GW_JWT_MALFORMED);
-    ASSERT_INT_EQ(verify_token("eyJhbGciOiJIUzI1NiJ9.e30", &id), GW_JWT_MALFORMED);
-    ASSERT_INT_EQ(verify_token("..", &id), GW_JWT_MALFORMED);
-    ASSERT_INT_EQ(verify_token("...", &id), GW_JWT_MALFORMED);
+    ASSERT_INT_EQ(verify_token("", &id), GW_EPROTO);
+    ASSERT_INT_EQ(verify_token("eyJhbGciOiJIUzI1NiJ9", &id), GW_EPROTO);
+    ASSERT_INT_EQ(verify_token("eyJhbGciOiJIUzI1NiJ9.e30", &id), GW_EPROTO);
+    ASSERT_INT_EQ(verify_token("..", &id), GW_EPROTO);
+    ASSERT_INT_EQ(verify_token("...", &id), GW_EPROTO);
     char *tok = sign(HEADER, VALID, SECRET_A);
     char longer[512];
     snprintf(longer, sizeof(longer), "%s.", tok);
-    ASSERT_INT_EQ(verify_token(longer, &id), GW_JWT_MALFORMED);
+    ASSERT_INT_EQ(verify_token(longer, &id), GW_EPROTO);
     snprintf(longer, sizeof(longer), "%s.AAAA", tok);
-    ASSERT_INT_EQ(verify_token(longer, &id), GW_JWT_MALFORMED);
+    ASSERT_INT_EQ(verify_token(longer, &id), GW_EPROTO);
     gw_free(tok);
 }
 
 TEST(payload_not_object)
 {
-    ASSERT_INT_EQ(check("not json"), GW_JWT_MALFORMED);
-    ASSERT_INT_EQ(check(""), GW_JWT_MALFORMED);
-    ASSERT_INT_EQ(check("{\"sub\":\"u1\""), GW_JWT_MALFORMED);
-    ASSERT_INT_EQ(check("[" VALID "]"), GW_JWT_MALFORMED);
-    ASSERT_INT_EQ(check("\"" IDENTITY "\""), GW_JWT_MALFORMED);
-    ASSERT_INT_EQ(check("42"), GW_JWT_MALFORMED);
-    ASSERT_INT_EQ(check(VALID " trailing"), GW_JWT_MALFORMED);
+    ASSERT_INT_EQ(check("not json"), GW_EPROTO);
+    ASSERT_INT_EQ(check(""), GW_EPROTO);
+    ASSERT_INT_EQ(check("{\"sub\":\"u1\""), GW_EPROTO);
+    ASSERT_INT_EQ(check("[" VALID "]"), GW_EPROTO);
+    ASSERT_INT_EQ(check("\"" IDENTITY "\""), GW_EPROTO);
+    ASSERT_INT_EQ(check("42"), GW_EPROTO);
+    ASSERT_INT_EQ(check(VALID " trailing"), GW_EPROTO);
     /* Two readers could pick different values of a duplicated claim. */
-    ASSERT_INT_EQ(check("{" IDENTITY ",\"exp\":1,\"exp\":" FUTURE "}"), GW_JWT_MALFORMED);
+    ASSERT_INT_EQ(check("{" IDENTITY ",\"exp\":1,\"exp\":" FUTURE "}"), GW_EPROTO);
     ASSERT_INT_EQ(
         check("{\"sub\":\"u\\u0000\",\"client\":\"acme\",\"site\":\"main\",\"exp\":" FUTURE "}"),
-        GW_JWT_MALFORMED);
+        GW_EPROTO);
 }
 
 TEST(header_not_object)
 {
-    ASSERT_INT_EQ(check_with("alg: HS256", VALID), GW_JWT_MALFORMED);
-    ASSERT_INT_EQ(check_with("", VALID), GW_JWT_MALFORMED);
-    ASSERT_INT_EQ(check_with("[\"HS256\"]", VALID), GW_JWT_MALFORMED);
-    ASSERT_INT_EQ(check_with("\"HS256\"", VALID), GW_JWT_MALFORMED);
-    ASSERT_INT_EQ(check_with("{\"alg\":\"none\",\"alg\":\"HS256\"}", VALID), GW_JWT_MALFORMED);
+    ASSERT_INT_EQ(check_with("alg: HS256", VALID), GW_EPROTO);
+    ASSERT_INT_EQ(check_with("", VALID), GW_EPROTO);
+    ASSERT_INT_EQ(check_with("[\"HS256\"]", VALID), GW_EPROTO);
+    ASSERT_INT_EQ(check_with("\"HS256\"", VALID), GW_EPROTO);
+    ASSERT_INT_EQ(check_with("{\"alg\":\"none\",\"alg\":\"HS256\"}", VALID), GW_EPROTO);
 }
 
 TEST(bad_events)
 {
-    ASSERT_INT_EQ(check("{" IDENTITY ",\"exp\":" FUTURE ",\"events\":\"order.new\"}"),
-                  GW_JWT_MISSING_CLAIM);
-    ASSERT_INT_EQ(check("{" IDENTITY ",\"exp\":" FUTURE ",\"events\":{}}"), GW_JWT_MISSING_CLAIM);
-    ASSERT_INT_EQ(check("{" IDENTITY ",\"exp\":" FUTURE ",\"events\":null}"), GW_JWT_MISSING_CLAIM);
-    ASSERT_INT_EQ(check("{" IDENTITY ",\"exp\":" FUTURE ",\"events\":[\"a\",1]}"),
-                  GW_JWT_MISSING_CLAIM);
-    ASSERT_INT_EQ(check("{" IDENTITY ",\"exp\":" FUTURE ",\"events\":[\"a\",[\"b\"]]}"),
-                  GW_JWT_MISSING_CLAIM);
-    ASSERT_INT_EQ(check("{" IDENTITY ",\"exp\":" FUTURE ",\"events\":[\"a\",\"\"]}"),
-                  GW_JWT_MISSING_CLAIM);
-    ASSERT_INT_EQ(check("{" IDENTITY ",\"exp\":" FUTURE ",\"events\":[\"a\\nb\"]}"),
-                  GW_JWT_MISSING_CLAIM);
+    ASSERT_INT_EQ(check("{" IDENTITY ",\"exp\":" FUTURE ",\"events\":\"order.new\"}"), GW_EINVAL);
+    ASSERT_INT_EQ(check("{" IDENTITY ",\"exp\":" FUTURE ",\"events\":{}}"), GW_EINVAL);
+    ASSERT_INT_EQ(check("{" IDENTITY ",\"exp\":" FUTURE ",\"events\":null}"), GW_EINVAL);
+    ASSERT_INT_EQ(check("{" IDENTITY ",\"exp\":" FUTURE ",\"events\":[\"a\",1]}"), GW_EINVAL);
+    ASSERT_INT_EQ(check("{" IDENTITY ",\"exp\":" FUTURE ",\"events\":[\"a\",[\"b\"]]}"), GW_EINVAL);
+    ASSERT_INT_EQ(check("{" IDENTITY ",\"exp\":" FUTURE ",\"events\":[\"a\",\"\"]}"), GW_EINVAL);
+    ASSERT_INT_EQ(check("{" IDENTITY ",\"exp\":" FUTURE ",\"events\":[\"a\\nb\"]}"), GW_EINVAL);
 }
 
 /* events at and one past the count and length limits. */
@@ -462,34 +448,34 @@ TEST(events_limits)
     snprintf(payload + n, sizeof(payload) - n, "]}");
     char *tok = sign(HEADER, payload, SECRET_A);
     struct gw_identity id;
-    ASSERT_INT_EQ(verify_token(tok, &id), GW_JWT_OK);
+    ASSERT_INT_EQ(verify_token(tok, &id), GW_OK);
     gw_free(tok);
     ASSERT_UINT_EQ(id.n_events, GW_JWT_MAX_EVENTS);
     ASSERT_STR_EQ(id.events[GW_JWT_MAX_EVENTS - 1], "e63");
     gw_identity_cleanup(&id);
     snprintf(payload + n, sizeof(payload) - n, ",\"one-too-many\"]}");
-    ASSERT_INT_EQ(check(payload), GW_JWT_MISSING_CLAIM);
+    ASSERT_INT_EQ(check(payload), GW_EINVAL);
 
     char name[GW_JWT_MAX_EVENT_LEN + 2];
     memset(name, 'n', sizeof(name) - 1);
     name[GW_JWT_MAX_EVENT_LEN] = '\0';
     snprintf(payload, sizeof(payload), "{" IDENTITY ",\"exp\":" FUTURE ",\"events\":[\"%s\"]}",
              name);
-    ASSERT_INT_EQ(check(payload), GW_JWT_OK);
+    ASSERT_INT_EQ(check(payload), GW_OK);
     name[GW_JWT_MAX_EVENT_LEN] = 'n';
     name[GW_JWT_MAX_EVENT_LEN + 1] = '\0';
     snprintf(payload, sizeof(payload), "{" IDENTITY ",\"exp\":" FUTURE ",\"events\":[\"%s\"]}",
              name);
-    ASSERT_INT_EQ(check(payload), GW_JWT_MISSING_CLAIM);
+    ASSERT_INT_EQ(check(payload), GW_EINVAL);
 }
 
 TEST(strerror_texts)
 {
-    ASSERT_STR_EQ(gw_jwt_strerror(GW_JWT_MALFORMED), "malformed token");
-    ASSERT_STR_EQ(gw_jwt_strerror(GW_JWT_EXPIRED), "expired token");
+    ASSERT_STR_EQ(gw_jwt_strerror(GW_EPROTO), "malformed token");
+    ASSERT_STR_EQ(gw_jwt_strerror(GW_EEXPIRED), "expired token");
     static const int results[] = {
-        GW_JWT_OK,      GW_JWT_MALFORMED,     GW_JWT_UNSUPPORTED_ALG, GW_JWT_BAD_SIGNATURE,
-        GW_JWT_EXPIRED, GW_JWT_NOT_YET_VALID, GW_JWT_MISSING_CLAIM,   GW_JWT_TOO_LONG,
+        GW_OK,       GW_EPROTO,  GW_EUNSUPPORTED, GW_EDENIED,
+        GW_EEXPIRED, GW_ENOTYET, GW_EINVAL,       GW_ELIMIT,
     };
     for (size_t i = 0; i < GW_ARRAY_LEN(results); i++)
         for (size_t j = i + 1; j < GW_ARRAY_LEN(results); j++)

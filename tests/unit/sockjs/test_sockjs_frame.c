@@ -147,7 +147,7 @@ TEST(parses_payloads)
 {
     struct collected c = {GW_BUF_INIT, 0};
     const char *p = "[\"a\",\"b\\u0000c\",\"\\ud83d\\ude00\"]";
-    ASSERT_INT_EQ(sockjs_parse_payload(p, strlen(p), collect, &c), SOCKJS_PAYLOAD_OK);
+    ASSERT_INT_EQ(sockjs_parse_payload(p, strlen(p), collect, &c), GW_OK);
     ASSERT_INT_EQ(c.count, 3);
     ASSERT_MEM_EQ(c.all.data, c.all.len, "a|b\0c|\xf0\x9f\x98\x80|", 11);
     gw_buf_release(&c.all);
@@ -156,15 +156,15 @@ TEST(parses_payloads)
 TEST(rejects_bad_payloads_without_delivering)
 {
     struct collected c = {GW_BUF_INIT, 0};
-    ASSERT_INT_EQ(sockjs_parse_payload("", 0, collect, &c), SOCKJS_PAYLOAD_EMPTY);
-    ASSERT_INT_EQ(sockjs_parse_payload("[\"a\"", 4, collect, &c), SOCKJS_PAYLOAD_BROKEN);
-    ASSERT_INT_EQ(sockjs_parse_payload("{}", 2, collect, &c), SOCKJS_PAYLOAD_NOT_ARRAY);
-    ASSERT_INT_EQ(sockjs_parse_payload("\"x\"", 3, collect, &c), SOCKJS_PAYLOAD_NOT_ARRAY);
-    ASSERT_INT_EQ(sockjs_parse_payload("[\"a\",1]", 7, collect, &c), SOCKJS_PAYLOAD_NOT_ARRAY);
-    ASSERT_INT_EQ(sockjs_parse_payload("[]", 2, collect, &c), SOCKJS_PAYLOAD_OK);
+    ASSERT_INT_EQ(sockjs_parse_payload("", 0, collect, &c), GW_EEMPTY);
+    ASSERT_INT_EQ(sockjs_parse_payload("[\"a\"", 4, collect, &c), GW_EPROTO);
+    ASSERT_INT_EQ(sockjs_parse_payload("{}", 2, collect, &c), GW_EINVAL);
+    ASSERT_INT_EQ(sockjs_parse_payload("\"x\"", 3, collect, &c), GW_EINVAL);
+    ASSERT_INT_EQ(sockjs_parse_payload("[\"a\",1]", 7, collect, &c), GW_EINVAL);
+    ASSERT_INT_EQ(sockjs_parse_payload("[]", 2, collect, &c), GW_OK);
     ASSERT_INT_EQ(c.count, 0);
-    ASSERT_STR_EQ(sockjs_payload_error_text(SOCKJS_PAYLOAD_EMPTY), "Payload expected.");
-    ASSERT_STR_EQ(sockjs_payload_error_text(SOCKJS_PAYLOAD_BROKEN), "Broken JSON encoding.");
+    ASSERT_STR_EQ(sockjs_payload_error_text(GW_EEMPTY), "Payload expected.");
+    ASSERT_STR_EQ(sockjs_payload_error_text(GW_EPROTO), "Broken JSON encoding.");
     gw_buf_release(&c.all);
 }
 

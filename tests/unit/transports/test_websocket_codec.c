@@ -236,7 +236,7 @@ static struct run feed_input(struct ws_decoder *d, const uint8_t *in, size_t len
             if (used < 0) {
                 res.close_code = ws_decoder_close_code(d);
                 /* The error is sticky. */
-                if (ws_decoder_feed(d, pending, plen, &callbacks, r) != -1)
+                if (ws_decoder_feed(d, pending, plen, &callbacks, r) != GW_EPROTO)
                     res.close_code = 1;
                 free(pending);
                 return res;
@@ -922,7 +922,7 @@ TEST(test_error_reasons)
     ws_decoder_init(&d, 4);
     ASSERT_UINT_EQ(ws_decoder_close_code(&d), 0);
     put_frame_ex(&in, 0x80 | WS_OP_TEXT, false, LEN_MINIMAL, 0, "", 0);
-    ASSERT_INT_EQ(ws_decoder_feed(&d, in.p, in.len, &counting, &c), -1);
+    ASSERT_INT_EQ(ws_decoder_feed(&d, in.p, in.len, &counting, &c), GW_EPROTO);
     ASSERT_INT_EQ(d.state, WS_DEC_ERROR);
     ASSERT_UINT_EQ(ws_decoder_close_code(&d), WS_CLOSE_PROTOCOL_ERROR);
     ASSERT_STR_EQ(ws_decoder_error(&d), "unmasked client frame");
@@ -930,14 +930,14 @@ TEST(test_error_reasons)
 
     ws_decoder_init(&d, 4);
     put_str_frame(&in, true, WS_OP_TEXT, "\xff");
-    ASSERT_INT_EQ(ws_decoder_feed(&d, in.p, in.len, &counting, &c), -1);
+    ASSERT_INT_EQ(ws_decoder_feed(&d, in.p, in.len, &counting, &c), GW_EPROTO);
     ASSERT_UINT_EQ(ws_decoder_close_code(&d), WS_CLOSE_INVALID_PAYLOAD);
     ASSERT_STR_EQ(ws_decoder_error(&d), "invalid UTF-8 in text message");
     buf_free(&in);
 
     ws_decoder_init(&d, 4);
     put_str_frame(&in, true, WS_OP_TEXT, "12345");
-    ASSERT_INT_EQ(ws_decoder_feed(&d, in.p, in.len, &counting, &c), -1);
+    ASSERT_INT_EQ(ws_decoder_feed(&d, in.p, in.len, &counting, &c), GW_EPROTO);
     ASSERT_UINT_EQ(ws_decoder_close_code(&d), WS_CLOSE_TOO_BIG);
     ASSERT_STR_EQ(ws_decoder_error(&d), "message too big");
     buf_free(&in);
