@@ -14,12 +14,13 @@ static int hex_value(char c)
     return -1;
 }
 
-/* The raw value of parameter `name` (from after '=' to before '&' or the end), or NULL. */
-static const char *find_param(const char *query, size_t query_len, const char *name,
+/* The raw value of parameter `name` (from after '=' to before '&' or the end) at or after
+ * offset *pos, or NULL; *pos moves past it. */
+static const char *find_param(const char *query, size_t query_len, size_t *pos, const char *name,
                               size_t *value_len)
 {
     size_t name_len = strlen(name);
-    const char *p = query, *end = query + query_len;
+    const char *p = query + *pos, *end = query + query_len;
     while (p < end) {
         const char *amp = memchr(p, '&', (size_t)(end - p));
         const char *stop = amp ? amp : end;
@@ -28,17 +29,26 @@ static const char *find_param(const char *query, size_t query_len, const char *n
         if ((size_t)(key_end - p) == name_len && memcmp(p, name, name_len) == 0) {
             const char *value = eq ? eq + 1 : stop;
             *value_len = (size_t)(stop - value);
+            *pos = (size_t)(stop - query) + (stop < end);
             return value;
         }
         p = stop + 1;
     }
+    *pos = query_len;
     return NULL;
 }
 
 long gw_query_param(const char *query, size_t query_len, const char *name, char *out, size_t cap)
 {
+    size_t pos = 0;
+    return gw_query_param_next(query, query_len, &pos, name, out, cap);
+}
+
+long gw_query_param_next(const char *query, size_t query_len, size_t *pos, const char *name,
+                         char *out, size_t cap)
+{
     size_t raw_len;
-    const char *raw = find_param(query, query_len, name, &raw_len);
+    const char *raw = find_param(query, query_len, pos, name, &raw_len);
     if (!raw)
         return GW_ENOTFOUND;
     const char *stop = raw + raw_len;
@@ -61,5 +71,6 @@ long gw_query_param(const char *query, size_t query_len, const char *name, char 
 
 const char *gw_query_param_raw(const char *query, size_t query_len, const char *name, size_t *len)
 {
-    return find_param(query, query_len, name, len);
+    size_t pos = 0;
+    return find_param(query, query_len, &pos, name, len);
 }

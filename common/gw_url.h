@@ -10,6 +10,10 @@
  * (at most cap-1 bytes, NUL-terminated). Returns the decoded length, GW_ENOTFOUND when absent,
  * or GW_ELIMIT when it does not fit in out. A parameter without '=' has an empty value. */
 long gw_query_param(const char *query, size_t query_len, const char *name, char *out, size_t cap);
+/* The same for a repeated parameter: the next occurrence at or after offset *pos (start at 0),
+ * moving *pos past it. */
+long gw_query_param_next(const char *query, size_t query_len, size_t *pos, const char *name,
+                         char *out, size_t cap);
 
 /* The value of parameter `name` as it stands in query (not decoded; *len bytes, not
  * NUL-terminated), or NULL when absent: for comparing a value byte for byte, at any length. */

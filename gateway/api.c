@@ -12,6 +12,8 @@
 #include "gw_alloc.h"
 #include "gw_error.h"
 #include "gw_log.h"
+#include "gw_url.h"
+#include "pubsub_channel.h"
 
 static void respond_json(const struct tp_request *req, int status, const char *reason, json_t *body)
 {
@@ -133,6 +135,182 @@ static void publish(struct gw_api *api, const struct tp_request *req)
     gw_free(pubs);
 }
 
+/* --- GET /api/presence ------------------------------------------------------------------- */
+
+/* A presence query waiting for its answer (from Redis), or being answered now. */
+struct api_query {
+    struct gw_api *api;
+    struct tp_deferred reply;
+    struct pubsub_presence_request *req;
+    json_t *batch_ids; /* the ids of a batch (the keys of "results"); NULL: one answer */
+};
+
+static void respond_deferred_json(const struct tp_deferred *reply, int status, const char *reason,
+                                  json_t *body)
+{
+    char *text = json_dumps(body, JSON_COMPACT);
+    json_decref(body);
+    tp_respond_deferred(reply, status, reason, "application/json", TP_NO_CACHE, text, strlen(text));
+    free(text);
+}
+
+static void api_query_free(struct api_query *q)
+{
+    json_decref(q->batch_ids);
+    gw_free(q);
+}
+
+static void on_api_query_closed(void *handler)
+{
+    struct api_query *q = handler;
+    pubsub_presence_cancel(q->req);
+    api_query_free(q);
+}
+
+static const struct tp_handler_ops api_query_ops = {.on_close = on_api_query_closed};
+
+static void on_api_answer(void *arg, int rc, json_t *answers)
+{
+    struct api_query *q = arg;
+    tp_conn_set_handler(q->reply.conn, NULL, NULL);
+    if (rc != 0) {
+        q->api->unavailable++;
+        respond_deferred_json(&q->reply, 503, "Service Unavailable",
+                              json_pack("{s:s}", "error", "presence unavailable"));
+    } else if (!q->batch_ids) {
+        respond_deferred_json(&q->reply, 200, "OK", json_incref(json_array_get(answers, 0)));
+    } else {
+        json_t *results = json_object();
+        for (size_t i = 0; i < json_array_size(answers); i++)
+            json_object_set(results, json_string_value(json_array_get(q->batch_ids, i)),
+                            json_array_get(answers, i));
+        respond_deferred_json(&q->reply, 200, "OK", json_pack("{s:o}", "results", results));
+    }
+    api_query_free(q);
+}
+
+/* Reads one decoded parameter into out; the reason it is not acceptable, or NULL. */
+static const char *presence_param(const struct tp_request *req, size_t *pos, const char *name,
+                                  char *out, size_t cap, bool required, long *len)
+{
+    *len = req->query ? gw_query_param_next(req->query, req->query_len, pos, name, out, cap)
+                      : GW_ENOTFOUND;
+    if (*len == GW_ELIMIT)
+        return "parameter too long";
+    if (*len == GW_ENOTFOUND && required)
+        return "missing parameter";
+    return NULL;
+}
+
+/* site=S&scope=user|client|global[&id=X...][&limit=N][&cursor=C]: the query, or the reason
+ * to refuse it (with the parameter's name). ids are copied into *ids. */
+static const char *parse_presence(const struct gw_api *api, const struct tp_request *req,
+                                  struct pubsub_presence_query *q, char *site, json_t *ids,
+                                  char *cursor, const char **param)
+{
+    size_t max = api->cfg->max_name_bytes;
+    char value[PUBSUB_NAME_MAX_BYTES + 1];
+    size_t pos = 0;
+    long len;
+    const char *why;
+    *param = "site";
+    if ((why = presence_param(req, &pos, "site", site, max + 1, true, &len)))
+        return why;
+    if (!pubsub_name_valid(site, (size_t)len, max, PUBSUB_NAME_SITE))
+        return "invalid site";
+    *param = "scope";
+    pos = 0;
+    if ((why = presence_param(req, &pos, "scope", value, sizeof(value), true, &len)))
+        return why;
+    if (strcmp(value, "user") == 0)
+        q->scope = PUBSUB_SCOPE_USER;
+    else if (strcmp(value, "client") == 0)
+        q->scope = PUBSUB_SCOPE_CLIENT;
+    else if (strcmp(value, "global") == 0)
+        q->scope = PUBSUB_SCOPE_GLOBAL;
+    else
+        return "scope must be user, client or global";
+    *param = "id";
+    pos = 0;
+    while (!(why = presence_param(req, &pos, "id", value, max + 1, false, &len)) && len >= 0) {
+        if (!pubsub_name_valid(value, (size_t)len, max, PUBSUB_NAME_ID))
+            return "invalid id";
+        if (json_array_size(ids) == api->cfg->presence_max_ids)
+            return "too many ids";
+        json_array_append_new(ids, json_stringn(value, (size_t)len));
+    }
+    if (why)
+        return why;
+    if (q->scope == PUBSUB_SCOPE_GLOBAL && json_array_size(ids))
+        return "the global scope takes no id";
+    if (q->scope != PUBSUB_SCOPE_GLOBAL && !json_array_size(ids))
+        return "missing parameter";
+    *param = "limit";
+    pos = 0;
+    q->limit = api->cfg->presence_max_limit < 1000 ? api->cfg->presence_max_limit : 1000;
+    if ((why = presence_param(req, &pos, "limit", value, 12, false, &len)))
+        return why;
+    if (len >= 0) {
+        char *end;
+        unsigned long limit = strtoul(value, &end, 10);
+        if (len == 0 || *end || value[0] == '-' || limit < 1 ||
+            limit > api->cfg->presence_max_limit)
+            return "limit must be from 1 to the configured maximum";
+        q->limit = (uint32_t)limit;
+    }
+    *param = "cursor";
+    pos = 0;
+    if ((why = presence_param(req, &pos, "cursor", cursor, max + 1, false, &len)))
+        return why;
+    if (len >= 0) {
+        if (q->scope != PUBSUB_SCOPE_CLIENT)
+            return "only the client scope has a cursor";
+        if (!pubsub_name_valid(cursor, (size_t)len, max, PUBSUB_NAME_ID))
+            return "invalid cursor";
+        q->cursor = cursor;
+    }
+    *param = NULL;
+    q->site = site;
+    return NULL;
+}
+
+static void presence(struct gw_api *api, const struct tp_request *req)
+{
+    char site[PUBSUB_NAME_MAX_BYTES + 1], cursor[PUBSUB_NAME_MAX_BYTES + 1];
+    struct pubsub_presence_query query = {0};
+    json_t *ids = json_array();
+    const char *param;
+    const char *why = parse_presence(api, req, &query, site, ids, cursor, &param);
+    if (why) {
+        api->rejected++;
+        GW_INFO("api: rejected presence query: %s%s%s", why, param ? ": " : "", param ? param : "");
+        json_t *body = json_pack("{s:s}", "error", why);
+        if (param)
+            json_object_set_new(body, "parameter", json_string(param));
+        respond_json(req, 400, "Bad Request", body);
+        json_decref(ids);
+        return;
+    }
+    size_t n = json_array_size(ids);
+    const char **id_values = gw_calloc(n ? n : 1, sizeof(*id_values));
+    for (size_t i = 0; i < n; i++)
+        id_values[i] = json_string_value(json_array_get(ids, i));
+    query.ids = id_values;
+    query.n_ids = n;
+    struct api_query *q = gw_calloc(1, sizeof(*q));
+    q->api = api;
+    tp_defer(&q->reply, req);
+    q->batch_ids = n > 1 ? json_incref(ids) : NULL;
+    /* Until the answer, the connection is the query's: a client gone cancels it. */
+    tp_conn_set_handler(req->conn, &api_query_ops, q);
+    struct pubsub_presence_request *r =
+        pubsub_presence_query(pubsub_node_presence(api->node), &query, on_api_answer, q);
+    if (r)
+        q->req = r;
+    gw_free(id_values);
+    json_decref(ids);
+}
+
 static void stats(struct gw_api *api, const struct tp_request *req)
 {
     const struct gw_delivery_stats *d = gw_delivery_stats(api->delivery);
@@ -165,6 +343,15 @@ static void stats(struct gw_api *api, const struct tp_request *req)
                   "refused_draining", (json_int_t)a->refused_drain, "accept_pauses",
                   (json_int_t)a->paused, "accept_paused", api->sockjs->accept_paused, "draining",
                   gw_server_draining(api->sockjs)));
+    const struct pubsub_presence_stats *p = pubsub_presence_stats(pubsub_node_presence(api->node));
+    json_object_set_new(
+        body, "presence",
+        json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "joins", (json_int_t)p->joins, "leaves",
+                  (json_int_t)p->leaves, "lingering", (json_int_t)p->ghosts, "queries",
+                  (json_int_t)p->queries, "redis_commands", (json_int_t)p->redis_commands,
+                  "redis_changes", (json_int_t)p->redis_deltas, "replaces", (json_int_t)p->replaces,
+                  "dead_nodes", (json_int_t)p->dead_nodes, "lost_events",
+                  (json_int_t)p->lost_events));
     respond_json(req, 200, "OK", body);
 }
 
@@ -174,7 +361,8 @@ void gw_api_route(struct gw_server *srv, struct tp_request *req, const char *pat
     api->requests++;
     bool is_publish = path_len == 12 && memcmp(path, "/api/publish", 12) == 0;
     bool is_stats = path_len == 10 && memcmp(path, "/api/stats", 10) == 0;
-    if (!is_publish && !is_stats) {
+    bool is_presence = path_len == 13 && memcmp(path, "/api/presence", 13) == 0;
+    if (!is_publish && !is_stats && !is_presence) {
         respond_error(req, 404, "Not Found", "no such endpoint", -1);
         return;
     }
@@ -200,6 +388,8 @@ void gw_api_route(struct gw_server *srv, struct tp_request *req, const char *pat
     }
     if (is_publish)
         publish(api, req);
+    else if (is_presence)
+        presence(api, req);
     else
         stats(api, req);
 }

@@ -117,6 +117,21 @@ static const struct opt options[] = {
     U32("max-data-bytes", max_data_bytes, 1, UINT32_MAX, "data of one publish (413)"),
     LIST("engine", engines, GW_MAX_ENGINES, "URL",
          "local, or redis://HOST:PORT (repeatable: shards)"),
+    FLAG("presence-events", presence_events,
+         "presence.join / presence.leave events on company channels"),
+    U32("presence-leave-delay-ms", presence_leave_delay_ms, 0, UINT32_MAX,
+        "a user's last session in a company counts this long after it closes (a reload or a "
+        "polling reconnect is no leave and join)"),
+    U32("presence-max-ids", presence_max_ids, 1, UINT32_MAX, "ids in one presence query (400)"),
+    U32("presence-max-limit", presence_max_limit, 1, UINT32_MAX,
+        "users in one presence answer, the most a query's limit may ask (400)"),
+    U32("presence-flush-ms", presence_flush_ms, 0, 60000,
+        "Redis engine: session opens and closes go to Redis together this often (0: at the end "
+        "of each loop turn)"),
+    U32("node-timeout-ms", node_timeout_ms, 100, UINT32_MAX,
+        "Redis engine: a node silent this long is dropped from presence by the others"),
+    STR("node-id", node_id, "ID",
+        "Redis engine: this node's presence id, stable across restarts (default HOST/LISTEN)"),
     STR("config", config_file, "FILE", "read options from FILE (name = value lines)"),
     {"help", OPT_HELP, 0, 0, 0, NULL, "this text"},
 };
@@ -158,6 +173,12 @@ void gw_config_defaults(struct gw_config *cfg)
     cfg->max_publish_channels = 10000;
     /* Ten of the largest publishes: an array stays one request, the memory it pins bounded. */
     cfg->max_request_channels = 10000;
+    cfg->presence_leave_delay_ms = 5000;
+    cfg->presence_max_ids = 100;
+    cfg->presence_max_limit = 10000;
+    cfg->presence_flush_ms = 10;
+    cfg->node_timeout_ms = 15000;
+    cfg->node_id = "";
     /* Each slice is followed by the end-of-turn flush of the sessions it reached, which costs
      * several times the slice itself when every message goes to a different session (one
      * write each): 250 us keeps a turn under ~10 ms during a 10,000-session publish

@@ -63,6 +63,13 @@ struct gw_config {
     uint32_t max_request_channels;
     uint32_t publish_slice_us;
     struct gw_str_list engines;
+    bool presence_events;
+    uint32_t presence_leave_delay_ms;
+    uint32_t presence_max_ids;
+    uint32_t presence_max_limit;
+    uint32_t presence_flush_ms;
+    uint32_t node_timeout_ms;
+    const char *node_id;
     const char *config_file;
     bool help_printed; /* --help was given and the usage printed */
     /* Strings read from the file or the environment, freed by gw_config_cleanup. */

@@ -26,7 +26,18 @@
 #include "pubsub_channel.h"
 
 enum { ST_WAITING, ST_ANONYMOUS, ST_AUTHENTICATED };
-enum { SUB_USER, SUB_CLIENT, SUB_GLOBAL, N_SUBS };
+/* A member's subscriptions are indexed by scope. */
+enum {
+    SUB_USER = PUBSUB_SCOPE_USER,
+    SUB_CLIENT = PUBSUB_SCOPE_CLIENT,
+    SUB_GLOBAL = PUBSUB_SCOPE_GLOBAL,
+    N_SUBS
+};
+
+/* A browser's presence answer is its company's first users, by id. */
+#define BROWSER_PRESENCE_LIMIT 1000
+/* Browser queries waiting for Redis at once, over all sessions. */
+#define MAX_BROWSER_QUERIES 10000
 
 #define MAX_FILTERS 64
 #define MAX_FILTER_LEN 128
@@ -45,17 +56,19 @@ struct filters {
 };
 
 /* Every idle session carries one of these, so it holds no pointer it can compute: the hub
- * callback finds the session from the subscription and the message's scope (subs[] is indexed
- * by scope), and the gw_delivery comes with every callback. */
+ * callback finds the session from the subscription and the message's scope (member.subs[] is
+ * indexed by scope), and the gw_delivery comes with every callback. The member is also what
+ * presence counts: it costs no byte more. */
 struct delivery_session {
-    struct pubsub_sub subs[N_SUBS];
+    struct pubsub_member member;
     /* Which member is in use follows from the state (state_of()): a session waits for its
      * token or has one that expires, never both, so both fit in the bytes of one pointer. */
     union {
         struct auth_wait *auth; /* ST_WAITING: NULL unless the auth timer runs */
         struct {
-            uint32_t timer;    /* ST_AUTHENTICATED: in gw_delivery.expiry (gw_deadline.h) */
-            uint32_t in_grace; /* the deadline is the grace period's end, not exp */
+            uint32_t timer;        /* ST_AUTHENTICATED: in gw_delivery.expiry (gw_deadline.h) */
+            uint32_t in_grace : 1; /* the deadline is the grace period's end, not exp */
+            uint32_t querying : 1; /* a presence query of its own is in gw_delivery.queries */
         } expiry;
     };
     struct filters *filters; /* NULL: everything */
@@ -65,9 +78,9 @@ struct delivery_session {
  * authenticated sessions have their user channel, anonymous ones only the global one. */
 static int state_of(const struct delivery_session *ds)
 {
-    if (pubsub_sub_channel(&ds->subs[SUB_USER]))
+    if (pubsub_sub_channel(&ds->member.subs[SUB_USER]))
         return ST_AUTHENTICATED;
-    return pubsub_sub_channel(&ds->subs[SUB_GLOBAL]) ? ST_ANONYMOUS : ST_WAITING;
+    return pubsub_sub_channel(&ds->member.subs[SUB_GLOBAL]) ? ST_ANONYMOUS : ST_WAITING;
 }
 
 /* The session holding ds as its app data (sockjs_session_app_data()). */
@@ -91,6 +104,9 @@ static int sub_index(enum pubsub_scope scope)
 struct gw_delivery {
     const struct gw_config *cfg;
     struct pubsub_hub *hub;
+    struct pubsub_presence *presence;
+    struct gw_list queries; /* struct browser_query, waiting for Redis */
+    size_t n_queries;
     struct gw_timerq auth_q;
     struct gw_deadlineq expiry; /* authenticated sessions by exp (wall clock) or grace end */
     struct gw_delivery_stats stats;
@@ -116,7 +132,7 @@ static void send_error(struct gw_delivery *d, struct delivery_session *ds, const
 static void unsubscribe_all(struct gw_delivery *d, struct delivery_session *ds)
 {
     for (int i = 0; i < N_SUBS; i++)
-        pubsub_hub_unsubscribe(d->hub, &ds->subs[i]);
+        pubsub_hub_unsubscribe(d->hub, &ds->member.subs[i]);
 }
 
 /* Only in ST_WAITING or ST_ANONYMOUS (where the union is zero). */
@@ -183,7 +199,7 @@ static void on_hub_message(void *arg, struct pubsub_sub *sub, struct pubsub_mess
     int which = sub_index(msg->scope);
     struct delivery_session *ds =
         (struct delivery_session *)((char *)(sub - which) -
-                                    offsetof(struct delivery_session, subs));
+                                    offsetof(struct delivery_session, member));
     if (!wanted(ds, msg->event)) {
         d->stats.filtered++;
         return;
@@ -198,7 +214,7 @@ static void subscribe(struct gw_delivery *d, struct delivery_session *ds, enum p
 {
     char name[PUBSUB_CHANNEL_NAME_MAX];
     pubsub_channel_name(name, sizeof(name), scope, site, id);
-    pubsub_hub_subscribe(d->hub, &ds->subs[sub_index(scope)], name);
+    pubsub_hub_subscribe(d->hub, &ds->member.subs[sub_index(scope)], name);
 }
 
 static int64_t now_s(void)
@@ -241,10 +257,10 @@ static bool same_identity(const struct delivery_session *ds, const struct gw_ide
 {
     char name[PUBSUB_CHANNEL_NAME_MAX];
     pubsub_channel_name(name, sizeof(name), PUBSUB_SCOPE_USER, id->site, id->user);
-    if (strcmp(name, pubsub_sub_channel(&ds->subs[SUB_USER])) != 0)
+    if (strcmp(name, pubsub_sub_channel(&ds->member.subs[SUB_USER])) != 0)
         return false;
     pubsub_channel_name(name, sizeof(name), PUBSUB_SCOPE_CLIENT, id->site, id->client);
-    return strcmp(name, pubsub_sub_channel(&ds->subs[SUB_CLIENT])) == 0;
+    return strcmp(name, pubsub_sub_channel(&ds->member.subs[SUB_CLIENT])) == 0;
 }
 
 /* Verifies a token and subscribes the session; closes it when the token is bad. Returns
@@ -279,6 +295,8 @@ static bool authenticate(struct gw_delivery *d, struct delivery_session *ds, con
     subscribe(d, ds, PUBSUB_SCOPE_USER, id.site, id.user);
     subscribe(d, ds, PUBSUB_SCOPE_CLIENT, id.site, id.client);
     subscribe(d, ds, PUBSUB_SCOPE_GLOBAL, id.site, NULL);
+    pubsub_presence_join(d->presence, &ds->member);
+    ds->expiry.querying = 0;
     if (id.events)
         set_filters(ds, id.events, id.n_events);
     set_expiry(d, ds, id.exp);
@@ -303,7 +321,7 @@ static void on_open(void *app, struct sockjs_session *s, const struct sockjs_ope
     struct gw_delivery *d = app;
     struct delivery_session *ds = sockjs_session_app_data(s);
     for (int i = 0; i < N_SUBS; i++)
-        pubsub_sub_init(&ds->subs[i]);
+        pubsub_sub_init(&ds->member.subs[i]);
     d->stats.sessions++;
 
     char value[GW_JWT_MAX_LEN + 1];
@@ -335,6 +353,101 @@ static void on_open(void *app, struct sockjs_session *s, const struct sockjs_ope
     gw_timer_start(&ds->auth->timer, &d->auth_q);
 }
 
+/* --- Presence queries of the browser: its own company or its own user, nothing else ------ */
+
+struct browser_query {
+    struct gw_list link; /* in gw_delivery.queries while waiting */
+    struct gw_delivery *d;
+    struct delivery_session *ds;
+    struct pubsub_presence_request *req;
+    enum pubsub_scope scope;
+};
+
+static void on_presence_answer(void *arg, int rc, json_t *answers)
+{
+    struct browser_query *q = arg;
+    struct gw_delivery *d = q->d;
+    struct delivery_session *ds = q->ds;
+    enum pubsub_scope scope = q->scope;
+    if (!gw_list_empty(&q->link)) {
+        gw_list_remove(&q->link);
+        d->n_queries--;
+    }
+    gw_free(q);
+    ds->expiry.querying = 0;
+    if (rc != 0) {
+        send_notice(ds, "presence unavailable");
+        return;
+    }
+    json_t *answer = json_deep_copy(json_array_get(answers, 0));
+    json_object_set_new(answer, "scope",
+                        json_string(scope == PUBSUB_SCOPE_USER ? "user" : "client"));
+    json_t *msg = json_pack("{s:o}", "presence", answer);
+    char *text = json_dumps(msg, JSON_COMPACT);
+    json_decref(msg);
+    /* May close the session (slow consumer): nothing of it is used after. */
+    sockjs_session_send(session_of(ds), text, strlen(text));
+    free(text);
+}
+
+/* The reason to refuse, or NULL once asked. */
+static const char *ask_presence(struct gw_delivery *d, struct delivery_session *ds,
+                                const json_t *what)
+{
+    const char *scope_name = json_string_value(what);
+    enum pubsub_scope scope;
+    if (scope_name && strcmp(scope_name, "client") == 0)
+        scope = PUBSUB_SCOPE_CLIENT;
+    else if (scope_name && strcmp(scope_name, "user") == 0)
+        scope = PUBSUB_SCOPE_USER;
+    else
+        return "presence scope must be client or user";
+    if (state_of(ds) != ST_AUTHENTICATED)
+        return "authenticate first";
+    if (ds->expiry.querying)
+        return "presence query in progress";
+    if (d->n_queries >= MAX_BROWSER_QUERIES)
+        return "presence busy";
+    /* The session's own channel: "<scope>:<site>:<id>". */
+    size_t site_len;
+    const char *id;
+    const char *site =
+        pubsub_channel_parts(pubsub_sub_channel(&ds->member.subs[scope]), &site_len, &id);
+    char site_copy[PUBSUB_NAME_MAX_BYTES + 1];
+    memcpy(site_copy, site, site_len);
+    site_copy[site_len] = '\0';
+    struct browser_query *q = gw_malloc(sizeof(*q));
+    *q = (struct browser_query){.d = d, .ds = ds, .scope = scope};
+    gw_list_init(&q->link);
+    ds->expiry.querying = 1;
+    struct pubsub_presence_query query = {
+        .scope = scope, .site = site_copy, .ids = &id, .n_ids = 1, .limit = BROWSER_PRESENCE_LIMIT};
+    struct pubsub_presence_request *req =
+        pubsub_presence_query(d->presence, &query, on_presence_answer, q);
+    if (req) {
+        q->req = req;
+        gw_list_insert_tail(&d->queries, &q->link);
+        d->n_queries++;
+    }
+    return NULL;
+}
+
+/* Withdraws ds's waiting query (its session closes). */
+static void cancel_query(struct gw_delivery *d, struct delivery_session *ds)
+{
+    for (struct gw_list *l = d->queries.next; l != &d->queries; l = l->next) {
+        struct browser_query *q = GW_CONTAINER_OF(l, struct browser_query, link);
+        if (q->ds != ds)
+            continue;
+        pubsub_presence_cancel(q->req);
+        gw_list_remove(&q->link);
+        d->n_queries--;
+        gw_free(q);
+        break;
+    }
+    ds->expiry.querying = 0;
+}
+
 static void on_client_message(void *app, struct sockjs_session *s, const char *msg, size_t len)
 {
     struct gw_delivery *d = app;
@@ -348,7 +461,12 @@ static void on_client_message(void *app, struct sockjs_session *s, const char *m
     }
     json_t *token = json_object_get(obj, "token");
     json_t *events = json_object_get(obj, "events");
-    if (token) {
+    json_t *presence = json_object_get(obj, "presence");
+    if (presence) {
+        const char *reason = ask_presence(d, ds, presence);
+        if (reason)
+            send_error(d, ds, reason);
+    } else if (token) {
         if (json_is_string(token))
             authenticate(d, ds, json_string_value(token), json_string_length(token));
         else
@@ -383,10 +501,14 @@ static void on_close(void *app, struct sockjs_session *s)
 {
     struct gw_delivery *d = app;
     struct delivery_session *ds = sockjs_session_app_data(s);
-    if (state_of(ds) == ST_AUTHENTICATED)
+    if (state_of(ds) == ST_AUTHENTICATED) {
         gw_deadline_cancel(&d->expiry, &ds->expiry.timer);
-    else
+        if (ds->expiry.querying)
+            cancel_query(d, ds);
+        pubsub_presence_leave(d->presence, &ds->member);
+    } else {
         stop_auth_wait(ds);
+    }
     unsubscribe_all(d, ds);
     clear_filters(ds);
 }
@@ -405,6 +527,8 @@ struct gw_delivery *gw_delivery_new(struct event_base *base, const struct gw_con
     struct gw_delivery *d = gw_calloc(1, sizeof(*d));
     d->cfg = cfg;
     d->hub = pubsub_node_hub(node);
+    d->presence = pubsub_node_presence(node);
+    gw_list_init(&d->queries);
     pubsub_node_set_subscriber(node, on_hub_message, d);
     gw_timerq_init(&d->auth_q, base, cfg->auth_timeout_ms, on_auth_timeout, d);
     /* Wall clock (exp is), looked at least once a minute in case it was set forward. */

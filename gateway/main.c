@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <event2/event.h>
 
@@ -43,14 +44,41 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     gw_server_drain(sd->srv, sd->drain_ms, on_drained, sd);
 }
 
+/* --node-id, or HOST/first listen address: stable across restarts of the same service, so
+ * that a restarted node replaces its earlier presence entries. An ephemeral port (":0") names
+ * no service: the process id is added, so that two such nodes are not one. */
+static void node_id(const struct gw_config *cfg, char *out, size_t cap)
+{
+    if (cfg->node_id[0]) {
+        snprintf(out, cap, "%s", cfg->node_id);
+        return;
+    }
+    char host[256] = "localhost";
+    gethostname(host, sizeof(host) - 1);
+    const char *listen = cfg->listen.n ? cfg->listen.items[0] : "";
+    size_t len = strcspn(listen, ",");
+    bool ephemeral = len >= 2 && memcmp(listen + len - 2, ":0", 2) == 0;
+    if (ephemeral)
+        snprintf(out, cap, "%s/%.*s/%ld", host, (int)len, listen, (long)getpid());
+    else
+        snprintf(out, cap, "%s/%.*s", host, (int)len, listen);
+}
+
 /* The engine and hub of this process; in test mode always the embedded engine. */
-static struct pubsub_node *node_new(struct event_base *base, const struct gw_config *cfg)
+static struct pubsub_node *node_new(struct event_base *base, const struct gw_config *cfg, char *id,
+                                    size_t id_cap)
 {
     static const char *const local[] = {"local"};
+    node_id(cfg, id, id_cap);
     struct pubsub_node_settings settings = {
         .engines = cfg->test_app ? local : cfg->engines.items,
         .n_engines = cfg->test_app ? 1 : cfg->engines.n,
         .slice_us = cfg->publish_slice_us,
+        .presence = {.events = cfg->presence_events,
+                     .leave_delay_ms = cfg->presence_leave_delay_ms,
+                     .flush_ms = cfg->presence_flush_ms,
+                     .node_timeout_ms = cfg->node_timeout_ms,
+                     .node_id = id},
     };
     gw_config_publish_limits(cfg, &settings.limits);
     const char *error;
@@ -86,7 +114,8 @@ int main(int argc, char **argv)
         GW_ERROR("cannot create the event loop");
         return 1;
     }
-    struct pubsub_node *node = node_new(base, &cfg);
+    char id[512];
+    struct pubsub_node *node = node_new(base, &cfg, id, sizeof(id));
     if (!node) {
         event_base_free(base);
         gw_config_cleanup(&cfg);

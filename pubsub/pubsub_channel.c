@@ -1,6 +1,7 @@
 #include "pubsub_channel.h"
 
 #include <stdio.h>
+#include <string.h>
 
 #include "gw_hash.h"
 
@@ -40,4 +41,13 @@ size_t pubsub_channel_name_of(const struct pubsub_publish *p, size_t k, char *ou
     const char *site = p->sites[k / per_site];
     const char *id = p->n_ids ? p->ids[k % per_site] : NULL;
     return pubsub_channel_name(out, cap, p->scope, site, id);
+}
+
+const char *pubsub_channel_parts(const char *name, size_t *site_len, const char **id)
+{
+    const char *site = strchr(name, ':') + 1;
+    const char *end = strchr(site, ':');
+    *site_len = end ? (size_t)(end - site) : strlen(site);
+    *id = end ? end + 1 : NULL;
+    return site;
 }

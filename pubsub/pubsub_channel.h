@@ -37,6 +37,10 @@ uint32_t pubsub_channel_hash(const char *name, size_t len);
 size_t pubsub_channel_name(char *out, size_t cap, enum pubsub_scope scope, const char *site,
                            const char *id);
 
+/* The parts of a valid channel name: the site (*site_len bytes from the returned pointer, not
+ * NUL-terminated), and *id the id (NULL for global). */
+const char *pubsub_channel_parts(const char *name, size_t *site_len, const char **id);
+
 /* The name of channel k of a publish (k < pubsub_publish_channels(p), site-major). */
 size_t pubsub_channel_name_of(const struct pubsub_publish *p, size_t k, char *out, size_t cap);
 

@@ -14,6 +14,10 @@
 
 struct event_base;
 struct pubsub_engine;
+struct redisReply;
+
+/* The reply to pubsub_engine_command(): NULL when the connection went away first. */
+typedef void (*pubsub_engine_reply_cb)(void *arg, struct redisReply *reply);
 
 /* Called for every publish heard, with its seqs set when known. Borrowed: take a reference to
  * keep it. Never called from inside pubsub_engine_publish(). */
@@ -35,12 +39,22 @@ struct pubsub_engine_ops {
     /* Whether publish() would be accepted now. */
     bool (*available)(const struct pubsub_engine *e);
     void (*free)(struct pubsub_engine *e);
+    /* Engines that share state through Redis (NULL in the others): how many instances there
+     * are, and one command on an instance's command connection, after the publishes already
+     * sent to it. */
+    size_t (*shards)(const struct pubsub_engine *e);
+    int (*command)(struct pubsub_engine *e, size_t shard, int argc, const char **argv,
+                   const size_t *argvlen, pubsub_engine_reply_cb cb, void *arg);
 };
 
 struct pubsub_engine {
     const struct pubsub_engine_ops *ops;
     pubsub_deliver_cb deliver;
     void *deliver_arg;
+    /* Called when an instance's command connection comes up (again): whatever state a module
+     * keeps there may be gone with the restart of that instance. */
+    void (*shard_ready)(void *arg, size_t shard);
+    void *shard_ready_arg;
     struct pubsub_engine_stats stats;
 };
 
@@ -57,6 +71,23 @@ static inline bool pubsub_engine_available(const struct pubsub_engine *e)
 static inline void pubsub_engine_free(struct pubsub_engine *e)
 {
     e->ops->free(e);
+}
+
+/* 0 for engines without Redis; shard of a channel: pubsub_channel_hash(name) % shards. */
+static inline size_t pubsub_engine_shards(const struct pubsub_engine *e)
+{
+    return e->ops->shards ? e->ops->shards(e) : 0;
+}
+
+/* Sends one command (arguments copied) to instance `shard`. Returns 0, then calls cb exactly
+ * once (with NULL if the connection goes away first, also while the engine is freed), or
+ * GW_EAGAIN without calling it when that instance's command connection is not up or its queue
+ * is full. */
+static inline int pubsub_engine_command(struct pubsub_engine *e, size_t shard, int argc,
+                                        const char **argv, const size_t *argvlen,
+                                        pubsub_engine_reply_cb cb, void *arg)
+{
+    return e->ops->command(e, shard, argc, argv, argvlen, cb, arg);
 }
 
 /* Sequence counters live this long after a channel's last message, then expire (no orphan

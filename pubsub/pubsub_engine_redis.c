@@ -243,6 +243,8 @@ static void conn_set_ready(struct redis_conn *c)
         e->base.stats.reconnects++;
     c->ever_ready = true;
     shard_log_state(c->shard, NULL);
+    if (c->kind == CONN_CMD && e->base.shard_ready)
+        e->base.shard_ready(e->base.shard_ready_arg, (size_t)(c->shard - e->shards));
 }
 
 static void on_connect(const redisAsyncContext *cac, int status)
@@ -618,6 +620,55 @@ static bool redis_available(const struct pubsub_engine *base)
     return true;
 }
 
+static size_t redis_shards(const struct pubsub_engine *base)
+{
+    return GW_CONTAINER_OF(base, struct redis_engine, base)->n_shards;
+}
+
+/* A command of another module, on the command connection. */
+struct command {
+    pubsub_engine_reply_cb cb;
+    void *arg;
+    size_t bytes;
+};
+
+static void command_cb(redisAsyncContext *ac, void *r, void *priv)
+{
+    struct redis_conn *c = ac->data;
+    struct command *cmd = priv;
+    if (c) {
+        c->pending--;
+        c->pending_bytes -= cmd->bytes;
+    }
+    cmd->cb(cmd->arg, r);
+    gw_free(cmd);
+}
+
+static int redis_command(struct pubsub_engine *base, size_t shard, int argc, const char **argv,
+                         const size_t *argvlen, pubsub_engine_reply_cb cb, void *arg)
+{
+    struct redis_engine *e = GW_CONTAINER_OF(base, struct redis_engine, base);
+    if (shard >= e->n_shards)
+        return GW_EINVAL;
+    struct redis_conn *c = &e->shards[shard].cmd;
+    size_t bytes = 0;
+    for (int i = 0; i < argc; i++)
+        bytes += argvlen[i];
+    if (!conn_ready(c) || c->pending >= PUBSUB_REDIS_MAX_PENDING ||
+        c->pending_bytes > PUBSUB_REDIS_MAX_PENDING_BYTES ||
+        bytes > PUBSUB_REDIS_MAX_PENDING_BYTES - c->pending_bytes)
+        return GW_EAGAIN;
+    struct command *cmd = gw_malloc(sizeof(*cmd));
+    *cmd = (struct command){.cb = cb, .arg = arg, .bytes = bytes};
+    if (redisAsyncCommandArgv(c->ac, command_cb, cmd, argc, argv, argvlen) != REDIS_OK) {
+        gw_free(cmd);
+        return GW_EAGAIN;
+    }
+    c->pending++;
+    c->pending_bytes += bytes;
+    return 0;
+}
+
 static void conn_teardown(struct redis_conn *c)
 {
     event_free(c->timer);
@@ -651,6 +702,8 @@ static const struct pubsub_engine_ops redis_ops = {
     .publish = redis_publish,
     .available = redis_available,
     .free = redis_free,
+    .shards = redis_shards,
+    .command = redis_command,
 };
 
 static void conn_timer_cb(evutil_socket_t fd, short what, void *arg)

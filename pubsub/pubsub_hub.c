@@ -163,6 +163,26 @@ const char *pubsub_sub_channel(const struct pubsub_sub *sub)
     return sub->channel ? sub->channel->name : NULL;
 }
 
+const struct gw_list *pubsub_hub_subscribers(const struct pubsub_hub *hub, const char *name)
+{
+    size_t len = strlen(name);
+    const struct pubsub_channel *c = find_channel(hub, name, len, pubsub_channel_hash(name, len));
+    return c && !gw_list_empty(&c->subs) ? &c->subs : NULL;
+}
+
+void pubsub_hub_foreach(const struct pubsub_hub *hub,
+                        void (*fn)(void *arg, const char *name, const struct gw_list *subs),
+                        void *arg)
+{
+    for (size_t b = 0; b <= hub->channels.mask; b++) {
+        for (struct gw_hnode *n = hub->channels.buckets[b]; n; n = n->next) {
+            const struct pubsub_channel *c = GW_CONTAINER_OF(n, struct pubsub_channel, node);
+            if (!gw_list_empty(&c->subs))
+                fn(arg, c->name, &c->subs);
+        }
+    }
+}
+
 /* {"scope":..,"site":..,"event":..,"data":..,"seq":..}; names are control-free, so escaping
  * '"' and '\' is all JSON asks of them. */
 static void append_json_string(struct gw_buf *b, const char *s)

@@ -92,6 +92,14 @@ void pubsub_hub_unsubscribe(struct pubsub_hub *hub, struct pubsub_sub *sub);
 /* The channel name sub is subscribed to, or NULL. */
 const char *pubsub_sub_channel(const struct pubsub_sub *sub);
 
+/* The subscribers of channel `name` (struct pubsub_sub.node links), or NULL when it has none;
+ * for reading, before anything subscribes or unsubscribes again. */
+const struct gw_list *pubsub_hub_subscribers(const struct pubsub_hub *hub, const char *name);
+/* Calls fn for every channel, in no order; fn may not subscribe or unsubscribe. */
+void pubsub_hub_foreach(const struct pubsub_hub *hub,
+                        void (*fn)(void *arg, const char *name, const struct gw_list *subs),
+                        void *arg);
+
 /* Delivers a publish (with its seqs, if any) to local subscribers: now if it fits in the slice
  * and nothing is queued, else (the rest of it) on later loop turns, after the publishes queued
  * before it. Takes a reference when it must keep the publish. */

@@ -7,6 +7,7 @@
 struct pubsub_node {
     struct pubsub_engine *engine;
     struct pubsub_hub *hub;
+    struct pubsub_presence *presence;
 };
 
 /* Every publish the engine hears goes to this node's hub, without leaving pubsub. */
@@ -47,6 +48,7 @@ struct pubsub_node *pubsub_node_new(struct event_base *base, const struct pubsub
         gw_free(n);
         return NULL;
     }
+    n->presence = pubsub_presence_new(base, n->hub, n->engine, &s->presence);
     return n;
 }
 
@@ -59,7 +61,8 @@ void pubsub_node_free(struct pubsub_node *n)
 {
     if (!n)
         return;
-    pubsub_engine_free(n->engine);
+    pubsub_engine_free(n->engine); /* its last callbacks may still reach presence */
+    pubsub_presence_free(n->presence);
     pubsub_hub_free(n->hub);
     gw_free(n);
 }
@@ -82,4 +85,9 @@ struct pubsub_hub *pubsub_node_hub(struct pubsub_node *n)
 const struct pubsub_engine *pubsub_node_engine(const struct pubsub_node *n)
 {
     return n->engine;
+}
+
+struct pubsub_presence *pubsub_node_presence(struct pubsub_node *n)
+{
+    return n->presence;
 }

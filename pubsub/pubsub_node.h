@@ -8,7 +8,7 @@
  *                                  addressed channel (the application: scoped delivery)
  *
  * The gateway only wires it at start: it creates the node from its options, then names the
- * subscriber callback; presence and history will live here, next to the engine. */
+ * subscriber callback. Presence (pubsub_presence.h) lives here, next to the engine. */
 #ifndef PUBSUB_NODE_H
 #define PUBSUB_NODE_H
 
@@ -18,6 +18,7 @@
 
 #include "pubsub_engine.h"
 #include "pubsub_hub.h"
+#include "pubsub_presence.h"
 #include "pubsub_publish.h"
 
 struct event_base;
@@ -28,6 +29,7 @@ struct pubsub_node_settings {
     size_t n_engines;
     struct pubsub_limits limits; /* what every node accepts from Redis, as the API does */
     uint32_t slice_us;           /* the hub's delivery time per loop turn (0: no slicing) */
+    struct pubsub_presence_settings presence;
 };
 
 /* Returns NULL with *error set (a static reason) when the engines are not valid. */
@@ -46,6 +48,8 @@ bool pubsub_node_available(const struct pubsub_node *n);
 
 /* Where subscribers subscribe. */
 struct pubsub_hub *pubsub_node_hub(struct pubsub_node *n);
+/* Who is connected: members join and leave it, queries ask it. */
+struct pubsub_presence *pubsub_node_presence(struct pubsub_node *n);
 /* For stats: the engine's name and counters. */
 const struct pubsub_engine *pubsub_node_engine(const struct pubsub_node *n);
 

@@ -159,6 +159,22 @@ void tp_respond(const struct tp_request *req, struct tp_head *h, const void *bod
     tp_conn_end_response(c, req->keep_alive);
 }
 
+void tp_defer(struct tp_deferred *d, const struct tp_request *req)
+{
+    *d = (struct tp_deferred){req->conn, req->keep_alive, req->http_minor};
+}
+
+void tp_respond_deferred(const struct tp_deferred *d, int status, const char *reason,
+                         const char *content_type, unsigned flags, const void *body, size_t len)
+{
+    struct tp_request req = {
+        .conn = d->conn, .http_major = 1, .http_minor = d->http_minor, .keep_alive = d->keep_alive};
+    struct tp_head h;
+    tp_head_start(&h, &req, status, reason, content_type,
+                  flags & (unsigned)(TP_NO_CACHE | TP_LONG_CACHE));
+    tp_respond(&req, &h, body, len);
+}
+
 void tp_respond_immutable(const struct tp_request *req, const char *content_type, const void *body,
                           size_t len, bool any_origin)
 {

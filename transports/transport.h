@@ -179,6 +179,20 @@ void tp_respond_immutable(const struct tp_request *req, const char *content_type
 void tp_respond_text(const struct tp_request *req, int status, const char *reason, unsigned flags,
                      const char *body);
 
+/* A response given after the request handler returned (an answer that waits for Redis): what
+ * it keeps of the request. The handler sets a tp_handler on the connection meanwhile, whose
+ * on_close says the client went away. */
+struct tp_deferred {
+    struct tp_conn *conn;
+    bool keep_alive;
+    uint8_t http_minor;
+};
+
+void tp_defer(struct tp_deferred *d, const struct tp_request *req);
+/* The complete response; flags: TP_NO_CACHE or TP_LONG_CACHE (the others read the request). */
+void tp_respond_deferred(const struct tp_deferred *d, int status, const char *reason,
+                         const char *content_type, unsigned flags, const void *body, size_t len);
+
 /* May req use session `id` (sockjs_session_access)? True with *out the session (NULL: a
  * receiver may open one). Otherwise req has been answered as for an unknown session (404
  * "Session not found.") or, for a client over the unknown-session rate, 429 with Retry-After;

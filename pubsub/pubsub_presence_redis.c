@@ -1,0 +1,664 @@
+/* Presence across nodes, through Redis.
+ *
+ * Each node owns its sessions' counts and writes them to the instance (shard) of each channel;
+ * one Lua script does every change atomically, so the cluster totals, the join/leave decisions
+ * and the removal of a dead node happen once, on the node whose script made them:
+ *
+ *   <P>nodes             ZSET  node -> its last heartbeat (Redis's clock, ms)
+ *   <P>c:<node>          SET   the channels node counts sessions in
+ *   <P>n:<node>:<ch>     HASH  user -> node's sessions of user in ch
+ *   <P>t:<ch>            HASH  user -> the cluster's sessions of user in ch
+ *   <P>s:<ch>            the cluster's sessions in ch
+ *   <P>i:<ch>            ZSET  (score 0) the users of company channel ch, for paging by id
+ *
+ * A node changes its counts with deltas (all the session opens and closes of flush_ms, or of
+ * one loop turn when it is 0, in one command per shard, so that a flood of opens costs Redis a
+ * command per window, not one per session), and replaces them whole when Redis may have lost them: when the
+ * shard's connection comes (back) up, when a change could not be sent, and when the script
+ * finds the node unknown (Redis restarted, or the others found it silent and dropped it).
+ * Replacing sends no joins (everyone would "join" after a Redis restart), only the leaves of
+ * users no longer there. Heartbeats every node_timeout_ms/4 keep the node alive and drop the
+ * nodes silent for node_timeout_ms (their users' leaves go out then, from the node that dropped
+ * them). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+#include <hiredis/hiredis.h>
+
+#include "gw_alloc.h"
+#include "gw_buf.h"
+#include "gw_error.h"
+#include "gw_log.h"
+#include "pubsub_channel.h"
+#include "pubsub_presence_internal.h"
+
+/* Session changes per command: 3 arguments each, well under what Redis takes in one. */
+#define DELTAS_PER_COMMAND 3000u
+/* HMGET in chunks: Lua's unpack() stops near 8,000 values. */
+static const char PRESENCE_SCRIPT[] =
+    "local P = 'sockjs-gateway:presence:'\n"
+    "local NODES = P .. 'nodes'\n"
+    "local t = redis.call('TIME')\n"
+    "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
+    "local mode = ARGV[1]\n"
+    "local out = {0, 0}\n"
+    "local function event(kind, ch, user)\n"
+    "  out[#out + 1] = kind; out[#out + 1] = ch; out[#out + 1] = user\n"
+    "end\n"
+    "local function change(nd, ch, user, d, joins)\n"
+    "  local nkey = P .. 'n:' .. nd .. ':' .. ch\n"
+    "  local own = redis.call('HINCRBY', nkey, user, d)\n"
+    "  if own < 0 then d = d - own; own = 0 end\n"
+    "  if own == 0 then\n"
+    "    redis.call('HDEL', nkey, user)\n"
+    "    if redis.call('EXISTS', nkey) == 0 then redis.call('SREM', P .. 'c:' .. nd, ch) end\n"
+    "  elseif own == d then\n"
+    "    redis.call('SADD', P .. 'c:' .. nd, ch)\n"
+    "  end\n"
+    "  if d == 0 then return end\n"
+    "  local company = string.sub(ch, 1, 7) == 'client:'\n"
+    "  local tkey = P .. 't:' .. ch\n"
+    "  local total = redis.call('HINCRBY', tkey, user, d)\n"
+    "  if redis.call('INCRBY', P .. 's:' .. ch, d) <= 0 then redis.call('DEL', P .. 's:' .. ch) end\n"
+    "  if total <= 0 then\n"
+    "    redis.call('HDEL', tkey, user)\n"
+    "    if company then redis.call('ZREM', P .. 'i:' .. ch, user); event('l', ch, user) end\n"
+    "  elseif total == d and company then\n"
+    "    redis.call('ZADD', P .. 'i:' .. ch, 0, user)\n"
+    "    if joins then event('j', ch, user) end\n"
+    "  end\n"
+    "end\n"
+    "local function drop(nd)\n"
+    "  for _, ch in ipairs(redis.call('SMEMBERS', P .. 'c:' .. nd)) do\n"
+    "    local h = redis.call('HGETALL', P .. 'n:' .. nd .. ':' .. ch)\n"
+    "    for i = 1, #h, 2 do change(nd, ch, h[i], -tonumber(h[i + 1]), false) end\n"
+    "  end\n"
+    "  redis.call('DEL', P .. 'c:' .. nd)\n"
+    "  redis.call('ZREM', NODES, nd)\n"
+    "end\n"
+    "if mode == 'query' then\n"
+    "  local scope, cursor, limit, res = ARGV[2], ARGV[3], tonumber(ARGV[4]), {}\n"
+    "  for i = 5, #ARGV do\n"
+    "    local ch = ARGV[i]\n"
+    "    local entry = {tonumber(redis.call('GET', P .. 's:' .. ch) or '0')}\n"
+    "    if scope == 'global' then\n"
+    "      entry[2] = redis.call('HLEN', P .. 't:' .. ch)\n"
+    "    elseif scope == 'client' then\n"
+    "      local from = cursor == '' and '-' or '(' .. cursor\n"
+    "      local users = redis.call('ZRANGEBYLEX', P .. 'i:' .. ch, from, '+', 'LIMIT', 0, limit + 1)\n"
+    "      entry[2] = 0\n"
+    "      if #users > limit then users[#users] = nil; entry[2] = 1 end\n"
+    "      for j = 1, #users, 1000 do\n"
+    "        local chunk = {}\n"
+    "        for k = j, math.min(j + 999, #users) do chunk[#chunk + 1] = users[k] end\n"
+    "        local counts = redis.call('HMGET', P .. 't:' .. ch, unpack(chunk))\n"
+    "        for k = 1, #chunk do\n"
+    "          entry[#entry + 1] = chunk[k]; entry[#entry + 1] = tonumber(counts[k]) or 0\n"
+    "        end\n"
+    "      end\n"
+    "    end\n"
+    "    res[#res + 1] = entry\n"
+    "  end\n"
+    "  return res\n"
+    "end\n"
+    "local node = ARGV[2]\n"
+    "if mode == 'replace' then\n"
+    "  local want = {}\n"
+    "  for i = 3, #ARGV, 3 do\n"
+    "    want[ARGV[i]] = want[ARGV[i]] or {}\n"
+    "    want[ARGV[i]][ARGV[i + 1]] = tonumber(ARGV[i + 2])\n"
+    "  end\n"
+    "  for _, ch in ipairs(redis.call('SMEMBERS', P .. 'c:' .. node)) do\n"
+    "    local h = redis.call('HGETALL', P .. 'n:' .. node .. ':' .. ch)\n"
+    "    local w = want[ch] or {}\n"
+    "    for i = 1, #h, 2 do\n"
+    "      local have, target = tonumber(h[i + 1]), w[h[i]] or 0\n"
+    "      if target ~= have then change(node, ch, h[i], target - have, false) end\n"
+    "      w[h[i]] = nil\n"
+    "    end\n"
+    "  end\n"
+    "  for ch, users in pairs(want) do\n"
+    "    for user, n in pairs(users) do change(node, ch, user, n, false) end\n"
+    "  end\n"
+    "  redis.call('ZADD', NODES, now, node)\n"
+    "  return out\n"
+    "end\n"
+    "if not redis.call('ZSCORE', NODES, node) then return {1, 0} end\n"
+    "redis.call('ZADD', NODES, now, node)\n"
+    "if mode == 'apply' then\n"
+    "  for i = 3, #ARGV, 3 do change(node, ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2]), true) end\n"
+    "elseif mode == 'heartbeat' then\n"
+    "  local dead = redis.call('ZRANGEBYSCORE', NODES, '-inf', '(' .. (now - tonumber(ARGV[3])))\n"
+    "  for _, nd in ipairs(dead) do drop(nd) end\n"
+    "  out[2] = #dead\n"
+    "end\n"
+    "return out\n";
+
+/* One session more or less of a user in a channel, waiting for the end of the loop turn. */
+struct delta {
+    uint32_t channel; /* offsets of NUL-terminated names in presence_shard.names */
+    uint32_t user;
+    int32_t change;
+};
+
+struct presence_shard {
+    struct presence_redis *r;
+    size_t index;
+    struct gw_buf names;
+    struct delta *deltas;
+    size_t n_deltas, cap_deltas;
+    uint64_t generation; /* replaces sent: a reply from before the last one is stale */
+    bool heartbeating;
+    bool dirty; /* Redis may lack changes: the next chance replaces the whole state */
+};
+
+struct presence_redis {
+    struct pubsub_presence *p;
+    struct pubsub_engine *engine;
+    const struct pubsub_presence_settings *settings;
+    struct pubsub_presence_stats *stats;
+    struct event *flush_ev; /* the deltas go out flush_ms after the first one */
+    bool flush_armed;
+    struct event *heartbeat_ev;
+    struct presence_shard *shards;
+    size_t n_shards;
+};
+
+/* What a reply belongs to. */
+enum command_kind { CMD_CHANGE, CMD_HEARTBEAT };
+
+struct command_ctx {
+    struct presence_shard *shard;
+    uint64_t generation;
+    enum command_kind kind;
+};
+
+static size_t shard_of(const struct presence_redis *r, const char *channel)
+{
+    return pubsub_channel_hash(channel, strlen(channel)) % r->n_shards;
+}
+
+static void send_replace(struct presence_shard *sh);
+
+/* Every command is the script: argv[0..EVAL_ARGS) are left for EVAL <script> 0. */
+#define EVAL_ARGS 3
+
+static void set_eval(const char **argv, size_t *argvlen)
+{
+    argv[0] = "EVAL";
+    argvlen[0] = 4;
+    argv[1] = PRESENCE_SCRIPT;
+    argvlen[1] = sizeof(PRESENCE_SCRIPT) - 1;
+    argv[2] = "0";
+    argvlen[2] = 1;
+}
+
+/* Sends argv (EVAL_ARGS slots first) on sh's connection, counted. */
+static int send_command(struct presence_shard *sh, enum command_kind kind, size_t argc,
+                        const char **argv, size_t *argvlen, pubsub_engine_reply_cb cb)
+{
+    struct presence_redis *r = sh->r;
+    struct command_ctx *ctx = gw_malloc(sizeof(*ctx));
+    *ctx = (struct command_ctx){.shard = sh, .generation = sh->generation, .kind = kind};
+    set_eval(argv, argvlen);
+    int rc = pubsub_engine_command(r->engine, sh->index, (int)argc, argv, argvlen, cb, ctx);
+    if (rc != 0) {
+        gw_free(ctx);
+        return rc;
+    }
+    r->stats->redis_commands++;
+    return 0;
+}
+
+/* {missing, dead nodes, kind, channel, user, ...}: publishes the events, replaces when the
+ * node was unknown. */
+static void on_change_reply(void *arg, struct redisReply *reply)
+{
+    struct command_ctx *ctx = arg;
+    struct presence_shard *sh = ctx->shard;
+    struct presence_redis *r = sh->r;
+    bool stale = ctx->generation != sh->generation;
+    if (ctx->kind == CMD_HEARTBEAT)
+        sh->heartbeating = false;
+    gw_free(ctx);
+    if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements < 2 ||
+        reply->element[0]->type != REDIS_REPLY_INTEGER) {
+        if (reply)
+            GW_WARN("presence: unexpected reply from Redis shard %zu%s%s", sh->index,
+                    reply->type == REDIS_REPLY_ERROR ? ": " : "",
+                    reply->type == REDIS_REPLY_ERROR ? reply->str : "");
+        sh->dirty = true; /* did it apply? The next heartbeat or reconnection replaces */
+        return;
+    }
+    if (reply->element[0]->integer == 1) {
+        if (!stale)
+            send_replace(sh);
+        return;
+    }
+    if (reply->element[1]->type == REDIS_REPLY_INTEGER)
+        r->stats->dead_nodes += (uint64_t)reply->element[1]->integer;
+    for (size_t i = 2; i + 2 < reply->elements; i += 3) {
+        const redisReply *kind = reply->element[i], *ch = reply->element[i + 1],
+                         *user = reply->element[i + 2];
+        if (kind->type != REDIS_REPLY_STRING || ch->type != REDIS_REPLY_STRING ||
+            user->type != REDIS_REPLY_STRING)
+            continue;
+        presence_event(r->p, kind->str[0] == 'j', ch->str, user->str);
+    }
+}
+
+/* --- This node's whole state ------------------------------------------------------------- */
+
+struct snapshot_entry {
+    const char *channel, *user;
+};
+
+struct snapshot {
+    const struct presence_redis *r;
+    size_t shard;
+    struct snapshot_entry *items;
+    size_t n, cap;
+};
+
+static void snapshot_add(void *arg, const struct presence_names *names)
+{
+    struct snapshot *s = arg;
+    for (int scope = 0; scope < 3; scope++) {
+        if (shard_of(s->r, names->channels[scope]) != s->shard)
+            continue;
+        if (s->n == s->cap) {
+            s->cap = s->cap ? s->cap * 2 : 256;
+            s->items = gw_realloc(s->items, s->cap * sizeof(*s->items));
+        }
+        s->items[s->n++] = (struct snapshot_entry){names->channels[scope], names->user_id};
+    }
+}
+
+static int compare_entries(const void *a, const void *b)
+{
+    const struct snapshot_entry *x = a, *y = b;
+    int c = strcmp(x->channel, y->channel);
+    return c ? c : strcmp(x->user, y->user);
+}
+
+/* REPLACE with every (channel, user, sessions) this node counts on sh's instance. */
+static void send_replace(struct presence_shard *sh)
+{
+    struct presence_redis *r = sh->r;
+    struct snapshot s = {.r = r, .shard = sh->index};
+    presence_each_session(r->p, snapshot_add, &s);
+    if (s.n)
+        qsort(s.items, s.n, sizeof(*s.items), compare_entries);
+    size_t cap = EVAL_ARGS + 2 + 3 * s.n;
+    const char **argv = gw_malloc(cap * sizeof(*argv));
+    size_t *argvlen = gw_malloc(cap * sizeof(*argvlen));
+    char(*counts)[12] = gw_malloc((s.n ? s.n : 1) * sizeof(*counts));
+    size_t argc = EVAL_ARGS, triples = 0;
+    argv[argc] = "replace";
+    argvlen[argc++] = 7;
+    argv[argc] = r->settings->node_id;
+    argvlen[argc++] = strlen(r->settings->node_id);
+    for (size_t i = 0; i < s.n;) {
+        size_t j = i + 1;
+        while (j < s.n && compare_entries(&s.items[i], &s.items[j]) == 0)
+            j++;
+        argv[argc] = s.items[i].channel;
+        argvlen[argc++] = strlen(s.items[i].channel);
+        argv[argc] = s.items[i].user;
+        argvlen[argc++] = strlen(s.items[i].user);
+        argvlen[argc] = (size_t)snprintf(counts[triples], sizeof(counts[0]), "%zu", j - i);
+        argv[argc++] = counts[triples++];
+        i = j;
+    }
+    sh->generation++;
+    sh->n_deltas = 0; /* the state sent includes them */
+    sh->names.len = 0;
+    if (send_command(sh, CMD_CHANGE, argc, argv, argvlen, on_change_reply) == 0) {
+        sh->dirty = false;
+        r->stats->replaces++;
+        r->stats->redis_deltas += triples;
+    } else {
+        sh->dirty = true;
+    }
+    gw_free(counts);
+    gw_free(argvlen);
+    gw_free(argv);
+    gw_free(s.items);
+}
+
+/* --- Deltas ------------------------------------------------------------------------------ */
+
+static void flush_shard(struct presence_shard *sh)
+{
+    struct presence_redis *r = sh->r;
+    if (sh->dirty) {
+        send_replace(sh);
+        return;
+    }
+    size_t cap = EVAL_ARGS + 2 + 3 * DELTAS_PER_COMMAND;
+    const char **argv = gw_malloc(cap * sizeof(*argv));
+    size_t *argvlen = gw_malloc(cap * sizeof(*argvlen));
+    for (size_t first = 0; first < sh->n_deltas; first += DELTAS_PER_COMMAND) {
+        size_t argc = EVAL_ARGS;
+        argv[argc] = "apply";
+        argvlen[argc++] = 5;
+        argv[argc] = r->settings->node_id;
+        argvlen[argc++] = strlen(r->settings->node_id);
+        size_t end = first + DELTAS_PER_COMMAND < sh->n_deltas ? first + DELTAS_PER_COMMAND
+                                                               : sh->n_deltas;
+        for (size_t i = first; i < end; i++) {
+            const struct delta *d = &sh->deltas[i];
+            argv[argc] = sh->names.data + d->channel;
+            argvlen[argc] = strlen(argv[argc]);
+            argc++;
+            argv[argc] = sh->names.data + d->user;
+            argvlen[argc] = strlen(argv[argc]);
+            argc++;
+            argv[argc] = d->change > 0 ? "1" : "-1";
+            argvlen[argc++] = d->change > 0 ? 1 : 2;
+        }
+        if (send_command(sh, CMD_CHANGE, argc, argv, argvlen, on_change_reply) != 0) {
+            /* Redis down or its queue full: what it lacks goes with the next replace. */
+            sh->dirty = true;
+            break;
+        }
+        r->stats->redis_deltas += end - first;
+    }
+    gw_free(argvlen);
+    gw_free(argv);
+    sh->n_deltas = 0;
+    if (sh->names.cap > 64 * 1024)
+        gw_buf_release(&sh->names); /* a burst's buffer is not kept */
+    sh->names.len = 0;
+    if (sh->cap_deltas > 4 * DELTAS_PER_COMMAND) {
+        gw_free(sh->deltas);
+        sh->deltas = NULL;
+        sh->cap_deltas = 0;
+    }
+}
+
+static void on_flush(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct presence_redis *r = arg;
+    r->flush_armed = false;
+    for (size_t i = 0; i < r->n_shards; i++)
+        if (r->shards[i].n_deltas)
+            flush_shard(&r->shards[i]);
+}
+
+static uint32_t names_add(struct gw_buf *b, const char *s)
+{
+    uint32_t off = (uint32_t)b->len;
+    gw_buf_append(b, s, strlen(s) + 1);
+    return off;
+}
+
+void presence_redis_change(struct presence_redis *r, const struct presence_names *names,
+                           int delta)
+{
+    for (int scope = 0; scope < 3; scope++) {
+        struct presence_shard *sh = &r->shards[shard_of(r, names->channels[scope])];
+        if (sh->dirty)
+            continue; /* the next replace carries it */
+        if (sh->n_deltas == sh->cap_deltas) {
+            sh->cap_deltas = sh->cap_deltas ? sh->cap_deltas * 2 : 64;
+            sh->deltas = gw_realloc(sh->deltas, sh->cap_deltas * sizeof(*sh->deltas));
+        }
+        struct delta *d = &sh->deltas[sh->n_deltas++];
+        d->channel = names_add(&sh->names, names->channels[scope]);
+        d->user = names_add(&sh->names, names->user_id);
+        d->change = delta;
+    }
+    if (r->flush_armed)
+        return;
+    r->flush_armed = true;
+    uint32_t ms = r->settings->flush_ms;
+    if (ms == 0) {
+        event_active(r->flush_ev, EV_TIMEOUT, 0); /* the end of this loop turn */
+        return;
+    }
+    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
+    evtimer_add(r->flush_ev, &tv);
+}
+
+/* --- Heartbeats -------------------------------------------------------------------------- */
+
+static void on_heartbeat(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct presence_redis *r = arg;
+    char timeout[16];
+    size_t timeout_len =
+        (size_t)snprintf(timeout, sizeof(timeout), "%u", (unsigned)r->settings->node_timeout_ms);
+    for (size_t i = 0; i < r->n_shards; i++) {
+        struct presence_shard *sh = &r->shards[i];
+        if (sh->dirty) {
+            send_replace(sh);
+            continue;
+        }
+        if (sh->heartbeating)
+            continue;
+        const char *argv[] = {NULL, NULL, NULL, "heartbeat", r->settings->node_id, timeout};
+        size_t argvlen[] = {0, 0, 0, 9, strlen(r->settings->node_id), timeout_len};
+        if (send_command(sh, CMD_HEARTBEAT, 6, argv, argvlen, on_change_reply) == 0)
+            sh->heartbeating = true;
+    }
+}
+
+static void on_shard_ready(void *arg, size_t shard)
+{
+    struct presence_redis *r = arg;
+    /* A new connection: the instance may have restarted empty, or be our previous life's. */
+    send_replace(&r->shards[shard]);
+}
+
+/* --- Queries ----------------------------------------------------------------------------- */
+
+struct pubsub_presence_request {
+    struct presence_redis *r;
+    pubsub_presence_cb cb; /* NULL once cancelled */
+    void *arg;
+    enum pubsub_scope scope;
+    json_t *ids;     /* the ids asked about (user scope: the key of "users") */
+    json_t *answers; /* null until answered */
+    size_t *shard_of_answer;
+    size_t outstanding;
+    int rc;
+};
+
+struct query_part {
+    struct pubsub_presence_request *req;
+    size_t shard;
+};
+
+static void request_free(struct pubsub_presence_request *req)
+{
+    json_decref(req->ids);
+    json_decref(req->answers);
+    gw_free(req->shard_of_answer);
+    gw_free(req);
+}
+
+static void request_finish(struct pubsub_presence_request *req)
+{
+    if (req->cb)
+        req->cb(req->arg, req->rc, req->rc == 0 ? req->answers : NULL);
+    request_free(req);
+}
+
+static json_t *answer_of(enum pubsub_scope scope, const char *id, const redisReply *e)
+{
+    if (e->type != REDIS_REPLY_ARRAY || e->elements < 1 ||
+        e->element[0]->type != REDIS_REPLY_INTEGER)
+        return NULL;
+    long long sessions = e->element[0]->integer;
+    json_t *answer = json_pack("{s:I}", "sessions", (json_int_t)sessions);
+    if (scope == PUBSUB_SCOPE_GLOBAL) {
+        long long users = e->elements > 1 && e->element[1]->type == REDIS_REPLY_INTEGER
+                              ? e->element[1]->integer
+                              : 0;
+        json_object_set_new(answer, "users_count", json_integer((json_int_t)users));
+        return answer;
+    }
+    json_t *users = json_object();
+    json_object_set_new(answer, "users", users);
+    if (scope == PUBSUB_SCOPE_USER) {
+        if (sessions > 0)
+            json_object_set_new(users, id, json_integer((json_int_t)sessions));
+        return answer;
+    }
+    const char *last = NULL;
+    for (size_t i = 2; i + 1 < e->elements; i += 2) {
+        const redisReply *user = e->element[i], *count = e->element[i + 1];
+        if (user->type != REDIS_REPLY_STRING || count->type != REDIS_REPLY_INTEGER)
+            continue;
+        json_object_set_new(users, user->str, json_integer((json_int_t)count->integer));
+        last = user->str;
+    }
+    bool more = e->elements > 1 && e->element[1]->type == REDIS_REPLY_INTEGER &&
+                e->element[1]->integer == 1;
+    if (more && last)
+        json_object_set_new(answer, "cursor", json_string(last));
+    return answer;
+}
+
+static void on_query_reply(void *arg, struct redisReply *reply)
+{
+    struct query_part *part = arg;
+    struct pubsub_presence_request *req = part->req;
+    size_t shard = part->shard;
+    gw_free(part);
+    size_t k = 0;
+    for (size_t i = 0; req->rc == 0 && i < json_array_size(req->answers); i++) {
+        if (req->shard_of_answer[i] != shard)
+            continue;
+        json_t *answer = NULL;
+        if (reply && reply->type == REDIS_REPLY_ARRAY && k < reply->elements)
+            answer = answer_of(req->scope, json_string_value(json_array_get(req->ids, i)),
+                               reply->element[k++]);
+        if (!answer)
+            req->rc = reply ? GW_EPROTO : GW_EAGAIN;
+        else
+            json_array_set_new(req->answers, i, answer);
+    }
+    if (reply && reply->type == REDIS_REPLY_ERROR)
+        GW_WARN("presence: query refused by Redis shard %zu: %s", shard, reply->str);
+    if (--req->outstanding == 0)
+        request_finish(req);
+}
+
+struct pubsub_presence_request *presence_redis_query(struct presence_redis *r,
+                                                     const struct pubsub_presence_query *q,
+                                                     pubsub_presence_cb cb, void *arg)
+{
+    size_t n = q->scope == PUBSUB_SCOPE_GLOBAL ? 1 : q->n_ids;
+    struct pubsub_presence_request *req = gw_calloc(1, sizeof(*req));
+    *req = (struct pubsub_presence_request){.r = r, .cb = cb, .arg = arg, .scope = q->scope};
+    req->ids = json_array();
+    req->answers = json_array();
+    req->shard_of_answer = gw_malloc(n * sizeof(*req->shard_of_answer));
+    char(*channels)[PUBSUB_CHANNEL_NAME_MAX] = gw_malloc(n * sizeof(*channels));
+    for (size_t i = 0; i < n; i++) {
+        const char *id = q->scope == PUBSUB_SCOPE_GLOBAL ? NULL : q->ids[i];
+        pubsub_channel_name(channels[i], sizeof(channels[i]), q->scope, q->site, id);
+        req->shard_of_answer[i] = shard_of(r, channels[i]);
+        json_array_append_new(req->ids, json_string(id ? id : ""));
+        json_array_append_new(req->answers, json_null());
+    }
+    static const char *const scope_names[] = {"user", "client", "global"};
+    char limit[16];
+    size_t limit_len = (size_t)snprintf(limit, sizeof(limit), "%u", (unsigned)q->limit);
+    const size_t first = EVAL_ARGS + 4; /* then the channels */
+    const char **argv = gw_malloc((first + n) * sizeof(*argv));
+    size_t *argvlen = gw_malloc((first + n) * sizeof(*argvlen));
+    req->outstanding = 1; /* held while sending, so no reply can finish it early */
+    for (size_t shard = 0; shard < r->n_shards && req->rc == 0; shard++) {
+        size_t argc = first;
+        for (size_t i = 0; i < n; i++) {
+            if (req->shard_of_answer[i] != shard)
+                continue;
+            argv[argc] = channels[i];
+            argvlen[argc++] = strlen(channels[i]);
+        }
+        if (argc == first)
+            continue;
+        set_eval(argv, argvlen);
+        argv[EVAL_ARGS] = "query";
+        argvlen[EVAL_ARGS] = 5;
+        argv[EVAL_ARGS + 1] = scope_names[q->scope];
+        argvlen[EVAL_ARGS + 1] = strlen(argv[EVAL_ARGS + 1]);
+        argv[EVAL_ARGS + 2] = q->cursor ? q->cursor : "";
+        argvlen[EVAL_ARGS + 2] = strlen(argv[EVAL_ARGS + 2]);
+        argv[EVAL_ARGS + 3] = limit;
+        argvlen[EVAL_ARGS + 3] = limit_len;
+        struct query_part *part = gw_malloc(sizeof(*part));
+        *part = (struct query_part){req, shard};
+        if (pubsub_engine_command(r->engine, shard, (int)argc, argv, argvlen, on_query_reply,
+                                  part) != 0) {
+            gw_free(part);
+            req->rc = GW_EAGAIN;
+            break;
+        }
+        r->stats->redis_commands++;
+        req->outstanding++;
+    }
+    gw_free(argvlen);
+    gw_free(argv);
+    gw_free(channels);
+    if (--req->outstanding == 0) {
+        request_finish(req);
+        return NULL;
+    }
+    return req;
+}
+
+void presence_redis_cancel(struct pubsub_presence_request *req)
+{
+    req->cb = NULL;
+}
+
+/* --- Life -------------------------------------------------------------------------------- */
+
+struct presence_redis *presence_redis_new(struct pubsub_presence *p, struct event_base *base,
+                                          struct pubsub_engine *engine,
+                                          const struct pubsub_presence_settings *s,
+                                          struct pubsub_presence_stats *stats)
+{
+    struct presence_redis *r = gw_calloc(1, sizeof(*r));
+    r->p = p;
+    r->engine = engine;
+    r->settings = s;
+    r->stats = stats;
+    r->n_shards = pubsub_engine_shards(engine);
+    r->shards = gw_calloc(r->n_shards, sizeof(*r->shards));
+    for (size_t i = 0; i < r->n_shards; i++) {
+        r->shards[i].r = r;
+        r->shards[i].index = i;
+        r->shards[i].dirty = true; /* nothing of this life is there yet */
+    }
+    r->flush_ev = event_new(base, -1, 0, on_flush, r);
+    r->heartbeat_ev = event_new(base, -1, EV_PERSIST, on_heartbeat, r);
+    uint32_t every_ms = s->node_timeout_ms / 4 ? s->node_timeout_ms / 4 : 1;
+    struct timeval tv = {(time_t)(every_ms / 1000), (suseconds_t)(every_ms % 1000) * 1000};
+    event_add(r->heartbeat_ev, &tv);
+    engine->shard_ready = on_shard_ready;
+    engine->shard_ready_arg = r;
+    return r;
+}
+
+void presence_redis_free(struct presence_redis *r)
+{
+    event_free(r->flush_ev);
+    event_free(r->heartbeat_ev);
+    for (size_t i = 0; i < r->n_shards; i++) {
+        gw_buf_release(&r->shards[i].names);
+        gw_free(r->shards[i].deltas);
+    }
+    gw_free(r->shards);
+    gw_free(r);
+}

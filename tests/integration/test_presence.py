@@ -1,0 +1,465 @@
+#!/usr/bin/python3
+"""Presence: who is connected per company, per user and per site, on the embedded engine and
+across nodes joined by a real redis-server.
+
+Checked: GET /api/presence answers (single and batch, paging with limit and cursor) over
+websocket, xhr_streaming and xhr polling sessions, and their counts going back to zero when the
+sessions close (a polling session once its disconnect delay is over); 400 with a JSON reason for
+bad parameters; the browser's {"presence": "client"|"user"} and the refusal of anything else;
+presence.join / presence.leave events (--presence-events) once per user and company, in order,
+the leave after --presence-leave-delay-ms, none at all for a reconnect within the delay; across
+two nodes: every node answers for the cluster, events once per user (not once per node); a node
+killed with SIGKILL leaves the others' answers after --node-timeout-ms with one leave per user;
+a node restarted under its --node-id drops its previous life's entries at once; Redis killed
+and restarted: the nodes re-publish their state and the answers converge.
+
+Waiting: events are awaited as messages; presence in Redis has no event to await when a count
+changes without a join or leave, so those checks poll the API with a deadline.
+
+Spec: docs/PROTOCOL.md "Presence".
+"""
+
+import json
+import signal
+import time
+import unittest
+import urllib.parse
+
+import gwtest
+import redisfix
+import scopedfix
+from scopedfix import TRANSPORTS, ScopedGateway, ScopedTestCase, unique
+
+DISCONNECT_MS = 400
+LEAVE_DELAY_MS = 600
+NODE_TIMEOUT_MS = 3000
+# How long a dead node may take to leave the answers: the timeout, plus the survivors'
+# heartbeat interval (a quarter of it), plus a margin for a loaded machine.
+DEAD_NODE_BOUND_S = NODE_TIMEOUT_MS / 1000 * 1.25 + 3.0
+
+
+def presence_path(site, scope, ids=(), **params):
+    q = [("site", site), ("scope", scope)] + [("id", i) for i in ids]
+    q += sorted(params.items())
+    return "/api/presence?" + urllib.parse.urlencode(q)
+
+
+class PresenceMixin:
+    """Helpers on a ScopedTestCase whose gateways run with presence options."""
+
+    def query(self, gw, scope, ids=(), site=None, status=200, **params):
+        r = gw.api("GET", presence_path(site or self.site, scope, ids, **params))
+        self.assertEqual(r.status, status, r)
+        return r.json()
+
+    def wait_presence(self, gw, scope, ids, expected, timeout=15.0, **params):
+        """Polls the API until its answer is `expected` (no event marks a count change)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            got = self.query(gw, scope, ids, **params)
+            if got == expected:
+                return got
+            if time.monotonic() > deadline:
+                self.fail("presence %s %s: %r, expected %r" % (scope, list(ids), got, expected))
+            time.sleep(0.05)
+
+    def next_presence_event(self, s, timeout=None):
+        """The next presence.join/leave message of s, as (event, user); other messages fail."""
+        m = s.next_message(timeout)
+        self.assertIsInstance(m, dict, m)
+        self.assertIn(m.get("event"), ("presence.join", "presence.leave"), m)
+        self.assertEqual((m["scope"], m["site"]), ("client", s.site), m)
+        self.assertEqual(set(m["data"]), {"user"}, m)
+        return m["event"], m["data"]["user"]
+
+    def presence_answer(self, s):
+        """The next {"presence": ...} answer of s, after any presence events."""
+        while True:
+            m = s.next_message()
+            if "presence" in m:
+                self.assertEqual(list(m), ["presence"], m)
+                return m["presence"]
+            self.assertIn(m.get("event"), ("presence.join", "presence.leave"), m)
+
+    def no_more_events(self, s):
+        """Nothing but the barrier's answer is pending on s."""
+        self.assertEqual(s.barrier(), [])
+
+    def observer(self, gw, client):
+        """A session of a fresh user in `client` that sees events; its own join consumed."""
+        s = self.user_session("websocket", gw=gw, client=client)
+        self.assertEqual(self.next_presence_event(s), ("presence.join", s.sub))
+        return s
+
+    def close_session(self, s):
+        """Ends a session as a browser leaving does: the connection goes (a polling session
+        then lives out its disconnect delay)."""
+        s.close()
+
+
+class OneNode(PresenceMixin, ScopedTestCase):
+    gateway_args = ("--presence-events", "--presence-leave-delay-ms", str(LEAVE_DELAY_MS),
+                    "--disconnect-delay-ms", str(DISCONNECT_MS), "--presence-max-ids", "5",
+                    "--presence-max-limit", "3000")
+
+    def test_counts_over_every_transport_and_back_to_zero(self):
+        client = unique("c")
+        u1, u2 = unique("u"), unique("u")
+        sessions = [self.user_session("websocket", sub=u1, client=client),
+                    self.user_session("xhr_streaming", sub=u1, client=client),
+                    self.user_session("xhr_polling", sub=u2, client=client)]
+        self.assertEqual(self.query(self.gw, "client", [client]),
+                         {"sessions": 3, "users": {u1: 2, u2: 1}})
+        self.assertEqual(self.query(self.gw, "user", [u1]), {"sessions": 2, "users": {u1: 2}})
+        self.assertEqual(self.query(self.gw, "user", [u2]), {"sessions": 1, "users": {u2: 1}})
+        self.assertEqual(self.query(self.gw, "global"), {"sessions": 3, "users_count": 2})
+        other = unique("c")
+        self.assertEqual(self.query(self.gw, "client", [client, other]),
+                         {"results": {client: {"sessions": 3, "users": {u1: 2, u2: 1}},
+                                      other: {"sessions": 0, "users": {}}}})
+        self.assertEqual(self.query(self.gw, "user", [unique("u")]),
+                         {"sessions": 0, "users": {}})
+        # Another site sees none of it.
+        self.assertEqual(self.query(self.gw, "client", [client], site=unique("site")),
+                         {"sessions": 0, "users": {}})
+        for s in sessions:
+            self.close_session(s)
+        self.wait_presence(self.gw, "client", [client], {"sessions": 0, "users": {}})
+        self.assertEqual(self.query(self.gw, "user", [u1]), {"sessions": 0, "users": {}})
+        self.assertEqual(self.query(self.gw, "global"), {"sessions": 0, "users_count": 0})
+
+    def test_events_once_in_order_with_the_leave_delayed(self):
+        client = unique("c")
+        obs = self.observer(self.gw, client)
+        u = unique("u")
+        a = self.user_session("xhr_streaming", sub=u, client=client)
+        self.assertEqual(self.next_presence_event(obs), ("presence.join", u))
+        b = self.user_session("websocket", sub=u, client=client)
+        self.no_more_events(obs)  # a second session of the same user: no join
+        self.close_session(a)
+        self.no_more_events(obs)  # one session left: no leave
+        closed = time.monotonic()
+        self.close_session(b)
+        self.assertEqual(self.next_presence_event(obs, timeout=LEAVE_DELAY_MS / 1000 + 10),
+                         ("presence.leave", u))
+        self.assertGreaterEqual(time.monotonic() - closed, LEAVE_DELAY_MS / 1000 * 0.9)
+        self.no_more_events(obs)
+        # Lingering until then, gone after.
+        self.assertEqual(self.query(self.gw, "client", [client]),
+                         {"sessions": 1, "users": {obs.sub: 1}})
+
+    def test_reconnect_within_the_delay_is_no_leave_and_no_join(self):
+        client = unique("c")
+        obs = self.observer(self.gw, client)
+        u = unique("u")
+        polling = self.user_session("xhr_polling", sub=u, client=client)
+        self.assertEqual(self.next_presence_event(obs), ("presence.join", u))
+        # A polling client reconnecting: its old session lives out its disconnect delay while
+        # the new one opens.
+        polling.close()
+        ws = self.user_session("websocket", sub=u, client=client)
+        # A page reload: the websocket goes, the next one comes within the leave delay.
+        ws.close()
+        again = self.user_session("websocket", sub=u, client=client)
+        obs.expect_nothing((DISCONNECT_MS + LEAVE_DELAY_MS) / 1000 + 0.5)
+        self.assertEqual(self.query(self.gw, "user", [u]), {"sessions": 1, "users": {u: 1}})
+        again.close()
+        self.assertEqual(self.next_presence_event(obs, timeout=10), ("presence.leave", u))
+        self.no_more_events(obs)
+
+    def test_browser_query_sees_its_own_company_and_user_only(self):
+        client = unique("c")
+        me = self.user_session("xhr_streaming", client=client)
+        self.assertEqual(self.next_presence_event(me), ("presence.join", me.sub))
+        mate = self.user_session("websocket", client=client)
+        self.assertEqual(self.next_presence_event(me), ("presence.join", mate.sub))
+        me.send({"presence": "client"})
+        self.assertEqual(me.next_message(),
+                         {"presence": {"scope": "client", "sessions": 2,
+                                       "users": {me.sub: 1, mate.sub: 1}}})
+        me.send({"presence": "user"})
+        self.assertEqual(me.next_message(),
+                         {"presence": {"scope": "user", "sessions": 1, "users": {me.sub: 1}}})
+        for bad in ("global", "site", "", 1, None, ["client"], {"scope": "client"}):
+            me.send({"presence": bad})
+            self.assertEqual(me.next_message(),
+                             {"error": "presence scope must be client or user"}, bad)
+        anonymous_gw = self.start_gateway("--allow-anonymous")
+        anon = scopedfix.Session(anonymous_gw, "websocket", site=self.site)
+        self.addCleanup(anon.close)
+        anon.expect_open()
+        anon.send({"presence": "client"})
+        self.assertEqual(anon.next_message(), {"error": "authenticate first"})
+
+    def test_bad_parameters_are_400_with_a_reason(self):
+        cases = [
+            ("/api/presence", "site"),
+            ("/api/presence?scope=client&id=c", "site"),
+            ("/api/presence?site=a:b&scope=client&id=c", "site"),
+            ("/api/presence?site=s", "scope"),
+            ("/api/presence?site=s&scope=company&id=c", "scope"),
+            ("/api/presence?site=s&scope=client", "id"),
+            ("/api/presence?site=s&scope=global&id=c", "id"),
+            ("/api/presence?site=s&scope=user&id=%01", "id"),
+            ("/api/presence?site=s&scope=client&" + "&".join("id=%d" % i for i in range(6)),
+             "id"),
+            ("/api/presence?site=s&scope=client&id=c&limit=0", "limit"),
+            ("/api/presence?site=s&scope=client&id=c&limit=3001", "limit"),
+            ("/api/presence?site=s&scope=client&id=c&limit=x", "limit"),
+            ("/api/presence?site=s&scope=client&id=c&limit=", "limit"),
+            ("/api/presence?site=s&scope=user&id=u&cursor=a", "cursor"),
+            ("/api/presence?site=" + "s" * 300 + "&scope=global", "site"),
+        ]
+        for path, param in cases:
+            with self.subTest(path=path[:80]):
+                r = self.gw.api("GET", path)
+                body = self.assertApiError(r, 400)
+                self.assertEqual(body.get("parameter"), param, body)
+        self.assertApiError(self.gw.api("GET", presence_path("s", "global"), key=None), 401)
+        self.assertApiError(self.gw.api("GET", presence_path("s", "global"), key="wrong"), 401)
+        self.assertApiError(self.gw.api("POST", presence_path("s", "global"), body=""), 405)
+        self.gw.assert_alive()
+
+    def test_paging_through_a_large_company(self):
+        page_through(self, [self.gw], users=2500)
+
+
+def open_many(test, gws, site, client, users):
+    """`users` websocket sessions of distinct users of one company, spread over gws, their
+    handshakes sent all at once (a flood of opens); returns the user ids."""
+    ids = ["u%05d-%s" % (i, unique("p")) for i in range(users)]
+    conns, socks = [], []
+
+    def close_all():
+        for c in conns:
+            c.close()
+    test.addCleanup(close_all)
+    for i, u in enumerate(ids):
+        gw = gws[i % len(gws)]
+        c = gwtest.Conn(gw.port, host=gw.host)
+        conns.append(c)
+        path = "/sockjs/000/%s/websocket?token=%s" % (unique("s"),
+                                                      scopedfix.token_for(site, u, client))
+        c.send(gwtest.ws_handshake_request(path, "dGhlIHNhbXBsZSBub25jZQ=="))
+    for c in conns:
+        resp = gwtest.read_response_head(c)
+        test.assertEqual(resp.status, 101, resp)
+        socks.append(gwtest.WebSocket(c, resp))
+    for ws in socks:
+        op, data = ws.recv_message(gwtest.TIMEOUT)
+        test.assertEqual(data, b"o")
+    return ids
+
+
+def page_through(test, gws, users):
+    client = unique("c")
+    ids = open_many(test, gws, test.site, client, users)
+    expected = sorted(ids)
+    deadline = time.monotonic() + 20
+    for gw in gws:
+        while True:
+            first = test.query(gw, "client", [client], limit=1)
+            if first["sessions"] == users:
+                break
+            if time.monotonic() > deadline:
+                test.fail("presence of %d sessions not reached: %r" % (users, first))
+            time.sleep(0.05)
+        seen, cursor, pages = [], None, 0
+        while True:
+            params = {"limit": 1000}
+            if cursor is not None:
+                params["cursor"] = cursor
+            page = test.query(gw, "client", [client], **params)
+            test.assertEqual(page["sessions"], users)
+            names = list(page["users"])
+            test.assertEqual(names, sorted(names))
+            test.assertTrue(all(page["users"][n] == 1 for n in names))
+            seen += names
+            pages += 1
+            if "cursor" not in page:
+                break
+            test.assertEqual(page["cursor"], names[-1])
+            cursor = page["cursor"]
+        test.assertEqual(seen, expected)
+        test.assertEqual(pages, (users + 999) // 1000)
+        # The default limit is 1,000.
+        test.assertEqual(len(test.query(gw, "client", [client])["users"]), min(users, 1000))
+
+
+class TwoNodes(PresenceMixin, ScopedTestCase):
+    """Two nodes on one redis-server, started once for the class."""
+
+    node_args = ("--presence-events", "--presence-leave-delay-ms", str(LEAVE_DELAY_MS),
+                 "--disconnect-delay-ms", str(DISCONNECT_MS), "--node-timeout-ms",
+                 str(NODE_TIMEOUT_MS))
+
+    @classmethod
+    def setUpClass(cls):
+        unittest.TestCase.setUpClass.__func__(cls)
+        cls.redis, cls.nodes, cls._class_gw = None, [], None
+        try:
+            cls.redis = redisfix.RedisServer().start()
+            cls.nodes = [cls.start_node() for _ in range(2)]
+            cls._class_gw = cls.nodes[0]
+        except BaseException:
+            cls.tearDownClass()
+            raise
+
+    @classmethod
+    def start_node(cls, *extra):
+        gw = ScopedGateway("--engine", cls.redis.url, *(cls.node_args + extra)).start()
+        gw.wait_publish_status(202)
+        return gw
+
+    @classmethod
+    def tearDownClass(cls):
+        for n in cls.nodes:
+            n.stop()
+        cls.nodes, cls._class_gw = [], None
+        if cls.redis:
+            cls.redis.stop()
+        unittest.TestCase.tearDownClass.__func__(cls)
+
+    def test_every_node_answers_for_the_cluster(self):
+        node1, node2 = self.nodes
+        client = unique("c")
+        u1, u2 = unique("u"), unique("u")
+        sessions = [self.user_session("websocket", gw=node1, sub=u1, client=client),
+                    self.user_session("xhr_streaming", gw=node2, sub=u1, client=client),
+                    self.user_session("xhr_polling", gw=node2, sub=u2, client=client)]
+        want = {"sessions": 3, "users": {u1: 2, u2: 1}}
+        for gw in self.nodes:
+            self.wait_presence(gw, "client", [client], want)
+            self.assertEqual(self.query(gw, "user", [u1]), {"sessions": 2, "users": {u1: 2}})
+            self.assertEqual(self.query(gw, "global"), {"sessions": 3, "users_count": 2})
+            self.assertEqual(self.query(gw, "user", [u1, u2]),
+                             {"results": {u1: {"sessions": 2, "users": {u1: 2}},
+                                          u2: {"sessions": 1, "users": {u2: 1}}}})
+        sessions[0].send({"presence": "client"})
+        self.assertEqual(self.presence_answer(sessions[0]), dict(want, scope="client"))
+        for s in sessions:
+            s.close()
+        for gw in self.nodes:
+            self.wait_presence(gw, "client", [client], {"sessions": 0, "users": {}})
+            self.assertEqual(self.query(gw, "global"), {"sessions": 0, "users_count": 0})
+
+    def test_events_once_per_user_not_once_per_node(self):
+        node1, node2 = self.nodes
+        client = unique("c")
+        obs1 = self.observer(node1, client)
+        obs2 = self.user_session("websocket", gw=node2, client=client)
+        self.assertEqual(self.next_presence_event(obs2), ("presence.join", obs2.sub))
+        self.assertEqual(self.next_presence_event(obs1), ("presence.join", obs2.sub))
+        u = unique("u")
+        a = self.user_session("xhr_streaming", gw=node2, sub=u, client=client)
+        for obs in (obs1, obs2):
+            self.assertEqual(self.next_presence_event(obs), ("presence.join", u))
+        b = self.user_session("websocket", gw=node1, sub=u, client=client)
+        self.wait_presence(node1, "user", [u], {"sessions": 2, "users": {u: 2}})
+        a.close()
+        b.close()
+        for obs in (obs1, obs2):
+            self.assertEqual(self.next_presence_event(obs, timeout=10), ("presence.leave", u))
+        for obs in (obs1, obs2):
+            self.no_more_events(obs)
+
+    def test_a_killed_node_leaves_within_the_timeout_once(self):
+        node1, node2 = self.nodes
+        node3 = self.start_node()
+        self.addCleanup(node3.stop)
+        client = unique("c")
+        obs1 = self.observer(node1, client)
+        obs2 = self.user_session("websocket", gw=node2, client=client)
+        for obs in (obs2, obs1):
+            self.assertEqual(self.next_presence_event(obs), ("presence.join", obs2.sub))
+        gone, stays = unique("u"), unique("u")
+        for t in TRANSPORTS:
+            self.user_session(t, gw=node3, sub=gone, client=client)
+        self.user_session("websocket", gw=node3, sub=stays, client=client)
+        self.user_session("websocket", gw=node1, sub=stays, client=client)
+        for obs in (obs1, obs2):
+            got = {self.next_presence_event(obs), self.next_presence_event(obs)}
+            self.assertEqual(got, {("presence.join", gone), ("presence.join", stays)})
+        want_before = {"sessions": 7, "users": {obs1.sub: 1, obs2.sub: 1, gone: 3, stays: 2}}
+        self.wait_presence(node1, "client", [client], want_before)
+        killed = time.monotonic()
+        node3.signal(signal.SIGKILL)
+        node3.wait_exit()
+        for obs in (obs1, obs2):
+            self.assertEqual(self.next_presence_event(obs, timeout=DEAD_NODE_BOUND_S),
+                             ("presence.leave", gone))
+        took = time.monotonic() - killed
+        self.assertLess(took, DEAD_NODE_BOUND_S)
+        want_after = {"sessions": 3, "users": {obs1.sub: 1, obs2.sub: 1, stays: 1}}
+        for gw in (node1, node2):
+            self.assertEqual(self.query(gw, "client", [client]), want_after)
+        for obs in (obs1, obs2):
+            self.no_more_events(obs)
+        print("\n  dead node's users left after %.2f s (--node-timeout-ms %d)"
+              % (took, NODE_TIMEOUT_MS))
+
+    def test_a_restarted_node_drops_its_previous_life(self):
+        node1 = self.nodes[0]
+        node_id = unique("node")
+        # A timeout far longer than the test: only the restart can remove the entries.
+        args = ("--node-id", node_id, "--node-timeout-ms", "600000")
+        node3 = self.start_node(*args)
+        client = unique("c")
+        obs = self.observer(node1, client)
+        u = unique("u")
+        self.user_session("websocket", gw=node3, sub=u, client=client)
+        self.assertEqual(self.next_presence_event(obs), ("presence.join", u))
+        node3.signal(signal.SIGKILL)
+        node3.wait_exit()
+        again = self.start_node(*args)
+        self.addCleanup(again.stop)
+        self.assertEqual(self.next_presence_event(obs, timeout=20), ("presence.leave", u))
+        self.assertEqual(self.query(node1, "client", [client]),
+                         {"sessions": 1, "users": {obs.sub: 1}})
+
+    def test_answers_converge_after_a_redis_restart(self):
+        node1, node2 = self.nodes
+        client = unique("c")
+        u1, u2 = unique("u"), unique("u")
+        self.user_session("websocket", gw=node1, sub=u1, client=client)
+        self.user_session("xhr_streaming", gw=node2, sub=u2, client=client)
+        self.user_session("websocket", gw=node2, sub=u1, client=client)
+        want = {"sessions": 3, "users": {u1: 2, u2: 1}}
+        self.wait_presence(node1, "client", [client], want)
+        self.redis.kill()
+        r = node1.api("GET", presence_path(self.site, "client", [client]))
+        self.assertEqual(r.status, 503, r)
+        self.redis.start()
+        for gw in self.nodes:
+            gw.wait_publish_status(202)
+            self.wait_presence(gw, "client", [client], want, timeout=20)
+        stats = node1.stats()["presence"]
+        self.assertGreaterEqual(stats["replaces"], 2)
+
+    def test_paging_through_5000_users_across_nodes(self):
+        page_through(self, self.nodes, users=5000)
+
+    def test_a_flood_of_opens_is_batched_into_few_redis_commands(self):
+        node1 = self.nodes[0]
+        before = node1.stats()["presence"]
+        client = unique("c")
+        open_many(self, [node1], self.site, client, 1000)
+        deadline = time.monotonic() + 20
+        polls = 0
+        while self.query(node1, "client", [client], limit=1)["sessions"] != 1000:
+            polls += 1
+            self.assertLess(time.monotonic(), deadline)
+            time.sleep(0.05)
+        after = node1.stats()["presence"]
+        commands = after["redis_commands"] - before["redis_commands"] - (polls + 1)
+        changes = after["redis_changes"] - before["redis_changes"]
+        # The user, company and site channel of each session (and of earlier tests' sessions
+        # whose leave delay ends meanwhile).
+        self.assertGreaterEqual(changes, 3000)
+        # A command per flush window (heartbeats included), not one per session.
+        self.assertLess(commands, 100)
+        print("\n  1,000 session opens at once: %d presence commands to Redis" % commands)
+
+
+if __name__ == "__main__":
+    gwtest.main()

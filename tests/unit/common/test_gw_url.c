@@ -1,0 +1,36 @@
+/* gw_url: query parameters, decoded, one or each of a repeated name. */
+#include "gw_test.h"
+
+#include <string.h>
+
+#include "gw_url.h"
+
+TEST(first_value_decoded)
+{
+    const char *q = "a=1&token=x%2By+z&token=2";
+    char out[32];
+    ASSERT_INT_EQ(gw_query_param(q, strlen(q), "token", out, sizeof(out)), 5);
+    ASSERT_STR_EQ(out, "x+y z");
+    ASSERT_INT_EQ(gw_query_param(q, strlen(q), "missing", out, sizeof(out)), GW_ENOTFOUND);
+    ASSERT_INT_EQ(gw_query_param(q, strlen(q), "token", out, 3), GW_ELIMIT);
+}
+
+TEST(repeated_values_in_order)
+{
+    const char *q = "id=a&site=s&id=b%3Ac&id&id=d";
+    const char *want[] = {"a", "b:c", "", "d"};
+    char out[32];
+    size_t pos = 0, n = 0;
+    long len;
+    while ((len = gw_query_param_next(q, strlen(q), &pos, "id", out, sizeof(out))) >= 0) {
+        ASSERT_TRUE(n < 4);
+        ASSERT_STR_EQ(out, want[n]);
+        ASSERT_INT_EQ(len, strlen(want[n]));
+        n++;
+    }
+    ASSERT_INT_EQ(len, GW_ENOTFOUND);
+    ASSERT_UINT_EQ(n, 4);
+    ASSERT_UINT_EQ(pos, strlen(q));
+}
+
+GW_TEST_MAIN(TEST_CASE(first_value_decoded), TEST_CASE(repeated_values_in_order))
