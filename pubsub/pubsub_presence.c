@@ -109,12 +109,12 @@ static void each_ghost(const struct pubsub_presence *p, void (*fn)(void *, const
 void presence_event(struct pubsub_presence *p, bool join, const char *client_channel,
                     const char *user_id)
 {
+    if (!p->settings.events)
+        return;
     if (join)
         p->stats.joins++;
     else
         p->stats.leaves++;
-    if (!p->settings.events)
-        return;
     size_t site_len;
     const char *company;
     const char *site = pubsub_channel_parts(client_channel, &site_len, &company);
@@ -139,7 +139,8 @@ void presence_event(struct pubsub_presence *p, bool join, const char *client_cha
 /* Live sessions of m's user in m's company, m included. */
 static size_t sessions_in_company(struct pubsub_presence *p, const struct pubsub_member *m)
 {
-    const struct gw_list *subs = pubsub_hub_subscribers(p->hub, member_channel(m, PUBSUB_SCOPE_USER));
+    const struct gw_list *subs =
+        pubsub_hub_subscribers(p->hub, member_channel(m, PUBSUB_SCOPE_USER));
     size_t n = 0;
     for (const struct gw_list *l = subs ? subs->next : NULL; l && l != subs; l = l->next) {
         const struct pubsub_member *other =
@@ -155,8 +156,8 @@ void pubsub_presence_join(struct pubsub_presence *p, struct pubsub_member *m)
 {
     struct presence_names names;
     names_of_member(m, &names);
-    struct ghost *g = find_ghost(p, names.channels[PUBSUB_SCOPE_USER],
-                                 names.channels[PUBSUB_SCOPE_CLIENT]);
+    struct ghost *g =
+        find_ghost(p, names.channels[PUBSUB_SCOPE_USER], names.channels[PUBSUB_SCOPE_CLIENT]);
     if (g) {
         /* Back within the delay: the new session takes the lingering one's place. */
         ghost_free(p, g);
@@ -245,8 +246,7 @@ static void emit_ghost(void *arg, const struct ghost *g)
 }
 
 void presence_each_session(struct pubsub_presence *p,
-                           void (*emit)(void *arg, const struct presence_names *names),
-                           void *arg)
+                           void (*emit)(void *arg, const struct presence_names *names), void *arg)
 {
     struct each_session e = {emit, arg};
     pubsub_hub_foreach(p->hub, emit_user_channel, &e);
@@ -360,8 +360,8 @@ struct pubsub_presence_request *pubsub_presence_query(struct pubsub_presence *p,
         return presence_redis_query(p->redis, q, cb, arg);
     json_t *answers = json_array();
     for (size_t i = 0; i < n; i++)
-        json_array_append_new(answers,
-                              local_answer(p, q, q->scope == PUBSUB_SCOPE_GLOBAL ? NULL : q->ids[i]));
+        json_array_append_new(
+            answers, local_answer(p, q, q->scope == PUBSUB_SCOPE_GLOBAL ? NULL : q->ids[i]));
     cb(arg, 0, answers);
     json_decref(answers);
     return NULL;

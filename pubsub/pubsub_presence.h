@@ -30,7 +30,10 @@ struct event_base;
 struct pubsub_presence;
 struct pubsub_presence_request;
 
-/* An authenticated session's subscriptions, indexed by enum pubsub_scope. */
+/* A session's subscriptions, indexed by enum pubsub_scope. Presence reads the hub's subscriber
+ * lists as lists of members: every subscriber of a user, client or global channel must be a
+ * member's subs[] entry. A member without a user subscription (an anonymous session) counts
+ * nowhere; members count once joined. */
 struct pubsub_member {
     struct pubsub_sub subs[3];
 };
@@ -52,7 +55,7 @@ struct pubsub_presence_settings {
 };
 
 struct pubsub_presence_stats {
-    uint64_t joins, leaves;  /* events (sent when events are on) */
+    uint64_t joins, leaves;  /* events sent (only when events are on) */
     uint64_t ghosts;         /* lingering now */
     uint64_t queries;        /* channels asked about */
     uint64_t redis_commands; /* presence commands sent to Redis (all kinds) */

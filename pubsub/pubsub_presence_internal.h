@@ -22,8 +22,7 @@ struct presence_redis *presence_redis_new(struct pubsub_presence *p, struct even
 void presence_redis_free(struct presence_redis *r);
 /* One session more (+1) or less (-1) for names, in every channel; sent with the loop turn's
  * other changes. */
-void presence_redis_change(struct presence_redis *r, const struct presence_names *names,
-                           int delta);
+void presence_redis_change(struct presence_redis *r, const struct presence_names *names, int delta);
 struct pubsub_presence_request *presence_redis_query(struct presence_redis *r,
                                                      const struct pubsub_presence_query *q,
                                                      pubsub_presence_cb cb, void *arg);
@@ -35,7 +34,6 @@ void presence_event(struct pubsub_presence *p, bool join, const char *client_cha
                     const char *user_id);
 /* Calls emit once per session this node counts (members and ghosts). */
 void presence_each_session(struct pubsub_presence *p,
-                           void (*emit)(void *arg, const struct presence_names *names),
-                           void *arg);
+                           void (*emit)(void *arg, const struct presence_names *names), void *arg);
 
 #endif

@@ -13,8 +13,8 @@
  *
  * A node changes its counts with deltas (all the session opens and closes of flush_ms, or of
  * one loop turn when it is 0, in one command per shard, so that a flood of opens costs Redis a
- * command per window, not one per session), and replaces them whole when Redis may have lost them: when the
- * shard's connection comes (back) up, when a change could not be sent, and when the script
+ * command per window, not one per session), and replaces them whole when Redis may have lost them:
+ * when the shard's connection comes (back) up, when a change could not be sent, and when the script
  * finds the node unknown (Redis restarted, or the others found it silent and dropped it).
  * Replacing sends no joins (everyone would "join" after a Redis restart), only the leaves of
  * users no longer there. Heartbeats every node_timeout_ms/4 keep the node alive and drop the
@@ -31,6 +31,7 @@
 #include "gw_buf.h"
 #include "gw_error.h"
 #include "gw_log.h"
+#include "gw_sha1.h"
 #include "pubsub_channel.h"
 #include "pubsub_presence_internal.h"
 
@@ -44,7 +45,9 @@ static const char PRESENCE_SCRIPT[] =
     "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
     "local mode = ARGV[1]\n"
     "local out = {0, 0}\n"
+    "local quiet = ARGV[3] == '0'\n"
     "local function event(kind, ch, user)\n"
+    "  if quiet then return end\n"
     "  out[#out + 1] = kind; out[#out + 1] = ch; out[#out + 1] = user\n"
     "end\n"
     "local function change(nd, ch, user, d, joins)\n"
@@ -61,7 +64,8 @@ static const char PRESENCE_SCRIPT[] =
     "  local company = string.sub(ch, 1, 7) == 'client:'\n"
     "  local tkey = P .. 't:' .. ch\n"
     "  local total = redis.call('HINCRBY', tkey, user, d)\n"
-    "  if redis.call('INCRBY', P .. 's:' .. ch, d) <= 0 then redis.call('DEL', P .. 's:' .. ch) end\n"
+    "  if redis.call('INCRBY', P .. 's:' .. ch, d) <= 0 then redis.call('DEL', P .. 's:' .. ch) "
+    "end\n"
     "  if total <= 0 then\n"
     "    redis.call('HDEL', tkey, user)\n"
     "    if company then redis.call('ZREM', P .. 'i:' .. ch, user); event('l', ch, user) end\n"
@@ -87,7 +91,8 @@ static const char PRESENCE_SCRIPT[] =
     "      entry[2] = redis.call('HLEN', P .. 't:' .. ch)\n"
     "    elseif scope == 'client' then\n"
     "      local from = cursor == '' and '-' or '(' .. cursor\n"
-    "      local users = redis.call('ZRANGEBYLEX', P .. 'i:' .. ch, from, '+', 'LIMIT', 0, limit + 1)\n"
+    "      local users = redis.call('ZRANGEBYLEX', P .. 'i:' .. ch, from, '+', 'LIMIT', 0, limit + "
+    "1)\n"
     "      entry[2] = 0\n"
     "      if #users > limit then users[#users] = nil; entry[2] = 1 end\n"
     "      for j = 1, #users, 1000 do\n"
@@ -106,7 +111,7 @@ static const char PRESENCE_SCRIPT[] =
     "local node = ARGV[2]\n"
     "if mode == 'replace' then\n"
     "  local want = {}\n"
-    "  for i = 3, #ARGV, 3 do\n"
+    "  for i = 4, #ARGV, 3 do\n"
     "    want[ARGV[i]] = want[ARGV[i]] or {}\n"
     "    want[ARGV[i]][ARGV[i + 1]] = tonumber(ARGV[i + 2])\n"
     "  end\n"
@@ -128,9 +133,9 @@ static const char PRESENCE_SCRIPT[] =
     "if not redis.call('ZSCORE', NODES, node) then return {1, 0} end\n"
     "redis.call('ZADD', NODES, now, node)\n"
     "if mode == 'apply' then\n"
-    "  for i = 3, #ARGV, 3 do change(node, ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2]), true) end\n"
+    "  for i = 4, #ARGV, 3 do change(node, ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2]), true) end\n"
     "elseif mode == 'heartbeat' then\n"
-    "  local dead = redis.call('ZRANGEBYSCORE', NODES, '-inf', '(' .. (now - tonumber(ARGV[3])))\n"
+    "  local dead = redis.call('ZRANGEBYSCORE', NODES, '-inf', '(' .. (now - tonumber(ARGV[4])))\n"
     "  for _, nd in ipairs(dead) do drop(nd) end\n"
     "  out[2] = #dead\n"
     "end\n"
@@ -151,7 +156,8 @@ struct presence_shard {
     size_t n_deltas, cap_deltas;
     uint64_t generation; /* replaces sent: a reply from before the last one is stale */
     bool heartbeating;
-    bool dirty; /* Redis may lack changes: the next chance replaces the whole state */
+    bool dirty;       /* Redis may lack changes: the next chance replaces the whole state */
+    bool script_sent; /* this connection sent the script's text: EVALSHA from now on */
 };
 
 struct presence_redis {
@@ -164,6 +170,7 @@ struct presence_redis {
     struct event *heartbeat_ev;
     struct presence_shard *shards;
     size_t n_shards;
+    char script_sha[41]; /* SHA-1 of PRESENCE_SCRIPT, hex */
 };
 
 /* What a reply belongs to. */
@@ -182,17 +189,51 @@ static size_t shard_of(const struct presence_redis *r, const char *channel)
 
 static void send_replace(struct presence_shard *sh);
 
-/* Every command is the script: argv[0..EVAL_ARGS) are left for EVAL <script> 0. */
+/* Nothing is kept between windows: an idle node holds no buffer for presence. */
+static void drop_deltas(struct presence_shard *sh)
+{
+    sh->n_deltas = 0;
+    sh->cap_deltas = 0;
+    gw_free(sh->deltas);
+    sh->deltas = NULL;
+    gw_buf_release(&sh->names);
+}
+
+/* Every command is the script: argv[0..EVAL_ARGS) are left for EVAL <script> 0, or EVALSHA
+ * <sha> 0 once the connection has sent the text (Redis caches it; later commands follow it on
+ * the same connection). */
 #define EVAL_ARGS 3
 
-static void set_eval(const char **argv, size_t *argvlen)
+static void set_eval(struct presence_shard *sh, const char **argv, size_t *argvlen)
 {
-    argv[0] = "EVAL";
-    argvlen[0] = 4;
-    argv[1] = PRESENCE_SCRIPT;
-    argvlen[1] = sizeof(PRESENCE_SCRIPT) - 1;
+    argv[0] = sh->script_sent ? "EVALSHA" : "EVAL";
+    argvlen[0] = strlen(argv[0]);
+    argv[1] = sh->script_sent ? sh->r->script_sha : PRESENCE_SCRIPT;
+    argvlen[1] = sh->script_sent ? 40 : sizeof(PRESENCE_SCRIPT) - 1;
     argv[2] = "0";
     argvlen[2] = 1;
+}
+
+/* The node's arguments of apply, replace and heartbeat: mode, node, whether to return events. */
+static size_t set_node_args(struct presence_shard *sh, const char *mode, const char **argv,
+                            size_t *argvlen)
+{
+    const struct pubsub_presence_settings *s = sh->r->settings;
+    argv[EVAL_ARGS] = mode;
+    argvlen[EVAL_ARGS] = strlen(mode);
+    argv[EVAL_ARGS + 1] = s->node_id;
+    argvlen[EVAL_ARGS + 1] = strlen(s->node_id);
+    argv[EVAL_ARGS + 2] = s->events ? "1" : "0";
+    argvlen[EVAL_ARGS + 2] = 1;
+    return EVAL_ARGS + 3;
+}
+
+/* A script error that says Redis lost the script (SCRIPT FLUSH, a restart behind a proxy):
+ * the next command sends its text again. */
+static void check_noscript(struct presence_shard *sh, const struct redisReply *reply)
+{
+    if (reply && reply->type == REDIS_REPLY_ERROR && strncmp(reply->str, "NOSCRIPT", 8) == 0)
+        sh->script_sent = false;
 }
 
 /* Sends argv (EVAL_ARGS slots first) on sh's connection, counted. */
@@ -202,12 +243,13 @@ static int send_command(struct presence_shard *sh, enum command_kind kind, size_
     struct presence_redis *r = sh->r;
     struct command_ctx *ctx = gw_malloc(sizeof(*ctx));
     *ctx = (struct command_ctx){.shard = sh, .generation = sh->generation, .kind = kind};
-    set_eval(argv, argvlen);
+    set_eval(sh, argv, argvlen);
     int rc = pubsub_engine_command(r->engine, sh->index, (int)argc, argv, argvlen, cb, ctx);
     if (rc != 0) {
         gw_free(ctx);
         return rc;
     }
+    sh->script_sent = true;
     r->stats->redis_commands++;
     return 0;
 }
@@ -225,6 +267,7 @@ static void on_change_reply(void *arg, struct redisReply *reply)
     gw_free(ctx);
     if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements < 2 ||
         reply->element[0]->type != REDIS_REPLY_INTEGER) {
+        check_noscript(sh, reply);
         if (reply)
             GW_WARN("presence: unexpected reply from Redis shard %zu%s%s", sh->index,
                     reply->type == REDIS_REPLY_ERROR ? ": " : "",
@@ -291,15 +334,11 @@ static void send_replace(struct presence_shard *sh)
     presence_each_session(r->p, snapshot_add, &s);
     if (s.n)
         qsort(s.items, s.n, sizeof(*s.items), compare_entries);
-    size_t cap = EVAL_ARGS + 2 + 3 * s.n;
+    size_t cap = EVAL_ARGS + 3 + 3 * s.n;
     const char **argv = gw_malloc(cap * sizeof(*argv));
     size_t *argvlen = gw_malloc(cap * sizeof(*argvlen));
     char(*counts)[12] = gw_malloc((s.n ? s.n : 1) * sizeof(*counts));
-    size_t argc = EVAL_ARGS, triples = 0;
-    argv[argc] = "replace";
-    argvlen[argc++] = 7;
-    argv[argc] = r->settings->node_id;
-    argvlen[argc++] = strlen(r->settings->node_id);
+    size_t argc = set_node_args(sh, "replace", argv, argvlen), triples = 0;
     for (size_t i = 0; i < s.n;) {
         size_t j = i + 1;
         while (j < s.n && compare_entries(&s.items[i], &s.items[j]) == 0)
@@ -313,8 +352,7 @@ static void send_replace(struct presence_shard *sh)
         i = j;
     }
     sh->generation++;
-    sh->n_deltas = 0; /* the state sent includes them */
-    sh->names.len = 0;
+    drop_deltas(sh); /* the state sent includes them */
     if (send_command(sh, CMD_CHANGE, argc, argv, argvlen, on_change_reply) == 0) {
         sh->dirty = false;
         r->stats->replaces++;
@@ -337,17 +375,13 @@ static void flush_shard(struct presence_shard *sh)
         send_replace(sh);
         return;
     }
-    size_t cap = EVAL_ARGS + 2 + 3 * DELTAS_PER_COMMAND;
+    size_t cap = EVAL_ARGS + 3 + 3 * DELTAS_PER_COMMAND;
     const char **argv = gw_malloc(cap * sizeof(*argv));
     size_t *argvlen = gw_malloc(cap * sizeof(*argvlen));
     for (size_t first = 0; first < sh->n_deltas; first += DELTAS_PER_COMMAND) {
-        size_t argc = EVAL_ARGS;
-        argv[argc] = "apply";
-        argvlen[argc++] = 5;
-        argv[argc] = r->settings->node_id;
-        argvlen[argc++] = strlen(r->settings->node_id);
-        size_t end = first + DELTAS_PER_COMMAND < sh->n_deltas ? first + DELTAS_PER_COMMAND
-                                                               : sh->n_deltas;
+        size_t argc = set_node_args(sh, "apply", argv, argvlen);
+        size_t end =
+            first + DELTAS_PER_COMMAND < sh->n_deltas ? first + DELTAS_PER_COMMAND : sh->n_deltas;
         for (size_t i = first; i < end; i++) {
             const struct delta *d = &sh->deltas[i];
             argv[argc] = sh->names.data + d->channel;
@@ -368,15 +402,7 @@ static void flush_shard(struct presence_shard *sh)
     }
     gw_free(argvlen);
     gw_free(argv);
-    sh->n_deltas = 0;
-    if (sh->names.cap > 64 * 1024)
-        gw_buf_release(&sh->names); /* a burst's buffer is not kept */
-    sh->names.len = 0;
-    if (sh->cap_deltas > 4 * DELTAS_PER_COMMAND) {
-        gw_free(sh->deltas);
-        sh->deltas = NULL;
-        sh->cap_deltas = 0;
-    }
+    drop_deltas(sh);
 }
 
 static void on_flush(evutil_socket_t fd, short what, void *arg)
@@ -397,8 +423,7 @@ static uint32_t names_add(struct gw_buf *b, const char *s)
     return off;
 }
 
-void presence_redis_change(struct presence_redis *r, const struct presence_names *names,
-                           int delta)
+void presence_redis_change(struct presence_redis *r, const struct presence_names *names, int delta)
 {
     for (int scope = 0; scope < 3; scope++) {
         struct presence_shard *sh = &r->shards[shard_of(r, names->channels[scope])];
@@ -443,9 +468,12 @@ static void on_heartbeat(evutil_socket_t fd, short what, void *arg)
         }
         if (sh->heartbeating)
             continue;
-        const char *argv[] = {NULL, NULL, NULL, "heartbeat", r->settings->node_id, timeout};
-        size_t argvlen[] = {0, 0, 0, 9, strlen(r->settings->node_id), timeout_len};
-        if (send_command(sh, CMD_HEARTBEAT, 6, argv, argvlen, on_change_reply) == 0)
+        const char *argv[EVAL_ARGS + 4];
+        size_t argvlen[EVAL_ARGS + 4];
+        size_t argc = set_node_args(sh, "heartbeat", argv, argvlen);
+        argv[argc] = timeout;
+        argvlen[argc++] = timeout_len;
+        if (send_command(sh, CMD_HEARTBEAT, argc, argv, argvlen, on_change_reply) == 0)
             sh->heartbeating = true;
     }
 }
@@ -453,6 +481,7 @@ static void on_heartbeat(evutil_socket_t fd, short what, void *arg)
 static void on_shard_ready(void *arg, size_t shard)
 {
     struct presence_redis *r = arg;
+    r->shards[shard].script_sent = false; /* perhaps a new instance: it has no script */
     /* A new connection: the instance may have restarted empty, or be our previous life's. */
     send_replace(&r->shards[shard]);
 }
@@ -464,7 +493,10 @@ struct pubsub_presence_request {
     pubsub_presence_cb cb; /* NULL once cancelled */
     void *arg;
     enum pubsub_scope scope;
-    json_t *ids;     /* the ids asked about (user scope: the key of "users") */
+    json_t *ids;      /* the ids asked about (user scope: the key of "users") */
+    json_t *channels; /* their channels */
+    char *cursor;
+    uint32_t limit;
     json_t *answers; /* null until answered */
     size_t *shard_of_answer;
     size_t outstanding;
@@ -474,12 +506,17 @@ struct pubsub_presence_request {
 struct query_part {
     struct pubsub_presence_request *req;
     size_t shard;
+    bool retry; /* sent again after NOSCRIPT */
 };
+
+static int send_query_part(struct pubsub_presence_request *req, size_t shard, bool retry);
 
 static void request_free(struct pubsub_presence_request *req)
 {
     json_decref(req->ids);
+    json_decref(req->channels);
     json_decref(req->answers);
+    gw_free(req->cursor);
     gw_free(req->shard_of_answer);
     gw_free(req);
 }
@@ -532,7 +569,17 @@ static void on_query_reply(void *arg, struct redisReply *reply)
     struct query_part *part = arg;
     struct pubsub_presence_request *req = part->req;
     size_t shard = part->shard;
+    bool retried = part->retry;
     gw_free(part);
+    if (reply && reply->type == REDIS_REPLY_ERROR && !retried &&
+        strncmp(reply->str, "NOSCRIPT", 8) == 0) {
+        /* The script's text goes with the second try; that try's reply finishes this part. */
+        check_noscript(&req->r->shards[shard], reply);
+        if (send_query_part(req, shard, true) == 0) {
+            req->outstanding--;
+            return;
+        }
+    }
     size_t k = 0;
     for (size_t i = 0; req->rc == 0 && i < json_array_size(req->answers); i++) {
         if (req->shard_of_answer[i] != shard)
@@ -546,10 +593,55 @@ static void on_query_reply(void *arg, struct redisReply *reply)
         else
             json_array_set_new(req->answers, i, answer);
     }
-    if (reply && reply->type == REDIS_REPLY_ERROR)
+    if (reply && reply->type == REDIS_REPLY_ERROR) {
         GW_WARN("presence: query refused by Redis shard %zu: %s", shard, reply->str);
+        check_noscript(&req->r->shards[shard], reply);
+    }
     if (--req->outstanding == 0)
         request_finish(req);
+}
+
+/* The query's channels of `shard`, as one command. */
+static int send_query_part(struct pubsub_presence_request *req, size_t shard, bool retry)
+{
+    static const char *const scope_names[] = {"user", "client", "global"};
+    struct presence_redis *r = req->r;
+    size_t n = json_array_size(req->channels);
+    const size_t first = EVAL_ARGS + 4; /* then the channels */
+    const char **argv = gw_malloc((first + n) * sizeof(*argv));
+    size_t *argvlen = gw_malloc((first + n) * sizeof(*argvlen));
+    size_t argc = first;
+    for (size_t i = 0; i < n; i++) {
+        if (req->shard_of_answer[i] != shard)
+            continue;
+        json_t *channel = json_array_get(req->channels, i);
+        argv[argc] = json_string_value(channel);
+        argvlen[argc++] = json_string_length(channel);
+    }
+    char limit[16];
+    set_eval(&r->shards[shard], argv, argvlen);
+    argv[EVAL_ARGS] = "query";
+    argv[EVAL_ARGS + 1] = scope_names[req->scope];
+    argv[EVAL_ARGS + 2] = req->cursor ? req->cursor : "";
+    argv[EVAL_ARGS + 3] = limit;
+    argvlen[EVAL_ARGS + 3] = (size_t)snprintf(limit, sizeof(limit), "%u", (unsigned)req->limit);
+    for (size_t i = EVAL_ARGS; i < EVAL_ARGS + 3; i++)
+        argvlen[i] = strlen(argv[i]);
+    struct query_part *part = gw_malloc(sizeof(*part));
+    *part = (struct query_part){req, shard, retry};
+    int rc = argc == first ? 0
+                           : pubsub_engine_command(r->engine, shard, (int)argc, argv, argvlen,
+                                                   on_query_reply, part);
+    if (rc != 0 || argc == first) {
+        gw_free(part);
+    } else {
+        r->shards[shard].script_sent = true;
+        r->stats->redis_commands++;
+        req->outstanding++;
+    }
+    gw_free(argvlen);
+    gw_free(argv);
+    return rc;
 }
 
 struct pubsub_presence_request *presence_redis_query(struct presence_redis *r,
@@ -558,58 +650,26 @@ struct pubsub_presence_request *presence_redis_query(struct presence_redis *r,
 {
     size_t n = q->scope == PUBSUB_SCOPE_GLOBAL ? 1 : q->n_ids;
     struct pubsub_presence_request *req = gw_calloc(1, sizeof(*req));
-    *req = (struct pubsub_presence_request){.r = r, .cb = cb, .arg = arg, .scope = q->scope};
+    *req = (struct pubsub_presence_request){
+        .r = r, .cb = cb, .arg = arg, .scope = q->scope, .limit = q->limit};
+    req->cursor = q->cursor ? gw_strdup(q->cursor) : NULL;
     req->ids = json_array();
+    req->channels = json_array();
     req->answers = json_array();
     req->shard_of_answer = gw_malloc(n * sizeof(*req->shard_of_answer));
-    char(*channels)[PUBSUB_CHANNEL_NAME_MAX] = gw_malloc(n * sizeof(*channels));
+    char channel[PUBSUB_CHANNEL_NAME_MAX];
     for (size_t i = 0; i < n; i++) {
         const char *id = q->scope == PUBSUB_SCOPE_GLOBAL ? NULL : q->ids[i];
-        pubsub_channel_name(channels[i], sizeof(channels[i]), q->scope, q->site, id);
-        req->shard_of_answer[i] = shard_of(r, channels[i]);
+        pubsub_channel_name(channel, sizeof(channel), q->scope, q->site, id);
+        req->shard_of_answer[i] = shard_of(r, channel);
         json_array_append_new(req->ids, json_string(id ? id : ""));
+        json_array_append_new(req->channels, json_string(channel));
         json_array_append_new(req->answers, json_null());
     }
-    static const char *const scope_names[] = {"user", "client", "global"};
-    char limit[16];
-    size_t limit_len = (size_t)snprintf(limit, sizeof(limit), "%u", (unsigned)q->limit);
-    const size_t first = EVAL_ARGS + 4; /* then the channels */
-    const char **argv = gw_malloc((first + n) * sizeof(*argv));
-    size_t *argvlen = gw_malloc((first + n) * sizeof(*argvlen));
     req->outstanding = 1; /* held while sending, so no reply can finish it early */
-    for (size_t shard = 0; shard < r->n_shards && req->rc == 0; shard++) {
-        size_t argc = first;
-        for (size_t i = 0; i < n; i++) {
-            if (req->shard_of_answer[i] != shard)
-                continue;
-            argv[argc] = channels[i];
-            argvlen[argc++] = strlen(channels[i]);
-        }
-        if (argc == first)
-            continue;
-        set_eval(argv, argvlen);
-        argv[EVAL_ARGS] = "query";
-        argvlen[EVAL_ARGS] = 5;
-        argv[EVAL_ARGS + 1] = scope_names[q->scope];
-        argvlen[EVAL_ARGS + 1] = strlen(argv[EVAL_ARGS + 1]);
-        argv[EVAL_ARGS + 2] = q->cursor ? q->cursor : "";
-        argvlen[EVAL_ARGS + 2] = strlen(argv[EVAL_ARGS + 2]);
-        argv[EVAL_ARGS + 3] = limit;
-        argvlen[EVAL_ARGS + 3] = limit_len;
-        struct query_part *part = gw_malloc(sizeof(*part));
-        *part = (struct query_part){req, shard};
-        if (pubsub_engine_command(r->engine, shard, (int)argc, argv, argvlen, on_query_reply,
-                                  part) != 0) {
-            gw_free(part);
+    for (size_t shard = 0; shard < r->n_shards && req->rc == 0; shard++)
+        if (send_query_part(req, shard, false) != 0)
             req->rc = GW_EAGAIN;
-            break;
-        }
-        r->stats->redis_commands++;
-        req->outstanding++;
-    }
-    gw_free(argvlen);
-    gw_free(argv);
-    gw_free(channels);
     if (--req->outstanding == 0) {
         request_finish(req);
         return NULL;
@@ -635,6 +695,13 @@ struct presence_redis *presence_redis_new(struct pubsub_presence *p, struct even
     r->settings = s;
     r->stats = stats;
     r->n_shards = pubsub_engine_shards(engine);
+    struct gw_sha1 sha;
+    uint8_t digest[GW_SHA1_LEN];
+    gw_sha1_init(&sha);
+    gw_sha1_update(&sha, PRESENCE_SCRIPT, sizeof(PRESENCE_SCRIPT) - 1);
+    gw_sha1_final(&sha, digest);
+    for (size_t i = 0; i < GW_SHA1_LEN; i++)
+        snprintf(r->script_sha + 2 * i, 3, "%02x", digest[i]);
     r->shards = gw_calloc(r->n_shards, sizeof(*r->shards));
     for (size_t i = 0; i < r->n_shards; i++) {
         r->shards[i].r = r;

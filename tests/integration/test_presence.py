@@ -29,6 +29,7 @@ import gwtest
 import redisfix
 import scopedfix
 from scopedfix import TRANSPORTS, ScopedGateway, ScopedTestCase, unique
+from test_redis import shard_of
 
 DISCONNECT_MS = 400
 LEAVE_DELAY_MS = 600
@@ -435,6 +436,14 @@ class TwoNodes(PresenceMixin, ScopedTestCase):
             self.wait_presence(gw, "client", [client], want, timeout=20)
         stats = node1.stats()["presence"]
         self.assertGreaterEqual(stats["replaces"], 2)
+        # Redis forgets the script: the next change finds it missing, and the node sends it
+        # again with its whole state.
+        self.redis.command("SCRIPT", "FLUSH")
+        u3 = unique("u")
+        self.user_session("websocket", gw=node1, sub=u3, client=client)
+        want = {"sessions": 4, "users": {u1: 2, u2: 1, u3: 1}}
+        for gw in self.nodes:
+            self.wait_presence(gw, "client", [client], want, timeout=20)
 
     def test_paging_through_5000_users_across_nodes(self):
         page_through(self, self.nodes, users=5000)
@@ -459,6 +468,67 @@ class TwoNodes(PresenceMixin, ScopedTestCase):
         # A command per flush window (heartbeats included), not one per session.
         self.assertLess(commands, 100)
         print("\n  1,000 session opens at once: %d presence commands to Redis" % commands)
+
+
+class TwoShards(PresenceMixin, ScopedTestCase):
+    """Two nodes, each with both of two redis-servers as shards: a channel's counts live on
+    its shard, a batch query asks both."""
+
+    @classmethod
+    def setUpClass(cls):
+        unittest.TestCase.setUpClass.__func__(cls)
+        cls.redis, cls.nodes, cls._class_gw = [], [], None
+        try:
+            cls.redis = [redisfix.RedisServer().start() for _ in range(2)]
+            engines = []
+            for r in cls.redis:
+                engines += ["--engine", r.url]
+            for _ in range(2):
+                gw = ScopedGateway(*(engines + ["--presence-leave-delay-ms", "0"])).start()
+                cls.nodes.append(gw)
+                gw.wait_publish_status(202)
+            cls._class_gw = cls.nodes[0]
+        except BaseException:
+            cls.tearDownClass()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        for n in cls.nodes:
+            n.stop()
+        for r in cls.redis:
+            r.stop()
+        cls.nodes, cls.redis, cls._class_gw = [], [], None
+        unittest.TestCase.tearDownClass.__func__(cls)
+
+    def test_batch_answers_from_both_shards(self):
+        by_shard = {0: [], 1: []}
+        while min(len(v) for v in by_shard.values()) < 4:
+            c = unique("c")
+            by_shard[shard_of("client:%s:%s" % (self.site, c), 2)].append(c)
+        companies = by_shard[0][:4] + by_shard[1][:4]
+        want, sessions = {}, []
+        for i, c in enumerate(companies):
+            users = {}
+            for j in range(i % 3 + 1):
+                u = unique("u")
+                for k in range(j + 1):
+                    sessions.append(self.user_session(
+                        TRANSPORTS[(i + j + k) % 3], gw=self.nodes[k % 2], sub=u, client=c))
+                users[u] = j + 1
+            want[c] = {"sessions": sum(users.values()), "users": users}
+        for gw in self.nodes:
+            deadline = time.monotonic() + 15
+            while self.query(gw, "client", companies) != {"results": want}:
+                self.assertLess(time.monotonic(), deadline, self.query(gw, "client", companies))
+                time.sleep(0.05)
+            self.assertEqual(self.query(gw, "global"),
+                             {"sessions": len(sessions),
+                              "users_count": sum(len(w["users"]) for w in want.values())})
+        for s in sessions:
+            s.close()
+        for gw in self.nodes:
+            self.wait_presence(gw, "global", [], {"sessions": 0, "users_count": 0})
 
 
 if __name__ == "__main__":
