@@ -1,15 +1,15 @@
 #!/usr/bin/python3
 """What presence costs on a session's open and close, and how fast a dead node's users leave.
 
-Per round, against a private redis-server (fresh for each round) and 2 gateway nodes with
-`--engine redis`:
+Per round, on the embedded engine and then against a private redis-server (fresh for each
+round) with `--engine redis`:
   1. loadgen opens N websocket sessions (users u<i> of 100 companies, site "bench") on node 1,
      unpaced, 1,000 connecting at once, holds them --hold seconds and closes them;
   2. once node 1's /api/stats shows no connection and no lingering session (the leave delay
      over), reads node 1's CPU seconds (utime + stime) spent from before loadgen started, and
      Redis's command counts (INFO commandstats: calls, over every command) and node 1's
      presence.redis_commands;
-  3. opens --dead-sessions sessions on node 2, waits until node 1's answer for the site counts
+  3. with 2 nodes on that Redis: opens --dead-sessions sessions on node 2, waits until node 1's answer for the site counts
      them, SIGKILLs node 2 and polls node 1's /api/presence (global scope) until they are gone:
      the time a dead node's users take to leave (--node-timeout-ms).
 With --baseline BINARY, step 1 and 2 also run on that binary (a build without presence; it
@@ -42,7 +42,8 @@ def api_get(port, path):
 
 
 def redis_calls(port):
-    """Commands Redis has executed (INFO commandstats), and EVALs among them."""
+    """Commands Redis has executed (INFO commandstats, the scripts' own calls included), and
+    the EVAL/EVALSHA among them (the commands the gateway sent)."""
     import socket
     with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
         s.sendall(b"*2\r\n$4\r\nINFO\r\n$12\r\ncommandstats\r\n")
@@ -60,7 +61,7 @@ def redis_calls(port):
             name, rest = line.split(":", 1)
             calls = int(rest.split("calls=")[1].split(",")[0])
             total += calls
-            if name == "cmdstat_eval":
+            if name in ("cmdstat_eval", "cmdstat_evalsha"):
                 evals += calls
     return total, evals
 
@@ -76,13 +77,14 @@ def wait_until(cond, timeout, what):
         time.sleep(0.02)
 
 
-def open_close(args, binary, extra, rport, loadgen):
-    g = bl.start_server(bl.gateway_cmd(binary, ["--engine", "redis://127.0.0.1:%d" % rport]
-                                       + extra))
+def open_close(args, binary, rport, loadgen):
+    """rport None: the embedded engine."""
+    engine = ["--engine", "redis://127.0.0.1:%d" % rport] if rport else []
+    g = bl.start_server(bl.gateway_cmd(binary, engine))
     try:
         wait_until(lambda: api_get(g.api_port, "/api/stats")["engine"]["available"], 30,
                    "the engine")
-        calls0, evals0 = redis_calls(rport)
+        calls0, evals0 = redis_calls(rport) if rport else (0, 0)
         cpu0 = bl.cpu_seconds(g.p.pid)
         lg = bl.Proc([loadgen, "--target", "127.0.0.1:%d" % g.port, "--sessions",
                       str(args.sessions), "--procs", "1", "--rate", "0", "--max-inflight", "1000",
@@ -98,7 +100,7 @@ def open_close(args, binary, extra, rport, loadgen):
                     st.get("presence", {}).get("lingering", 0) == 0 and st)
         st = wait_until(settled, 60, "sessions and lingering presence to end")
         cpu = bl.cpu_seconds(g.p.pid) - cpu0
-        calls, evals = redis_calls(rport)
+        calls, evals = redis_calls(rport) if rport else (0, 0)
         pres = st.get("presence", {})
         return {"opened": summary["opened"], "cpu_s": cpu,
                 "cpu_us_per_session": cpu * 1e6 / max(1, summary["opened"]),
@@ -111,7 +113,7 @@ def open_close(args, binary, extra, rport, loadgen):
 
 def dead_node(args, binary, rport, loadgen):
     extra = ["--engine", "redis://127.0.0.1:%d" % rport, "--node-timeout-ms",
-             str(args.node_timeout_ms)]
+             str(args.node_timeout_ms), "--presence-events"]
     n1 = bl.start_server(bl.gateway_cmd(binary, extra))
     n2 = bl.start_server(bl.gateway_cmd(binary, extra))
     lg = None
@@ -163,19 +165,21 @@ def main():
         r = {"round": rnd + 1}
         redis, rport = bl.start_redis(args.redis)
         try:
-            head = open_close(args, args.gateway, [], rport, loadgen)
-            r.update({"head_" + k: v for k, v in head.items()})
-            if args.baseline:
-                base = open_close(args, args.baseline, [], rport, loadgen)
-                r.update({"base_" + k: v for k, v in base.items()})
-                r["extra_cpu_us_per_session"] = (head["cpu_us_per_session"] -
-                                                 base["cpu_us_per_session"])
+            for engine, port in (("local", None), ("redis", rport)):
+                head = open_close(args, args.gateway, port, loadgen)
+                r.update({"%s_head_%s" % (engine, k): v for k, v in head.items()})
+                if args.baseline:
+                    base = open_close(args, args.baseline, port, loadgen)
+                    r.update({"%s_base_%s" % (engine, k): v for k, v in base.items()})
+                    r[engine + "_extra_cpu_us_per_session"] = (head["cpu_us_per_session"] -
+                                                               base["cpu_us_per_session"])
             r.update(dead_node(args, args.gateway, rport, loadgen))
         finally:
             redis.stop()
         print(json.dumps(r), flush=True)
         runs.append(r)
-    keys = [k for k in runs[0] if k != "round" and isinstance(runs[0][k], (int, float))]
+    keys = [k for k in runs[0] if k != "round" and isinstance(runs[0][k], (int, float))
+            and all(isinstance(r.get(k), (int, float)) for r in runs)]
     med = {k: statistics.median(r[k] for r in runs) for k in keys}
     print("median over %d rounds:" % len(runs))
     for k in keys:

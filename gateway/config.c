@@ -125,6 +125,9 @@ static const struct opt options[] = {
     U32("presence-max-ids", presence_max_ids, 1, UINT32_MAX, "ids in one presence query (400)"),
     U32("presence-max-limit", presence_max_limit, 1, UINT32_MAX,
         "users in one presence answer, the most a query's limit may ask (400)"),
+    U32("presence-query-interval-ms", presence_query_interval_ms, 0, 3600000,
+        "a browser session may ask for presence once per interval (else an error message); 0: "
+        "no limit"),
     U32("presence-flush-ms", presence_flush_ms, 0, 60000,
         "Redis engine: session opens and closes go to Redis together this often (0: at the end "
         "of each loop turn)"),
@@ -177,6 +180,7 @@ void gw_config_defaults(struct gw_config *cfg)
     cfg->presence_max_ids = 100;
     cfg->presence_max_limit = 10000;
     cfg->presence_flush_ms = 10;
+    cfg->presence_query_interval_ms = 1000;
     cfg->node_timeout_ms = 15000;
     cfg->node_id = "";
     /* Each slice is followed by the end-of-turn flush of the sessions it reached, which costs

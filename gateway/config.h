@@ -67,6 +67,7 @@ struct gw_config {
     uint32_t presence_leave_delay_ms;
     uint32_t presence_max_ids;
     uint32_t presence_max_limit;
+    uint32_t presence_query_interval_ms;
     uint32_t presence_flush_ms;
     uint32_t node_timeout_ms;
     const char *node_id;

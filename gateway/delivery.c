@@ -38,6 +38,7 @@ enum {
 #define BROWSER_PRESENCE_LIMIT 1000
 /* Browser queries waiting for Redis at once, over all sessions. */
 #define MAX_BROWSER_QUERIES 10000
+#define ASKED_DS_MASK ((1u << 30) - 1)
 
 #define MAX_FILTERS 64
 #define MAX_FILTER_LEN 128
@@ -69,6 +70,8 @@ struct delivery_session {
             uint32_t timer;        /* ST_AUTHENTICATED: in gw_delivery.expiry (gw_deadline.h) */
             uint32_t in_grace : 1; /* the deadline is the grace period's end, not exp */
             uint32_t querying : 1; /* a presence query of its own is in gw_delivery.queries */
+            /* When it last asked for presence: (gw_now_ms() / 100) + 1, wrapping; 0: never. */
+            uint32_t asked_ds : 30;
         } expiry;
     };
     struct filters *filters; /* NULL: everything */
@@ -297,6 +300,7 @@ static bool authenticate(struct gw_delivery *d, struct delivery_session *ds, con
     subscribe(d, ds, PUBSUB_SCOPE_GLOBAL, id.site, NULL);
     pubsub_presence_join(d->presence, &ds->member);
     ds->expiry.querying = 0;
+    ds->expiry.asked_ds = 0;
     if (id.events)
         set_filters(ds, id.events, id.n_events);
     set_expiry(d, ds, id.exp);
@@ -406,6 +410,13 @@ static const char *ask_presence(struct gw_delivery *d, struct delivery_session *
         return "authenticate first";
     if (ds->expiry.querying)
         return "presence query in progress";
+    /* A query costs the loop far more than the message asking it: at most one per interval
+     * and session (deciseconds, in the session's spare bits). */
+    uint32_t now_ds = (uint32_t)((gw_now_ms() / 100 + 1) & ASKED_DS_MASK);
+    uint32_t interval_ds = (d->cfg->presence_query_interval_ms + 99) / 100;
+    if (ds->expiry.asked_ds && ((now_ds - ds->expiry.asked_ds) & ASKED_DS_MASK) < interval_ds)
+        return "presence queries too frequent";
+    ds->expiry.asked_ds = now_ds ? now_ds : 1;
     if (d->n_queries >= MAX_BROWSER_QUERIES)
         return "presence busy";
     /* The session's own channel: "<scope>:<site>:<id>". */

@@ -50,7 +50,7 @@ struct pubsub_presence_settings {
     uint32_t leave_delay_ms; /* how long a user's last session in a company lingers */
     /* Redis engine only. */
     uint32_t flush_ms;        /* session changes are sent this often at most (0: every turn) */
-    uint32_t node_timeout_ms; /* a node silent this long is dropped by the others */
+    uint32_t node_timeout_ms; /* a node silent this long is gone (dropped by the others) */
     const char *node_id;      /* stable across restarts: a restart drops its earlier entries */
 };
 

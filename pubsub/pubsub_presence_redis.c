@@ -18,8 +18,9 @@
  * finds the node unknown (Redis restarted, or the others found it silent and dropped it).
  * Replacing sends no joins (everyone would "join" after a Redis restart), only the leaves of
  * users no longer there. Heartbeats every node_timeout_ms/4 keep the node alive and drop the
- * nodes silent for node_timeout_ms (their users' leaves go out then, from the node that dropped
- * them). */
+ * nodes silent for three of those intervals, so that a dead node is gone from every answer
+ * within node_timeout_ms of its last heartbeat (its users' leaves go out then, from the node
+ * that dropped it). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,7 +38,8 @@
 
 /* Session changes per command: 3 arguments each, well under what Redis takes in one. */
 #define DELTAS_PER_COMMAND 3000u
-/* HMGET in chunks: Lua's unpack() stops near 8,000 values. */
+/* The whole of presence in Redis. Its query reads counts with HMGET in chunks of 1,000:
+ * Lua's unpack() stops near 8,000 values. */
 static const char PRESENCE_SCRIPT[] =
     "local P = 'sockjs-gateway:presence:'\n"
     "local NODES = P .. 'nodes'\n"
@@ -457,9 +459,11 @@ static void on_heartbeat(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     struct presence_redis *r = arg;
+    /* Silent for three heartbeats: dropped. Checked every heartbeat, so a dead node goes at
+     * the latest node_timeout_ms after its last one. */
+    uint32_t silence_ms = r->settings->node_timeout_ms - r->settings->node_timeout_ms / 4;
     char timeout[16];
-    size_t timeout_len =
-        (size_t)snprintf(timeout, sizeof(timeout), "%u", (unsigned)r->settings->node_timeout_ms);
+    size_t timeout_len = (size_t)snprintf(timeout, sizeof(timeout), "%u", (unsigned)silence_ms);
     for (size_t i = 0; i < r->n_shards; i++) {
         struct presence_shard *sh = &r->shards[i];
         if (sh->dirty) {

@@ -16,7 +16,7 @@ struct fixture {
     /* Subscribers that count nowhere (no user subscription), as anonymous sessions: */
     struct pubsub_member anonymous; /* of the site's global channel */
     struct pubsub_member observer;  /* of company c1 */
-    char events[512];           /* "join:u1 leave:u2 " as the observer received them */
+    char events[512];               /* "join:u1 leave:u2 " as the observer received them */
 };
 
 static void on_message(void *arg, struct pubsub_sub *sub, struct pubsub_message *m)
@@ -42,8 +42,8 @@ static void setup(struct fixture *f, uint32_t leave_delay_ms)
     f->base = event_base_new();
     struct pubsub_node_settings s = {.engines = local, .n_engines = 1, .slice_us = 250};
     pubsub_limits_defaults(&s.limits);
-    s.presence = (struct pubsub_presence_settings){.events = true,
-                                                   .leave_delay_ms = leave_delay_ms};
+    s.presence =
+        (struct pubsub_presence_settings){.events = true, .leave_delay_ms = leave_delay_ms};
     const char *error;
     f->node = pubsub_node_new(f->base, &s, &error);
     pubsub_node_set_subscriber(f->node, on_message, f);
@@ -117,7 +117,7 @@ static char *ask(struct fixture *f, enum pubsub_scope scope, const char *id, con
     return out;
 }
 
-#define ASSERT_ANSWER(f, scope, id, cursor, limit, want)                                          \
+#define ASSERT_ANSWER(f, scope, id, cursor, limit, want)                                           \
     do {                                                                                           \
         char *got_ = ask(f, scope, id, cursor, limit);                                             \
         ASSERT_TRUE(got_ != NULL);                                                                 \
@@ -190,7 +190,8 @@ TEST(the_last_session_lingers_for_the_leave_delay)
     ASSERT_UINT_EQ(st->ghosts, 0);
     ASSERT_UINT_EQ(st->joins, 3);
     ASSERT_UINT_EQ(st->leaves, 1);
-    ASSERT_ANSWER(&f, PUBSUB_SCOPE_CLIENT, "c1", NULL, 1000, "{\"sessions\":1,\"users\":{\"u1\":1}}");
+    ASSERT_ANSWER(&f, PUBSUB_SCOPE_CLIENT, "c1", NULL, 1000,
+                  "{\"sessions\":1,\"users\":{\"u1\":1}}");
     ASSERT_ANSWER(&f, PUBSUB_SCOPE_USER, "u2", NULL, 1000, "{\"sessions\":1,\"users\":{\"u2\":1}}");
     /* Closing with ghosts pending frees them with the node. */
     close_member(&f, 0);
