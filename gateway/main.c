@@ -20,13 +20,36 @@
 struct shutdown {
     struct event_base *base;
     struct gw_server *srv;
+    struct pubsub_node *node;
     uint32_t drain_ms;
 };
 
-static void on_drained(void *arg)
+/* How long a stopping node waits for Redis to take its sessions out of presence. */
+#define PRESENCE_STOP_MAX_MS 2000
+
+static void on_presence_stopped(void *arg)
 {
     struct shutdown *sd = arg;
     event_base_loopbreak(sd->base);
+}
+
+static void on_presence_stop_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    GW_WARN("presence: Redis did not confirm this node's leave within %d ms; the other nodes "
+            "drop it after --node-timeout-ms",
+            PRESENCE_STOP_MAX_MS);
+    on_presence_stopped(arg);
+}
+
+/* Sessions are closed: take them out of the cluster's presence, then stop the loop. */
+static void on_drained(void *arg)
+{
+    struct shutdown *sd = arg;
+    struct timeval tv = {PRESENCE_STOP_MAX_MS / 1000, (PRESENCE_STOP_MAX_MS % 1000) * 1000};
+    event_base_once(sd->base, -1, EV_TIMEOUT, on_presence_stop_timeout, sd, &tv);
+    pubsub_node_stop(sd->node, on_presence_stopped, sd);
 }
 
 /* The first SIGTERM/SIGINT drains (sessions closed with c[1001], spread over --drain-ms), the
@@ -138,7 +161,7 @@ int main(int argc, char **argv)
             GW_WARN("no --api-key: the publish API refuses every request");
         if (!cfg.test_app && cfg.jwt_secrets.n == 0)
             GW_WARN("no --jwt-secret: every session token is refused");
-        struct shutdown sd = {.base = base, .srv = &srv, .drain_ms = cfg.drain_ms};
+        struct shutdown sd = {.base = base, .srv = &srv, .node = node, .drain_ms = cfg.drain_ms};
         struct event *sigterm = evsignal_new(base, SIGTERM, on_signal, &sd);
         struct event *sigint = evsignal_new(base, SIGINT, on_signal, &sd);
         event_add(sigterm, NULL);

@@ -61,6 +61,7 @@ void pubsub_node_free(struct pubsub_node *n)
 {
     if (!n)
         return;
+    pubsub_presence_forget_stop(n->presence);
     pubsub_engine_free(n->engine); /* its last callbacks may still reach presence */
     pubsub_presence_free(n->presence);
     pubsub_hub_free(n->hub);
@@ -85,6 +86,11 @@ struct pubsub_hub *pubsub_node_hub(struct pubsub_node *n)
 const struct pubsub_engine *pubsub_node_engine(const struct pubsub_node *n)
 {
     return n->engine;
+}
+
+void pubsub_node_stop(struct pubsub_node *n, void (*done)(void *arg), void *arg)
+{
+    pubsub_presence_stop(n->presence, done, arg);
 }
 
 struct pubsub_presence *pubsub_node_presence(struct pubsub_node *n)

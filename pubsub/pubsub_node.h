@@ -48,6 +48,9 @@ bool pubsub_node_available(const struct pubsub_node *n);
 
 /* Where subscribers subscribe. */
 struct pubsub_hub *pubsub_node_hub(struct pubsub_node *n);
+/* Before stopping, after the sessions are closed: done(arg) once the node's sessions are out
+ * of the cluster's presence (pubsub_presence_stop). */
+void pubsub_node_stop(struct pubsub_node *n, void (*done)(void *arg), void *arg);
 /* Who is connected: members join and leave it, queries ask it. */
 struct pubsub_presence *pubsub_node_presence(struct pubsub_node *n);
 /* For stats: the engine's name and counters. */

@@ -373,6 +373,20 @@ void pubsub_presence_cancel(struct pubsub_presence_request *r)
         presence_redis_cancel(r);
 }
 
+void pubsub_presence_stop(struct pubsub_presence *p, void (*done)(void *arg), void *arg)
+{
+    if (p->redis)
+        presence_redis_stop(p->redis, done, arg);
+    else
+        done(arg);
+}
+
+void pubsub_presence_forget_stop(struct pubsub_presence *p)
+{
+    if (p->redis)
+        presence_redis_forget_stop(p->redis);
+}
+
 const struct pubsub_presence_stats *pubsub_presence_stats(const struct pubsub_presence *p)
 {
     return &p->stats;

@@ -71,6 +71,13 @@ struct pubsub_presence *pubsub_presence_new(struct event_base *base, struct pubs
 /* After the engine is freed (its callbacks reach presence until then). */
 void pubsub_presence_free(struct pubsub_presence *p);
 
+/* A node that stops (drain) takes its sessions out of the cluster's presence at once, instead
+ * of leaving that to the others' node timeout: done(arg) once that is done (at once on the
+ * embedded engine). Session changes after this are not sent. */
+void pubsub_presence_stop(struct pubsub_presence *p, void (*done)(void *arg), void *arg);
+/* The stop's done will not be called: its owner is going. */
+void pubsub_presence_forget_stop(struct pubsub_presence *p);
+
 /* m has just been subscribed to its user, client and global channels. */
 void pubsub_presence_join(struct pubsub_presence *p, struct pubsub_member *m);
 /* m is about to be unsubscribed. */

@@ -20,6 +20,11 @@ struct presence_redis *presence_redis_new(struct pubsub_presence *p, struct even
                                           const struct pubsub_presence_settings *s,
                                           struct pubsub_presence_stats *stats);
 void presence_redis_free(struct presence_redis *r);
+/* Removes this node's entries (leaves for its users with no session elsewhere); done(arg)
+ * once Redis has them and their events' publishes, or the connections went. */
+void presence_redis_stop(struct presence_redis *r, void (*done)(void *arg), void *arg);
+/* done will not be called (the engine is being freed). */
+void presence_redis_forget_stop(struct presence_redis *r);
 /* One session more (+1) or less (-1) for names, in every channel; sent with the loop turn's
  * other changes. */
 void presence_redis_change(struct presence_redis *r, const struct presence_names *names, int delta);

@@ -132,6 +132,10 @@ static const char PRESENCE_SCRIPT[] =
     "  redis.call('ZADD', NODES, now, node)\n"
     "  return out\n"
     "end\n"
+    "if mode == 'leave' then\n"
+    "  drop(node)\n"
+    "  return out\n"
+    "end\n"
     "if not redis.call('ZSCORE', NODES, node) then return {1, 0} end\n"
     "redis.call('ZADD', NODES, now, node)\n"
     "if mode == 'apply' then\n"
@@ -173,10 +177,15 @@ struct presence_redis {
     struct presence_shard *shards;
     size_t n_shards;
     char script_sha[41]; /* SHA-1 of PRESENCE_SCRIPT, hex */
+    /* Once stopping, changes and heartbeats are over: the node's entries go whole. */
+    enum { RUNNING, STOP_LEAVES, STOP_BARRIERS, STOPPED } stop_phase;
+    size_t stop_waiting; /* replies awaited in this phase */
+    void (*stopped)(void *arg);
+    void *stopped_arg;
 };
 
 /* What a reply belongs to. */
-enum command_kind { CMD_CHANGE, CMD_HEARTBEAT };
+enum command_kind { CMD_CHANGE, CMD_HEARTBEAT, CMD_LEAVE };
 
 struct command_ctx {
     struct presence_shard *shard;
@@ -190,6 +199,7 @@ static size_t shard_of(const struct presence_redis *r, const char *channel)
 }
 
 static void send_replace(struct presence_shard *sh);
+static void handle_change_reply(struct presence_shard *sh, struct redisReply *reply, bool stale);
 
 /* Nothing is kept between windows: an idle node holds no buffer for presence. */
 static void drop_deltas(struct presence_shard *sh)
@@ -258,15 +268,26 @@ static int send_command(struct presence_shard *sh, enum command_kind kind, size_
 
 /* {missing, dead nodes, kind, channel, user, ...}: publishes the events, replaces when the
  * node was unknown. */
+static void stop_step(struct presence_redis *r);
+
 static void on_change_reply(void *arg, struct redisReply *reply)
 {
     struct command_ctx *ctx = arg;
     struct presence_shard *sh = ctx->shard;
     struct presence_redis *r = sh->r;
-    bool stale = ctx->generation != sh->generation;
-    if (ctx->kind == CMD_HEARTBEAT)
+    bool stale = ctx->generation != sh->generation || r->stop_phase != RUNNING;
+    enum command_kind kind = ctx->kind;
+    if (kind == CMD_HEARTBEAT)
         sh->heartbeating = false;
     gw_free(ctx);
+    handle_change_reply(sh, reply, stale);
+    if (kind == CMD_LEAVE)
+        stop_step(r);
+}
+
+static void handle_change_reply(struct presence_shard *sh, struct redisReply *reply, bool stale)
+{
+    struct presence_redis *r = sh->r;
     if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements < 2 ||
         reply->element[0]->type != REDIS_REPLY_INTEGER) {
         check_noscript(sh, reply);
@@ -332,6 +353,8 @@ static int compare_entries(const void *a, const void *b)
 static void send_replace(struct presence_shard *sh)
 {
     struct presence_redis *r = sh->r;
+    if (r->stop_phase != RUNNING)
+        return;
     struct snapshot s = {.r = r, .shard = sh->index};
     presence_each_session(r->p, snapshot_add, &s);
     if (s.n)
@@ -427,6 +450,8 @@ static uint32_t names_add(struct gw_buf *b, const char *s)
 
 void presence_redis_change(struct presence_redis *r, const struct presence_names *names, int delta)
 {
+    if (r->stop_phase != RUNNING)
+        return; /* the node's entries are going whole */
     for (int scope = 0; scope < 3; scope++) {
         struct presence_shard *sh = &r->shards[shard_of(r, names->channels[scope])];
         if (sh->dirty)
@@ -684,6 +709,64 @@ struct pubsub_presence_request *presence_redis_query(struct presence_redis *r,
 void presence_redis_cancel(struct pubsub_presence_request *req)
 {
     req->cb = NULL;
+}
+
+/* --- Stop ------------------------------------------------------------------------------- */
+
+static void on_barrier_reply(void *arg, struct redisReply *reply)
+{
+    (void)reply;
+    stop_step(arg);
+}
+
+/* One reply of the phase came (or the hold of its sending is dropped). After the leaves, a
+ * PING per shard: its reply comes after those of everything sent before it on that
+ * connection, the publishes of the leave events included. */
+static void stop_step(struct presence_redis *r)
+{
+    if (--r->stop_waiting > 0)
+        return;
+    if (r->stop_phase == STOP_LEAVES) {
+        const char *ping[] = {"PING"};
+        size_t ping_len[] = {4};
+        r->stop_phase = STOP_BARRIERS;
+        r->stop_waiting = 1; /* held while sending */
+        for (size_t i = 0; i < r->n_shards; i++)
+            if (pubsub_engine_command(r->engine, i, 1, ping, ping_len, on_barrier_reply, r) == 0)
+                r->stop_waiting++;
+        stop_step(r);
+        return;
+    }
+    r->stop_phase = STOPPED;
+    if (r->stopped)
+        r->stopped(r->stopped_arg);
+}
+
+void presence_redis_forget_stop(struct presence_redis *r)
+{
+    r->stopped = NULL;
+}
+
+void presence_redis_stop(struct presence_redis *r, void (*done)(void *arg), void *arg)
+{
+    if (r->stop_phase != RUNNING)
+        return;
+    r->stop_phase = STOP_LEAVES;
+    event_del(r->heartbeat_ev);
+    event_del(r->flush_ev);
+    r->stopped = done;
+    r->stopped_arg = arg;
+    r->stop_waiting = 1; /* held while sending */
+    for (size_t i = 0; i < r->n_shards; i++) {
+        struct presence_shard *sh = &r->shards[i];
+        drop_deltas(sh);
+        const char *argv[EVAL_ARGS + 3];
+        size_t argvlen[EVAL_ARGS + 3];
+        size_t argc = set_node_args(sh, "leave", argv, argvlen);
+        if (send_command(sh, CMD_LEAVE, argc, argv, argvlen, on_change_reply) == 0)
+            r->stop_waiting++;
+    }
+    stop_step(r);
 }
 
 /* --- Life -------------------------------------------------------------------------------- */

@@ -132,6 +132,12 @@ class OneNode(PresenceMixin, ScopedTestCase):
     def test_events_once_in_order_with_the_leave_delayed(self):
         client = unique("c")
         obs = self.observer(self.gw, client)
+        # Event filters apply to presence events as to any other.
+        filtered = self.user_session("websocket", client=client)
+        self.assertEqual(self.next_presence_event(obs), ("presence.join", filtered.sub))
+        self.assertEqual(self.next_presence_event(filtered), ("presence.join", filtered.sub))
+        filtered.send({"events": ["news.*"]})
+        filtered.barrier()
         u = unique("u")
         a = self.user_session("xhr_streaming", sub=u, client=client)
         self.assertEqual(self.next_presence_event(obs), ("presence.join", u))
@@ -145,9 +151,10 @@ class OneNode(PresenceMixin, ScopedTestCase):
                          ("presence.leave", u))
         self.assertGreaterEqual(time.monotonic() - closed, LEAVE_DELAY_MS / 1000 * 0.9)
         self.no_more_events(obs)
+        self.no_more_events(filtered)
         # Lingering until then, gone after.
         self.assertEqual(self.query(self.gw, "client", [client]),
-                         {"sessions": 1, "users": {obs.sub: 1}})
+                         {"sessions": 2, "users": {obs.sub: 1, filtered.sub: 1}})
 
     def test_reconnect_within_the_delay_is_no_leave_and_no_join(self):
         client = unique("c")
@@ -415,6 +422,24 @@ class TwoNodes(PresenceMixin, ScopedTestCase):
             self.no_more_events(obs)
         print("\n  dead node's users left after %.2f s (--node-timeout-ms %d)"
               % (took, NODE_TIMEOUT_MS))
+
+    def test_a_stopping_node_takes_its_sessions_out_at_once(self):
+        node1 = self.nodes[0]
+        # A timeout far longer than the test: only the node's own leave can remove them.
+        node3 = self.start_node("--node-timeout-ms", "600000", "--drain-ms", "0")
+        self.addCleanup(node3.stop)
+        client = unique("c")
+        obs = self.observer(node1, client)
+        u = unique("u")
+        for t in TRANSPORTS:
+            self.user_session(t, gw=node3, sub=u, client=client)
+        self.assertEqual(self.next_presence_event(obs), ("presence.join", u))
+        node3.signal(signal.SIGTERM)
+        self.assertEqual(node3.wait_exit(), 0)
+        self.assertEqual(self.next_presence_event(obs), ("presence.leave", u))
+        self.assertEqual(self.query(node1, "client", [client]),
+                         {"sessions": 1, "users": {obs.sub: 1}})
+        self.no_more_events(obs)
 
     def test_a_restarted_node_drops_its_previous_life(self):
         node1 = self.nodes[0]
