@@ -21,6 +21,17 @@ void gw_htable_cleanup(struct gw_htable *t)
     t->mask = t->count = 0;
 }
 
+void gw_htable_each(const struct gw_htable *t, void (*fn)(struct gw_hnode *node, void *arg),
+                    void *arg)
+{
+    for (size_t b = 0; t->buckets && b <= t->mask; b++) {
+        for (struct gw_hnode *n = t->buckets[b], *next; n; n = next) {
+            next = n->next;
+            fn(n, arg);
+        }
+    }
+}
+
 static void resize(struct gw_htable *t, size_t size)
 {
     struct gw_hnode **buckets = gw_calloc(size, sizeof(*buckets));

@@ -48,6 +48,12 @@ void gw_htable_remove(struct gw_htable *t, struct gw_hnode *node, uint32_t hash)
 void gw_htable_hold(struct gw_htable *t);
 void gw_htable_release(struct gw_htable *t);
 
+/* Calls fn for every node, in no order. Each node's successor is read before fn runs, so fn
+ * may free its node when the whole table is being dropped, or remove it while the table is
+ * held; it may not insert. */
+void gw_htable_each(const struct gw_htable *t, void (*fn)(struct gw_hnode *node, void *arg),
+                    void *arg);
+
 /* The chain hash belongs to. */
 static inline struct gw_hnode *gw_htable_chain(const struct gw_htable *t, uint32_t hash)
 {

@@ -92,18 +92,6 @@ static struct sockjs_session *session_of(struct delivery_session *ds)
     return sockjs_session_of_app_data(ds);
 }
 
-static int sub_index(enum pubsub_scope scope)
-{
-    switch (scope) {
-    case PUBSUB_SCOPE_USER:
-        return SUB_USER;
-    case PUBSUB_SCOPE_CLIENT:
-        return SUB_CLIENT;
-    default:
-        return SUB_GLOBAL;
-    }
-}
-
 struct gw_delivery {
     const struct gw_config *cfg;
     struct pubsub_hub *hub;
@@ -199,10 +187,8 @@ static bool wanted(const struct delivery_session *ds, const char *event)
 static void on_hub_message(void *arg, struct pubsub_sub *sub, struct pubsub_message *msg)
 {
     struct gw_delivery *d = arg;
-    int which = sub_index(msg->scope);
     struct delivery_session *ds =
-        (struct delivery_session *)((char *)(sub - which) -
-                                    offsetof(struct delivery_session, member));
+        GW_CONTAINER_OF(pubsub_member_of(sub, msg->scope), struct delivery_session, member);
     if (!wanted(ds, msg->event)) {
         d->stats.filtered++;
         return;
@@ -217,7 +203,7 @@ static void subscribe(struct gw_delivery *d, struct delivery_session *ds, enum p
 {
     char name[PUBSUB_CHANNEL_NAME_MAX];
     pubsub_channel_name(name, sizeof(name), scope, site, id);
-    pubsub_hub_subscribe(d->hub, &ds->member.subs[sub_index(scope)], name);
+    pubsub_hub_subscribe(d->hub, &ds->member.subs[scope], name);
 }
 
 static int64_t now_s(void)

@@ -119,6 +119,12 @@ static bool local_available(const struct pubsub_engine *base)
     return true;
 }
 
+static void free_counter(struct gw_hnode *node, void *arg)
+{
+    (void)arg;
+    gw_free(GW_CONTAINER_OF(node, struct counter, node));
+}
+
 static void local_free(struct pubsub_engine *base)
 {
     struct local_engine *e = (struct local_engine *)base;
@@ -130,12 +136,7 @@ static void local_free(struct pubsub_engine *base)
     }
     /* Counters are linked into the expiry queue: detach them before freeing. */
     gw_timerq_cleanup(&e->expiry);
-    for (size_t i = 0; i <= e->counters.mask; i++) {
-        for (struct gw_hnode *n = e->counters.buckets[i], *next; n; n = next) {
-            next = n->next;
-            gw_free(GW_CONTAINER_OF(n, struct counter, node));
-        }
-    }
+    gw_htable_each(&e->counters, free_counter, NULL);
     gw_htable_cleanup(&e->counters);
     event_free(e->deliver_ev);
     gw_free(e);

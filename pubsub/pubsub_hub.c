@@ -170,17 +170,25 @@ const struct gw_list *pubsub_hub_subscribers(const struct pubsub_hub *hub, const
     return c && !gw_list_empty(&c->subs) ? &c->subs : NULL;
 }
 
+struct foreach_channel {
+    void (*fn)(void *arg, const char *name, const struct gw_list *subs);
+    void *arg;
+};
+
+static void visit_channel(struct gw_hnode *node, void *arg)
+{
+    const struct foreach_channel *f = arg;
+    const struct pubsub_channel *c = GW_CONTAINER_OF(node, struct pubsub_channel, node);
+    if (!gw_list_empty(&c->subs))
+        f->fn(f->arg, c->name, &c->subs);
+}
+
 void pubsub_hub_foreach(const struct pubsub_hub *hub,
                         void (*fn)(void *arg, const char *name, const struct gw_list *subs),
                         void *arg)
 {
-    for (size_t b = 0; b <= hub->channels.mask; b++) {
-        for (struct gw_hnode *n = hub->channels.buckets[b]; n; n = n->next) {
-            const struct pubsub_channel *c = GW_CONTAINER_OF(n, struct pubsub_channel, node);
-            if (!gw_list_empty(&c->subs))
-                fn(arg, c->name, &c->subs);
-        }
-    }
+    struct foreach_channel f = {fn, arg};
+    gw_htable_each(&hub->channels, visit_channel, &f);
 }
 
 /* {"scope":..,"site":..,"event":..,"data":..,"seq":..}; names are control-free, so escaping

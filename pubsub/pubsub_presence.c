@@ -95,13 +95,23 @@ static void ghost_free(struct pubsub_presence *p, struct ghost *g)
     gw_free(g);
 }
 
+struct each_ghost {
+    void (*fn)(void *, const struct ghost *);
+    void *arg;
+};
+
+static void visit_ghost(struct gw_hnode *node, void *arg)
+{
+    const struct each_ghost *e = arg;
+    e->fn(e->arg, GW_CONTAINER_OF(node, struct ghost, node));
+}
+
 /* Calls fn for every ghost; fn may not add or remove ghosts. */
 static void each_ghost(const struct pubsub_presence *p, void (*fn)(void *, const struct ghost *),
                        void *arg)
 {
-    for (size_t b = 0; b <= p->ghosts.mask; b++)
-        for (struct gw_hnode *n = p->ghosts.buckets[b]; n; n = n->next)
-            fn(arg, GW_CONTAINER_OF(n, struct ghost, node));
+    struct each_ghost e = {fn, arg};
+    gw_htable_each(&p->ghosts, visit_ghost, &e);
 }
 
 /* --- Events ------------------------------------------------------------------------------ */
@@ -409,6 +419,12 @@ struct pubsub_presence *pubsub_presence_new(struct event_base *base, struct pubs
     return p;
 }
 
+static void free_ghost_node(struct gw_hnode *node, void *arg)
+{
+    (void)arg;
+    gw_free(GW_CONTAINER_OF(node, struct ghost, node));
+}
+
 void pubsub_presence_free(struct pubsub_presence *p)
 {
     if (!p)
@@ -416,13 +432,7 @@ void pubsub_presence_free(struct pubsub_presence *p)
     if (p->redis)
         presence_redis_free(p->redis);
     gw_timerq_cleanup(&p->leave_q);
-    /* The table is dropped whole: nothing is unlinked. */
-    for (size_t b = 0; b <= p->ghosts.mask; b++) {
-        for (struct gw_hnode *n = p->ghosts.buckets[b], *next; n; n = next) {
-            next = n->next;
-            gw_free(GW_CONTAINER_OF(n, struct ghost, node));
-        }
-    }
+    gw_htable_each(&p->ghosts, free_ghost_node, NULL); /* dropped whole: nothing unlinked */
     gw_htable_cleanup(&p->ghosts);
     gw_free(p);
 }

@@ -217,7 +217,47 @@ TEST(removal_while_walking_held)
     gw_free(items);
 }
 
-GW_TEST_MAIN(TEST_CASE(insert_find_remove),
+static void count_visit(struct gw_hnode *node, void *arg)
+{
+    GW_CONTAINER_OF(node, struct item, node)->in = false; /* visited */
+    ++*(size_t *)arg;
+}
+
+static void free_visit(struct gw_hnode *node, void *arg)
+{
+    (void)arg;
+    gw_free(GW_CONTAINER_OF(node, struct item, node));
+}
+
+TEST(each_visits_every_node_once_and_may_free_it)
+{
+    collide = false;
+    struct gw_htable t;
+    gw_htable_init(&t, 8, item_hash);
+    enum { N = 300 };
+    struct item *items = make_items(N);
+    for (size_t i = 0; i < N; i++)
+        insert(&t, &items[i]);
+    size_t visits = 0;
+    gw_htable_each(&t, count_visit, &visits);
+    ASSERT_UINT_EQ(visits, N);
+    for (size_t i = 0; i < N; i++)
+        ASSERT_TRUE(!items[i].in); /* each one visited */
+    gw_htable_cleanup(&t);
+    gw_free(items);
+    /* A table dropped whole: its nodes freed as they are visited (ASan checks no node is
+     * read after its free). */
+    gw_htable_init(&t, 8, item_hash);
+    for (uint32_t i = 0; i < N; i++) {
+        struct item *it = gw_calloc(1, sizeof(*it));
+        it->key = i;
+        insert(&t, it);
+    }
+    gw_htable_each(&t, free_visit, NULL);
+    gw_htable_cleanup(&t);
+}
+
+GW_TEST_MAIN(TEST_CASE(insert_find_remove), TEST_CASE(each_visits_every_node_once_and_may_free_it),
              TEST_CASE(grows_at_load_one_and_shrinks_below_a_quarter),
              TEST_CASE(no_resizing_back_and_forth), TEST_CASE(many_collisions),
              TEST_CASE(removal_while_walking_held))
