@@ -647,6 +647,10 @@ static int send_query_part(struct pubsub_presence_request *req, size_t shard, bo
         argv[argc] = json_string_value(channel);
         argvlen[argc++] = json_string_length(channel);
     }
+    /* This node's changes still waiting for the flush go first (one connection, in order):
+     * an answer always counts the node's own sessions, the asking one included. */
+    if (argc > first && r->shards[shard].n_deltas)
+        flush_shard(&r->shards[shard]);
     char limit[16];
     set_eval(&r->shards[shard], argv, argvlen);
     argv[EVAL_ARGS] = "query";

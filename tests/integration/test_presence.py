@@ -368,6 +368,16 @@ class TwoNodes(PresenceMixin, ScopedTestCase):
             self.wait_presence(gw, "client", [client], {"sessions": 0, "users": {}})
             self.assertEqual(self.query(gw, "global"), {"sessions": 0, "users_count": 0})
 
+    def test_one_browser_query_at_a_time(self):
+        s = self.user_session("websocket", gw=self.nodes[1])
+        # Two queries in one SockJS frame: the second is read while the first waits for Redis.
+        s.send_text(json.dumps({"presence": "user"}), json.dumps({"presence": "client"}))
+        got = [s.next_message(), s.next_message()]
+        self.assertIn({"error": "presence query in progress"}, got)
+        got.remove({"error": "presence query in progress"})
+        self.assertEqual(got, [{"presence": {"scope": "user", "sessions": 1,
+                                             "users": {s.sub: 1}}}])
+
     def test_events_once_per_user_not_once_per_node(self):
         node1, node2 = self.nodes
         client = unique("c")
