@@ -87,6 +87,9 @@
 #define PUBSUB_REDIS_MAX_PENDING 10000u
 #define PUBSUB_REDIS_MAX_PENDING_BYTES ((size_t)64 * 1024 * 1024)
 
+/* How long a counter made by a query lives without a message when history never expires. */
+#define PUBSUB_QUERY_COUNTER_TTL_MS (300u * 1000u)
+
 #define BACKOFF_MIN_MS 100u
 #define BACKOFF_MAX_MS 5000u
 #define BACKOFF_RESET_MS 5000u
@@ -979,7 +982,11 @@ static struct inflight *query_new(struct redis_engine *e, struct sync_part *part
 {
     const struct pubsub_sync *sync = part->op->s;
     char ttl[24], barrier[24], epoch[17];
-    int ttl_len = snprintf(ttl, sizeof(ttl), "%u", PUBSUB_SEQ_TTL_MS);
+    /* A counter made by a query, for a channel without messages, lives only as long as a history:
+     * subscribers of channels that never get a message (anonymous sessions of made-up sites)
+     * cannot fill Redis. Should a message come later, its new epoch is an honest "false". */
+    uint32_t create_ttl_ms = e->history.ttl_ms ? e->history.ttl_ms : PUBSUB_QUERY_COUNTER_TTL_MS;
+    int ttl_len = snprintf(ttl, sizeof(ttl), "%u", create_ttl_ms);
     int barrier_len = snprintf(barrier, sizeof(barrier), "%" PRIu64, part->barrier);
     new_epoch(e, epoch);
     size_t channel_len = strlen(e->sync_channel);

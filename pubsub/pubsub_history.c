@@ -44,8 +44,8 @@ bool pubsub_epoch_valid(const char *s, size_t len)
         return false;
     for (size_t i = 0; i < len; i++) {
         char ch = s[i];
-        bool ok = (ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
-                  ch == '.' || ch == '_' || ch == '-';
+        bool ok = (ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') ||
+                  (ch >= 'A' && ch <= 'Z') || ch == '.' || ch == '_' || ch == '-';
         if (!ok)
             return false;
     }
