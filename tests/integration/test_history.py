@@ -396,6 +396,18 @@ class RedisTrouble(HistoryMixin, ScopedTestCase):
         self.redis = redisfix.RedisServer().start()
         self.addCleanup(self.redis.stop)
 
+    def test_a_silent_channel_costs_redis_only_for_the_history_ttl(self):
+        gw = self.start_gateway("--engine", self.redis.url, "--history-ttl-s", "60")
+        gw.wait_publish_status(202)
+        sub = unique("u")
+        s, ready = self.open(gw, "websocket", sub)
+        key = "sockjs-gateway:chan:user:%s:%s" % (self.site, sub)
+        self.assertEqual(self.redis.command("HGET", key, "e").decode(), ready["user"]["epoch"])
+        self.assertTrue(0 < self.redis.command("PTTL", key) <= 60000)
+        self.publish_user(gw, sub, "x")
+        s.next_message()
+        self.assertGreater(self.redis.command("PTTL", key), 3600 * 1000)
+
     def test_a_redis_restart_changes_the_epoch(self):
         gw = self.start_gateway("--engine", self.redis.url)
         gw.wait_publish_status(202)
