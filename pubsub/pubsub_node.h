@@ -40,7 +40,7 @@ struct pubsub_node *pubsub_node_new(struct event_base *base, const struct pubsub
 /* The subscriber callback the hub calls for each subscriber of each addressed channel; set
  * once, before the loop runs (publishes heard before are delivered to nobody). */
 void pubsub_node_set_subscriber(struct pubsub_node *n, pubsub_hub_cb cb, void *arg);
-/* Every subscription must be gone. */
+/* Every subscription must be gone, and every sync answered or cancelled. */
 void pubsub_node_free(struct pubsub_node *n);
 
 /* Sends pub to every node through the engine: 0, or GW_EAGAIN while the engine cannot take
