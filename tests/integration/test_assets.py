@@ -70,6 +70,7 @@ class Assets(unittest.TestCase):
         self.assertEqual(r.status, 200)
         self.assertIn("text/html", r.header("Content-Type"))
         self.assertIn(b'<script src="/static/sockjs.min.js"></script>', r.body)
+        self.assertIn(b'<script src="/static/sockjs-gateway.js"></script>', r.body)
         self.assertEqual(get(self.gw, "/static/other.js").status, 404)
 
 
