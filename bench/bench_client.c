@@ -77,6 +77,7 @@ struct conn {
     /* SockJS frame scanner */
     uint8_t kind; /* first byte of the current frame, 0 before it */
     uint8_t in_str, esc, t_done, code_done;
+    uint8_t ready_pos; /* bytes of READY_PREFIX matched at the message's start; 0xff: not one */
     uint16_t close_code;
 };
 
@@ -206,6 +207,7 @@ static void sj_reset(struct conn *c)
 {
     c->kind = 0;
     c->in_str = c->esc = c->t_done = c->code_done = 0;
+    c->ready_pos = 0xff;
     c->close_code = 0;
 }
 
@@ -225,6 +227,28 @@ static void sj_timestamp(struct conn *c, const unsigned char *p, size_t n)
     }
     if (digits && k < n)
         lat_hist_record(c->cl->hist, c->cl->read_ns - t);
+}
+
+/* The gateway's first message of a session, as it appears inside the frame's string: not an
+ * event, so not counted as a message. */
+static const char READY_PREFIX[] = "{\\\"ready\\\":";
+
+/* Matches the start of the current message against READY_PREFIX, byte by byte (a frame may be
+ * split anywhere); uncounts the message once it matched whole. */
+static void match_ready(struct conn *c, const unsigned char *p, size_t n)
+{
+    for (size_t i = 0; i < n && c->ready_pos < sizeof(READY_PREFIX) - 1; i++) {
+        if (p[i] != (unsigned char)READY_PREFIX[c->ready_pos]) {
+            c->ready_pos = 0xff;
+            return;
+        }
+        if (++c->ready_pos == sizeof(READY_PREFIX) - 1) {
+            c->cl->ctr.messages--;
+            c->cl->ctr.ready++;
+            c->ready_pos = 0xff;
+            return;
+        }
+    }
 }
 
 /*
@@ -267,8 +291,11 @@ static void sj_feed(struct conn *c, const unsigned char *p, size_t n)
                 cl->ctr.first_message_ns = cl->read_ns;
             cl->ctr.last_message_ns = cl->read_ns;
             i = (size_t)(q - p) + 1;
+            c->ready_pos = 0;
             continue;
         }
+        if (c->ready_pos != 0xff)
+            match_ready(c, p + i, n - i);
         if (c->esc) {
             c->esc = 0;
             i++;

@@ -64,7 +64,8 @@ struct bench_counters {
     int64_t lost;           /* ended after `o` */
     int64_t deflate;        /* websocket sessions with permessage-deflate negotiated */
     int64_t heartbeats;     /* `h` frames and websocket pings */
-    int64_t messages;       /* elements of `a[...]` frames */
+    int64_t messages;       /* elements of `a[...]` frames, ready messages aside */
+    int64_t ready;          /* the gateway's ready messages (one per subscription) */
     int64_t frames;         /* SockJS frames (o, h, a, c) */
     int64_t wire_bytes;     /* read from the sockets */
     int64_t payload_bytes;  /* SockJS frame bytes after inflating */

@@ -135,6 +135,16 @@ static const struct opt options[] = {
         "Redis engine: a node silent this long is dropped from presence by the others"),
     STR("node-id", node_id, "ID",
         "Redis engine: this node's presence id, stable across restarts (default HOST/LISTEN)"),
+    U32("history-size", history_size, 0, 100000,
+        "messages each channel keeps for recovery (0: no history, recovery always fails)"),
+    U32("history-ttl-s", history_ttl_s, 0, 30u * 24 * 3600,
+        "a channel's history goes this long after its last message (0: never)"),
+    U32("ready-wait-ms", ready_wait_ms, 1, 3600000,
+        "how long a new session's ready message waits for the engine's answer, holding live "
+        "messages back; then it is sent without positions"),
+    U32("ready-max-held", ready_max_held, 0, 1000000,
+        "live messages a session holds back while its ready message waits; one more and it is "
+        "sent without positions"),
     STR("config", config_file, "FILE", "read options from FILE (name = value lines)"),
     {"help", OPT_HELP, 0, 0, 0, NULL, "this text"},
 };
@@ -177,6 +187,10 @@ void gw_config_defaults(struct gw_config *cfg)
     /* Ten of the largest publishes: an array stays one request, the memory it pins bounded. */
     cfg->max_request_channels = 10000;
     cfg->presence_leave_delay_ms = 5000;
+    cfg->history_size = 100;
+    cfg->history_ttl_s = 300;
+    cfg->ready_wait_ms = 5000;
+    cfg->ready_max_held = 1000;
     cfg->presence_max_ids = 100;
     cfg->presence_max_limit = 10000;
     cfg->presence_flush_ms = 10;

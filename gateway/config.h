@@ -63,6 +63,10 @@ struct gw_config {
     uint32_t max_request_channels;
     uint32_t publish_slice_us;
     struct gw_str_list engines;
+    uint32_t history_size;
+    uint32_t history_ttl_s;
+    uint32_t ready_wait_ms;
+    uint32_t ready_max_held;
     bool presence_events;
     uint32_t presence_leave_delay_ms;
     uint32_t presence_max_ids;

@@ -4,12 +4,18 @@
  *      |  \--?site= and anonymous allowed--> ANONYMOUS --token--> AUTHENTICATED
  *      +--no token within auth_timeout: close 4003;  bad token anywhere: close 4001/4002
  *
+ * Entering ANONYMOUS or AUTHENTICATED subscribes the session, then asks the node where its
+ * channels stand (and, with "recover", for what it missed): the first message it gets is
+ * {"ready": ...} with those positions, then the missed messages, then the live messages that
+ * arrived meanwhile (held back, those the answer already counts dropped by seq).
+ *
  * AUTHENTICATED has a deadline, the token's exp: then the session is told {"error": "token
  * expired"} and has token_grace_ms to send a fresh token for its identity (which moves the
  * deadline to the new exp), else it is closed with 4002. Deliveries go on meanwhile.
  */
 #include "delivery.h"
 
+#include <inttypes.h>
 #include <stddef.h>
 #include <string.h>
 #include <time.h>
@@ -17,6 +23,7 @@
 #include <jansson.h>
 
 #include "gw_alloc.h"
+#include "gw_buf.h"
 #include "gw_deadline.h"
 #include "gw_error.h"
 #include "gw_log.h"
@@ -51,7 +58,26 @@ struct auth_wait {
     struct delivery_session *ds;
 };
 
-struct filters {
+/* A session's ready message being prepared: live messages are held until it is sent. */
+struct ready_wait {
+    struct gw_timer timer; /* in gw_delivery.ready_q: give up, positions unknown */
+    struct gw_delivery *d;
+    struct delivery_session *ds;
+    struct pubsub_sync_request *req;
+    /* The sync's channels: their scopes, and whether the session asked to recover them. */
+    uint8_t n;
+    enum pubsub_scope scopes[PUBSUB_SYNC_MAX_CHANNELS];
+    bool asked[PUBSUB_SYNC_MAX_CHANNELS];
+    bool bad_recover; /* an error message follows the ready message */
+    uint32_t n_held, cap_held;
+    struct pubsub_message **held;
+};
+
+/* What few sessions need, behind the one pointer that every session pays for: an event filter
+ * (n patterns when filtering), and the ready message while it is prepared. */
+struct extra {
+    struct ready_wait *ready;
+    bool filtering;
     uint32_t n;
     char *patterns[];
 };
@@ -74,7 +100,7 @@ struct delivery_session {
             uint32_t asked_ds : 30;
         } expiry;
     };
-    struct filters *filters; /* NULL: everything */
+    struct extra *extra; /* NULL: no filter, no ready message waiting */
 };
 
 /* The state follows from the subscriptions (a byte for it would cost 8 with padding):
@@ -94,11 +120,13 @@ static struct sockjs_session *session_of(struct delivery_session *ds)
 
 struct gw_delivery {
     const struct gw_config *cfg;
+    struct pubsub_node *node;
     struct pubsub_hub *hub;
     struct pubsub_presence *presence;
     struct gw_list queries; /* struct browser_query, waiting for Redis */
     size_t n_queries;
     struct gw_timerq auth_q;
+    struct gw_timerq ready_q;
     struct gw_deadlineq expiry; /* authenticated sessions by exp (wall clock) or grace end */
     struct gw_delivery_stats stats;
 };
@@ -136,14 +164,29 @@ static void stop_auth_wait(struct delivery_session *ds)
     ds->auth = NULL;
 }
 
+/* Frees ds->extra once it holds nothing. */
+static void trim_extra(struct delivery_session *ds)
+{
+    if (ds->extra && !ds->extra->ready && !ds->extra->filtering) {
+        gw_free(ds->extra);
+        ds->extra = NULL;
+    }
+}
+
+static void drop_patterns(struct extra *x)
+{
+    for (uint32_t i = 0; x && i < x->n; i++)
+        gw_free(x->patterns[i]);
+}
+
 static void clear_filters(struct delivery_session *ds)
 {
-    if (!ds->filters)
+    if (!ds->extra)
         return;
-    for (uint32_t i = 0; i < ds->filters->n; i++)
-        gw_free(ds->filters->patterns[i]);
-    gw_free(ds->filters);
-    ds->filters = NULL;
+    drop_patterns(ds->extra);
+    ds->extra->n = 0;
+    ds->extra->filtering = false;
+    trim_extra(ds);
 }
 
 /* Sets the filter from an array of strings; returns NULL or a reason. */
@@ -156,12 +199,16 @@ static const char *set_filters(struct delivery_session *ds, char *const *names, 
         if (len == 0 || len > MAX_FILTER_LEN)
             return "invalid event pattern";
     }
-    clear_filters(ds);
+    drop_patterns(ds->extra);
     /* Even an empty filter is a filter: it lets nothing through. */
-    ds->filters = gw_malloc(sizeof(*ds->filters) + n * sizeof(ds->filters->patterns[0]));
-    ds->filters->n = (uint32_t)n;
+    struct extra *x = gw_realloc(ds->extra, sizeof(*x) + n * sizeof(x->patterns[0]));
+    if (!ds->extra)
+        x->ready = NULL;
+    x->filtering = true;
+    x->n = (uint32_t)n;
     for (size_t i = 0; i < n; i++)
-        ds->filters->patterns[i] = gw_strdup(names[i]);
+        x->patterns[i] = gw_strdup(names[i]);
+    ds->extra = x;
     return NULL;
 }
 
@@ -175,20 +222,26 @@ static bool pattern_matches(const char *pattern, const char *event)
 
 static bool wanted(const struct delivery_session *ds, const char *event)
 {
-    if (!ds->filters)
+    const struct extra *x = ds->extra;
+    if (!x || !x->filtering)
         return true;
-    for (uint32_t i = 0; i < ds->filters->n; i++) {
-        if (pattern_matches(ds->filters->patterns[i], event))
+    for (uint32_t i = 0; i < x->n; i++) {
+        if (pattern_matches(x->patterns[i], event))
             return true;
     }
     return false;
 }
+
+static bool hold(struct gw_delivery *d, struct ready_wait *w, struct pubsub_message *msg);
 
 static void on_hub_message(void *arg, struct pubsub_sub *sub, struct pubsub_message *msg)
 {
     struct gw_delivery *d = arg;
     struct delivery_session *ds =
         GW_CONTAINER_OF(pubsub_member_of(sub, msg->scope), struct delivery_session, member);
+    if (ds->extra && ds->extra->ready &&
+        (hold(d, ds->extra->ready, msg) || !sockjs_session_is_open(session_of(ds))))
+        return;
     if (!wanted(ds, msg->event)) {
         d->stats.filtered++;
         return;
@@ -252,10 +305,233 @@ static bool same_identity(const struct delivery_session *ds, const struct gw_ide
     return strcmp(name, pubsub_sub_channel(&ds->member.subs[SUB_CLIENT])) == 0;
 }
 
+/* --- The ready message, recovery ------------------------------------------------------ */
+
+/* What a session asked to recover: per scope, the position it saw last. */
+struct recover {
+    bool asked[N_SUBS];
+    struct pubsub_position since[N_SUBS];
+    bool bad; /* not a valid recover object: nothing is recovered, an error follows */
+};
+
+static const char *const scope_keys[N_SUBS] = {"user", "client", "global"};
+
+/* {"user": {"seq": 17, "epoch": "..."}, ...}: any subset of the scopes. */
+static void parse_recover(const json_t *obj, struct recover *rec)
+{
+    memset(rec, 0, sizeof(*rec));
+    if (!json_is_object(obj)) {
+        rec->bad = true;
+        return;
+    }
+    size_t known = 0;
+    for (int i = 0; i < N_SUBS; i++) {
+        const json_t *pos = json_object_get(obj, scope_keys[i]);
+        if (!pos)
+            continue;
+        known++;
+        const json_t *seq = json_object_get(pos, "seq");
+        const json_t *epoch = json_object_get(pos, "epoch");
+        if (!json_is_object(pos) || !json_is_integer(seq) || json_integer_value(seq) < 0 ||
+            !json_is_string(epoch) ||
+            !pubsub_epoch_valid(json_string_value(epoch), json_string_length(epoch))) {
+            rec->bad = true;
+            continue;
+        }
+        rec->asked[i] = true;
+        rec->since[i].seq = json_integer_value(seq);
+        memcpy(rec->since[i].epoch, json_string_value(epoch), json_string_length(epoch) + 1);
+    }
+    if (known != json_object_size(obj))
+        rec->bad = true;
+}
+
+/* The recover query parameter: URL-encoded JSON of the same object. */
+static void parse_recover_param(const struct sockjs_open_info *info, struct recover *rec)
+{
+    memset(rec, 0, sizeof(*rec));
+    char value[1024];
+    long n = info->query
+                 ? gw_query_param(info->query, info->query_len, "recover", value, sizeof(value))
+                 : GW_ENOTFOUND;
+    if (n == GW_ENOTFOUND)
+        return;
+    json_error_t err;
+    json_t *obj = n >= 0 ? json_loadb(value, (size_t)n, 0, &err) : NULL;
+    parse_recover(obj, rec);
+    json_decref(obj);
+}
+
+static void ready_free(struct ready_wait *w)
+{
+    gw_timer_stop(&w->timer);
+    for (uint32_t i = 0; i < w->n_held; i++)
+        pubsub_message_unref(w->held[i]);
+    gw_free(w->held);
+    gw_free(w);
+}
+
+/* Forgets ds's ready message (its session closes or subscribes anew): what it held is counted
+ * by the next answer, or never to be sent. */
+static void cancel_ready(struct delivery_session *ds)
+{
+    struct ready_wait *w = ds->extra ? ds->extra->ready : NULL;
+    if (!w)
+        return;
+    if (w->req)
+        pubsub_node_sync_cancel(w->req);
+    ds->extra->ready = NULL;
+    trim_extra(ds);
+    ready_free(w);
+}
+
+/* "user":{"seq":17,"epoch":"e","recovered":true} */
+static void append_position(struct gw_buf *b, enum pubsub_scope scope,
+                            const struct pubsub_position *at, bool asked, bool recovered)
+{
+    if (at->seq >= 0)
+        gw_buf_appendf(b, "\"%s\":{\"seq\":%" PRId64 ",\"epoch\":\"%s\"", scope_keys[scope],
+                       at->seq, at->epoch);
+    else
+        gw_buf_appendf(b, "\"%s\":{\"seq\":null,\"epoch\":null", scope_keys[scope]);
+    if (asked)
+        gw_buf_appendf(b, ",\"recovered\":%s", recovered ? "true" : "false");
+    gw_buf_append_str(b, "}");
+}
+
+/* Sends what ds was waiting for: the ready message (positions from s, or unknown when s is
+ * NULL), the missed messages, the held ones the answer does not count; then it is live. */
+static void send_ready(struct ready_wait *w, const struct pubsub_sync *s)
+{
+    static const struct pubsub_position unknown = {.seq = -1};
+    struct gw_delivery *d = w->d;
+    struct delivery_session *ds = w->ds;
+    struct sockjs_session *session = session_of(ds);
+    /* Detached first: a send may close the session, which must not free w under us. */
+    ds->extra->ready = NULL;
+    trim_extra(ds);
+    int64_t top[N_SUBS] = {-1, -1, -1};
+    struct gw_buf b = GW_BUF_INIT;
+    gw_buf_append_str(&b, "{\"ready\":{");
+    for (size_t i = 0; i < w->n; i++) {
+        enum pubsub_scope scope = w->scopes[i];
+        bool recovered = s && s->ch[i].recovered;
+        top[scope] = s ? s->ch[i].at.seq : -1;
+        if (i)
+            gw_buf_append_str(&b, ",");
+        append_position(&b, scope, s ? &s->ch[i].at : &unknown, w->asked[i], recovered);
+        if (w->asked[i])
+            recovered ? d->stats.recovered++ : d->stats.not_recovered++;
+    }
+    gw_buf_append_str(&b, "}}");
+    d->stats.ready++;
+    sockjs_session_send(session, b.data, b.len);
+    gw_buf_release(&b);
+    if (w->bad_recover && sockjs_session_is_open(session))
+        send_error(d, ds, "invalid recover");
+    for (size_t i = 0; s && i < s->n; i++) {
+        for (size_t k = 0; k < s->ch[i].n_missed && sockjs_session_is_open(session); k++) {
+            struct pubsub_message *m = s->ch[i].missed[k];
+            if (!wanted(ds, m->event))
+                continue;
+            d->stats.replayed++;
+            sockjs_session_send_message(session, m);
+        }
+    }
+    for (uint32_t i = 0; i < w->n_held && sockjs_session_is_open(session); i++) {
+        struct pubsub_message *m = w->held[i];
+        /* Counted by the answer: sent above, or published before the session subscribed. */
+        if (m->seq >= 0 && m->seq <= top[m->scope])
+            continue;
+        if (!wanted(ds, m->event)) {
+            d->stats.filtered++;
+            continue;
+        }
+        d->stats.deliveries++;
+        sockjs_session_send_message(session, m);
+    }
+    ready_free(w);
+}
+
+static void on_synced(void *arg, struct pubsub_sync *s)
+{
+    struct ready_wait *w = arg;
+    w->req = NULL;
+    send_ready(w, s);
+}
+
+/* The answer is late or too much was held: the ready message says the positions are unknown,
+ * and nothing is recovered. */
+static void give_up_ready(struct ready_wait *w, const char *why)
+{
+    GW_INFO("session: ready message sent without positions (%s)", why);
+    w->d->stats.ready_unknown++;
+    if (w->req)
+        pubsub_node_sync_cancel(w->req);
+    w->req = NULL;
+    send_ready(w, NULL);
+}
+
+static void on_ready_timeout(struct gw_timer *t, void *arg)
+{
+    (void)arg;
+    give_up_ready(GW_CONTAINER_OF(t, struct ready_wait, timer), "no answer in time");
+}
+
+/* Holds msg until the ready message is sent; false when it gave up instead (the session is
+ * live now, or closed). */
+static bool hold(struct gw_delivery *d, struct ready_wait *w, struct pubsub_message *msg)
+{
+    if (w->n_held >= d->cfg->ready_max_held) {
+        give_up_ready(w, "too many messages held back");
+        return false;
+    }
+    if (w->n_held == w->cap_held) {
+        w->cap_held = w->cap_held ? 2 * w->cap_held : 8;
+        w->held = gw_realloc(w->held, w->cap_held * sizeof(*w->held));
+    }
+    w->held[w->n_held++] = pubsub_message_ref(msg);
+    return true;
+}
+
+/* Subscribed anew: asks where the channels stand (and for what rec asked to recover). */
+static void start_ready(struct gw_delivery *d, struct delivery_session *ds,
+                        const struct recover *rec)
+{
+    cancel_ready(ds);
+    struct ready_wait *w = gw_calloc(1, sizeof(*w));
+    w->d = d;
+    w->ds = ds;
+    w->bad_recover = rec && rec->bad;
+    gw_timer_init(&w->timer);
+    struct pubsub_sync ask = {.n = 0};
+    for (int i = 0; i < N_SUBS; i++) {
+        const char *name = pubsub_sub_channel(&ds->member.subs[i]);
+        if (!name)
+            continue;
+        struct pubsub_sync_channel *c = &ask.ch[ask.n];
+        c->name = (char *)name;
+        c->recover = rec && rec->asked[i];
+        if (c->recover)
+            c->since = rec->since[i];
+        w->scopes[ask.n] = (enum pubsub_scope)i;
+        w->asked[ask.n] = c->recover || w->bad_recover;
+        ask.n++;
+    }
+    w->n = (uint8_t)ask.n;
+    if (!ds->extra) {
+        ds->extra = gw_malloc(sizeof(*ds->extra));
+        *ds->extra = (struct extra){.ready = NULL};
+    }
+    ds->extra->ready = w;
+    gw_timer_start(&w->timer, &d->ready_q);
+    w->req = pubsub_node_sync(d->node, &ask, on_synced, w);
+}
+
 /* Verifies a token and subscribes the session; closes it when the token is bad. Returns
  * whether the session is still open. */
 static bool authenticate(struct gw_delivery *d, struct delivery_session *ds, const char *token,
-                         size_t len)
+                         size_t len, const struct recover *rec)
 {
     const struct gw_str_list *secrets = &d->cfg->jwt_secrets;
     struct gw_identity id;
@@ -277,13 +553,19 @@ static bool authenticate(struct gw_delivery *d, struct delivery_session *ds, con
         gw_identity_cleanup(&id);
         if (!same)
             send_error(d, ds, "token for another identity");
+        else if (rec)
+            send_error(d, ds, "recover only with the first token");
         return true;
     }
+    cancel_ready(ds);
     unsubscribe_all(d, ds);
     stop_auth_wait(ds);
     subscribe(d, ds, PUBSUB_SCOPE_USER, id.site, id.user);
     subscribe(d, ds, PUBSUB_SCOPE_CLIENT, id.site, id.client);
     subscribe(d, ds, PUBSUB_SCOPE_GLOBAL, id.site, NULL);
+    /* Positions read before the join: the session's own presence.join comes after its ready
+     * message, like everything published after it subscribed. */
+    start_ready(d, ds, rec);
     pubsub_presence_join(d->presence, &ds->member);
     ds->expiry.querying = 0;
     ds->expiry.asked_ds = 0;
@@ -325,8 +607,10 @@ static void on_open(void *app, struct sockjs_session *s, const struct sockjs_ope
         sockjs_session_close(s, 4001, "Invalid token");
         return;
     }
+    struct recover rec;
     if (n >= 0) {
-        authenticate(d, ds, value, (size_t)n);
+        parse_recover_param(info, &rec);
+        authenticate(d, ds, value, (size_t)n, &rec);
         return;
     }
     n = info->query ? gw_query_param(info->query, info->query_len, "site", value, sizeof(value))
@@ -335,6 +619,8 @@ static void on_open(void *app, struct sockjs_session *s, const struct sockjs_ope
     if (n > 0 && d->cfg->allow_anonymous &&
         pubsub_name_valid(value, (size_t)n, GW_JWT_MAX_CLAIM_LEN, PUBSUB_NAME_SITE)) {
         subscribe(d, ds, PUBSUB_SCOPE_GLOBAL, value, NULL);
+        parse_recover_param(info, &rec);
+        start_ready(d, ds, &rec);
         return;
     }
     ds->auth = gw_malloc(sizeof(*ds->auth));
@@ -451,12 +737,15 @@ static void on_client_message(void *app, struct sockjs_session *s, const char *m
     struct delivery_session *ds = sockjs_session_app_data(s);
     json_error_t err;
     json_t *obj = json_loadb(msg, len, 0, &err);
-    if (!json_is_object(obj) || json_object_size(obj) != 1) {
+    json_t *token = json_object_get(obj, "token");
+    json_t *recover = json_object_get(obj, "recover");
+    /* A token may come with what to recover: the one message of two keys. */
+    size_t keys = json_object_size(obj) - (token && recover ? 1 : 0);
+    if (!json_is_object(obj) || keys != 1) {
         send_error(d, ds, "expected one JSON object with one key");
         json_decref(obj);
         return;
     }
-    json_t *token = json_object_get(obj, "token");
     json_t *events = json_object_get(obj, "events");
     json_t *presence = json_object_get(obj, "presence");
     if (presence) {
@@ -464,8 +753,12 @@ static void on_client_message(void *app, struct sockjs_session *s, const char *m
         if (reason)
             send_error(d, ds, reason);
     } else if (token) {
+        struct recover rec;
+        if (recover)
+            parse_recover(recover, &rec);
         if (json_is_string(token))
-            authenticate(d, ds, json_string_value(token), json_string_length(token));
+            authenticate(d, ds, json_string_value(token), json_string_length(token),
+                         recover ? &rec : NULL);
         else
             send_error(d, ds, "token must be a string");
     } else if (events) {
@@ -498,6 +791,7 @@ static void on_close(void *app, struct sockjs_session *s)
 {
     struct gw_delivery *d = app;
     struct delivery_session *ds = sockjs_session_app_data(s);
+    cancel_ready(ds);
     if (state_of(ds) == ST_AUTHENTICATED) {
         gw_deadline_cancel(&d->expiry, &ds->expiry.timer);
         if (ds->expiry.querying)
@@ -523,11 +817,13 @@ struct gw_delivery *gw_delivery_new(struct event_base *base, const struct gw_con
 {
     struct gw_delivery *d = gw_calloc(1, sizeof(*d));
     d->cfg = cfg;
+    d->node = node;
     d->hub = pubsub_node_hub(node);
     d->presence = pubsub_node_presence(node);
     gw_list_init(&d->queries);
     pubsub_node_set_subscriber(node, on_hub_message, d);
     gw_timerq_init(&d->auth_q, base, cfg->auth_timeout_ms, on_auth_timeout, d);
+    gw_timerq_init(&d->ready_q, base, cfg->ready_wait_ms, on_ready_timeout, d);
     /* Wall clock (exp is), looked at least once a minute in case it was set forward. */
     gw_deadlineq_init(&d->expiry, base, CLOCK_REALTIME, 60000, on_expiry, d);
     return d;
@@ -541,6 +837,7 @@ const struct gw_delivery_stats *gw_delivery_stats(const struct gw_delivery *d)
 void gw_delivery_free(struct gw_delivery *d)
 {
     gw_timerq_cleanup(&d->auth_q);
+    gw_timerq_cleanup(&d->ready_q);
     gw_deadlineq_cleanup(&d->expiry);
     gw_free(d);
 }

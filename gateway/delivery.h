@@ -20,6 +20,11 @@ struct gw_delivery_stats {
     uint64_t malformed_messages; /* malformed client messages */
     uint64_t deliveries;         /* messages handed to sessions */
     uint64_t filtered;           /* messages a session's filter held back */
+    uint64_t ready;              /* ready messages sent */
+    uint64_t ready_unknown;      /* of those, without positions (no answer in time) */
+    uint64_t recovered;          /* scopes asked to recover and recovered */
+    uint64_t not_recovered;      /* scopes asked to recover and not recovered */
+    uint64_t replayed;           /* missed messages sent after a ready message */
 };
 
 /* Creates the delivery as the subscriber of node's hub (pubsub_node_set_subscriber). */

@@ -102,6 +102,7 @@ static struct pubsub_node *node_new(struct event_base *base, const struct gw_con
                      .flush_ms = cfg->presence_flush_ms,
                      .node_timeout_ms = cfg->node_timeout_ms,
                      .node_id = id},
+        .history = {.size = cfg->history_size, .ttl_ms = cfg->history_ttl_s * 1000u},
     };
     gw_config_publish_limits(cfg, &settings.limits);
     const char *error;

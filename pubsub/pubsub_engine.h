@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "pubsub_history.h"
 #include "pubsub_publish.h"
 
 struct event_base;
@@ -45,6 +46,13 @@ struct pubsub_engine_ops {
     size_t (*shards)(const struct pubsub_engine *e);
     int (*command)(struct pubsub_engine *e, size_t shard, int argc, const char **argv,
                    const size_t *argvlen, pubsub_engine_reply_cb cb, void *arg);
+    /* Answers s (pubsub_history.h): the positions of its channels, and what was missed after
+     * `since` where asked; unknown positions when the engine cannot be asked. Then calls
+     * done(arg) exactly once, never from inside this call, and only once every publish the
+     * engine had numbered when it read the positions has been handed to the deliver callback.
+     * s stays valid until then. */
+    void (*sync)(struct pubsub_engine *e, struct pubsub_sync *s, void (*done)(void *arg),
+                 void *arg);
 };
 
 struct pubsub_engine {
@@ -90,13 +98,20 @@ static inline int pubsub_engine_command(struct pubsub_engine *e, size_t shard, i
     return e->ops->command(e, shard, argc, argv, argvlen, cb, arg);
 }
 
+static inline void pubsub_engine_sync(struct pubsub_engine *e, struct pubsub_sync *s,
+                                      void (*done)(void *arg), void *arg)
+{
+    e->ops->sync(e, s, done, arg);
+}
+
 /* Sequence counters live this long after a channel's last message, then expire (no orphan
  * state for users who never come back). */
 #define PUBSUB_SEQ_TTL_MS (24u * 3600u * 1000u)
 
 /* In-process engine: publish() delivers on the next loop turn. */
-struct pubsub_engine *pubsub_engine_local_new(struct event_base *base, pubsub_deliver_cb deliver,
-                                              void *arg);
+struct pubsub_engine *pubsub_engine_local_new(struct event_base *base,
+                                              const struct pubsub_history_settings *history,
+                                              pubsub_deliver_cb deliver, void *arg);
 
 /* Redis engine over one or more instances ("redis://HOST:PORT"); publishes are sharded by
  * channel so that a channel's counter lives on one instance. Messages heard are held to
@@ -105,6 +120,7 @@ struct pubsub_engine *pubsub_engine_local_new(struct event_base *base, pubsub_de
  * asynchronously; reconnects with backoff. */
 struct pubsub_engine *pubsub_engine_redis_new(struct event_base *base, const char *const *urls,
                                               size_t n_urls, const struct pubsub_limits *limits,
+                                              const struct pubsub_history_settings *history,
                                               pubsub_deliver_cb deliver, void *arg,
                                               const char **error);
 

@@ -9,14 +9,28 @@
  * site's ids on the shard. Within a channel, order is kept (one connection per shard, replies
  * in order); across shards it is not.
  *
- * Every sub-publish is one EVALSHA of SEQ_SCRIPT (loaded with SCRIPT LOAD when the command
- * connection comes up; EVAL when Redis answers NOSCRIPT). Its arguments:
- *   KEYS    = "sockjs-gateway:seq:<channel>" for each channel of the sub-publish, site-major
- *   ARGV[1] = the sub-publish as pubsub_publish_to_json() writes it, without "seqs"
- *   ARGV[2] = PUBSUB_SEQ_TTL_MS
- * The script INCRs and PEXPIREs every key and PUBLISHes `{"seqs":[s1,...],` followed by
- * ARGV[1] without its leading `{`, so the message heard is the same object with "seqs" first.
- * Backends may PUBLISH a publish object directly (no seqs; delivered with seqs == NULL).
+ * Every sub-publish is one EVALSHA of SCRIPT (loaded with SCRIPT LOAD when the command
+ * connection comes up; EVAL when Redis answers NOSCRIPT) in its publish mode:
+ *   KEYS    = "sockjs-gateway:chan:<channel>" for each channel of the sub-publish, site-major:
+ *             a hash of the channel's counter `s` and epoch `e`
+ *   ARGV    = "p", the sub-publish as pubsub_publish_to_json() writes it without "seqs",
+ *             PUBSUB_SEQ_TTL_MS, the history size and TTL (ms), an epoch for counters made
+ *             now, and the history entry "<event>\n<data>"
+ * The script advances every counter (a new one gets the epoch given and loses any history
+ * left of an earlier life), appends "<seq>\n<event>\n<data>" to the channel's history list
+ * "sockjs-gateway:history:<channel>" (trimmed to the size, expiring after the TTL), and
+ * PUBLISHes `{"seqs":[s1,...],` followed by the publish without its leading `{`, so the message
+ * heard is the same object with "seqs" first. Backends may PUBLISH a publish object directly
+ * (no seqs, no history; delivered with seqs == NULL).
+ *
+ * A sync is the same script in its query mode, one command per shard of its channels: it reads
+ * each counter (making one, with a new epoch, when there is none, so that a later first
+ * message is not taken for a lost one), the history after each `since` asked, and then
+ * PUBLISHes a barrier number to this engine's own channel "sockjs-gateway:sync:<nonce>", which
+ * the subscriber connection of the shard also listens to. Every publish the script's answer
+ * counts was published on the shard before the barrier, so once the barrier is heard they have
+ * all been handed to the deliver callback: the sync is done when both its answer and its
+ * barrier are in, for every shard it asked.
  *
  * Connection states (one machine per connection, two per shard):
  *
@@ -48,6 +62,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <time.h>
 
 #include "gw_alloc.h"
@@ -56,11 +71,14 @@
 #include "gw_timerq.h"
 #include "pubsub_channel.h"
 #include "pubsub_engine.h"
+#include "pubsub_hub.h"
 
 /* The channel every node subscribes to on every shard. */
 #define PUBSUB_REDIS_CHANNEL "sockjs-gateway:publish"
-/* Prefix of the per-channel sequence counters. */
-#define PUBSUB_REDIS_SEQ_PREFIX "sockjs-gateway:seq:"
+/* Prefix of the per-channel counters (hashes of seq and epoch), and of their histories. */
+#define PUBSUB_REDIS_SEQ_PREFIX "sockjs-gateway:chan:"
+#define PUBSUB_REDIS_HISTORY_PREFIX "sockjs-gateway:history:"
+#define PUBSUB_REDIS_SYNC_PREFIX "sockjs-gateway:sync:"
 
 /* Bounded memory: a publish is refused (GW_EAGAIN, counted as dropped) when the shard's command
  * connection already awaits this many replies, or when the commands awaiting a reply (their
@@ -78,15 +96,57 @@
 #define LOG_INTERVAL_MS 1000u
 
 /* Lua numbers print as integers up to 1e14 (%.14g), far beyond any counter here. */
-static const char SEQ_SCRIPT[] =
-    "local seqs = {}\n"
-    "for i = 1, #KEYS do\n"
-    "  seqs[i] = redis.call('INCR', KEYS[i])\n"
-    "  redis.call('PEXPIRE', KEYS[i], ARGV[2])\n"
+static const char SCRIPT[] =
+    "local P = '" PUBSUB_REDIS_SEQ_PREFIX "'\n"
+    "local function hist(k) return '" PUBSUB_REDIS_HISTORY_PREFIX "' .. string.sub(k, #P + 1) end\n"
+    "local function create(k, epoch, ttl)\n"
+    "  redis.call('HSET', k, 'e', epoch)\n"
+    "  redis.call('PEXPIRE', k, ttl)\n"
+    "  redis.call('DEL', hist(k))\n"
     "end\n"
-    "redis.call('PUBLISH', '" PUBSUB_REDIS_CHANNEL "',\n"
-    "  '{\"seqs\":[' .. table.concat(seqs, ',') .. '],' .. string.sub(ARGV[1], 2))\n"
-    "return #KEYS\n";
+    "if ARGV[1] == 'p' then\n"
+    "  local size, seqs = tonumber(ARGV[4]), {}\n"
+    "  for i = 1, #KEYS do\n"
+    "    local k = KEYS[i]\n"
+    "    local s = redis.call('HINCRBY', k, 's', 1)\n"
+    "    if s == 1 and redis.call('HEXISTS', k, 'e') == 0 then create(k, ARGV[6], ARGV[3]) end\n"
+    "    redis.call('PEXPIRE', k, ARGV[3])\n"
+    "    if size > 0 then\n"
+    "      local h = hist(k)\n"
+    "      redis.call('RPUSH', h, s .. '\\n' .. ARGV[7])\n"
+    "      redis.call('LTRIM', h, -size, -1)\n"
+    "      redis.call('PEXPIRE', h, ARGV[5])\n"
+    "    end\n"
+    "    seqs[i] = s\n"
+    "  end\n"
+    "  redis.call('PUBLISH', '" PUBSUB_REDIS_CHANNEL "',\n"
+    "    '{\"seqs\":[' .. table.concat(seqs, ',') .. '],' .. string.sub(ARGV[2], 2))\n"
+    "  return #KEYS\n"
+    "end\n"
+    "local out = {}\n"
+    "for i = 1, #KEYS do\n"
+    "  local k = KEYS[i]\n"
+    "  local v = redis.call('HMGET', k, 's', 'e')\n"
+    "  local s, e = tonumber(v[1]) or 0, v[2]\n"
+    "  if not e then create(k, ARGV[3], ARGV[2]); e = ARGV[3] end\n"
+    "  local since, flag, missed = tonumber(ARGV[4 + 2 * i]), -1, {}\n"
+    "  if since >= 0 then\n"
+    "    flag = 0\n"
+    "    if ARGV[5 + 2 * i] == e and since <= s then\n"
+    "      local n = s - since\n"
+    "      if n > 0 then missed = redis.call('LRANGE', hist(k), -n, -1) end\n"
+    "      if #missed == n and (n == 0 or tonumber(string.match(missed[1], '^%d+')) == since + 1)"
+    " then\n"
+    "        flag = 1\n"
+    "      else\n"
+    "        missed = {}\n"
+    "      end\n"
+    "    end\n"
+    "  end\n"
+    "  out[i] = {s, e, flag, missed}\n"
+    "end\n"
+    "redis.call('PUBLISH', ARGV[4], ARGV[5])\n"
+    "return out\n";
 
 enum conn_kind { CONN_CMD, CONN_SUB };
 enum conn_state { CONN_IDLE, CONN_CONNECTING, CONN_READY };
@@ -109,6 +169,8 @@ struct redis_conn {
 
 struct redis_shard {
     struct redis_engine *e;
+    struct gw_list barrier_waits; /* struct sync_part, by barrier number */
+    uint64_t barriers;            /* the last barrier number sent */
     char host[INET_ADDRSTRLEN];
     int port;
     char name[INET_ADDRSTRLEN + 8]; /* "host:port" for logs */
@@ -123,9 +185,15 @@ struct redis_engine {
     size_t n_shards;
     struct pubsub_limits limits;
     size_t max_message_bytes;
-    char sha[41]; /* of SEQ_SCRIPT, from SCRIPT LOAD */
+    char sha[41]; /* of SCRIPT, from SCRIPT LOAD */
     struct gw_log_gate malformed_log, error_log;
     uint32_t rng;
+    uint64_t epoch_rng;
+    struct pubsub_history_settings history;
+    /* This engine's barrier channel, PUBSUB_REDIS_SYNC_PREFIX + a random nonce. */
+    char sync_channel[sizeof(PUBSUB_REDIS_SYNC_PREFIX) + 16];
+    struct gw_list deferred; /* struct sync_op answered without Redis, done on the next turn */
+    struct event *deferred_ev;
     bool in_deliver; /* inside the deliver callback */
     bool freed;      /* free() was called from inside it: free the struct on return */
 };
@@ -136,10 +204,36 @@ struct pub_track {
     bool lost;
 };
 
+/* A sync (pubsub_engine_ops.sync) being answered. */
+struct sync_op {
+    struct gw_list link; /* in redis_engine.deferred when no part reached Redis */
+    struct pubsub_sync *s;
+    void (*done)(void *arg);
+    void *arg;
+    uint32_t parts; /* outstanding */
+};
+
+/* The channels of a sync on one shard: one query, then its barrier. */
+struct sync_part {
+    struct gw_list link; /* in redis_shard.barrier_waits until the barrier is heard */
+    struct sync_op *op;
+    uint64_t barrier;
+    bool answered, barrier_heard;
+    uint8_t n;
+    uint8_t index[PUBSUB_SYNC_MAX_CHANNELS]; /* of op->s->ch */
+};
+
+struct inflight;
+/* The end of a command: reply NULL when it was lost, c NULL when the engine let go of the
+ * connection. */
+typedef void (*inflight_done)(struct redis_conn *c, struct inflight *f, redisReply *reply);
+
 /* One EVALSHA in flight; owned by its reply callback. argv[0..1] become EVAL + script text on
  * NOSCRIPT. */
 struct inflight {
-    struct pub_track *track; /* NULL when the publish was not split */
+    inflight_done done;
+    struct pub_track *track; /* publish: NULL when the publish was not split */
+    struct sync_part *part;  /* query */
     size_t bytes;
     int argc;
     const char **argv;
@@ -147,6 +241,7 @@ struct inflight {
 };
 
 static void conn_connect(struct redis_conn *c);
+static void release_barriers(struct redis_shard *s, uint64_t barrier);
 
 /* "" or " (N similar warnings suppressed)", for log lines. */
 static const char *suppressed_note(uint64_t suppressed, char *buf, size_t cap)
@@ -218,6 +313,9 @@ static void conn_lost(struct redis_conn *c, const char *reason)
     uint32_t delay = d - d / 4 + rng_next(e) % (d / 2 + 1);
     c->backoff_ms = d * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : d * 2;
     timer_add_ms(c->timer, delay);
+    /* What was published while it was down is lost to this node: no barrier to wait for. */
+    if (c->kind == CONN_SUB)
+        release_barriers(c->shard, UINT64_MAX);
     GW_DEBUG("redis %s: %s connection down (%s), retry in %" PRIu32 " ms", c->shard->name,
              c->kind == CONN_CMD ? "command" : "subscriber", reason, delay);
     shard_log_state(c->shard, reason);
@@ -312,6 +410,11 @@ static void sub_cb(redisAsyncContext *ac, void *r, void *priv)
     }
     if (strcmp(kind, "message") != 0 || reply->element[2]->type != REDIS_REPLY_STRING)
         return;
+    if (reply->element[1]->type == REDIS_REPLY_STRING &&
+        strcmp(reply->element[1]->str, c->shard->e->sync_channel) == 0) {
+        release_barriers(c->shard, strtoull(reply->element[2]->str, NULL, 10));
+        return;
+    }
     /* After this call, c may be freed (free() from inside the deliver callback). */
     deliver_message(c->shard->e, reply->element[2]->str, reply->element[2]->len);
 }
@@ -366,36 +469,46 @@ static void eval_cb(redisAsyncContext *ac, void *r, void *priv)
     struct redis_conn *c = ac->data;
     struct inflight *f = priv;
     redisReply *reply = r;
-    bool lost = reply == NULL;
     if (c) {
         c->pending--;
         c->pending_bytes -= f->bytes;
     }
-    if (c && reply && reply->type == REDIS_REPLY_ERROR) {
-        if (strncmp(reply->str, "NOSCRIPT", 8) == 0 && strcmp(f->argv[0], "EVALSHA") == 0) {
-            /* The script cache was flushed: send the script itself. */
-            f->bytes -= f->argvlen[0] + f->argvlen[1];
-            f->argv[0] = "EVAL";
-            f->argv[1] = SEQ_SCRIPT;
-            f->argvlen[0] = 4;
-            f->argvlen[1] = sizeof(SEQ_SCRIPT) - 1;
-            f->bytes += f->argvlen[0] + f->argvlen[1];
-            if (redisAsyncCommandArgv(ac, eval_cb, f, f->argc, f->argv, f->argvlen) == REDIS_OK) {
-                c->pending++;
-                c->pending_bytes += f->bytes;
-                return;
-            }
-        } else {
-            uint64_t suppressed;
-            char note[64];
-            if (gw_log_gate_open(&c->shard->e->error_log, LOG_INTERVAL_MS, &suppressed))
-                GW_WARN("redis %s: publish failed: %.200s%s", c->shard->name, reply->str,
-                        suppressed_note(suppressed, note, sizeof(note)));
+    if (c && reply && reply->type == REDIS_REPLY_ERROR && strncmp(reply->str, "NOSCRIPT", 8) == 0 &&
+        strcmp(f->argv[0], "EVALSHA") == 0) {
+        /* The script cache was flushed: send the script itself. */
+        f->bytes -= f->argvlen[0] + f->argvlen[1];
+        f->argv[0] = "EVAL";
+        f->argv[1] = SCRIPT;
+        f->argvlen[0] = 4;
+        f->argvlen[1] = sizeof(SCRIPT) - 1;
+        f->bytes += f->argvlen[0] + f->argvlen[1];
+        if (redisAsyncCommandArgv(ac, eval_cb, f, f->argc, f->argv, f->argvlen) == REDIS_OK) {
+            c->pending++;
+            c->pending_bytes += f->bytes;
+            return;
         }
-        lost = true;
+        reply = NULL;
     }
-    struct pub_track *t = f->track;
+    f->done(c, f, reply);
     inflight_free(f);
+}
+
+/* An error reply of the script, logged once per interval. */
+static void log_script_error(struct redis_conn *c, const char *what, const redisReply *reply)
+{
+    uint64_t suppressed;
+    char note[64];
+    if (gw_log_gate_open(&c->shard->e->error_log, LOG_INTERVAL_MS, &suppressed))
+        GW_WARN("redis %s: %s failed: %.200s%s", c->shard->name, what, reply->str,
+                suppressed_note(suppressed, note, sizeof(note)));
+}
+
+static void publish_done(struct redis_conn *c, struct inflight *f, redisReply *reply)
+{
+    bool lost = !reply || reply->type == REDIS_REPLY_ERROR;
+    if (c && reply && reply->type == REDIS_REPLY_ERROR)
+        log_script_error(c, "publish", reply);
+    struct pub_track *t = f->track;
     if (t) {
         t->lost |= lost;
         if (--t->outstanding)
@@ -407,58 +520,118 @@ static void eval_cb(redisAsyncContext *ac, void *r, void *priv)
         c->shard->e->base.stats.dropped++;
 }
 
+/* An EVALSHA of argc arguments, the first three (EVALSHA, sha, numkeys) set here, and room for
+ * `strings` bytes of the others, which the caller adds with inflight_put(). */
+static struct inflight *inflight_alloc(struct redis_engine *e, size_t argc, size_t n_keys,
+                                       size_t strings, inflight_done done, char **next)
+{
+    strings += 24;
+    struct inflight *f = gw_malloc(sizeof(*f) + argc * (sizeof(char *) + sizeof(size_t)) + strings);
+    *f = (struct inflight){.done = done, .argc = (int)argc};
+    f->argv = (const char **)(f + 1);
+    f->argvlen = (size_t *)(f->argv + argc);
+    char *p = (char *)(f->argvlen + argc);
+    f->argv[0] = "EVALSHA";
+    f->argvlen[0] = 7;
+    f->argv[1] = e->sha;
+    f->argvlen[1] = 40;
+    f->argv[2] = p;
+    f->argvlen[2] = (size_t)snprintf(p, 24, "%zu", n_keys);
+    *next = p + f->argvlen[2] + 1;
+    return f;
+}
+
+/* Argument k: len bytes of str, NUL-terminated, at *next. */
+static void inflight_put(struct inflight *f, size_t k, char **next, const char *str, size_t len)
+{
+    memcpy(*next, str, len);
+    (*next)[len] = '\0';
+    f->argv[k] = *next;
+    f->argvlen[k] = len;
+    *next += len + 1;
+}
+
+/* Argument k: the key of a channel, its prefix and then its name. */
+static void inflight_put_key(struct inflight *f, size_t k, char **next, const char *name,
+                             size_t len)
+{
+    size_t prefix = sizeof(PUBSUB_REDIS_SEQ_PREFIX) - 1;
+    memcpy(*next, PUBSUB_REDIS_SEQ_PREFIX, prefix);
+    memcpy(*next + prefix, name, len);
+    (*next)[prefix + len] = '\0';
+    f->argv[k] = *next;
+    f->argvlen[k] = prefix + len;
+    *next += prefix + len + 1;
+}
+
+/* The bytes a channel's key takes among the arguments, NUL included. */
+static size_t key_bytes(size_t name_len)
+{
+    return sizeof(PUBSUB_REDIS_SEQ_PREFIX) + name_len;
+}
+
+static void inflight_count_bytes(struct inflight *f)
+{
+    f->bytes = 0;
+    for (int i = 0; i < f->argc; i++)
+        f->bytes += f->argvlen[i];
+}
+
+/* A new epoch: 16 hex digits from a per-process random sequence (xorshift64*, seeded by
+ * getrandom), unique across the nodes of a cluster in practice. */
+static void new_epoch(struct redis_engine *e, char out[17])
+{
+    uint64_t x = e->epoch_rng;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    e->epoch_rng = x;
+    snprintf(out, 17, "%016" PRIx64, (uint64_t)(x * 0x2545F4914F6CDD1DULL));
+}
+
 /* Builds the EVALSHA of one sub-publish: the channels of `sub` (all of them on one shard). */
 static struct inflight *inflight_new(struct redis_engine *e, const struct pubsub_publish *sub)
 {
     size_t n_keys = pubsub_publish_channels(sub);
     size_t json_len;
     char *json = pubsub_publish_to_json(sub, &json_len);
-    char numkeys[24], ttl[24];
-    int numkeys_len = snprintf(numkeys, sizeof(numkeys), "%zu", n_keys);
+    char ttl[24], size[24], history_ttl[24], epoch[17];
     int ttl_len = snprintf(ttl, sizeof(ttl), "%u", PUBSUB_SEQ_TTL_MS);
-    size_t strings = (size_t)numkeys_len + 1 + json_len + 1 + (size_t)ttl_len + 1;
+    int size_len = snprintf(size, sizeof(size), "%u", e->history.size);
+    int history_ttl_len = snprintf(history_ttl, sizeof(history_ttl), "%u", e->history.ttl_ms);
+    new_epoch(e, epoch);
+    /* The history entry after its seq: "<event>\n<data>" (neither holds a raw newline). */
+    size_t event_len = strlen(sub->event);
+    size_t entry_len = e->history.size ? event_len + 1 + sub->data_len : 0;
+    size_t strings = 2 + json_len + 1 + (size_t)ttl_len + 1 + (size_t)size_len + 1 +
+                     (size_t)history_ttl_len + 1 + 17 + entry_len + 1;
     char name[PUBSUB_CHANNEL_NAME_MAX];
     for (size_t i = 0; i < n_keys; i++)
-        strings +=
-            sizeof(PUBSUB_REDIS_SEQ_PREFIX) + pubsub_channel_name_of(sub, i, name, sizeof(name));
-    size_t argc = 3 + n_keys + 2;
-    struct inflight *f = gw_malloc(sizeof(*f) + argc * (sizeof(char *) + sizeof(size_t)) + strings);
-    f->track = NULL;
-    f->argc = (int)argc;
-    f->argv = (const char **)(f + 1);
-    f->argvlen = (size_t *)(f->argv + argc);
-    char *p = (char *)(f->argvlen + argc);
-    size_t k = 0;
-#define PUT_ARG(str, len)                                                                          \
-    do {                                                                                           \
-        memcpy(p, (str), (len));                                                                   \
-        p[(len)] = '\0';                                                                           \
-        f->argv[k] = p;                                                                            \
-        f->argvlen[k++] = (len);                                                                   \
-        p += (len) + 1;                                                                            \
-    } while (0)
-    f->argv[k] = "EVALSHA";
-    f->argvlen[k++] = 7;
-    f->argv[k] = e->sha;
-    f->argvlen[k++] = 40;
-    PUT_ARG(numkeys, (size_t)numkeys_len);
-    /* The keys, site-major like the channels: the prefix, then the channel's own name. */
-    for (size_t i = 0; i < n_keys; i++) {
-        size_t prefix = sizeof(PUBSUB_REDIS_SEQ_PREFIX) - 1;
-        memcpy(p, PUBSUB_REDIS_SEQ_PREFIX, prefix);
-        size_t n = prefix + pubsub_channel_name_of(sub, i, p + prefix, PUBSUB_CHANNEL_NAME_MAX);
-        f->argv[k] = p;
-        f->argvlen[k++] = n;
-        p += n + 1;
+        strings += key_bytes(pubsub_channel_name_of(sub, i, name, sizeof(name)));
+    size_t argc = 3 + n_keys + 7;
+    char *p;
+    struct inflight *f = inflight_alloc(e, argc, n_keys, strings, publish_done, &p);
+    size_t k = 3;
+    /* The keys, site-major like the channels. */
+    for (size_t i = 0; i < n_keys; i++)
+        inflight_put_key(f, k++, &p, name, pubsub_channel_name_of(sub, i, name, sizeof(name)));
+    inflight_put(f, k++, &p, "p", 1);
+    inflight_put(f, k++, &p, json, json_len);
+    inflight_put(f, k++, &p, ttl, (size_t)ttl_len);
+    inflight_put(f, k++, &p, size, (size_t)size_len);
+    inflight_put(f, k++, &p, history_ttl, (size_t)history_ttl_len);
+    inflight_put(f, k++, &p, epoch, 16);
+    f->argv[k] = p;
+    f->argvlen[k++] = entry_len;
+    if (entry_len) {
+        memcpy(p, sub->event, event_len);
+        p[event_len] = '\n';
+        memcpy(p + event_len + 1, sub->data, sub->data_len);
     }
-    PUT_ARG(json, json_len);
-    PUT_ARG(ttl, (size_t)ttl_len);
-#undef PUT_ARG
+    p[entry_len] = '\0';
     GW_ASSERT(k == argc);
     free(json);
-    f->bytes = 0;
-    for (size_t i = 0; i < argc; i++)
-        f->bytes += f->argvlen[i];
+    inflight_count_bytes(f);
     return f;
 }
 
@@ -669,6 +842,254 @@ static int redis_command(struct pubsub_engine *base, size_t shard, int argc, con
     return 0;
 }
 
+/* --- Syncs: positions, history, barriers ------------------------------------------------- */
+
+static void sync_op_part_done(struct sync_op *op)
+{
+    if (--op->parts == 0) {
+        op->done(op->arg);
+        gw_free(op);
+    }
+}
+
+static void sync_part_check(struct sync_part *part)
+{
+    if (!part->answered || !part->barrier_heard)
+        return;
+    struct sync_op *op = part->op;
+    gw_free(part);
+    sync_op_part_done(op);
+}
+
+/* The barrier of every part up to `barrier` has been heard on shard s (or never will be: the
+ * subscriber connection went away, and with it whatever was published meanwhile). */
+static void release_barriers(struct redis_shard *s, uint64_t barrier)
+{
+    while (!gw_list_empty(&s->barrier_waits)) {
+        struct sync_part *part = GW_CONTAINER_OF(s->barrier_waits.next, struct sync_part, link);
+        if (part->barrier > barrier)
+            break;
+        gw_list_remove(&part->link);
+        part->barrier_heard = true;
+        sync_part_check(part);
+    }
+}
+
+/* Parses "<seq>\n<event>\n<data>" of channel i into a message; NULL when it is not one. */
+static struct pubsub_message *history_message(struct redis_engine *e, const char *channel,
+                                              const char *entry, size_t len)
+{
+    const char *end = entry + len;
+    const char *nl1 = memchr(entry, '\n', len);
+    const char *nl2 = nl1 ? memchr(nl1 + 1, '\n', (size_t)(end - nl1 - 1)) : NULL;
+    if (!nl2 || nl1 == entry || nl1 - entry > 18)
+        return NULL;
+    int64_t seq = 0;
+    for (const char *q = entry; q < nl1; q++) {
+        if (*q < '0' || *q > '9')
+            return NULL;
+        seq = seq * 10 + (*q - '0');
+    }
+    const char *event = nl1 + 1;
+    size_t event_len = (size_t)(nl2 - event);
+    const char *data = nl2 + 1;
+    size_t data_len = (size_t)(end - data);
+    json_error_t jerr;
+    json_t *check = data_len <= e->limits.max_data_bytes
+                        ? json_loadb(data, data_len, JSON_DECODE_ANY, &jerr)
+                        : NULL;
+    if (!check || !pubsub_name_valid(event, event_len, e->limits.max_name_bytes, PUBSUB_NAME_ID)) {
+        json_decref(check);
+        return NULL;
+    }
+    json_decref(check);
+    enum pubsub_scope scope = strncmp(channel, "user:", 5) == 0     ? PUBSUB_SCOPE_USER
+                              : strncmp(channel, "client:", 7) == 0 ? PUBSUB_SCOPE_CLIENT
+                                                                    : PUBSUB_SCOPE_GLOBAL;
+    size_t site_len;
+    const char *id;
+    const char *site = pubsub_channel_parts(channel, &site_len, &id);
+    struct pubsub_publish *pub = pubsub_publish_one(scope, site, site_len, id, id ? strlen(id) : 0,
+                                                    event, event_len, data, data_len, seq);
+    struct pubsub_message *m = pubsub_message_new(pub, 0);
+    pubsub_publish_unref(pub);
+    return m;
+}
+
+/* One channel's answer: [seq, epoch, recovered (-1 not asked, 0, 1), [entries...]]. */
+static bool read_answer(struct redis_engine *e, struct pubsub_sync *s, size_t i,
+                        const redisReply *r)
+{
+    struct pubsub_sync_channel *ch = &s->ch[i];
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 4 ||
+        r->element[0]->type != REDIS_REPLY_INTEGER || r->element[1]->type != REDIS_REPLY_STRING ||
+        r->element[2]->type != REDIS_REPLY_INTEGER || r->element[3]->type != REDIS_REPLY_ARRAY ||
+        !pubsub_epoch_valid(r->element[1]->str, r->element[1]->len))
+        return false;
+    ch->at.seq = r->element[0]->integer;
+    memcpy(ch->at.epoch, r->element[1]->str, r->element[1]->len);
+    ch->at.epoch[r->element[1]->len] = '\0';
+    const redisReply *entries = r->element[3];
+    if (r->element[2]->integer != 1 || !ch->recover)
+        return true;
+    for (size_t k = 0; k < entries->elements; k++) {
+        const redisReply *en = entries->element[k];
+        struct pubsub_message *m =
+            en->type == REDIS_REPLY_STRING ? history_message(e, ch->name, en->str, en->len) : NULL;
+        if (!m || m->seq != ch->since.seq + 1 + (int64_t)k) {
+            pubsub_message_unref(m);
+            count_malformed(e, "history entry is not a message");
+            return true; /* not recovered: what is missing cannot be given */
+        }
+        pubsub_sync_add_missed(s, i, m);
+    }
+    ch->recovered = true;
+    return true;
+}
+
+static void query_done(struct redis_conn *c, struct inflight *f, redisReply *reply)
+{
+    struct sync_part *part = f->part;
+    struct pubsub_sync *s = part->op->s;
+    bool ok = c && reply && reply->type == REDIS_REPLY_ARRAY && reply->elements == part->n;
+    if (c && reply && reply->type == REDIS_REPLY_ERROR)
+        log_script_error(c, "sync", reply);
+    for (size_t j = 0; ok && j < part->n; j++)
+        ok = read_answer(c->shard->e, s, part->index[j], reply->element[j]);
+    if (!ok) {
+        for (size_t j = 0; j < part->n; j++) {
+            struct pubsub_sync_channel *ch = &s->ch[part->index[j]];
+            for (size_t k = 0; k < ch->n_missed; k++)
+                pubsub_message_unref(ch->missed[k]);
+            ch->n_missed = 0;
+            pubsub_sync_unknown(s, part->index[j]);
+        }
+        /* The script did not run: no barrier will come. */
+        if (!part->barrier_heard) {
+            gw_list_remove(&part->link);
+            part->barrier_heard = true;
+        }
+    }
+    part->answered = true;
+    sync_part_check(part);
+}
+
+/* The query of part's channels on shard s. */
+static struct inflight *query_new(struct redis_engine *e, struct sync_part *part)
+{
+    const struct pubsub_sync *sync = part->op->s;
+    char ttl[24], barrier[24], epoch[17];
+    int ttl_len = snprintf(ttl, sizeof(ttl), "%u", PUBSUB_SEQ_TTL_MS);
+    int barrier_len = snprintf(barrier, sizeof(barrier), "%" PRIu64, part->barrier);
+    new_epoch(e, epoch);
+    size_t channel_len = strlen(e->sync_channel);
+    size_t strings = 2 + (size_t)ttl_len + 1 + 17 + channel_len + 1 + (size_t)barrier_len + 1;
+    char since[PUBSUB_SYNC_MAX_CHANNELS][24];
+    int since_len[PUBSUB_SYNC_MAX_CHANNELS];
+    for (size_t j = 0; j < part->n; j++) {
+        const struct pubsub_sync_channel *ch = &sync->ch[part->index[j]];
+        bool recover = ch->recover && e->history.size;
+        since_len[j] =
+            snprintf(since[j], sizeof(since[j]), "%" PRId64, recover ? ch->since.seq : (int64_t)-1);
+        strings += key_bytes(strlen(ch->name)) + (size_t)since_len[j] + 1 +
+                   (recover ? strlen(ch->since.epoch) : 0) + 1;
+    }
+    size_t argc = 3 + part->n + 5 + 2 * (size_t)part->n;
+    char *p;
+    struct inflight *f = inflight_alloc(e, argc, part->n, strings, query_done, &p);
+    f->part = part;
+    size_t k = 3;
+    for (size_t j = 0; j < part->n; j++) {
+        const char *name = sync->ch[part->index[j]].name;
+        inflight_put_key(f, k++, &p, name, strlen(name));
+    }
+    inflight_put(f, k++, &p, "q", 1);
+    inflight_put(f, k++, &p, ttl, (size_t)ttl_len);
+    inflight_put(f, k++, &p, epoch, 16);
+    inflight_put(f, k++, &p, e->sync_channel, channel_len);
+    inflight_put(f, k++, &p, barrier, (size_t)barrier_len);
+    for (size_t j = 0; j < part->n; j++) {
+        const struct pubsub_sync_channel *ch = &sync->ch[part->index[j]];
+        bool recover = ch->recover && e->history.size;
+        inflight_put(f, k++, &p, since[j], (size_t)since_len[j]);
+        inflight_put(f, k++, &p, recover ? ch->since.epoch : "",
+                     recover ? strlen(ch->since.epoch) : 0);
+    }
+    GW_ASSERT(k == argc);
+    inflight_count_bytes(f);
+    return f;
+}
+
+static void on_deferred(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct redis_engine *e = arg;
+    while (!gw_list_empty(&e->deferred)) {
+        struct sync_op *op = GW_CONTAINER_OF(e->deferred.next, struct sync_op, link);
+        gw_list_remove(&op->link);
+        op->done(op->arg);
+        gw_free(op);
+    }
+}
+
+/* Sends part's query on its shard; false when the shard cannot take it now. */
+static bool send_query(struct redis_engine *e, struct redis_shard *s, struct sync_part *part)
+{
+    struct redis_conn *c = &s->cmd;
+    if (!shard_up(s) || c->pending >= PUBSUB_REDIS_MAX_PENDING ||
+        c->pending_bytes > PUBSUB_REDIS_MAX_PENDING_BYTES)
+        return false;
+    part->barrier = ++s->barriers;
+    struct inflight *f = query_new(e, part);
+    if (redisAsyncCommandArgv(c->ac, eval_cb, f, f->argc, f->argv, f->argvlen) != REDIS_OK) {
+        inflight_free(f);
+        return false;
+    }
+    c->pending++;
+    c->pending_bytes += f->bytes;
+    gw_list_insert_tail(&s->barrier_waits, &part->link);
+    return true;
+}
+
+static void redis_sync(struct pubsub_engine *base, struct pubsub_sync *s, void (*done)(void *arg),
+                       void *arg)
+{
+    struct redis_engine *e = GW_CONTAINER_OF(base, struct redis_engine, base);
+    struct sync_op *op = gw_calloc(1, sizeof(*op));
+    *op = (struct sync_op){.s = s, .done = done, .arg = arg, .parts = 1};
+    gw_list_init(&op->link);
+    bool asked[PUBSUB_SYNC_MAX_CHANNELS] = {false};
+    for (size_t i = 0; i < s->n; i++) {
+        if (asked[i])
+            continue;
+        size_t shard = pubsub_channel_hash(s->ch[i].name, strlen(s->ch[i].name)) % e->n_shards;
+        struct sync_part *part = gw_calloc(1, sizeof(*part));
+        part->op = op;
+        gw_list_init(&part->link);
+        /* The channels of the sync on the same shard go in one query. */
+        for (size_t j = i; j < s->n; j++) {
+            if (!asked[j] &&
+                pubsub_channel_hash(s->ch[j].name, strlen(s->ch[j].name)) % e->n_shards == shard) {
+                asked[j] = true;
+                part->index[part->n++] = (uint8_t)j;
+            }
+        }
+        if (send_query(e, &e->shards[shard], part)) {
+            op->parts++;
+            continue;
+        }
+        for (size_t j = 0; j < part->n; j++)
+            pubsub_sync_unknown(s, part->index[j]);
+        gw_free(part);
+    }
+    /* Held while sending, so that done() never runs inside this call. */
+    if (--op->parts == 0) {
+        gw_list_insert_tail(&e->deferred, &op->link);
+        event_active(e->deferred_ev, EV_TIMEOUT, 0);
+    }
+}
+
 static void conn_teardown(struct redis_conn *c)
 {
     event_free(c->timer);
@@ -685,9 +1106,12 @@ static void redis_free(struct pubsub_engine *base)
 {
     struct redis_engine *e = GW_CONTAINER_OF(base, struct redis_engine, base);
     for (size_t i = 0; i < e->n_shards; i++) {
-        conn_teardown(&e->shards[i].cmd);
+        conn_teardown(&e->shards[i].cmd); /* answers the queries in flight as lost */
         conn_teardown(&e->shards[i].sub);
+        release_barriers(&e->shards[i], UINT64_MAX);
     }
+    on_deferred(-1, 0, e);
+    event_free(e->deferred_ev);
     gw_free(e->shards);
     e->shards = NULL;
     e->n_shards = 0;
@@ -704,6 +1128,7 @@ static const struct pubsub_engine_ops redis_ops = {
     .free = redis_free,
     .shards = redis_shards,
     .command = redis_command,
+    .sync = redis_sync,
 };
 
 static void conn_timer_cb(evutil_socket_t fd, short what, void *arg)
@@ -742,8 +1167,9 @@ static void conn_connect(struct redis_conn *c)
     redisAsyncSetDisconnectCallback(ac, on_disconnect);
     /* Queued now, written once connected. */
     int rc = c->kind == CONN_CMD
-                 ? redisAsyncCommand(ac, script_load_cb, NULL, "SCRIPT LOAD %s", SEQ_SCRIPT)
-                 : redisAsyncCommand(ac, sub_cb, NULL, "SUBSCRIBE %s", PUBSUB_REDIS_CHANNEL);
+                 ? redisAsyncCommand(ac, script_load_cb, NULL, "SCRIPT LOAD %s", SCRIPT)
+                 : redisAsyncCommand(ac, sub_cb, NULL, "SUBSCRIBE %s %s", PUBSUB_REDIS_CHANNEL,
+                                     s->e->sync_channel);
     if (rc != REDIS_OK) {
         conn_abandon(c, "cannot queue the handshake");
         return;
@@ -798,6 +1224,7 @@ static void conn_init(struct redis_engine *e, struct redis_shard *s, struct redi
 
 struct pubsub_engine *pubsub_engine_redis_new(struct event_base *base, const char *const *urls,
                                               size_t n_urls, const struct pubsub_limits *limits,
+                                              const struct pubsub_history_settings *history,
                                               pubsub_deliver_cb deliver, void *arg,
                                               const char **error)
 {
@@ -841,9 +1268,21 @@ struct pubsub_engine *pubsub_engine_redis_new(struct event_base *base, const cha
     e->rng = (uint32_t)ts.tv_nsec ^ (uint32_t)(uintptr_t)e ^ 0x9e3779b9u;
     if (!e->rng)
         e->rng = 1;
+    if (history)
+        e->history = *history;
+    uint64_t nonce;
+    if (getrandom(&nonce, sizeof(nonce), 0) != (ssize_t)sizeof(nonce))
+        nonce = ((uint64_t)ts.tv_sec << 32) ^ (uint64_t)ts.tv_nsec ^ (uint64_t)(uintptr_t)e;
+    e->epoch_rng = nonce | 1;
+    snprintf(e->sync_channel, sizeof(e->sync_channel), PUBSUB_REDIS_SYNC_PREFIX "%016" PRIx64,
+             nonce);
+    gw_list_init(&e->deferred);
+    e->deferred_ev = event_new(base, -1, 0, on_deferred, e);
+    GW_ASSERT(e->deferred_ev != NULL);
     for (size_t i = 0; i < n_urls; i++) {
         struct redis_shard *s = &shards[i];
         s->e = e;
+        gw_list_init(&s->barrier_waits);
         conn_init(e, s, &s->cmd, CONN_CMD);
         conn_init(e, s, &s->sub, CONN_SUB);
     }

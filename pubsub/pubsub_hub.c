@@ -20,11 +20,14 @@
  * each costs a lookup whether anyone listens or not. */
 #define CLOCK_EVERY 64
 
-/* A publish waiting for, or part-way through, delivery. */
+/* A publish waiting for, or part-way through, delivery; or a marker (pub NULL) whose fn runs
+ * when every publish queued before it has been delivered (pubsub_hub_after). */
 struct pending {
     struct pending *next;
     struct pubsub_publish *pub;
     size_t next_channel;
+    void (*fn)(void *arg);
+    void *arg;
 };
 
 struct pubsub_channel {
@@ -100,6 +103,8 @@ void pubsub_hub_free(struct pubsub_hub *hub)
     GW_ASSERT(hub->stats.channels == 0);
     for (struct pending *p = hub->head, *next; p; p = next) {
         next = p->next;
+        if (p->fn)
+            p->fn(p->arg); /* its owner lets go of what waited for it */
         pubsub_publish_unref(p->pub);
         gw_free(p);
     }
@@ -204,7 +209,7 @@ static void append_json_string(struct gw_buf *b, const char *s)
     gw_buf_append(b, "\"", 1);
 }
 
-static struct pubsub_message *message_new(const struct pubsub_publish *pub, size_t k)
+struct pubsub_message *pubsub_message_new(const struct pubsub_publish *pub, size_t k)
 {
     struct gw_buf b = GW_BUF_INIT;
     gw_buf_appendf(&b, "{\"scope\":\"%s\",\"site\":", pubsub_scope_name(pub->scope));
@@ -220,6 +225,7 @@ static struct pubsub_message *message_new(const struct pubsub_publish *pub, size
     struct pubsub_message *m = gw_calloc(1, sizeof(*m));
     m->refs = 1;
     m->scope = pub->scope;
+    m->seq = pub->seqs ? pub->seqs[k] : -1;
     m->event = pub->event;
     m->pub = pubsub_publish_ref((struct pubsub_publish *)pub);
     m->json = gw_refbuf_copy(b.data, b.len);
@@ -268,7 +274,7 @@ static size_t deliver_from(struct pubsub_hub *hub, const struct pubsub_publish *
         struct pubsub_channel *c = find_channel(hub, name, len, pubsub_channel_hash(name, len));
         if (!c)
             continue;
-        struct pubsub_message *m = message_new(pub, k);
+        struct pubsub_message *m = pubsub_message_new(pub, k);
         hub->stats.messages++;
         c->delivering = true;
         struct gw_list *node = c->subs.next;
@@ -288,8 +294,7 @@ static size_t deliver_from(struct pubsub_hub *hub, const struct pubsub_publish *
 
 static void enqueue(struct pubsub_hub *hub, struct pubsub_publish *pub, size_t next_channel)
 {
-    struct pending *p = gw_malloc(sizeof(*p));
-    p->next = NULL;
+    struct pending *p = gw_calloc(1, sizeof(*p));
     p->pub = pubsub_publish_ref(pub);
     p->next_channel = next_channel;
     *hub->tail = p;
@@ -313,6 +318,19 @@ void pubsub_hub_deliver(struct pubsub_hub *hub, struct pubsub_publish *pub)
     }
 }
 
+void pubsub_hub_after(struct pubsub_hub *hub, void (*fn)(void *arg), void *arg)
+{
+    if (!hub->head) {
+        fn(arg);
+        return;
+    }
+    struct pending *p = gw_calloc(1, sizeof(*p));
+    p->fn = fn;
+    p->arg = arg;
+    *hub->tail = p;
+    hub->tail = &p->next;
+}
+
 /* One slice: the queue in order, until it is empty or the budget is spent. */
 static void on_resume(evutil_socket_t fd, short what, void *arg)
 {
@@ -328,13 +346,17 @@ static void on_resume(evutil_socket_t fd, short what, void *arg)
     hub->slice_start = gw_now_us();
     while (hub->head) {
         struct pending *p = hub->head;
-        p->next_channel = deliver_from(hub, p->pub, p->next_channel);
-        if (p->next_channel < pubsub_publish_channels(p->pub))
-            break;
+        if (p->pub) {
+            p->next_channel = deliver_from(hub, p->pub, p->next_channel);
+            if (p->next_channel < pubsub_publish_channels(p->pub))
+                break;
+            hub->stats.queued--;
+        }
         hub->head = p->next;
         if (!hub->head)
             hub->tail = &hub->head;
-        hub->stats.queued--;
+        if (p->fn)
+            p->fn(p->arg);
         pubsub_publish_unref(p->pub);
         gw_free(p);
     }

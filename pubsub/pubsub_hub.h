@@ -34,6 +34,7 @@ struct pubsub_channel;
 struct pubsub_message {
     uint32_t refs;
     enum pubsub_scope scope;
+    int64_t seq; /* in its channel; -1: none (a publish straight into Redis) */
     const char *event;
     struct pubsub_publish *pub; /* held: event and names live there */
     struct gw_refbuf *json;     /* the message as the browser gets it */
@@ -104,6 +105,14 @@ void pubsub_hub_foreach(const struct pubsub_hub *hub,
  * and nothing is queued, else (the rest of it) on later loop turns, after the publishes queued
  * before it. Takes a reference when it must keep the publish. */
 void pubsub_hub_deliver(struct pubsub_hub *hub, struct pubsub_publish *pub);
+
+/* Calls fn(arg) once every publish handed to pubsub_hub_deliver() before this call has been
+ * delivered whole: now when none is waiting, else after the last of them, on a later turn (and
+ * from pubsub_hub_free() when the hub goes first). */
+void pubsub_hub_after(struct pubsub_hub *hub, void (*fn)(void *arg), void *arg);
+
+/* The message of channel k of pub, as the hub delivers it (for replaying history). */
+struct pubsub_message *pubsub_message_new(const struct pubsub_publish *pub, size_t k);
 
 const struct pubsub_hub_stats *pubsub_hub_stats(const struct pubsub_hub *hub);
 

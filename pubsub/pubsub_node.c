@@ -22,7 +22,7 @@ static struct pubsub_engine *engine_new(struct event_base *base,
                                         const char **error)
 {
     if (s->n_engines == 1 && strcmp(s->engines[0], "local") == 0)
-        return pubsub_engine_local_new(base, deliver_to_hub, n);
+        return pubsub_engine_local_new(base, &s->history, deliver_to_hub, n);
     for (size_t i = 0; i < s->n_engines; i++) {
         if (strncmp(s->engines[i], "redis://", 8) != 0) {
             *error = "expected 'local' or redis://HOST:PORT (only redis ones may be combined)";
@@ -30,7 +30,7 @@ static struct pubsub_engine *engine_new(struct event_base *base,
         }
     }
     struct pubsub_engine *e = pubsub_engine_redis_new(base, s->engines, s->n_engines, &s->limits,
-                                                      deliver_to_hub, n, error);
+                                                      &s->history, deliver_to_hub, n, error);
     if (!e && !*error)
         *error = "cannot create the Redis engine";
     return e;
@@ -96,4 +96,54 @@ void pubsub_node_stop(struct pubsub_node *n, void (*done)(void *arg), void *arg)
 struct pubsub_presence *pubsub_node_presence(struct pubsub_node *n)
 {
     return n->presence;
+}
+
+struct pubsub_sync_request {
+    struct pubsub_sync sync;
+    struct pubsub_hub *hub;
+    pubsub_sync_cb cb; /* NULL once cancelled */
+    void *arg;
+};
+
+/* The hub has delivered what the engine numbered before answering. */
+static void sync_finish(void *arg)
+{
+    struct pubsub_sync_request *r = arg;
+    if (r->cb)
+        r->cb(r->arg, &r->sync);
+    pubsub_sync_cleanup(&r->sync);
+    gw_free(r);
+}
+
+/* The engine has answered and handed over every publish it numbered before: they may still be
+ * waiting in the hub's queue (sliced delivery). */
+static void sync_answered(void *arg)
+{
+    struct pubsub_sync_request *r = arg;
+    pubsub_hub_after(r->hub, sync_finish, r);
+}
+
+struct pubsub_sync_request *pubsub_node_sync(struct pubsub_node *n, const struct pubsub_sync *ask,
+                                             pubsub_sync_cb cb, void *arg)
+{
+    GW_ASSERT(ask->n <= PUBSUB_SYNC_MAX_CHANNELS);
+    struct pubsub_sync_request *r = gw_calloc(1, sizeof(*r));
+    r->hub = n->hub;
+    r->cb = cb;
+    r->arg = arg;
+    r->sync.n = ask->n;
+    for (size_t i = 0; i < ask->n; i++) {
+        struct pubsub_sync_channel *c = &r->sync.ch[i];
+        c->name = gw_strdup(ask->ch[i].name);
+        c->recover = ask->ch[i].recover;
+        c->since = ask->ch[i].since;
+        pubsub_sync_unknown(&r->sync, i);
+    }
+    pubsub_engine_sync(n->engine, &r->sync, sync_answered, r);
+    return r;
+}
+
+void pubsub_node_sync_cancel(struct pubsub_sync_request *r)
+{
+    r->cb = NULL;
 }

@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include "pubsub_engine.h"
+#include "pubsub_history.h"
 #include "pubsub_hub.h"
 #include "pubsub_presence.h"
 #include "pubsub_publish.h"
@@ -30,6 +31,7 @@ struct pubsub_node_settings {
     struct pubsub_limits limits; /* what every node accepts from Redis, as the API does */
     uint32_t slice_us;           /* the hub's delivery time per loop turn (0: no slicing) */
     struct pubsub_presence_settings presence;
+    struct pubsub_history_settings history;
 };
 
 /* Returns NULL with *error set (a static reason) when the engines are not valid. */
@@ -53,6 +55,21 @@ struct pubsub_hub *pubsub_node_hub(struct pubsub_node *n);
 void pubsub_node_stop(struct pubsub_node *n, void (*done)(void *arg), void *arg);
 /* Who is connected: members join and leave it, queries ask it. */
 struct pubsub_presence *pubsub_node_presence(struct pubsub_node *n);
+/* A sync in progress (pubsub_history.h). */
+struct pubsub_sync_request;
+/* The answer: `s` is the sync asked, its answers filled; read it there (take references to keep
+ * missed messages). */
+typedef void (*pubsub_sync_cb)(void *arg, struct pubsub_sync *s);
+
+/* Asks for the positions of ask's channels (names copied) and what each missed after its
+ * `since` where asked. cb is called once, on a later loop turn, after every message the engine
+ * had numbered when it read the positions has been delivered to the subscribers; unless
+ * cancelled first. */
+struct pubsub_sync_request *pubsub_node_sync(struct pubsub_node *n, const struct pubsub_sync *ask,
+                                             pubsub_sync_cb cb, void *arg);
+/* cb will not be called. */
+void pubsub_node_sync_cancel(struct pubsub_sync_request *r);
+
 /* For stats: the engine's name and counters. */
 const struct pubsub_engine *pubsub_node_engine(const struct pubsub_node *n);
 

@@ -316,6 +316,31 @@ char *pubsub_publish_to_json(const struct pubsub_publish *p, size_t *len)
     return out;
 }
 
+struct pubsub_publish *pubsub_publish_one(enum pubsub_scope scope, const char *site,
+                                          size_t site_len, const char *id, size_t id_len,
+                                          const char *event, size_t event_len, const char *data,
+                                          size_t data_len, int64_t seq)
+{
+    size_t head = sizeof(struct pubsub_publish) + 2 * sizeof(char *);
+    size_t strings = site_len + 1 + (id ? id_len + 1 : 0) + event_len + 1 + data_len + 1;
+    struct pubsub_publish *p = gw_calloc(1, head + strings);
+    p->refs = 1;
+    p->scope = scope;
+    p->n_sites = 1;
+    p->n_ids = id ? 1 : 0;
+    p->sites = (const char **)(p + 1);
+    p->ids = p->sites + 1;
+    struct builder b = {.next = (char *)p + head};
+    p->sites[0] = put(&b, site, site_len);
+    if (id)
+        p->ids[0] = put(&b, id, id_len);
+    p->event = put(&b, event, event_len);
+    p->data = put(&b, data, data_len);
+    p->data_len = data_len;
+    pubsub_publish_set_seqs(p, &seq, 1);
+    return p;
+}
+
 void pubsub_publish_set_seqs(struct pubsub_publish *p, const int64_t *seqs, size_t n)
 {
     GW_ASSERT(n == pubsub_publish_channels(p));

@@ -63,6 +63,14 @@ int pubsub_publish_from_json(const json_t *obj, const struct pubsub_limits *lim,
  * the caller frees the result with free(). */
 char *pubsub_publish_to_json(const struct pubsub_publish *p, size_t *len);
 
+/* A publish of one channel, from its parts (copied; id NULL for global) and its seq: a message
+ * read back from history. The parts must be valid names (pubsub_name_valid), data compact
+ * JSON. */
+struct pubsub_publish *pubsub_publish_one(enum pubsub_scope scope, const char *site,
+                                          size_t site_len, const char *id, size_t id_len,
+                                          const char *event, size_t event_len, const char *data,
+                                          size_t data_len, int64_t seq);
+
 /* Sets the sequence numbers (copied); n must be pubsub_publish_channels(p). */
 void pubsub_publish_set_seqs(struct pubsub_publish *p, const int64_t *seqs, size_t n);
 

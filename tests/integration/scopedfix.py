@@ -208,12 +208,14 @@ class ScopedTestCase(gwtest.GatewayTestCase):
 
     def user_session(self, transport="websocket", gw=None, sub=None, client=None, site=None,
                      **claims):
-        """A session opened with a fresh token in the URL; returns it with .sub/.client/.site."""
+        """A session opened with a fresh token in the URL, once it got its ready message;
+        returns it with .sub/.client/.site."""
         site = site or self.site
         sub = sub if sub is not None else unique("u")
         client = client if client is not None else unique("c")
         s = self.session(transport, gw=gw, token=token_for(site, sub, client, **claims))
         s.expect_open()
+        s.wait_ready()
         s.sub, s.client, s.site = sub, client, site
         return s
 
@@ -277,9 +279,12 @@ class Session:
     """
 
     def __init__(self, gw, transport="websocket", token=None, site=None, query=None,
-                 rcvbuf=None, session_id=None):
+                 rcvbuf=None, session_id=None, skip_ready=True):
         assert transport in TRANSPORTS, transport
         self.gw = gw
+        self.skip_ready = skip_ready
+        self.readies = []      # (ready message's value, messages received before it)
+        self.received = 0      # messages other than ready ones
         self.transport = transport
         self.base = "%s/000/%s" % (PREFIX, session_id or uuid.uuid4().hex)
         q = dict(query or {})
@@ -377,27 +382,48 @@ class Session:
 
     # -- messages -------------------------------------------------------------------------
 
+    def _read_frame(self, deadline):
+        """Reads one frame into `pending` (and `readies`); raises SessionClosed at a close frame
+        or the end of the connection, socket.timeout when nothing comes by `deadline`."""
+        if self.closed:
+            raise SessionClosed(*self.closed)
+        f = self.frame(max(0.01, deadline - time.monotonic()))
+        if f is None:
+            raise SessionClosed(*self.closed)
+        kind, value = gwtest.parse_frame(f)
+        if kind == "a":
+            for m in value:
+                if not isinstance(m, str):
+                    raise AssertionError("SockJS message is not a string: %r" % (m,))
+                m = json.loads(m)
+                if self.skip_ready and isinstance(m, dict) and list(m) == ["ready"]:
+                    # Every subscription starts with one (test_history.py checks them);
+                    # `readies` keeps them, in order, with how many messages came before.
+                    self.readies.append((m["ready"], self.received))
+                    continue
+                self.received += 1
+                self.pending.append(m)
+        elif kind == "c":
+            self.closed = (value[0], value[1])
+        else:
+            raise AssertionError("unexpected frame %r" % f[:200])
+
     def next_message(self, timeout=None):
-        """The next gateway message as decoded JSON. Raises SessionClosed at a close frame or
-        the end of the connection, socket.timeout if nothing comes within `timeout`."""
+        """The next gateway message as decoded JSON (ready messages aside, unless skip_ready is
+        False). Raises SessionClosed at a close frame or the end of the connection,
+        socket.timeout if nothing comes within `timeout`."""
         deadline = time.monotonic() + (TIMEOUT if timeout is None else timeout)
         while not self.pending:
-            if self.closed:
-                raise SessionClosed(*self.closed)
-            f = self.frame(max(0.01, deadline - time.monotonic()))
-            if f is None:
-                raise SessionClosed(*self.closed)
-            kind, value = gwtest.parse_frame(f)
-            if kind == "a":
-                for m in value:
-                    if not isinstance(m, str):
-                        raise AssertionError("SockJS message is not a string: %r" % (m,))
-                    self.pending.append(json.loads(m))
-            elif kind == "c":
-                self.closed = (value[0], value[1])
-            else:
-                raise AssertionError("unexpected frame %r" % f[:200])
+            self._read_frame(deadline)
         return self.pending.pop(0)
+
+    def wait_ready(self, timeout=None):
+        """Waits for the session's (first) ready message; returns its value."""
+        assert self.skip_ready
+        deadline = time.monotonic() + (TIMEOUT if timeout is None else timeout)
+        while not self.readies:
+            self._read_frame(deadline)
+        return self.readies[0][0]
 
     def messages(self, n, timeout=None):
         deadline = time.monotonic() + (TIMEOUT if timeout is None else timeout)

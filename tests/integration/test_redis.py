@@ -4,7 +4,7 @@ ports, started and stopped by the tests).
 
 Checked: a publish through node 1's API reaches sessions on node 2 over websocket,
 xhr_streaming and xhr polling, and node 1's own sessions, exactly once each; sequence numbers
-are consistent across nodes and kept in Redis (`sockjs-gateway:seq:<channel>`, expiring);
+are consistent across nodes and kept in Redis (`sockjs-gateway:chan:<channel>`, expiring);
 two Redis shards (both nodes configured with both) with users spread over them by FNV-1a of the
 channel name; a backend PUBLISHing straight into `sockjs-gateway:publish` (seq null) on any
 instance; malformed messages in that channel are counted and do not disturb delivery; Redis
@@ -159,9 +159,9 @@ class TwoNodes(Cluster):
                 publish_body("user", self.site, "n", i, ids=[sub]))
             for s in (s1, s2):
                 self.assertEvent(s.next_message(), "user", self.site, "n", i, i + 1)
-        key = "sockjs-gateway:seq:user:%s:%s" % (self.site, sub)
+        key = "sockjs-gateway:chan:user:%s:%s" % (self.site, sub)
         r = self.redis[0]
-        self.assertEqual(int(r.command("GET", key)), 6)
+        self.assertEqual(int(r.command("HGET", key, "s")), 6)
         ttl = r.command("TTL", key)
         self.assertGreater(ttl, 0, "seq counter %s does not expire" % key)
         self.assertLessEqual(ttl, SEQ_TTL_S)
@@ -255,9 +255,9 @@ class TwoShards(Cluster):
         channels = ["user:%s:%s" % (self.site, u) for u in users] + ["global:" + self.site]
         for ch in channels:
             k = shard_of(ch, 2)
-            key = "sockjs-gateway:seq:" + ch
-            self.assertEqual(self.redis[k].command("GET", key), b"1", (ch, k))
-            self.assertIsNone(self.redis[1 - k].command("GET", key), (ch, 1 - k))
+            key = "sockjs-gateway:chan:" + ch
+            self.assertEqual(self.redis[k].command("HGET", key, "s"), b"1", (ch, k))
+            self.assertIsNone(self.redis[1 - k].command("HGET", key, "s"), (ch, 1 - k))
 
     def test_direct_publish_on_either_shard(self):
         node1, node2 = self.nodes

@@ -215,6 +215,9 @@ class SharedForm(ScopedTestCase):
                                headers={"Sec-WebSocket-Extensions": offer} if offer else None)
         self.addCleanup(ws.close)
         self.assertEqual(ws.recv_sockjs(), "o")
+        first = self.next_data_frame(ws)
+        payload = ws._decompress(first.payload) if first.rsv else first.payload
+        self.assertIn(b'{\\"ready\\":', payload)
         return ws
 
     def next_data_frame(self, ws):

@@ -275,7 +275,7 @@ static struct pubsub_engine *engine_for(struct fx *fx, struct node *n, const str
         urls[i] = bufs[i];
     }
     const char *error = NULL;
-    return pubsub_engine_redis_new(fx->base, urls, n_srv, NULL, on_deliver, n, &error);
+    return pubsub_engine_redis_new(fx->base, urls, n_srv, NULL, NULL, on_deliver, n, &error);
 }
 
 static bool all_available(struct fx *fx)
@@ -566,7 +566,7 @@ FX_TEST(multi_site_multi_id_publish_arrives_complete, 1, 2)
 static void check_key(struct fx *fx, const char *channel)
 {
     char key[300];
-    snprintf(key, sizeof(key), "sockjs-gateway:seq:%s", channel);
+    snprintf(key, sizeof(key), "sockjs-gateway:chan:%s", channel);
     uint32_t home = fnv1a32(channel) % 2;
     ASSERT_INT_EQ(sync_int(fx->srv[home].port, "EXISTS", key), 1);
     ASSERT_INT_EQ(sync_int(fx->srv[1 - home].port, "EXISTS", key), 0);
@@ -849,7 +849,8 @@ static bool try_url(const char *url, const char **error)
 {
     struct event_base *base = event_base_new();
     *error = NULL;
-    struct pubsub_engine *e = pubsub_engine_redis_new(base, &url, 1, NULL, on_deliver, NULL, error);
+    struct pubsub_engine *e =
+        pubsub_engine_redis_new(base, &url, 1, NULL, NULL, on_deliver, NULL, error);
     if (e)
         pubsub_engine_free(e);
     event_base_free(base);
@@ -888,7 +889,8 @@ TEST(urls_are_checked)
     ASSERT_TRUE(try_url(ok, &error));
     struct event_base *base = event_base_new();
     error = NULL;
-    ASSERT_TRUE(pubsub_engine_redis_new(base, NULL, 0, NULL, on_deliver, NULL, &error) == NULL);
+    ASSERT_TRUE(pubsub_engine_redis_new(base, NULL, 0, NULL, NULL, on_deliver, NULL, &error) ==
+                NULL);
     ASSERT_TRUE(error != NULL);
     event_base_free(base);
 }

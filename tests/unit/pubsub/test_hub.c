@@ -192,7 +192,7 @@ TEST(local_engine_numbers_each_channel)
     struct engine_fixture f = {0};
     f.base = event_base_new();
     f.hub = hf.hub = pubsub_hub_new(NULL, 0, on_message, &hf);
-    struct pubsub_engine *e = pubsub_engine_local_new(f.base, engine_deliver, &f);
+    struct pubsub_engine *e = pubsub_engine_local_new(f.base, NULL, engine_deliver, &f);
     struct subscriber u1, u2;
     sub_init(&u1);
     sub_init(&u2);
