@@ -1,9 +1,9 @@
-/* sockjs-gateway client (README, docs/PROTOCOL.md). Classic script: global SockJSGateway;
+/* sockjs-gateway client (README.md), ES2020. Classic script: global SockJSGateway;
  * CommonJS and Node import(): the module; browser module: import it for its effect. */
 (function (root, make) {
   if (typeof module === 'object' && module.exports) module.exports = make(root);
   else root.SockJSGateway = make(root);
-})(typeof globalThis === 'object' ? globalThis : this, (root) => {
+})(globalThis, (root) => {
 'use strict';
 /**
  * @typedef {{seq: ?number, epoch: ?string}} Position
@@ -15,13 +15,11 @@
  *   maxDelayMs?: number, drainDelayMs?: number, readyTimeoutMs?: number,
  *   positions?: Object<string, Position>, random?: () => number}} Options
  */
-const SCOPES = ['user', 'client', 'global'];
 const later = (e) => setTimeout(() => { throw e; });
 const add = (map, k, fn) => (map[k] = map[k] || []).push(fn);
 const remove = (map, k, fn) => {
-  const a = (map[k] || []).filter((f) => fn && f !== fn);
-  if (a.length) map[k] = a;
-  else delete map[k];
+  map[k] = (map[k] || []).filter((f) => fn && f !== fn);
+  if (!map[k].length) delete map[k];
 };
 
 class Gateway {
@@ -30,8 +28,8 @@ class Gateway {
     this.url = url;
     this.o = o = Object.assign({ minDelayMs: 500, maxDelayMs: 30000, drainDelayMs: 1000,
       readyTimeoutMs: 20000, random: Math.random }, o);
-    this.ev = {}; /* event name -> handlers */
-    this.st = {}; /* lifecycle type -> handlers */
+    this.ev = {}; /* handlers per event name, and per lifecycle type: */
+    this.st = {};
     /** @type {Object<string, Position>} */ this.pos = {};
     this.lost = {}; /* reported lost unless recovered at the first ready */
     for (const s in o.positions || {}) this.pos[s] = this.lost[s] = o.positions[s];
@@ -40,7 +38,8 @@ class Gateway {
     this.closed = false;
     this.queries = [];
     this.state = ''; /* connecting, ready, disconnect, closed */
-    this._open();
+    /* Next turn: handlers added after connect() see "connecting". */
+    queueMicrotask(() => this.closed || this._open());
   }
 
   _emit(type, info) {
@@ -77,7 +76,7 @@ class Gateway {
       if (rec && !auth) q.push('recover=' + encodeURIComponent(JSON.stringify(rec)));
       let S = o.SockJS || root.SockJS;
       if (!S && typeof require === 'function') S = require('sockjs-client');
-      /* 16-character ids: an unbound polling session is as safe as its id (PROTOCOL.md). */
+      /* An unbound polling session is as safe as its id (PROTOCOL.md). */
       const so = Object.assign({ sessionId: 16 }, o.sockjsOptions);
       if (o.transports) so.transports = o.transports;
       const sock = this.sock = new S(u + (q.length ? (u.includes('?') ? '&' : '?') +
@@ -93,11 +92,11 @@ class Gateway {
     }).catch((e) => {
       if (gen !== this.gen) return;
       this._emit('error', { type: 'token', error: e });
-      this._retry(this._backoff(), 0, 'token() failed');
+      this._retry(this._backoff(), 0, 'no token');
     });
   }
 
-  /** @return {number} random(0, min(maxDelayMs, minDelayMs * 2^attempt)); attempt + 1 */
+  /** @return {number} random(0, min(maxDelayMs, minDelayMs * 2^attempt++)) */
   _backoff() {
     const o = this.o;
     return Math.floor(o.random() * Math.min(o.maxDelayMs,
@@ -116,15 +115,14 @@ class Gateway {
     this.sock = null;
     if (q?.sent) this.queries.shift().reject(new Error('disconnected'));
     if (code === 4001) this._emit('error', { type: 'auth', code, reason });
-    /* 1001: the node drains; its successor answers 503 Retry-After: 1 until it is up. */
+    /* 1001: a drain; new requests get 503 Retry-After: 1 meanwhile. */
     this._retry(code === 1001 ? Math.floor(d + this.o.random() * d) : this._backoff(), code,
       reason);
   }
 
   _message(raw) {
     let m;
-    try { m = JSON.parse(raw); } catch (e) { return; }
-    if (!m || typeof m !== 'object') return;
+    try { m = Object(JSON.parse(raw)); } catch { return; }
     if (m.ready) return this._ready(m.ready);
     if (typeof m.event === 'string') return this._deliver(m);
     if (m.presence && this.queries.length) {
@@ -137,11 +135,11 @@ class Gateway {
   _ready(r) {
     const asked = this.asked || {}, again = this.readies++ > 0, lost = [], recovered = {};
     clearTimeout(this.timer);
-    for (const s of SCOPES) {
+    for (const s of ['user', 'client', 'global']) {
       const p = r[s], ok = !!(asked[s] && p && p.recovered === true);
       if (!p) continue;
       if (asked[s]) recovered[s] = ok;
-      /* Recovered: the missed messages follow, moving seq on from where it was. */
+      /* Recovered: the replay moves seq on from where it was. */
       this.pos[s] = ok ? asked[s] : { seq: p.seq ?? null, epoch: p.epoch ?? null };
       if (!ok && (again || this.lost[s])) lost.push(s);
     }
@@ -182,7 +180,7 @@ class Gateway {
 
   /* The filter (the names registered; ["*"] if "*" is) goes once per turn, if it changed. */
   _filter() {
-    if (!this.filtering) Promise.resolve().then(() => this._sendFilter());
+    if (!this.filtering) queueMicrotask(() => this._sendFilter());
     this.filtering = true;
   }
 
@@ -213,7 +211,7 @@ class Gateway {
   /** @param {string} type @param {Function} [fn] @return {Gateway} */
   offState(type, fn) { remove(this.st, type, fn); return this; }
 
-  /** The session's company ("client") or user presence; one query at a time, once ready.
+  /** The session's company ("client") or user presence; one query at a time, when ready.
    * @param {string} scope @return {Promise<Object>} */
   presence(scope) {
     return new Promise((resolve, reject) => {
@@ -223,7 +221,7 @@ class Gateway {
     });
   }
 
-  /** @return {Object<string, Position>} a copy of the last position of each scope */
+  /** @return {Object<string, Position>} a copy of the positions */
   positions() { return JSON.parse(JSON.stringify(this.pos)); }
 
   /** Closes for good, rejecting the presence queries still open. */
