@@ -11,7 +11,8 @@
  * Also: a module script imports /static/sockjs-gateway.js for its effect (globalThis).
  *
  * Run: GW_BINARY=build/sockjs-gateway node --test tests/browser/gateway_client.test.js
- * Needs tests/browser/node_modules (playwright-core) and /usr/bin/chromium: scripts/setup.sh --test.
+ * Needs tests/browser/node_modules (playwright-core) and /usr/bin/chromium:
+ * scripts/setup.sh --test.
  */
 
 const { describe, test, before, after } = require('node:test');

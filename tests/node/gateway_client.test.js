@@ -276,6 +276,42 @@ if (problem) {
         await assert.rejects(o.gw.presence('user'), /closed/);
     });
 
+    test('tokenInUrl: a bound polling session, recover in the URL', opts, async () => {
+        const id = identity('url');
+        let gate = null;
+        const o = new Observed(SockJS, url, { transports: ['xhr-polling'], tokenInUrl: true,
+            token: async () => {
+                if (gate) {
+                    await gate.promise;
+                }
+                return mintToken(id);
+            } }).listen('*');
+        try {
+            await o.ready(1);
+            await pub(gw.apiPort, id, 'client', 'one');
+            await o.wait(() => o.msgs.length === 1, 'one');
+            gate = deferred();
+            o.last().close(3000, 'test drop');
+            await o.wait(() => o.count('connecting') === 2, 'reconnect attempt');
+            await pub(gw.apiPort, id, 'client', 'two');
+            /* The embedded engine numbers a publish and keeps it in history before its 202
+             * (pubsub_engine_local.c). */
+            const pos = o.gw.positions();
+            gate.resolve();
+            const r2 = await o.ready(2);
+            const q = new URL(o.last().frames.url).searchParams;
+            const claims = JSON.parse(Buffer.from(q.get('token').split('.')[1], 'base64url'));
+            assert.equal(claims.sub, id.sub, 'the token in the URL');
+            assert.deepEqual(JSON.parse(q.get('recover')), pos);
+            assert.deepEqual(o.last().frames.out, [{ events: ['*'] }], 'no token message');
+            assert.deepEqual(r2.recovered, { user: true, client: true, global: true });
+            await o.wait(() => o.msgs.length === 2, 'two, recovered');
+            assert.deepEqual([o.msgs[1].event, o.msgs[1].seq], ['two', o.msgs[0].seq + 1]);
+        } finally {
+            o.close();
+        }
+    });
+
     for (const transport of TRANSPORTS) {
         describe(`over ${transport}`, () => {
             test('recovers the messages missed while away', opts, async () => {
@@ -447,7 +483,8 @@ if (problem) {
             let o;
             let watch;
             try {
-                g1 = await startGateway(binary, { testApp: false, args: [...GATEWAY_ARGS, ...engine] });
+                g1 = await startGateway(binary, { testApp: false,
+                    args: [...GATEWAY_ARGS, ...engine] });
                 other = await startGateway(binary, { testApp: false,
                     args: [...GATEWAY_ARGS, ...engine] });
                 const port = g1.port;

@@ -133,7 +133,8 @@ test('reconnect: recover what was seen; recovered scopes resume, the others are 
         assert.deepEqual(r.recovered, { user: true, global: false });
         assert.deepEqual(r.lost, ['client', 'global']);
         /* user: from where it was, moved on by the replay; the others: the ready's. */
-        assert.deepEqual(r.positions, { user: pos(6, 'E'), client: pos(4, 'F'), global: pos(1, 'H') });
+        assert.deepEqual(r.positions, { user: pos(6, 'E'), client: pos(4, 'F'),
+            global: pos(1, 'H') });
         s2.recv({ scope: 'user', site: 'S', event: 'e', data: 1, seq: 7 });
         assert.deepEqual(gw.positions().user, pos(7, 'E'));
         gw.close();
@@ -141,7 +142,8 @@ test('reconnect: recover what was seen; recovered scopes resume, the others are 
 
 test('positions given as an option: asked at the first connect, lost unless recovered',
     async () => {
-        const { gw, next, events } = setup({ positions: { user: pos(3, 'E'), client: pos(1, 'E') } });
+        const { gw, next, events } = setup({ positions: { user: pos(3, 'E'),
+            client: pos(1, 'E') } });
         const s = await next();
         s.open();
         assert.deepEqual(s.sent[0].recover, { user: pos(3, 'E'), client: pos(1, 'E') });
