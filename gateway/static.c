@@ -25,11 +25,13 @@ bool gw_static_handle(const struct tp_request *req, const char *path, size_t len
 {
 #define IS(p) (len == sizeof(p) - 1 && memcmp(path, p, len) == 0)
     bool get = strcmp(req->method, "GET") == 0;
-    if (IS(GW_STATIC_SOCKJS_PATH)) {
-        const struct gw_asset *a = find_asset("sockjs-client-1.6.1.min.js");
+    if (IS(GW_STATIC_SOCKJS_PATH) || IS(GW_STATIC_LIBRARY_PATH)) {
+        const struct gw_asset *a = find_asset(
+            IS(GW_STATIC_SOCKJS_PATH) ? "sockjs-client-1.6.1.min.js" : "sockjs-gateway.js");
         if (!get || !a)
             return false;
-        /* Pages of any origin load it (the cross-origin SockJS setups). */
+        /* Pages of any origin load them (the cross-origin SockJS setups). The ETag is the
+         * content's hash, so a cache that revalidates gets a new build's library. */
         tp_respond_immutable(req, "application/javascript; charset=UTF-8", a->data, a->len, true);
         return true;
     }

@@ -28,6 +28,7 @@ const http = require('node:http');
 const path = require('node:path');
 
 const { startGateway, stopGateway } = require('../js/gateway.js');
+const { within } = require('../js/fixtures.js');
 
 const PLAYWRIGHT_CORE_VERSION = '1.64.1';
 const CHROMIUM = '/usr/bin/chromium';
@@ -92,16 +93,6 @@ function startOtherOrigin(gwPort) {
         server.on('error', reject);
         server.listen(0, '127.0.0.1', () => resolve(server));
     });
-}
-
-/* Rejects with `what` (a string, or a function giving one) unless `promise` settles within ms. */
-function within(ms, what, promise) {
-    let timer;
-    const timeout = new Promise((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ` +
-            (typeof what === 'function' ? what() : what))), ms);
-    });
-    return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
 /* Readable code points for assertion messages. */

@@ -1,6 +1,7 @@
 """The gateway's own files: the SockJS client library (what /iframe.html loads by default) and
 the demo page."""
 
+import os
 import re
 import unittest
 
@@ -32,6 +33,26 @@ class Assets(unittest.TestCase):
         self.assertEqual(r2.status, 304)
         self.assertEqual(r2.body, b"")
 
+    def test_gateway_library_treated_like_the_client(self):
+        # web/sockjs-gateway.js byte for byte, with the stock client's caching and CORS.
+        with open(os.path.join(gwtest.REPO_ROOT, "web", "sockjs-gateway.js"), "rb") as f:
+            source = f.read()
+        stock = get(self.gw, "/static/sockjs.min.js", {"Origin": "http://other.example"})
+        r = get(self.gw, "/static/sockjs-gateway.js", {"Origin": "http://other.example"})
+        self.assertEqual(r.status, 200)
+        self.assertEqual(r.body, source)
+        for name in ("Content-Type", "Cache-Control", "Access-Control-Allow-Origin"):
+            self.assertEqual(r.header(name), stock.header(name), name)
+        self.assertEqual(r.header("Access-Control-Allow-Origin"), "*")
+        self.assertIsNotNone(r.header("Expires"))
+        etag = r.header("ETag")
+        self.assertNotEqual(etag, stock.header("ETag"))
+        r2 = get(self.gw, "/static/sockjs-gateway.js", {"If-None-Match": etag})
+        self.assertEqual(r2.status, 304)
+        self.assertEqual(r2.body, b"")
+        self.assertEqual(get(self.gw, "/static/sockjs-gateway.js",
+                             {"If-None-Match": stock.header("ETag")}).status, 200)
+
     def test_iframe_loads_the_gateways_copy_by_default(self):
         r = get(self.gw, "/echo/iframe.html", {"Host": "gw.example:8080"})
         m = re.search(rb'<script src="([^"]+)"></script>', r.body)
@@ -49,6 +70,7 @@ class Assets(unittest.TestCase):
         self.assertEqual(r.status, 200)
         self.assertIn("text/html", r.header("Content-Type"))
         self.assertIn(b'<script src="/static/sockjs.min.js"></script>', r.body)
+        self.assertIn(b'<script src="/static/sockjs-gateway.js"></script>', r.body)
         self.assertEqual(get(self.gw, "/static/other.js").status, 404)
 
 

@@ -122,6 +122,7 @@ class Draining(DrainTestCase):
         self.assert503(request(self.gw.port, "GET", "/echo"))
         self.assert503(request(self.gw.port, "POST", session_url("/echo") + "/xhr"))
         self.assert503(request(self.gw.port, "GET", "/static/sockjs.min.js"))
+        self.assert503(request(self.gw.port, "GET", "/static/sockjs-gateway.js"))
         with self.assertRaises(gwtest.HandshakeError) as e:
             WebSocket.connect(self.gw.port, session_url("/echo") + "/websocket")
         self.assertEqual(e.exception.response.status, 503)

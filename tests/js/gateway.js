@@ -9,13 +9,16 @@ const { spawn } = require('node:child_process');
 const START_TIMEOUT_MS = 20000;
 const STOP_TIMEOUT_MS = 20000;
 
-/* Starts the gateway on an ephemeral port and resolves once its log names the port. stderr is
- * drained for the whole run: an unread pipe would eventually block the gateway's logging. */
-function startGateway(binary) {
-    const child = spawn(binary, ['--test-app', '--listen', '127.0.0.1:0', '--drain-ms', '0'], {
-        stdio: ['ignore', 'inherit', 'pipe'],
-    });
-    const gw = { child, port: 0, log: '', exit: null };
+/* Starts the gateway and resolves once its log names the port (and the publish API's, when
+ * `args` has --api-listen). stderr is drained for the whole run: an unread pipe would
+ * eventually block the gateway's logging. Options: `args` (more arguments), `listen` (default
+ * 127.0.0.1:0; a fixed port restarts a gateway where it was), `testApp` (default true). */
+function startGateway(binary, { args = [], listen = '127.0.0.1:0', testApp = true } = {}) {
+    const argv = [...(testApp ? ['--test-app'] : []), '--listen', listen, '--drain-ms', '0',
+        ...args];
+    const child = spawn(binary, argv, { stdio: ['ignore', 'inherit', 'pipe'] });
+    const wantApi = args.includes('--api-listen');
+    const gw = { child, port: 0, apiPort: 0, log: '', exit: null };
     gw.exited = new Promise((resolve) => {
         child.on('exit', (code, signal) => {
             gw.exit = { code, signal };
@@ -35,12 +38,14 @@ function startGateway(binary) {
         child.stderr.setEncoding('utf8');
         child.stderr.on('data', (chunk) => {
             gw.log += chunk;
-            if (gw.port) {
+            if (gw.port && (gw.apiPort || !wantApi)) {
                 return;
             }
             const m = /listening on 127\.0\.0\.1:(\d+)/.exec(gw.log);
-            if (m) {
+            const a = /publish API on 127\.0\.0\.1:(\d+)/.exec(gw.log);
+            if (m && (a || !wantApi)) {
                 gw.port = Number(m[1]);
+                gw.apiPort = a ? Number(a[1]) : 0;
                 clearTimeout(timer);
                 resolve(gw);
             }

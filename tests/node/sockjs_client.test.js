@@ -15,6 +15,7 @@ const fs = require('node:fs');
 const path = require('node:path');
 
 const { startGateway, stopGateway } = require('../js/gateway.js');
+const { within } = require('../js/fixtures.js');
 
 const SOCKJS_CLIENT_VERSION = '1.6.1';
 const TRANSPORTS = ['websocket', 'xhr-streaming', 'xhr-polling'];
@@ -45,17 +46,6 @@ function setupProblem() {
         return `GW_BINARY=${process.env.GW_BINARY} does not exist: build the gateway first`;
     }
     return null;
-}
-
-/* Rejects with `what` (a string, or a function giving one at timeout) unless `promise`
- * settles within `ms`. */
-function within(ms, what, promise) {
-    let timer;
-    const timeout = new Promise((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ` +
-            (typeof what === 'function' ? what() : what))), ms);
-    });
-    return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
 /*
