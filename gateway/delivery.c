@@ -731,6 +731,34 @@ static void cancel_query(struct gw_delivery *d, struct delivery_session *ds)
     ds->expiry.querying = 0;
 }
 
+/* Why {"events": [...]} cannot be a filter, or NULL. */
+static const char *filter_json_reason(const json_t *events)
+{
+    if (!json_is_array(events))
+        return "events must be an array of strings";
+    if (json_array_size(events) > MAX_FILTERS)
+        return "too many event patterns";
+    for (size_t i = 0; i < json_array_size(events); i++) {
+        const json_t *v = json_array_get(events, i);
+        if (!json_is_string(v))
+            return "events must be an array of strings";
+        if (json_string_length(v) == 0 || json_string_length(v) > MAX_FILTER_LEN)
+            return "invalid event pattern";
+    }
+    return NULL;
+}
+
+/* Sets the session's filter from {"events": [...]} that filter_json_reason() accepted. */
+static void set_filters_from_json(struct delivery_session *ds, const json_t *events)
+{
+    size_t n = json_array_size(events);
+    char **names = gw_calloc(n ? n : 1, sizeof(*names));
+    for (size_t i = 0; i < n; i++)
+        names[i] = (char *)json_string_value(json_array_get(events, i));
+    set_filters(ds, names, n);
+    gw_free(names);
+}
+
 static void on_client_message(void *app, struct sockjs_session *s, const char *msg, size_t len)
 {
     struct gw_delivery *d = app;
@@ -739,51 +767,44 @@ static void on_client_message(void *app, struct sockjs_session *s, const char *m
     json_t *obj = json_loadb(msg, len, 0, &err);
     json_t *token = json_object_get(obj, "token");
     json_t *recover = json_object_get(obj, "recover");
-    /* A token may come with what to recover: the one message of two keys. */
-    size_t keys = json_object_size(obj) - (token && recover ? 1 : 0);
+    json_t *events = json_object_get(obj, "events");
+    /* A token may come with what to recover and the filter, so that both apply to the
+     * messages replayed after it. */
+    size_t keys = json_object_size(obj) - (token ? (recover != NULL) + (events != NULL) : 0);
     if (!json_is_object(obj) || keys != 1) {
         send_error(d, ds, "expected one JSON object with one key");
         json_decref(obj);
         return;
     }
-    json_t *events = json_object_get(obj, "events");
     json_t *presence = json_object_get(obj, "presence");
+    const char *reason = NULL;
     if (presence) {
-        const char *reason = ask_presence(d, ds, presence);
-        if (reason)
-            send_error(d, ds, reason);
+        reason = ask_presence(d, ds, presence);
     } else if (token) {
         struct recover rec;
         if (recover)
             parse_recover(recover, &rec);
-        if (json_is_string(token))
+        if (!json_is_string(token))
+            reason = "token must be a string";
+        else if (events)
+            reason = filter_json_reason(events); /* refused whole, before authenticating */
+        /* The replay goes out on a later turn: a filter set now applies to it. */
+        if (!reason &&
             authenticate(d, ds, json_string_value(token), json_string_length(token),
-                         recover ? &rec : NULL);
-        else
-            send_error(d, ds, "token must be a string");
+                         recover ? &rec : NULL) &&
+            events)
+            set_filters_from_json(ds, events);
     } else if (events) {
-        const char *reason = NULL;
-        size_t n = json_is_array(events) ? json_array_size(events) : 0;
-        char **names = gw_calloc(n ? n : 1, sizeof(*names));
-        if (!json_is_array(events))
-            reason = "events must be an array of strings";
-        for (size_t i = 0; i < n && !reason; i++) {
-            json_t *v = json_array_get(events, i);
-            if (!json_is_string(v))
-                reason = "events must be an array of strings";
-            else
-                names[i] = (char *)json_string_value(v);
-        }
+        reason = filter_json_reason(events);
         if (!reason && state_of(ds) == ST_WAITING)
             reason = "authenticate first";
         if (!reason)
-            reason = set_filters(ds, names, n);
-        gw_free(names);
-        if (reason)
-            send_error(d, ds, reason);
+            set_filters_from_json(ds, events);
     } else {
-        send_error(d, ds, "unknown message");
+        reason = "unknown message";
     }
+    if (reason)
+        send_error(d, ds, reason);
     json_decref(obj);
 }
 

@@ -1,5 +1,5 @@
-/* sockjs-gateway client (README.md), ES2020. Classic script: global SockJSGateway;
- * CommonJS and Node import(): the module; browser module: import it for its effect. */
+/* sockjs-gateway client (README.md), ES2020: global SockJSGateway in a classic script or
+ * browser module import; the module in CommonJS and Node import(). */
 (function (root, make) {
   if (typeof module === 'object' && module.exports) module.exports = make(root);
   else root.SockJSGateway = make(root);
@@ -31,13 +31,13 @@ class Gateway {
     this.ev = {}; /* handlers per event name, and per lifecycle type: */
     this.st = {};
     /** @type {Object<string, Position>} */ this.pos = {};
-    this.lost = {}; /* reported lost unless recovered at the first ready */
+    this.lost = {}; /* lost unless recovered at the first ready */
     for (const s in o.positions || {}) this.pos[s] = this.lost[s] = o.positions[s];
     this.attempt = this.readies = this.gen = 0;
     this.sock = this.asked = this.sent = this.timer = null;
     this.closed = false;
     this.queries = [];
-    this.state = ''; /* connecting, ready, disconnect, closed */
+    this.state = '';
     /* Next turn: handlers added after connect() see "connecting". */
     queueMicrotask(() => this.closed || this._open());
   }
@@ -82,8 +82,9 @@ class Gateway {
       const sock = this.sock = new S(u + (q.length ? (u.includes('?') ? '&' : '?') +
         q.join('&') : ''), null, so);
       sock.onopen = () => {
+        /* With the token, the filter applies to the replay too. */
+        this.sent = auth && JSON.stringify(auth.events = this._names());
         if (auth) this._send(auth);
-        this.sent = null;
         this._sendFilter();
         this.timer = setTimeout(() => sock.close(4000, 'No ready message'), o.readyTimeoutMs);
       };
@@ -115,7 +116,7 @@ class Gateway {
     this.sock = null;
     if (q?.sent) this.queries.shift().reject(new Error('disconnected'));
     if (code === 4001) this._emit('error', { type: 'auth', code, reason });
-    /* 1001: a drain; new requests get 503 Retry-After: 1 meanwhile. */
+    /* 1001: a drain (503 Retry-After: 1 meanwhile). */
     this._retry(code === 1001 ? Math.floor(d + this.o.random() * d) : this._backoff(), code,
       reason);
   }
@@ -139,7 +140,7 @@ class Gateway {
       const p = r[s], ok = !!(asked[s] && p && p.recovered === true);
       if (!p) continue;
       if (asked[s]) recovered[s] = ok;
-      /* Recovered: the replay moves seq on from where it was. */
+      /* Recovered: the replay moves seq on. */
       this.pos[s] = ok ? asked[s] : { seq: p.seq ?? null, epoch: p.epoch ?? null };
       if (!ok && (again || this.lost[s])) lost.push(s);
     }
@@ -178,16 +179,19 @@ class Gateway {
     }
   }
 
-  /* The filter (the names registered; ["*"] if "*" is) goes once per turn, if it changed. */
+  /* The names registered (["*"] if "*" is), once per turn if changed. */
   _filter() {
     if (!this.filtering) queueMicrotask(() => this._sendFilter());
     this.filtering = true;
   }
 
+  _names() {
+    const n = Object.keys(this.ev);
+    return n.includes('*') || n.length > 64 ? ['*'] : n;
+  }
+
   _sendFilter() {
-    let names = Object.keys(this.ev);
-    if (names.includes('*') || names.length > 64) names = ['*'];
-    const text = JSON.stringify(names);
+    const names = this._names(), text = JSON.stringify(names);
     this.filtering = false;
     if (text !== this.sent && this._send({ events: names })) this.sent = text;
   }
@@ -197,7 +201,7 @@ class Gateway {
     if (q && !q.sent && this.state === 'ready') q.sent = this._send({ presence: q.scope });
   }
 
-  /** fn(data, message) per event called name ("a.b", "a.*": any suffix, "*": all).
+  /** fn(data, message) per event name ("a.b", "a.*": any suffix, "*": all).
    * @param {string} name @param {(data: *, m: Message) => void} fn @return {Gateway} */
   on(name, fn) { add(this.ev, name, fn); this._filter(); return this; }
 
@@ -211,7 +215,7 @@ class Gateway {
   /** @param {string} type @param {Function} [fn] @return {Gateway} */
   offState(type, fn) { remove(this.st, type, fn); return this; }
 
-  /** The session's company ("client") or user presence; one query at a time, when ready.
+  /** Presence of the session's company ("client") or user; one query at a time.
    * @param {string} scope @return {Promise<Object>} */
   presence(scope) {
     return new Promise((resolve, reject) => {
@@ -224,7 +228,7 @@ class Gateway {
   /** @return {Object<string, Position>} a copy of the positions */
   positions() { return JSON.parse(JSON.stringify(this.pos)); }
 
-  /** Closes for good, rejecting the presence queries still open. */
+  /** Closes for good; open presence queries are rejected. */
   close() {
     const sock = this.sock;
     if (this.closed) return;

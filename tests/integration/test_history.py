@@ -211,6 +211,35 @@ class OneNode(HistoryMixin, ScopedTestCase):
         self.assertEqual(s2.next_message()["data"], "y")
         s2.expect_nothing(0.2)
 
+    def test_a_filter_sent_with_the_token_applies_to_the_replay(self):
+        sub = unique("u")
+        s, ready = self.open(self.gw, "websocket", sub)
+        s.close()
+        self.publish_user(self.gw, sub, "x", event="drop.me")
+        self.publish_user(self.gw, sub, "y", event="keep.me")
+        s2 = self.session("xhr_streaming", skip_ready=False)
+        s2.expect_open()
+        s2.send({"token": token_for(self.site, sub), "events": ["keep.*"],
+                 "recover": {"user": position(ready, "user")}})
+        self.assertEqual(s2.next_message()["ready"]["user"]["recovered"], True)
+        self.assertEqual(s2.next_message()["data"], "y")
+        self.publish_user(self.gw, sub, "z", event="drop.again")
+        self.publish_user(self.gw, sub, "w", event="keep.live")
+        self.assertEqual(s2.next_message()["data"], "w")
+        # A bad filter with a good token: the message is refused whole.
+        s3 = self.session("websocket", skip_ready=False)
+        s3.expect_open()
+        for bad in ("keep.*", ["x"] * 65, [""], [1]):
+            s3.send({"token": token_for(self.site, sub), "events": bad})
+            self.assertError(s3.next_message())
+        s3.send({"token": token_for(self.site, sub), "events": []})
+        self.assertEqual(list(s3.next_message()), ["ready"])
+        self.publish_user(self.gw, sub, "nothing passes []")
+        s3.expect_nothing(0.2)
+        # Only a token carries them.
+        s3.send({"events": ["a"], "recover": {}})
+        self.assertError(s3.next_message())
+
     def test_stats_count_recoveries(self):
         before = self.gw.stats()["recovery"]
         sub = unique("u")

@@ -210,9 +210,8 @@ TEST(hub_after_waits_for_a_sliced_publish)
         pubsub_hub_subscribe(hub, &subs[i], name);
         json_array_append_new(ids, json_integer(i));
     }
-    json_t *obj =
-        json_pack("{s:s,s:s,s:o,s:s,s:i}", "scope", "user", "site", "S", "ids", ids, "event", "e",
-                  "data", 0);
+    json_t *obj = json_pack("{s:s,s:s,s:o,s:s,s:i}", "scope", "user", "site", "S", "ids", ids,
+                            "event", "e", "data", 0);
     struct pubsub_limits lim;
     pubsub_limits_defaults(&lim);
     struct pubsub_publish *p = NULL;
