@@ -78,6 +78,7 @@ struct conn {
     uint8_t kind; /* first byte of the current frame, 0 before it */
     uint8_t in_str, esc, t_done, code_done;
     uint8_t ready_pos; /* bytes of READY_PREFIX matched at the message's start; 0xff: not one */
+    uint8_t is_ready;  /* the current message is a ready message */
     uint16_t close_code;
 };
 
@@ -246,6 +247,7 @@ static void match_ready(struct conn *c, const unsigned char *p, size_t n)
             c->cl->ctr.messages--;
             c->cl->ctr.ready++;
             c->ready_pos = 0xff;
+            c->is_ready = 1;
             return;
         }
     }
@@ -287,11 +289,9 @@ static void sj_feed(struct conn *c, const unsigned char *p, size_t n)
             c->in_str = 1;
             c->t_done = 0;
             cl->ctr.messages++;
-            if (!cl->ctr.first_message_ns)
-                cl->ctr.first_message_ns = cl->read_ns;
-            cl->ctr.last_message_ns = cl->read_ns;
             i = (size_t)(q - p) + 1;
             c->ready_pos = 0;
+            c->is_ready = 0;
             continue;
         }
         if (c->ready_pos != 0xff)
@@ -308,7 +308,14 @@ static void sj_feed(struct conn *c, const unsigned char *p, size_t n)
         if (j == n)
             return;
         if (p[j] == '"') {
+            /* The message ends: it times message_seconds unless it was a ready message (sent
+             * at the session's open, not a delivery). */
             c->in_str = 0;
+            if (!c->is_ready) {
+                if (!cl->ctr.first_message_ns)
+                    cl->ctr.first_message_ns = cl->read_ns;
+                cl->ctr.last_message_ns = cl->read_ns;
+            }
             i = j + 1;
             continue;
         }

@@ -71,8 +71,8 @@ struct bench_counters {
     int64_t payload_bytes;  /* SockJS frame bytes after inflating */
     int64_t inflated_bytes; /* output of inflate (part of payload_bytes) */
     int64_t reconnects;     /* xhr: new connections after the server closed one */
-    int64_t first_connect_ns, last_open_ns; /* CLOCK_REALTIME, 0 if none */
-    int64_t first_message_ns, last_message_ns;
+    int64_t first_connect_ns, last_open_ns;    /* CLOCK_REALTIME, 0 if none */
+    int64_t first_message_ns, last_message_ns; /* reads that ended a message, ready aside */
 };
 
 struct bench_client_ops {

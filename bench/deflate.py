@@ -11,7 +11,8 @@ once every session has every event (--expect); the gateway's CPU time (utime + s
 
 Reported per run and as the median of --repeats runs per mode:
   wire B/msg    bytes read from the sockets per delivered message (loadgen's `bytes`, which also
-                holds each session's 101 response and "o": < 1 byte per message at 300 messages)
+                holds each session's 101 response, "o" and ready message: ~1 byte per message at
+                300 messages)
   frame B/msg   the SockJS frame as the application sees it (inflated), for comparison
   CPU ms/1k     gateway CPU milliseconds per 1,000 deliveries (publish parsing included)
 
