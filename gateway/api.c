@@ -335,11 +335,11 @@ static void stats(struct gw_api *api, const struct tp_request *req)
         (json_int_t)api->rejected, "unauthorized", (json_int_t)api->unauthorized, "unavailable",
         (json_int_t)api->unavailable);
     json_object_set_new(body, "recovery",
-                        json_pack("{s:I,s:I,s:I,s:I,s:I}", "ready", (json_int_t)d->ready,
+                        json_pack("{s:I,s:I,s:I,s:I,s:I,s:I}", "ready", (json_int_t)d->ready,
                                   "ready_unknown", (json_int_t)d->ready_unknown, "recovered",
                                   (json_int_t)d->recovered, "not_recovered",
-                                  (json_int_t)d->not_recovered, "replayed",
-                                  (json_int_t)d->replayed));
+                                  (json_int_t)d->not_recovered, "replayed", (json_int_t)d->replayed,
+                                  "replay_too_large", (json_int_t)d->replay_too_large));
     const struct gw_accept_stats *a = &api->sockjs->accept_stats;
     json_object_set_new(
         body, "listener",

@@ -399,6 +399,36 @@ static void append_position(struct gw_buf *b, enum pubsub_scope scope,
     gw_buf_append_str(b, "}");
 }
 
+/* Which recovered channels of s to replay: all of them, unless their replay would fill more
+ * than half of the session's queue limit (--max-queued-bytes), which would close the session
+ * as a slow consumer, and the client would come back for the same replay. Those that do not fit
+ * are reported as not recovered: the application refetches instead. */
+static void plan_replay(const struct ready_wait *w, const struct pubsub_sync *s, bool *replay)
+{
+    uint32_t limit = w->d->cfg->max_queued_bytes;
+    size_t budget = limit ? limit / 2 : SIZE_MAX, used = 0;
+    for (size_t i = 0; i < w->n; i++) {
+        replay[i] = s && s->ch[i].recovered;
+        if (!replay[i] || !limit)
+            continue;
+        size_t bytes = 0;
+        for (size_t k = 0; k < s->ch[i].n_missed; k++) {
+            struct pubsub_message *m = s->ch[i].missed[k];
+            if (wanted(w->ds, m->event))
+                bytes += sockjs_message_form(m, SOCKJS_FORM_QUOTED)->len + 1;
+        }
+        if (bytes > budget - used) {
+            replay[i] = false;
+            w->d->stats.replay_too_large++;
+            GW_INFO("session: not recovered, %zu missed messages (%zu bytes) would pass half of "
+                    "--max-queued-bytes %" PRIu32,
+                    s->ch[i].n_missed, bytes, limit);
+            continue;
+        }
+        used += bytes;
+    }
+}
+
 /* Sends what ds was waiting for: the ready message (positions from s, or unknown when s is
  * NULL), the missed messages, the held ones the answer does not count; then it is live. */
 static void send_ready(struct ready_wait *w, const struct pubsub_sync *s)
@@ -411,11 +441,13 @@ static void send_ready(struct ready_wait *w, const struct pubsub_sync *s)
     ds->extra->ready = NULL;
     trim_extra(ds);
     int64_t top[N_SUBS] = {-1, -1, -1};
+    bool replay[PUBSUB_SYNC_MAX_CHANNELS];
+    plan_replay(w, s, replay);
     struct gw_buf b = GW_BUF_INIT;
     gw_buf_append_str(&b, "{\"ready\":{");
     for (size_t i = 0; i < w->n; i++) {
         enum pubsub_scope scope = w->scopes[i];
-        bool recovered = s && s->ch[i].recovered;
+        bool recovered = replay[i];
         top[scope] = s ? s->ch[i].at.seq : -1;
         if (i)
             gw_buf_append_str(&b, ",");
@@ -430,7 +462,8 @@ static void send_ready(struct ready_wait *w, const struct pubsub_sync *s)
     if (w->bad_recover && sockjs_session_is_open(session))
         send_error(d, ds, "invalid recover");
     for (size_t i = 0; s && i < s->n; i++) {
-        for (size_t k = 0; k < s->ch[i].n_missed && sockjs_session_is_open(session); k++) {
+        for (size_t k = 0; replay[i] && k < s->ch[i].n_missed && sockjs_session_is_open(session);
+             k++) {
             struct pubsub_message *m = s->ch[i].missed[k];
             if (!wanted(ds, m->event))
                 continue;

@@ -25,6 +25,7 @@ struct gw_delivery_stats {
     uint64_t recovered;          /* scopes asked to recover and recovered */
     uint64_t not_recovered;      /* scopes asked to recover and not recovered */
     uint64_t replayed;           /* missed messages sent after a ready message */
+    uint64_t replay_too_large;   /* recoveries refused: the replay would overflow the queue */
 };
 
 /* Creates the delivery as the subscriber of node's hub (pubsub_node_set_subscriber). */

@@ -276,6 +276,24 @@ class Settings(HistoryMixin, ScopedTestCase):
         self.assertEqual(ready["user"], dict(pos, seq=2, recovered=False))
         s.expect_nothing(0.2)
 
+    def test_a_replay_larger_than_half_the_queue_limit_is_not_recovered(self):
+        gw = self.start_gateway("--max-queued-bytes", "8192")
+        sub, client = unique("u"), unique("c")
+        s, ready = self.open(gw, "websocket", sub, client)
+        s.close()
+        blob = "x" * 300
+        self.publish_user(gw, sub, *[blob] * 30)  # ~10 KB quoted: more than 4 KB
+        self.publish_client(gw, client, "small")
+        s2, ready2 = self.open(gw, "xhr_streaming", sub, client,
+                               recover={"user": position(ready, "user"),
+                                        "client": position(ready, "client")})
+        self.assertEqual(ready2["user"]["recovered"], False, ready2)
+        self.assertEqual(ready2["client"]["recovered"], True, ready2)
+        self.assertEqual(s2.next_message()["data"], "small")
+        self.publish_user(gw, sub, "live")
+        self.assertEqual(s2.next_message()["data"], "live")
+        self.assertEqual(gw.stats()["recovery"]["replay_too_large"], 1)
+
     def test_expired_history_recovers_nothing(self):
         gw = self.start_gateway("--history-ttl-s", "1")
         sub, pos = self.left_alone_then_recover(gw)
