@@ -7,6 +7,8 @@ gets what it missed. On the embedded engine and on a private redis-server (--eng
     bench/history.py build/sockjs-gateway --only replay --engines local --repeats 5
     bench/history.py build/sockjs-gateway --out /tmp/history.json
 
+publish (per engine, per round, history on and off): gateway CPU per publish to a random user
+        (--publish-count of them among --publish-users), nobody subscribed.
 memory  (per engine, per round, once with --history-size 100 (the default) and once with
         --history-size 0): a fresh gateway (and a fresh redis-server for the Redis engine);
         gateway VmRSS/RssAnon and Redis `INFO memory` used_memory once stable; --channels user
@@ -23,8 +25,8 @@ replay  (per engine, per round, fresh gateway with the default --history-size):
         serial: --serial-sessions of them come back one after the other: median ms from connect
         to the last missed message;
         big: a gateway with --history-size --big-messages and --max-queued-bytes
-        --big-max-queued-bytes (0, no limit: the default 1 MiB closes the session with 4008
-        "Slow consumer" once ~6,000 messages of 100 B are queued), one user channel with that many
+        --big-max-queued-bytes (0, no limit: at the default 1 MiB a replay over half of it is
+        answered "recovered": false, ~3,000 messages of 100 B), one user channel with that many
         messages, one session recovering all of them from seq 0, --big-replays times in a row:
         median messages/s and the gateway's CPU per message.
         Every recovery is checked: "recovered": true, seqs after the position, none missing.
@@ -152,6 +154,12 @@ def redis_cmd(port, *args):
 def redis_used_memory(port):
     info = redis_cmd(port, "INFO", "memory")
     return int(info.split("used_memory:", 1)[1].split("\r\n", 1)[0])
+
+
+def redis_cpu_seconds(port):
+    info = redis_cmd(port, "INFO", "cpu")
+    return sum(float(info.split(k + ":", 1)[1].split("\r\n", 1)[0])
+               for k in ("used_cpu_user", "used_cpu_sys"))
 
 
 def redis_settled(port, interval=1.0, tolerance=64 * 1024, max_seconds=30):
@@ -526,10 +534,60 @@ def replay(args, engine):
     return out
 
 
+def publish_cost(args, engine):
+    """Gateway CPU per publish with history on (the default size) and off, nobody subscribed:
+    --publish-count publishes, each to one of --publish-users random users (most channels new,
+    so the history's per-channel ring is made each time: its worst case)."""
+    import random
+    rng = random.Random(7)
+    users = ["p%d" % rng.randrange(args.publish_users) for _ in range(args.publish_count)]
+    rounds = {"on": [], "off": []}
+    redis_rounds = {"on": [], "off": []}
+    for rnd in range(args.repeats):
+        for name, extra in (("on", []), ("off", ["--history-size", "0"])):
+            s = Setup(args, engine, extra)
+            try:
+                deadline = time.monotonic() + args.timeout
+                cpu0 = bl.cpu_seconds(s.gw.pid)
+                redis0 = redis_cpu_seconds(s.redis_port) if s.redis_port else 0
+                for i in range(0, len(users), args.batch):
+                    items = [json.dumps({"scope": "user", "site": SITE, "event": "h",
+                                         "data": "x" * args.data_bytes, "ids": [u]})
+                             for u in users[i:i + args.batch]]
+                    s.api.publish("[" + ",".join(items) + "]", deadline)
+                # Published means numbered and delivered: wait for the engine to have them all.
+                while s.api.stats()["hub"]["publishes"] < len(users):
+                    if time.monotonic() > deadline:
+                        raise RuntimeError("publishes not delivered in time")
+                    time.sleep(0.05)
+                us = (bl.cpu_seconds(s.gw.pid) - cpu0) / len(users) * 1e6
+                redis_us = ((redis_cpu_seconds(s.redis_port) - redis0) / len(users) * 1e6
+                            if s.redis_port else 0.0)
+            finally:
+                s.stop()
+            rounds[name].append(us)
+            redis_rounds[name].append(redis_us)
+            log("  publish %s round %d, history %s: %.2f gateway CPU-us per publish%s"
+                % (engine, rnd + 1, name, us,
+                   ", redis-server %.2f" % redis_us if s.redis_port else ""))
+    out = {"engine": engine, "publishes": len(users), "users": args.publish_users,
+           "on_us": statistics.median(rounds["on"]), "off_us": statistics.median(rounds["off"]),
+           "redis_on_us": statistics.median(redis_rounds["on"]),
+           "redis_off_us": statistics.median(redis_rounds["off"])}
+    log("publish %s (median of %d): gateway CPU-us per publish %.2f with history, %.2f without;"
+        " redis-server %.2f with, %.2f without"
+        % (engine, args.repeats, out["on_us"], out["off_us"], out["redis_on_us"],
+           out["redis_off_us"]))
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("gateway")
-    ap.add_argument("--only", default="memory,replay", help="memory, replay or both")
+    ap.add_argument("--only", default="memory,replay,publish",
+                    help="any of memory, replay, publish (comma-separated)")
+    ap.add_argument("--publish-count", type=int, default=50000)
+    ap.add_argument("--publish-users", type=int, default=100000)
     ap.add_argument("--engines", default="local,redis", help="local, redis or both")
     ap.add_argument("--redis-server", default=shutil.which("redis-server") or
                     "/usr/bin/redis-server")
@@ -545,8 +603,8 @@ def main():
     ap.add_argument("--big-messages", type=int, default=10000, help="0: skip")
     ap.add_argument("--big-replays", type=int, default=5)
     ap.add_argument("--big-max-queued-bytes", type=int, default=0,
-                    help="the big replay's gateway --max-queued-bytes (0: no limit; the "
-                    "default 1 MiB closes a session sent 10,000 messages of 100 B at once)")
+                    help="the big replay's gateway --max-queued-bytes (0: no limit; at the "
+                    "default 1 MiB a replay over half of it is not recovered)")
     ap.add_argument("--timeout", type=float, default=120, help="per recovery phase, s")
     ap.add_argument("--settle-interval", type=float, default=1.0)
     ap.add_argument("--stable-kib", type=int, default=64)
@@ -556,7 +614,7 @@ def main():
     args.gateway = os.path.abspath(args.gateway)
     only = [x for x in args.only.split(",") if x]
     engines = [x for x in args.engines.split(",") if x]
-    summary = {"command": sys.argv, "memory": [], "replay": []}
+    summary = {"command": sys.argv, "memory": [], "replay": [], "publish": []}
 
     def on_term(sig, frame):
         raise KeyboardInterrupt
@@ -566,6 +624,8 @@ def main():
             summary["memory"].append(memory(args, engine))
         if "replay" in only:
             summary["replay"].append(replay(args, engine))
+        if "publish" in only:
+            summary["publish"].append(publish_cost(args, engine))
     print(json.dumps({"summary": summary}), flush=True)
     if args.out:
         with open(args.out, "w") as f:
