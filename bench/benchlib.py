@@ -20,6 +20,7 @@ import re
 import signal
 import socket
 import statistics
+import struct
 import subprocess
 import sys
 import threading
@@ -265,3 +266,15 @@ def wait_api_ready(publisher, api_port, timeout=30, cmd_prefix=()):
         if time.monotonic() > deadline:
             raise RuntimeError("publish API not ready: %s" % r.stdout.strip())
         time.sleep(0.05)
+
+
+async def read_ws_frame(reader):
+    """(opcode, payload) of one unmasked server websocket frame from an asyncio reader (the
+    gateway does not fragment)."""
+    head = await reader.readexactly(2)
+    n = head[1] & 0x7F
+    if n == 126:
+        n = struct.unpack("!H", await reader.readexactly(2))[0]
+    elif n == 127:
+        n = struct.unpack("!Q", await reader.readexactly(8))[0]
+    return head[0] & 0x0F, await reader.readexactly(n)

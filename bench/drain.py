@@ -23,17 +23,6 @@ import benchlib  # noqa: E402
 GOING_AWAY = b'c[1001,"Going away"]'
 
 
-async def read_frame(reader):
-    """(opcode, payload) of one unmasked server frame."""
-    head = await reader.readexactly(2)
-    n = head[1] & 0x7F
-    if n == 126:
-        n = struct.unpack("!H", await reader.readexactly(2))[0]
-    elif n == 127:
-        n = struct.unpack("!Q", await reader.readexactly(8))[0]
-    return head[0] & 0x0F, await reader.readexactly(n)
-
-
 async def open_session(port, i):
     reader, writer = await asyncio.open_connection("127.0.0.1", port, limit=1 << 16)
     key = base64.b64encode(os.urandom(16)).decode()
@@ -43,7 +32,7 @@ async def open_session(port, i):
     head = await reader.readuntil(b"\r\n\r\n")
     if not head.startswith(b"HTTP/1.1 101"):
         raise RuntimeError("handshake: %r" % head[:80])
-    op, payload = await read_frame(reader)
+    op, payload = await benchlib.read_ws_frame(reader)
     if payload != b"o":
         raise RuntimeError("expected o, got %r" % payload)
     return reader, writer
@@ -54,7 +43,7 @@ async def await_close(reader, writer, started):
     got_message = got_close = None
     code = None
     while got_close is None:
-        op, payload = await read_frame(reader)
+        op, payload = await benchlib.read_ws_frame(reader)
         if op == 1 and payload == GOING_AWAY:
             got_message = time.monotonic() - started
         elif op == 8:

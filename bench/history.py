@@ -299,17 +299,6 @@ def memory(args, engine):
 
 # --- websocket client ----------------------------------------------------------------------------
 
-async def read_frame(reader):
-    """(opcode, payload) of one unmasked server frame (the gateway does not fragment)."""
-    head = await reader.readexactly(2)
-    n = head[1] & 0x7F
-    if n == 126:
-        n = struct.unpack("!H", await reader.readexactly(2))[0]
-    elif n == 127:
-        n = struct.unpack("!Q", await reader.readexactly(8))[0]
-    return head[0] & 0x0F, await reader.readexactly(n)
-
-
 def ws_text(payload):
     mask = os.urandom(4)
     n = len(payload)
@@ -337,7 +326,7 @@ class Session:
         head = await self.reader.readuntil(b"\r\n\r\n")
         if not head.startswith(b"HTTP/1.1 101"):
             raise RuntimeError("handshake: %r" % head[:80])
-        op, payload = await read_frame(self.reader)
+        op, payload = await bl.read_ws_frame(self.reader)
         if payload != b"o":
             raise RuntimeError("expected o, got %r" % payload[:80])
         self.writer.write(ws_text(json.dumps([json.dumps(first)]).encode()))
@@ -346,7 +335,7 @@ class Session:
     async def frames(self):
         """The messages (JSON strings) of the next a[...] frame."""
         while True:
-            op, payload = await read_frame(self.reader)
+            op, payload = await bl.read_ws_frame(self.reader)
             if op == 8:
                 raise RuntimeError("websocket closed: %r" % payload[:80])
             if op != 1 or not payload.startswith(b"a"):
