@@ -21,7 +21,7 @@
 struct pubsub_message;
 
 /* The longest epoch accepted from a client; epochs made here are shorter. */
-#define PUBSUB_EPOCH_MAX 64
+#define PUBSUB_EPOCH_MAX 40
 /* user, client, global */
 #define PUBSUB_SYNC_MAX_CHANNELS 3
 
