@@ -31,10 +31,8 @@ void pubsub_sync_cleanup(struct pubsub_sync *s)
         for (size_t k = 0; k < c->n_missed; k++)
             pubsub_message_unref(c->missed[k]);
         gw_free(c->missed);
-        gw_free(c->name);
         c->missed = NULL;
         c->n_missed = 0;
-        c->name = NULL;
     }
 }
 

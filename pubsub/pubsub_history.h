@@ -37,7 +37,7 @@ struct pubsub_position {
 
 struct pubsub_sync_channel {
     /* Asked. */
-    char *name;   /* the channel (the sync owns a copy) */
+    char *name;   /* the channel (pubsub_node_sync() keeps a copy) */
     bool recover; /* whether to look for the messages after `since` */
     struct pubsub_position since;
     /* Answered. */
@@ -56,7 +56,7 @@ struct pubsub_sync {
 void pubsub_sync_unknown(struct pubsub_sync *s, size_t i);
 /* Keeps one more missed message of channel i (takes the reference). */
 void pubsub_sync_add_missed(struct pubsub_sync *s, size_t i, struct pubsub_message *m);
-/* Frees the names and the missed messages' references. */
+/* Frees the missed messages' references. */
 void pubsub_sync_cleanup(struct pubsub_sync *s);
 
 /* Whether an epoch from outside is one this code could have made: 1..PUBSUB_EPOCH_MAX bytes of

@@ -127,14 +127,21 @@ struct pubsub_sync_request *pubsub_node_sync(struct pubsub_node *n, const struct
                                              pubsub_sync_cb cb, void *arg)
 {
     GW_ASSERT(ask->n <= PUBSUB_SYNC_MAX_CHANNELS);
-    struct pubsub_sync_request *r = gw_calloc(1, sizeof(*r));
+    /* One block, the names after the struct: one allocation per session open. */
+    size_t names = 0;
+    for (size_t i = 0; i < ask->n; i++)
+        names += strlen(ask->ch[i].name) + 1;
+    struct pubsub_sync_request *r = gw_calloc(1, sizeof(*r) + names);
+    char *name = (char *)(r + 1);
     r->hub = n->hub;
     r->cb = cb;
     r->arg = arg;
     r->sync.n = ask->n;
     for (size_t i = 0; i < ask->n; i++) {
         struct pubsub_sync_channel *c = &r->sync.ch[i];
-        c->name = gw_strdup(ask->ch[i].name);
+        size_t len = strlen(ask->ch[i].name) + 1;
+        c->name = memcpy(name, ask->ch[i].name, len);
+        name += len;
         c->recover = ask->ch[i].recover;
         c->since = ask->ch[i].since;
         pubsub_sync_unknown(&r->sync, i);
