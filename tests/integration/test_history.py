@@ -8,8 +8,9 @@ back with "recover" (first message with its token, or &recover= in the URL) gets
 "recovered": true and exactly the messages after its positions, in order, before any live one,
 over websocket, xhr_streaming and xhr polling; recovered: false for another epoch, a position
 ahead of the channel, history that no longer reaches back (size, expiry), history off, and a
-malformed recover (which also gets an error after the ready message); replay honours the
-session's event filter; across two nodes and two Redis shards: away from node A, back on node B;
+malformed recover (which also gets an error after the ready message), a replay too large for
+the session's queue limit; replay honours the session's event filter (from the token, or sent
+with it); history expiry on both engines; across two nodes and two Redis shards: away from node A, back on node B;
 10,000 messages published at 1,000/s while the session is cut 20 times arrive exactly once and
 in order; a Redis restart (no persistence) changes the epoch; a Redis that does not answer makes
 the ready message come after --ready-wait-ms without positions.
@@ -70,6 +71,39 @@ class HistoryMixin:
 
     def publish_client(self, gw, client, *values, event="ev"):
         gw.publish([publish_body("client", self.site, event, v, ids=[client]) for v in values])
+
+    def left_alone_then_recover(self, gw):
+        sub = unique("u")
+        s, ready = self.open(gw, "websocket", sub)
+        self.publish_user(gw, sub, "seen")
+        self.assertEqual(s.next_message()["seq"], 1)
+        s.close()
+        self.publish_user(gw, sub, "missed")
+        pos = {"seq": 1, "epoch": ready["user"]["epoch"]}
+        return sub, pos
+
+    def check_history_expiry(self, gw):
+        """gw runs with --history-ttl-s 1: recovered, then once the history expired not
+        recovered (seq goes on), and recovered again from the current position."""
+        sub, pos = self.left_alone_then_recover(gw)
+        s, ready = self.open(gw, "websocket", sub, recover={"user": pos})
+        self.assertEqual(ready["user"]["recovered"], True, ready)
+        self.assertEqual(s.next_message()["data"], "missed")
+        s.close()
+        # Expiry has no event to await: poll, within a bound.
+        deadline = time.monotonic() + 10
+        while True:
+            s, ready = self.open(gw, "websocket", sub, recover={"user": pos})
+            s.close()
+            if not ready["user"]["recovered"]:
+                break
+            self.assertLess(time.monotonic(), deadline, "history did not expire")
+            time.sleep(0.2)
+        self.assertEqual(ready["user"]["seq"], 2)
+        # Nothing missed since: still recovered.
+        s, ready = self.open(gw, "websocket", sub,
+                             recover={"user": {"seq": 2, "epoch": pos["epoch"]}})
+        self.assertEqual(ready["user"]["recovered"], True, ready)
 
 
 class OneNode(HistoryMixin, ScopedTestCase):
@@ -259,16 +293,6 @@ class Settings(HistoryMixin, ScopedTestCase):
 
     per_test_gateway = True
 
-    def left_alone_then_recover(self, gw):
-        sub = unique("u")
-        s, ready = self.open(gw, "websocket", sub)
-        self.publish_user(gw, sub, "seen")
-        self.assertEqual(s.next_message()["seq"], 1)
-        s.close()
-        self.publish_user(gw, sub, "missed")
-        pos = {"seq": 1, "epoch": ready["user"]["epoch"]}
-        return sub, pos
-
     def test_history_off_recovers_nothing(self):
         gw = self.start_gateway("--history-size", "0")
         sub, pos = self.left_alone_then_recover(gw)
@@ -295,26 +319,7 @@ class Settings(HistoryMixin, ScopedTestCase):
         self.assertEqual(gw.stats()["recovery"]["replay_too_large"], 1)
 
     def test_expired_history_recovers_nothing(self):
-        gw = self.start_gateway("--history-ttl-s", "1")
-        sub, pos = self.left_alone_then_recover(gw)
-        s, ready = self.open(gw, "websocket", sub, recover={"user": pos})
-        self.assertEqual(ready["user"]["recovered"], True, ready)
-        self.assertEqual(s.next_message()["data"], "missed")
-        s.close()
-        # Expiry has no event to await: poll, within a bound.
-        deadline = time.monotonic() + 10
-        while True:
-            s, ready = self.open(gw, "websocket", sub, recover={"user": pos})
-            s.close()
-            if not ready["user"]["recovered"]:
-                break
-            self.assertLess(time.monotonic(), deadline, "history did not expire")
-            time.sleep(0.2)
-        self.assertEqual(ready["user"]["seq"], 2)
-        # Nothing missed since: still recovered.
-        s, ready = self.open(gw, "websocket", sub,
-                             recover={"user": {"seq": 2, "epoch": pos["epoch"]}})
-        self.assertEqual(ready["user"]["recovered"], True, ready)
+        self.check_history_expiry(self.start_gateway("--history-ttl-s", "1"))
 
 
 class TwoNodes(HistoryMixin, ScopedTestCase):
@@ -454,6 +459,11 @@ class RedisTrouble(HistoryMixin, ScopedTestCase):
         self.publish_user(gw, sub, "x")
         s.next_message()
         self.assertGreater(self.redis.command("PTTL", key), 3600 * 1000)
+
+    def test_expired_history_recovers_nothing(self):
+        gw = self.start_gateway("--engine", self.redis.url, "--history-ttl-s", "1")
+        gw.wait_publish_status(202)
+        self.check_history_expiry(gw)
 
     def test_a_redis_restart_changes_the_epoch(self):
         gw = self.start_gateway("--engine", self.redis.url)
