@@ -10,7 +10,9 @@ over websocket, xhr_streaming and xhr polling; recovered: false for another epoc
 ahead of the channel, history that no longer reaches back (size, expiry), history off, and a
 malformed recover (which also gets an error after the ready message), a replay too large for
 the session's queue limit; replay honours the session's event filter (from the token, or sent
-with it); history expiry on both engines; across two nodes and two Redis shards: away from node A, back on node B;
+with it); history expiry on both engines; a session subscribing while publishes of 100,000
+channels are delivered slice by slice gets its ready message only after them (and with
+--ready-max-held 0, without positions, then the held messages once each); across two nodes and two Redis shards: away from node A, back on node B;
 10,000 messages published at 1,000/s while the session is cut 20 times arrive exactly once and
 in order; a Redis restart (no persistence) changes the epoch; a Redis that does not answer makes
 the ready message come after --ready-wait-ms without positions.
@@ -320,6 +322,62 @@ class Settings(HistoryMixin, ScopedTestCase):
 
     def test_expired_history_recovers_nothing(self):
         self.check_history_expiry(self.start_gateway("--history-ttl-s", "1"))
+
+
+class Slicing(HistoryMixin, ScopedTestCase):
+    """A session that subscribes while publishes of many channels are being delivered slice by
+    slice: its ready message waits for them (pubsub_hub_after), holding back the ones that reach
+    it meanwhile."""
+
+    per_test_gateway = True
+    SLICED = ("--api-max-body-bytes", str(8 << 20), "--publish-slice-us", "1",
+              "--max-request-channels", "100000")
+
+    def publish_big_then_authenticate(self, gw, sub, publishes=10):
+        """A session of sub, open but not yet authenticated; then `publishes` publishes of
+        10,000 users each (100,000 channels: hundreds of 1 µs slices), `sub` last, in one request; then the session's token, which is read
+        between slices (I/O goes first), long before the delivery reaches sub's channel.
+        Returns (session, ready)."""
+        s = self.session("websocket", gw=gw, skip_ready=False)
+        s.expect_open()
+        ids = ["f%d" % i for i in range(9999)] + [sub]
+        gw.publish([publish_body("user", self.site, "big", k, ids=ids) for k in range(publishes)])
+        s.send({"token": token_for(self.site, sub)})
+        ready = s.next_message()
+        self.assertEqual(list(ready), ["ready"], ready)
+        return s, ready["ready"]
+
+    def test_the_ready_message_waits_for_the_publishes_it_counts(self):
+        gw = self.start_gateway(*self.SLICED)
+        sub = unique("u")
+        s, ready = self.publish_big_then_authenticate(gw, sub)
+        # All ten were numbered before the session asked: they count, and the ready message
+        # waited for their delivery, so none of them follows it.
+        self.assertEqual(ready["user"]["seq"], 10, ready)
+        self.publish_user(gw, sub, "last")
+        got = self.receive_until(s, "last")
+        self.assertEqual([m["seq"] for m in got], [11], got)
+
+    def test_too_many_held_messages_send_the_ready_message_without_positions(self):
+        gw = self.start_gateway(*(self.SLICED + ("--ready-max-held", "0")))
+        # The token must be read before the delivery reaches the session's channel: a starved
+        # test process can lose that race, so it gets three tries (a fresh user each).
+        for attempt in range(3):
+            sub = unique("u")
+            s, ready = self.publish_big_then_authenticate(gw, sub)
+            if ready["user"]["seq"] is None:
+                break
+            s.close()
+        self.assertEqual(ready["user"], {"seq": None, "epoch": None}, ready)
+        self.publish_user(gw, sub, "last")
+        got = self.receive_until(s, "last")
+        # What reached the session while it waited (the publishes whose delivery had not passed
+        # its channel when it subscribed: at least one, since it gave up) follows the ready
+        # message, once each and in order.
+        seqs = [m["seq"] for m in got]
+        self.assertLessEqual(seqs[0], 10, got)
+        self.assertEqual(seqs, list(range(seqs[0], 12)), got)
+        self.assertGreaterEqual(gw.stats()["recovery"]["ready_unknown"], 1)
 
 
 class TwoNodes(HistoryMixin, ScopedTestCase):
