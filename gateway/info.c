@@ -60,6 +60,6 @@ void info_iframe_handle(const struct tp_request *req)
     char url[1024];
     sockjs_iframe_body(
         absolute_url(req, sockjs_server_options(req->server)->sockjs_url, url, sizeof(url)), &body);
-    tp_respond_immutable(req, "text/html; charset=UTF-8", body.data, body.len, false);
+    tp_respond_tagged(req, "text/html; charset=UTF-8", body.data, body.len, TP_LONG_CACHE, false);
     gw_buf_release(&body);
 }

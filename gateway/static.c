@@ -26,13 +26,16 @@ bool gw_static_handle(const struct tp_request *req, const char *path, size_t len
 #define IS(p) (len == sizeof(p) - 1 && memcmp(path, p, len) == 0)
     bool get = strcmp(req->method, "GET") == 0;
     if (IS(GW_STATIC_SOCKJS_PATH) || IS(GW_STATIC_LIBRARY_PATH)) {
-        const struct gw_asset *a = find_asset(
-            IS(GW_STATIC_SOCKJS_PATH) ? "sockjs-client-1.6.1.min.js" : "sockjs-gateway.js");
+        bool stock = IS(GW_STATIC_SOCKJS_PATH);
+        const struct gw_asset *a =
+            find_asset(stock ? "sockjs-client-1.6.1.min.js" : "sockjs-gateway.js");
         if (!get || !a)
             return false;
-        /* Pages of any origin load them (the cross-origin SockJS setups). The ETag is the
-         * content's hash, so a cache that revalidates gets a new build's library. */
-        tp_respond_immutable(req, "application/javascript; charset=UTF-8", a->data, a->len, true);
+        /* Pages of any origin load them (the cross-origin SockJS setups). The stock client
+         * never changes at its URL; the gateway's own library changes with the gateway at the
+         * same URL, so browsers revalidate it (a 304 while the ETag, its hash, holds). */
+        tp_respond_tagged(req, "application/javascript; charset=UTF-8", a->data, a->len,
+                          stock ? TP_LONG_CACHE : TP_REVALIDATE, true);
         return true;
     }
     if (IS("/") || IS("/demo")) {

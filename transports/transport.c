@@ -91,6 +91,8 @@ void tp_head_start(struct tp_head *h, const struct tp_request *req, int status, 
     if (flags & TP_NO_CACHE)
         tp_head_add(h, "Cache-Control",
                     "no-store, no-cache, no-transform, must-revalidate, max-age=0");
+    if (flags & TP_REVALIDATE)
+        tp_head_add(h, "Cache-Control", "no-cache");
     if (flags & TP_LONG_CACHE) {
         tp_head_add(h, "Cache-Control", "public, max-age=31536000");
         char date[64];
@@ -175,8 +177,8 @@ void tp_respond_deferred(const struct tp_deferred *d, int status, const char *re
     tp_respond(&req, &h, body, len);
 }
 
-void tp_respond_immutable(const struct tp_request *req, const char *content_type, const void *body,
-                          size_t len, bool any_origin)
+void tp_respond_tagged(const struct tp_request *req, const char *content_type, const void *body,
+                       size_t len, unsigned cache, bool any_origin)
 {
     char etag[24];
     snprintf(etag, sizeof(etag), "\"%016" PRIx64 "\"", gw_fnv64(GW_FNV64_INIT, body, len));
@@ -184,12 +186,12 @@ void tp_respond_immutable(const struct tp_request *req, const char *content_type
     const char *match = tp_request_header(req, "If-None-Match", &match_len);
     struct tp_head h;
     if (match && match_len == strlen(etag) && memcmp(match, etag, match_len) == 0) {
-        tp_head_start(&h, req, 304, "Not Modified", NULL, TP_LONG_CACHE);
+        tp_head_start(&h, req, 304, "Not Modified", NULL, cache);
         tp_head_add(&h, "ETag", "%s", etag);
         tp_respond(req, &h, NULL, 0);
         return;
     }
-    tp_head_start(&h, req, 200, "OK", content_type, TP_LONG_CACHE);
+    tp_head_start(&h, req, 200, "OK", content_type, cache);
     tp_head_add(&h, "ETag", "%s", etag);
     if (any_origin)
         tp_head_add(&h, "Access-Control-Allow-Origin", "*");

@@ -149,10 +149,11 @@ bool tp_header_has_token(const struct tp_request *req, const char *name, const c
 
 /* Response heads. Flags select the header groups of SockJS's rules. */
 enum tp_head_flags {
-    TP_NO_CACHE = 1,   /* Cache-Control: no-store, no-cache, no-transform, must-revalidate */
-    TP_LONG_CACHE = 2, /* Cache-Control: public, max-age=31536000 + Expires */
-    TP_CORS = 4,       /* Access-Control-Allow-Origin/-Credentials (+ Vary: Origin) */
-    TP_COOKIE = 8,     /* Set-Cookie: JSESSIONID when the server needs cookies */
+    TP_NO_CACHE = 1,    /* Cache-Control: no-store, no-cache, no-transform, must-revalidate */
+    TP_LONG_CACHE = 2,  /* Cache-Control: public, max-age=31536000 + Expires */
+    TP_CORS = 4,        /* Access-Control-Allow-Origin/-Credentials (+ Vary: Origin) */
+    TP_COOKIE = 8,      /* Set-Cookie: JSESSIONID when the server needs cookies */
+    TP_REVALIDATE = 16, /* Cache-Control: no-cache: kept, but checked (ETag) before each use */
 };
 
 #define TP_HEAD_MAX 4096
@@ -170,11 +171,12 @@ void tp_head_add(struct tp_head *h, const char *name, const char *fmt, ...)
 
 /* A complete response with a body; the connection then reads its next request or closes. */
 void tp_respond(const struct tp_request *req, struct tp_head *h, const void *body, size_t len);
-/* A document that only changes with the build or the configuration: cached for a year, with
- * a strong ETag (FNV-1a 64 of the body); 304 when If-None-Match names it. `any_origin` adds
- * Access-Control-Allow-Origin: * (a script pages of any origin may load). */
-void tp_respond_immutable(const struct tp_request *req, const char *content_type, const void *body,
-                          size_t len, bool any_origin);
+/* A document that only changes with the build or the configuration, with a strong ETag
+ * (FNV-1a 64 of the body); 304 when If-None-Match names it. `cache`: TP_LONG_CACHE (a year:
+ * what never changes at its URL) or TP_REVALIDATE (what a new build changes at the same URL).
+ * `any_origin` adds Access-Control-Allow-Origin: * (a script pages of any origin may load). */
+void tp_respond_tagged(const struct tp_request *req, const char *content_type, const void *body,
+                       size_t len, unsigned cache, bool any_origin);
 /* A complete short response: status, text/plain body, no cache. */
 void tp_respond_text(const struct tp_request *req, int status, const char *reason, unsigned flags,
                      const char *body);
