@@ -472,6 +472,89 @@ int gw_config_load(struct gw_config *cfg, int argc, char **argv)
     return 0;
 }
 
+/* What a reload (SIGHUP) applies: options read from the configuration at each use, or applied
+ * by the caller after gw_config_reload (log-level, api-max-body-bytes). Everything else is
+ * copied into the running parts at start and needs a restart: listeners, engines, the timer
+ * queues' durations, and the publish limits (every node of a cluster must agree on them). */
+static const char *const live_options[] = {
+    "jwt-secret",
+    "api-key",
+    "log-level",
+    "api-max-body-bytes",
+    "allow-anonymous",
+    "token-grace-ms",
+    "max-request-channels",
+    "presence-max-ids",
+    "presence-max-limit",
+    "presence-query-interval-ms",
+    "ready-max-held",
+};
+
+static bool is_live(const struct opt *o)
+{
+    for (size_t i = 0; i < sizeof(live_options) / sizeof(live_options[0]); i++)
+        if (strcmp(live_options[i], o->name) == 0)
+            return true;
+    return false;
+}
+
+static bool same_str(const char *a, const char *b)
+{
+    return a == b || (a && b && strcmp(a, b) == 0);
+}
+
+static bool same_value(const struct opt *o, const struct gw_config *a, const struct gw_config *b)
+{
+    const void *x = (const char *)a + o->offset, *y = (const char *)b + o->offset;
+    switch (o->type) {
+    case OPT_U32:
+        return *(const uint32_t *)x == *(const uint32_t *)y;
+    case OPT_FLAG:
+        return *(const bool *)x == *(const bool *)y;
+    case OPT_STR:
+        return same_str(*(const char *const *)x, *(const char *const *)y);
+    case OPT_LIST: {
+        const struct gw_str_list *l = x, *m = y;
+        if (l->n != m->n)
+            return false;
+        for (size_t i = 0; i < l->n; i++)
+            if (!same_str(l->items[i], m->items[i]))
+                return false;
+        return true;
+    }
+    case OPT_HELP:
+        break;
+    }
+    return true;
+}
+
+void gw_config_reload(struct gw_config *cfg, struct gw_config *fresh,
+                      void (*report)(void *arg, const char *name, bool applied), void *arg)
+{
+    for (size_t i = 0; i < N_OPTIONS; i++) {
+        const struct opt *o = &options[i];
+        if (o->type == OPT_HELP || strcmp(o->name, "config") == 0 || same_value(o, cfg, fresh))
+            continue;
+        bool live = is_live(o);
+        if (live) {
+            size_t size = o->type == OPT_U32    ? sizeof(uint32_t)
+                          : o->type == OPT_FLAG ? sizeof(bool)
+                          : o->type == OPT_STR  ? sizeof(const char *)
+                                                : sizeof(struct gw_str_list);
+            memcpy((char *)cfg + o->offset, (const char *)fresh + o->offset, size);
+        }
+        report(arg, o->name, live);
+    }
+    /* The running configuration may now point into fresh's strings: it keeps them all (a few
+     * bytes per reload). */
+    cfg->owned = gw_realloc(cfg->owned, (cfg->n_owned + fresh->n_owned) * sizeof(*cfg->owned));
+    memcpy(cfg->owned + cfg->n_owned, fresh->owned, fresh->n_owned * sizeof(*cfg->owned));
+    cfg->n_owned += fresh->n_owned;
+    gw_free(fresh->owned);
+    fresh->owned = NULL;
+    fresh->n_owned = 0;
+}
+
 void gw_config_publish_limits(const struct gw_config *cfg, struct pubsub_limits *lim)
 {
     pubsub_limits_defaults(lim);

@@ -94,6 +94,12 @@ uint32_t gw_config_max_connections(const struct gw_config *cfg);
  * GW_EIO (the file cannot be read) or GW_EINVAL. */
 int gw_config_load(struct gw_config *cfg, int argc, char **argv);
 void gw_config_cleanup(struct gw_config *cfg);
+/* A reload: `fresh` was loaded anew (gw_config_load) from the same command line. Every option
+ * whose value differs is reported, with whether it was applied to cfg (the options that take
+ * effect without a restart) or needs a restart (left as it runs). cfg takes over fresh's
+ * strings; clean fresh up after. */
+void gw_config_reload(struct gw_config *cfg, struct gw_config *fresh,
+                      void (*report)(void *arg, const char *name, bool applied), void *arg);
 
 struct pubsub_limits;
 /* The limits of one publish (API and engine alike). */

@@ -67,6 +67,55 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     gw_server_drain(sd->srv, sd->drain_ms, on_drained, sd);
 }
 
+/* SIGHUP: the configuration again, from the same command line (the --config file and the
+ * environment may have changed); what can change live is applied, the rest is logged as
+ * needing a restart. A configuration that does not load is refused whole. */
+struct reload {
+    struct gw_config *cfg;
+    struct gw_server *api_srv;
+    int argc;
+    char **argv;
+    unsigned applied, restart;
+};
+
+static void report_change(void *arg, const char *name, bool applied)
+{
+    struct reload *r = arg;
+    if (applied) {
+        r->applied++;
+        GW_INFO("reload: %s changed", name);
+    } else {
+        r->restart++;
+        GW_WARN("reload: %s changed, but needs a restart: still the running value", name);
+    }
+}
+
+static void on_reload(evutil_socket_t sig, short what, void *arg)
+{
+    (void)sig;
+    (void)what;
+    struct reload *r = arg;
+    struct gw_config fresh;
+    gw_config_defaults(&fresh);
+    enum gw_log_level level;
+    int rc = gw_config_load(&fresh, r->argc, r->argv);
+    if (rc == 0 && gw_log_parse_level(fresh.log_level, &level) != 0) {
+        fprintf(stderr, "sockjs-gateway: --log-level: unknown level '%s'\n", fresh.log_level);
+        rc = GW_EINVAL;
+    }
+    if (rc != 0) {
+        GW_WARN("reload: the configuration was refused (the reason above); nothing changed");
+        gw_config_cleanup(&fresh);
+        return;
+    }
+    r->applied = r->restart = 0;
+    gw_config_reload(r->cfg, &fresh, report_change, r);
+    gw_config_cleanup(&fresh);
+    gw_log_threshold = level;
+    r->api_srv->max_body_bytes = r->cfg->api_max_body_bytes;
+    GW_INFO("reload: done, %u options changed, %u more need a restart", r->applied, r->restart);
+}
+
 /* --node-id, or HOST/first listen address: stable across restarts of the same service, so
  * that a restarted node replaces its earlier presence entries. An ephemeral port (":0") names
  * no service: the process id is added, so that two such nodes are not one. */
@@ -165,11 +214,15 @@ int main(int argc, char **argv)
         struct shutdown sd = {.base = base, .srv = &srv, .node = node, .drain_ms = cfg.drain_ms};
         struct event *sigterm = evsignal_new(base, SIGTERM, on_signal, &sd);
         struct event *sigint = evsignal_new(base, SIGINT, on_signal, &sd);
+        struct reload reload = {.cfg = &cfg, .api_srv = &api_srv, .argc = argc, .argv = argv};
+        struct event *sighup = evsignal_new(base, SIGHUP, on_reload, &reload);
         event_add(sigterm, NULL);
         event_add(sigint, NULL);
+        event_add(sighup, NULL);
         event_base_dispatch(base);
         event_free(sigterm);
         event_free(sigint);
+        event_free(sighup);
     }
     gw_server_shutdown(&api_srv);
     gw_server_shutdown(&srv);
