@@ -1,5 +1,6 @@
 #include "gw_log.h"
 #include "gw_error.h"
+#include "gw_utf8.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -8,8 +9,40 @@
 #include <time.h>
 
 enum gw_log_level gw_log_threshold = GW_LOG_INFO;
+bool gw_log_json;
 
 static const char *const level_names[] = {"ERROR", "WARN", "INFO", "DEBUG"};
+static const char *const json_levels[] = {"error", "warn", "info", "debug"};
+
+/* The message as a JSON string's contents, into out (at most cap - 1 bytes and a NUL, never a
+ * partial escape): quotes, backslashes and control characters escaped; a message that is not
+ * valid UTF-8 (a client's bytes in it) has its bytes above 0x7f escaped one by one. */
+static size_t json_escape(char *out, size_t cap, const char *msg, size_t len)
+{
+    bool utf8 = gw_utf8_valid(msg, len);
+    size_t n = 0;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)msg[i];
+        char esc[8];
+        size_t e;
+        if (c == '"' || c == '\\') {
+            esc[0] = '\\';
+            esc[1] = (char)c;
+            e = 2;
+        } else if (c < 0x20 || c == 0x7f || (c >= 0x80 && !utf8)) {
+            e = (size_t)snprintf(esc, sizeof(esc), "\\u%04x", c);
+        } else {
+            esc[0] = (char)c;
+            e = 1;
+        }
+        if (n + e >= cap)
+            break;
+        memcpy(out + n, esc, e);
+        n += e;
+    }
+    out[n] = '\0';
+    return n;
+}
 
 void gw_log(enum gw_log_level level, const char *fmt, ...)
 {
@@ -30,6 +63,18 @@ void gw_log(enum gw_log_level level, const char *fmt, ...)
     size_t len = (size_t)n + (m < 0 ? 0 : (size_t)m);
     if (len > sizeof(line) - 2)
         len = sizeof(line) - 2;
+    char json[3 * sizeof(line)];
+    if (gw_log_json) {
+        /* The same time text (without its trailing space), then the escaped message. */
+        size_t t =
+            (size_t)snprintf(json, sizeof(json), "{\"ts\":\"%.24s\",\"level\":\"%s\",\"msg\":\"",
+                             line, json_levels[level]);
+        t += json_escape(json + t, sizeof(json) - t - 3, line + n, len - (size_t)n);
+        memcpy(json + t, "\"}\n", 3);
+        fwrite(json, 1, t + 3, stderr);
+        fflush(stderr);
+        return;
+    }
     line[len++] = '\n';
     /* One write per line so that lines from several processes never interleave. */
     fwrite(line, 1, len, stderr);
@@ -43,6 +88,15 @@ int gw_log_parse_level(const char *name, enum gw_log_level *out)
             *out = (enum gw_log_level)i;
             return 0;
         }
+    }
+    return GW_EINVAL;
+}
+
+int gw_log_parse_format(const char *name, bool *json)
+{
+    if (strcmp(name, "text") == 0 || strcmp(name, "json") == 0) {
+        *json = name[0] == 'j';
+        return 0;
     }
     return GW_EINVAL;
 }

@@ -1,4 +1,5 @@
-/* Logging: one line per event on stderr, "<time> <LEVEL> <message>". */
+/* Logging: one line per event on stderr, "<time> <LEVEL> <message>", or with gw_log_json one
+ * JSON object per line: {"ts":"<time>","level":"info","msg":"<message>"}. */
 #ifndef GW_LOG_H
 #define GW_LOG_H
 
@@ -10,10 +11,13 @@
 enum gw_log_level { GW_LOG_ERROR = 0, GW_LOG_WARN, GW_LOG_INFO, GW_LOG_DEBUG };
 
 extern enum gw_log_level gw_log_threshold;
+extern bool gw_log_json;
 
 void gw_log(enum gw_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* "error", "warn", "info" or "debug" (any case) into *out: 0, or GW_EINVAL. */
 int gw_log_parse_level(const char *name, enum gw_log_level *out);
+/* "text" or "json" into *json: 0, or GW_EINVAL. */
+int gw_log_parse_format(const char *name, bool *json);
 
 /* A condition that may repeat thousands of times a second (out of descriptors, a flood of bad
  * requests) is logged at most once per interval, saying how many were not. */

@@ -10,9 +10,12 @@
 #include <openssl/crypto.h>
 
 #include "gw_alloc.h"
+#include "gw_buf.h"
 #include "gw_error.h"
 #include "gw_log.h"
+#include "gw_timerq.h"
 #include "gw_url.h"
+#include "metrics.h"
 #include "pubsub_channel.h"
 
 static void respond_json(const struct tp_request *req, int status, const char *reason, json_t *body)
@@ -60,12 +63,31 @@ static void new_id(char out[37])
              b[14], b[15]);
 }
 
+/* The scope of a publish in the request, for counting a rejected one: GW_API_SCOPE_UNKNOWN when
+ * it names none that exists. */
+static int scope_of(const json_t *item)
+{
+    const char *name = json_string_value(json_object_get(item, "scope"));
+    for (int s = PUBSUB_SCOPE_USER; name && s <= PUBSUB_SCOPE_GLOBAL; s++)
+        if (strcmp(name, pubsub_scope_name((enum pubsub_scope)s)) == 0)
+            return s;
+    return GW_API_SCOPE_UNKNOWN;
+}
+
+/* Counts every publish of a request that was answered as a whole (not published). */
+static void count_all(struct gw_api *api, struct pubsub_publish **pubs, size_t n, int result)
+{
+    for (size_t i = 0; i < n; i++)
+        api->publish_results[pubs[i]->scope][result]++;
+}
+
 static void publish(struct gw_api *api, const struct tp_request *req)
 {
     json_error_t err;
     json_t *root = json_loadb(req->body, req->body_len, 0, &err);
     if (!root) {
         api->rejected++;
+        api->publish_results[GW_API_SCOPE_UNKNOWN][GW_API_REJECTED]++;
         GW_INFO("api: rejected publish: malformed JSON: %s", err.text);
         respond_error(req, 400, "Bad Request", "malformed JSON", -1);
         return;
@@ -75,6 +97,7 @@ static void publish(struct gw_api *api, const struct tp_request *req)
     if (n == 0) {
         json_decref(root);
         api->rejected++;
+        api->publish_results[GW_API_SCOPE_UNKNOWN][GW_API_REJECTED]++;
         respond_error(req, 400, "Bad Request", "no publish in the array", -1);
         return;
     }
@@ -89,6 +112,9 @@ static void publish(struct gw_api *api, const struct tp_request *req)
         int rc = pubsub_publish_from_json(item, &lim, &pubs[parsed], &error);
         if (rc != 0) {
             api->rejected++;
+            /* The request's publishes before this one were valid: rejected with it. */
+            count_all(api, pubs, parsed, GW_API_REJECTED);
+            api->publish_results[scope_of(item)][GW_API_REJECTED]++;
             GW_INFO("api: rejected publish %zu: %s", parsed, error);
             bool too_big = rc == GW_ELIMIT;
             respond_error(req, too_big ? 413 : 400, too_big ? "Payload Too Large" : "Bad Request",
@@ -102,19 +128,25 @@ static void publish(struct gw_api *api, const struct tp_request *req)
         channels += pubsub_publish_channels(pubs[i]);
     if (parsed == n && channels > api->cfg->max_request_channels) {
         api->rejected++;
+        count_all(api, pubs, n, GW_API_REJECTED);
         GW_INFO("api: rejected request: %zu channels in %zu publishes (max %u)", channels, n,
                 api->cfg->max_request_channels);
         respond_error(req, 400, "Bad Request", "too many channels in the request", -1);
     } else if (parsed == n) {
         if (!pubsub_node_available(api->node)) {
             api->unavailable++;
+            count_all(api, pubs, n, GW_API_UNAVAILABLE);
             respond_error(req, 503, "Service Unavailable", "engine unavailable", -1);
         } else {
             json_t *ids = json_array();
             size_t done = 0;
+            /* One clock read per request: the start of the publish latency. */
+            uint64_t now = gw_now_us();
             for (; done < n; done++) {
+                pubs[done]->accepted_us = now;
                 if (pubsub_node_publish(api->node, pubs[done]) != 0)
                     break;
+                api->publish_results[pubs[done]->scope][GW_API_ACCEPTED]++;
                 char id[37];
                 new_id(id);
                 json_array_append_new(ids, json_string(id));
@@ -122,6 +154,7 @@ static void publish(struct gw_api *api, const struct tp_request *req)
             }
             if (done < n) {
                 api->unavailable++;
+                count_all(api, pubs + done, n - done, GW_API_UNAVAILABLE);
                 GW_WARN("api: engine refused publish %zu of %zu", done, n);
                 json_decref(ids);
                 respond_error(req, 503, "Service Unavailable", "engine unavailable", -1);
@@ -361,10 +394,32 @@ static void stats(struct gw_api *api, const struct tp_request *req)
     respond_json(req, 200, "OK", body);
 }
 
+/* GET /metrics, without the key: the API listener is the operator's (docs/PROTOCOL.md). */
+static void metrics(struct gw_api *api, const struct tp_request *req)
+{
+    if (strcmp(req->method, "GET") != 0) {
+        struct tp_head h;
+        tp_head_start(&h, req, 405, "Method Not Allowed", "text/plain; charset=utf-8", TP_NO_CACHE);
+        tp_head_add(&h, "Allow", "GET");
+        tp_respond(req, &h, "", 0);
+        return;
+    }
+    struct gw_buf out = GW_BUF_INIT;
+    gw_metrics_write(api->metrics, api, &out);
+    struct tp_head h;
+    tp_head_start(&h, req, 200, "OK", GW_METRICS_CONTENT_TYPE, TP_NO_CACHE);
+    tp_respond(req, &h, out.data, out.len);
+    gw_buf_release(&out);
+}
+
 void gw_api_route(struct gw_server *srv, struct tp_request *req, const char *path, size_t path_len)
 {
     struct gw_api *api = srv->route_arg;
     api->requests++;
+    if (api->metrics && path_len == 8 && memcmp(path, "/metrics", 8) == 0) {
+        metrics(api, req);
+        return;
+    }
     bool is_publish = path_len == 12 && memcmp(path, "/api/publish", 12) == 0;
     bool is_stats = path_len == 10 && memcmp(path, "/api/stats", 10) == 0;
     bool is_presence = path_len == 13 && memcmp(path, "/api/presence", 13) == 0;

@@ -14,7 +14,8 @@
 #include "pubsub_publish.h"
 #include "static.h"
 
-enum opt_type { OPT_U32, OPT_STR, OPT_FLAG, OPT_LIST, OPT_HELP };
+/* OPT_HELP and OPT_VERSION print and end: command line only. */
+enum opt_type { OPT_U32, OPT_STR, OPT_FLAG, OPT_LIST, OPT_HELP, OPT_VERSION };
 
 /* Sources, in increasing precedence. */
 enum { SRC_DEFAULT, SRC_FILE, SRC_ENV, SRC_ARGS };
@@ -87,6 +88,9 @@ static const struct opt options[] = {
         "on SIGTERM/SIGINT, close every session (c[1001,\"Going away\"]) spread over this "
         "long, then exit; a second signal exits at once"),
     STR("log-level", log_level, "LEVEL", "error, warn, info or debug"),
+    STR("log-format", log_format, "FORMAT",
+        "text (\"<time> <LEVEL> <message>\") or json (one {\"ts\",\"level\",\"msg\"} object "
+        "per line)"),
     LIST("jwt-secret", jwt_secrets, GW_MAX_SECRETS, "SECRET",
          "HS256 secret for session tokens; give two while rotating"),
     FLAG("allow-anonymous", allow_anonymous,
@@ -147,6 +151,7 @@ static const struct opt options[] = {
         "sent without positions"),
     STR("config", config_file, "FILE", "read options from FILE (name = value lines)"),
     {"help", OPT_HELP, 0, 0, 0, NULL, "this text"},
+    {"version", OPT_VERSION, 0, 0, 0, NULL, "print \"sockjs-gateway <version>\" and exit"},
 };
 
 #define N_OPTIONS (sizeof(options) / sizeof(options[0]))
@@ -174,6 +179,7 @@ void gw_config_defaults(struct gw_config *cfg)
     cfg->backlog = 4096;
     cfg->drain_ms = 5000;
     cfg->log_level = "info";
+    cfg->log_format = "text";
     cfg->auth_timeout_ms = 10000;
     cfg->token_grace_ms = 30000;
     cfg->unknown_session_rate = 5;
@@ -339,6 +345,7 @@ static int apply(struct gw_config *cfg, const struct opt *o, const char *value, 
         return 0;
     }
     case OPT_HELP:
+    case OPT_VERSION:
         break;
     }
     return GW_EINVAL;
@@ -373,7 +380,7 @@ static int load_file(struct gw_config *cfg, const char *path)
         snprintf(where, sizeof(where), "%.40s:%d", path, lineno);
         char *name = trim(eq ? (*eq = '\0', s) : s);
         const struct opt *o = find_option(name, strlen(name));
-        if (!o || o->type == OPT_HELP || strcmp(o->name, "config") == 0) {
+        if (!o || o->type >= OPT_HELP || strcmp(o->name, "config") == 0) {
             fprintf(stderr, "sockjs-gateway: %s: unknown option '%s'\n", where, name);
             rc = GW_EINVAL;
             break;
@@ -389,7 +396,7 @@ static int load_env(struct gw_config *cfg)
 {
     for (size_t i = 0; i < N_OPTIONS; i++) {
         const struct opt *o = &options[i];
-        if (o->type == OPT_HELP || strcmp(o->name, "config") == 0)
+        if (o->type >= OPT_HELP || strcmp(o->name, "config") == 0)
             continue;
         char var[64] = "SOCKJS_GATEWAY_";
         size_t n = strlen(var);
@@ -420,7 +427,7 @@ int gw_config_load(struct gw_config *cfg, int argc, char **argv)
     struct option long_options[N_OPTIONS + 1];
     for (size_t i = 0; i < N_OPTIONS; i++) {
         long_options[i] = (struct option){options[i].name,
-                                          options[i].type == OPT_FLAG || options[i].type == OPT_HELP
+                                          options[i].type == OPT_FLAG || options[i].type >= OPT_HELP
                                               ? no_argument
                                               : required_argument,
                                           NULL, (int)i + 256};
@@ -453,6 +460,11 @@ int gw_config_load(struct gw_config *cfg, int argc, char **argv)
         const struct opt *o = &options[c - 256];
         if (o->type == OPT_HELP) {
             usage(stdout);
+            cfg->help_printed = true;
+            return 0;
+        }
+        if (o->type == OPT_VERSION) {
+            printf("sockjs-gateway %s\n", gw_version());
             cfg->help_printed = true;
             return 0;
         }

@@ -45,6 +45,7 @@ struct gw_config {
     uint32_t max_connections; /* 0: the open-files limit less GW_FD_RESERVE */
     uint32_t drain_ms;
     const char *log_level;
+    const char *log_format; /* "text" or "json" */
     /* Scoped delivery. */
     struct gw_str_list jwt_secrets;
     bool allow_anonymous;
@@ -76,7 +77,7 @@ struct gw_config {
     uint32_t node_timeout_ms;
     const char *node_id;
     const char *config_file;
-    bool help_printed; /* --help was given and the usage printed */
+    bool help_printed; /* --help or --version was given and printed */
     /* Strings read from the file or the environment, freed by gw_config_cleanup. */
     char **owned;
     size_t n_owned;
@@ -85,6 +86,10 @@ struct gw_config {
 /* Descriptors kept back from --max-connections's default for what is not a client connection:
  * the API listener and its clients, Redis connections, the epoll sets, logs. */
 #define GW_FD_RESERVE 64
+
+/* "0.1.0 (g1d0e180)": the project's version, with `git describe --always --dirty` when built
+ * from a git checkout (version.c, generated header). */
+const char *gw_version(void);
 
 void gw_config_defaults(struct gw_config *cfg);
 /* --max-connections, with its default (0) resolved against the process's open-files limit. */

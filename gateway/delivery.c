@@ -246,6 +246,17 @@ static void on_hub_message(void *arg, struct pubsub_sub *sub, struct pubsub_mess
         return;
     }
     d->stats.deliveries++;
+    /* Publish latency, once per (publish, channel) message, at its first recipient: one clock
+     * read per message, none per further recipient. The frame is queued on the connection
+     * here and written by the end-of-turn flush of this same loop turn, so this leaves out
+     * only that flush (observing at the write would need the message's time carried per
+     * connection write, on the fan-out's hot path). */
+    if (!msg->latency_seen && msg->pub->accepted_us) {
+        msg->latency_seen = true;
+        uint64_t now = gw_now_us();
+        uint64_t t = msg->pub->accepted_us;
+        gw_histogram_observe(&d->stats.publish_latency, now > t ? (double)(now - t) / 1e6 : 0);
+    }
     /* May close the session (slow consumer), which unsubscribes this sub: the hub allows it. */
     sockjs_session_send_message(session_of(ds), msg);
 }
@@ -595,6 +606,9 @@ static bool authenticate(struct gw_delivery *d, struct delivery_session *ds, con
             send_error(d, ds, "recover only with the first token");
         return true;
     }
+    if (state_of(ds) == ST_ANONYMOUS)
+        d->stats.open_anonymous--;
+    d->stats.open_authenticated++;
     cancel_ready(ds);
     unsubscribe_all(d, ds);
     stop_auth_wait(ds);
@@ -657,6 +671,7 @@ static void on_open(void *app, struct sockjs_session *s, const struct sockjs_ope
     if (n > 0 && d->cfg->allow_anonymous &&
         pubsub_name_valid(value, (size_t)n, GW_JWT_MAX_CLAIM_LEN, PUBSUB_NAME_SITE)) {
         subscribe(d, ds, PUBSUB_SCOPE_GLOBAL, value, NULL);
+        d->stats.open_anonymous++;
         parse_recover_param(info, &rec);
         start_ready(d, ds, &rec);
         return;
@@ -846,12 +861,39 @@ static void on_client_message(void *app, struct sockjs_session *s, const char *m
     json_decref(obj);
 }
 
+static const int close_codes[GW_CLOSE_KINDS - 2] = {1001, 1002, 4001, 4002, 4003, 4008};
+
+const char *gw_delivery_close_label(unsigned i)
+{
+    static const char *const labels[GW_CLOSE_KINDS] = {"1001", "1002", "4001",    "4002",
+                                                       "4003", "4008", "timeout", "other"};
+    return i < GW_CLOSE_KINDS ? labels[i] : "other";
+}
+
+static void count_close(struct gw_delivery *d, int code)
+{
+    unsigned i = 0;
+    while (i < GW_CLOSE_KINDS - 2 && close_codes[i] != code)
+        i++;
+    if (i == GW_CLOSE_KINDS - 2 && code == 0)
+        i = GW_CLOSE_KINDS - 2; /* timeout */
+    else if (i == GW_CLOSE_KINDS - 2)
+        i = GW_CLOSE_KINDS - 1;
+    d->stats.closes[i]++;
+}
+
 static void on_close(void *app, struct sockjs_session *s)
 {
     struct gw_delivery *d = app;
     struct delivery_session *ds = sockjs_session_app_data(s);
+    count_close(d, sockjs_session_close_code(s));
     cancel_ready(ds);
-    if (state_of(ds) == ST_AUTHENTICATED) {
+    int state = state_of(ds);
+    if (state == ST_AUTHENTICATED)
+        d->stats.open_authenticated--;
+    else if (state == ST_ANONYMOUS)
+        d->stats.open_anonymous--;
+    if (state == ST_AUTHENTICATED) {
         gw_deadline_cancel(&d->expiry, &ds->expiry.timer);
         if (ds->expiry.querying)
             cancel_query(d, ds);
@@ -880,6 +922,7 @@ struct gw_delivery *gw_delivery_new(struct event_base *base, const struct gw_con
     d->hub = pubsub_node_hub(node);
     d->presence = pubsub_node_presence(node);
     gw_list_init(&d->queries);
+    gw_histogram_init(&d->stats.publish_latency, gw_latency_bounds, gw_latency_n_bounds);
     pubsub_node_set_subscriber(node, on_hub_message, d);
     gw_timerq_init(&d->auth_q, base, cfg->auth_timeout_ms, on_auth_timeout, d);
     gw_timerq_init(&d->ready_q, base, cfg->ready_wait_ms, on_ready_timeout, d);

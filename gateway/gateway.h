@@ -42,12 +42,14 @@ struct gw_server;
 typedef void (*gw_route_fn)(struct gw_server *srv, struct tp_request *req, const char *path,
                             size_t path_len);
 
-/* What the listeners did with connections, for /api/stats. */
+/* What the listeners did with connections, for /api/stats and /metrics. */
 struct gw_accept_stats {
     uint64_t accepted;
     uint64_t refused_limit; /* over --max-connections: answered 503 and closed */
     uint64_t refused_drain; /* requests answered 503 while draining */
+    uint64_t refused_proxy; /* ,proxy listeners: no valid PROXY header (in time) */
     uint64_t paused;        /* times accepting paused for lack of descriptors */
+    uint64_t bytes_written; /* to the connections' sockets */
 };
 
 struct gw_drain;
@@ -90,6 +92,8 @@ void gw_server_drain(struct gw_server *srv, uint32_t drain_ms, void (*done)(void
 bool gw_server_draining(const struct gw_server *srv);
 /* Sessions of every prefix of srv. */
 size_t gw_server_session_count(const struct gw_server *srv);
+/* Open sessions of every prefix of srv that transport t opened. */
+size_t gw_server_open_sessions(const struct gw_server *srv, enum sockjs_transport t);
 /* Closes listeners and every connection (their sessions see the receiver go). */
 void gw_server_shutdown(struct gw_server *srv);
 void gw_server_cleanup(struct gw_server *srv);

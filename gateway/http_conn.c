@@ -195,6 +195,8 @@ static bool do_write(struct gw_conn *c)
         return false;
     while (c->out && gw_outq_bytes(c->out) > 0) {
         ssize_t rc = gw_outq_write(c->out, c->fd);
+        if (rc > 0)
+            c->srv->accept_stats.bytes_written += (uint64_t)rc;
         if (rc < 0) {
             if (rc == GW_EAGAIN) {
                 size_t queued = gw_outq_bytes(c->out);
@@ -375,6 +377,7 @@ static bool parse_proxy_header(struct gw_conn *c, uint8_t *data, size_t len, siz
     }
     if (rc < 0) {
         GW_INFO("%s: no valid PROXY protocol header; closing", gw_conn__peer_name(c));
+        c->srv->accept_stats.refused_proxy++;
         close_now(c);
         return false;
     }
@@ -532,6 +535,7 @@ static void on_header_timeout(struct gw_timer *t, void *arg)
         gw_conn__fail_request(c, 408, "request not received in time");
     } else if (c->state == ST_PROXY) {
         GW_INFO("%s: no PROXY protocol header in time; closing", gw_conn__peer_name(c));
+        c->srv->accept_stats.refused_proxy++;
         mark_dead(c);
     }
 }

@@ -14,6 +14,7 @@
 #include "gw_log.h"
 #include "gw_outq.h"
 #include "jwt.h"
+#include "metrics.h"
 #include "pubsub_node.h"
 #include "websocket.h"
 
@@ -178,6 +179,12 @@ int main(int argc, char **argv)
         return 2;
     }
     gw_log_threshold = level;
+    if (gw_log_parse_format(cfg.log_format, &gw_log_json) != 0) {
+        fprintf(stderr, "sockjs-gateway: --log-format: expected text or json, got '%s'\n",
+                cfg.log_format);
+        gw_config_cleanup(&cfg);
+        return 2;
+    }
     signal(SIGPIPE, SIG_IGN);
     websocket_configure(&(struct ws_settings){.deflate = cfg.ws_deflate,
                                               .deflate_min_bytes = cfg.ws_deflate_min_bytes});
@@ -197,7 +204,9 @@ int main(int argc, char **argv)
     struct gw_delivery *delivery = gw_delivery_new(base, &cfg, node);
     struct gw_server srv, api_srv;
     gw_server_init(&srv, base, &cfg, gw_route_request, NULL);
-    struct gw_api api = {.cfg = &cfg, .node = node, .delivery = delivery, .sockjs = &srv};
+    struct gw_metrics *metrics = gw_metrics_new(base);
+    struct gw_api api = {
+        .cfg = &cfg, .node = node, .delivery = delivery, .sockjs = &srv, .metrics = metrics};
     gw_server_init(&api_srv, base, &cfg, gw_api_route, &api);
     api_srv.max_body_bytes = cfg.api_max_body_bytes;
     api_srv.json_errors = true;
@@ -227,6 +236,7 @@ int main(int argc, char **argv)
     gw_server_shutdown(&api_srv);
     gw_server_shutdown(&srv);
     gw_apps_free(apps);
+    gw_metrics_free(metrics);
     gw_delivery_free(delivery);
     pubsub_node_free(node);
     gw_server_cleanup(&api_srv);

@@ -346,6 +346,14 @@ size_t gw_server_session_count(const struct gw_server *srv)
     return n;
 }
 
+size_t gw_server_open_sessions(const struct gw_server *srv, enum sockjs_transport t)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < srv->n_routes; i++)
+        n += sockjs_server_open_sessions(srv->routes[i].server, t);
+    return n;
+}
+
 void gw_server_shutdown(struct gw_server *srv)
 {
     for (size_t i = 0; i < srv->n_listeners; i++)

@@ -17,6 +17,7 @@
 #ifndef PUBSUB_HUB_H
 #define PUBSUB_HUB_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -34,7 +35,8 @@ struct pubsub_channel;
 struct pubsub_message {
     uint32_t refs;
     enum pubsub_scope scope;
-    int64_t seq; /* in its channel; -1: none (a publish straight into Redis) */
+    int64_t seq;       /* in its channel; -1: none (a publish straight into Redis) */
+    bool latency_seen; /* the application observed its latency (first recipient) */
     const char *event;
     struct pubsub_publish *pub; /* held: event and names live there */
     struct gw_refbuf *json;     /* the message as the browser gets it */

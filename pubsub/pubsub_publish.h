@@ -40,6 +40,9 @@ struct pubsub_publish {
     /* Sequence numbers, one per channel, site-major (channel k = site k / max(1, n_ids), id
      * k % n_ids), set by the engine before delivery; NULL when the origin gave none. */
     int64_t *seqs;
+    /* When this node's API accepted it (monotonic µs, gw_now_us()), for the publish latency;
+     * 0 for publishes heard from elsewhere (another node, Redis). */
+    uint64_t accepted_us;
 };
 
 /* The number of channels a publish addresses: n_sites * max(1, n_ids). */

@@ -10,7 +10,7 @@ want_tests=0
 packages=(cmake make gcc pkg-config libevent-dev libhttp-parser-dev libjansson-dev zlib1g-dev
           libssl-dev libhiredis-dev)
 if [ "$want_tests" = 1 ]; then
-    packages+=(clang clang-format libclang-rt-14-dev libwebsockets-dev python3 redis-server haproxy nginx
+    packages+=(clang clang-format libclang-rt-14-dev libwebsockets-dev python3 redis-server haproxy nginx prometheus
                chromium)
 fi
 

@@ -1,6 +1,7 @@
 #include "sockjs_session.h"
 
 #include <inttypes.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <event2/event.h>
@@ -28,6 +29,10 @@ enum session_flags {
     SESSION_REAPED = 4,   /* waiting to be freed at the end of the loop turn */
     SESSION_BOUND = 8,    /* opened with opt.bind_param: its digest follows the id */
 };
+/* The transport that opened the session (enum sockjs_transport) in the flags' upper bits: a
+ * field of its own would cost 8 bytes with padding. */
+#define SESSION_TRANSPORT_SHIFT 4
+_Static_assert(SOCKJS_TRANSPORT_COUNT <= 16, "transport index beyond the flags' upper bits");
 
 struct sockjs_session {
     struct sockjs_server *server;
@@ -38,7 +43,11 @@ struct sockjs_session {
         struct gw_hnode node;               /* in the table while SESSION_IN_TABLE */
         struct sockjs_session *next_reaped; /* on the reap list once SESSION_REAPED */
     };
-    const char *close_reason;
+    /* Open: when it opened (gw_now_ms()), for the close's log line; closed: the reason. */
+    union {
+        uint64_t opened_ms;
+        const char *close_reason;
+    };
     uint16_t close_code;
     uint8_t state;
     uint8_t flags;
@@ -59,6 +68,7 @@ struct sockjs_server {
     struct gw_slab untabled_slab; /* websocket sessions (no id): all of one size */
     struct gw_htable table;
     size_t untabled_count;
+    size_t open_sessions[SOCKJS_TRANSPORT_COUNT]; /* by the transport that opened them */
     struct sockjs_session *reap_list;
     struct event *reap_ev;
     bool draining;
@@ -197,7 +207,8 @@ static const char *bound_value(const struct sockjs_server *srv, const struct soc
 }
 
 static struct sockjs_session *session_new(struct sockjs_server *srv, const char *id, size_t len,
-                                          const struct sockjs_open_info *info)
+                                          const struct sockjs_open_info *info,
+                                          enum sockjs_transport transport)
 {
     /* Websocket sessions have no id to keep (len 0): not even a NUL, nor a binding (nobody
      * can name them). Only bound sessions pay for the digest. */
@@ -209,6 +220,10 @@ static struct sockjs_session *session_new(struct sockjs_server *srv, const char 
     s->server = srv;
     gw_timer_init(&s->timer);
     s->state = SESSION_OPEN;
+    GW_ASSERT(transport < SOCKJS_TRANSPORT_COUNT);
+    s->flags = (uint8_t)(transport << SESSION_TRANSPORT_SHIFT);
+    srv->open_sessions[transport]++;
+    s->opened_ms = gw_now_ms();
     s->id_len = (uint32_t)len;
     memcpy(session_id(s), id, len);
     if (bound) {
@@ -460,13 +475,36 @@ void sockjs_session_send(struct sockjs_session *s, const char *msg, size_t len)
     over_queue_limit(s);
 }
 
-static void enter_closed(struct sockjs_session *s, int code, const char *reason)
+/* The client's address from the receiver that carried the session last (r may be NULL), copied
+ * while r is alive; only when the line is logged. */
+static void peer_of(const struct sockjs_receiver *r, char out[64])
+{
+    const char *peer = NULL;
+    if (gw_log_threshold >= GW_LOG_DEBUG && r && r->ops->peer)
+        peer = r->ops->peer(r);
+    snprintf(out, 64, "%s", peer ? peer : "-");
+}
+
+/* Open to closed: counted, logged (debug), then the app's on_close. */
+static void mark_closed(struct sockjs_session *s, int code, const char *reason, const char *peer)
 {
     struct sockjs_server *srv = s->server;
+    enum sockjs_transport t = sockjs_session_transport(s);
+    uint64_t opened = s->opened_ms;
     s->state = SESSION_CLOSED;
     s->close_code = (uint16_t)code;
     s->close_reason = reason;
+    srv->open_sessions[t]--;
+    GW_DEBUG("session closed: %s%s, code %d \"%s\", %" PRIu64 " ms, client %s",
+             sockjs_transport_name(t), (s->flags & SESSION_RAW) ? " (raw)" : "", code, reason,
+             gw_now_ms() - opened, peer ? peer : "-");
     srv->app->on_close(srv->app_arg, s);
+}
+
+static void enter_closed(struct sockjs_session *s, int code, const char *reason, const char *peer)
+{
+    struct sockjs_server *srv = s->server;
+    mark_closed(s, code, reason, peer);
     if (s->flags & SESSION_IN_TABLE) {
         if (!s->receiver)
             gw_timer_start(&s->timer, &srv->disconnect_q);
@@ -481,12 +519,14 @@ void sockjs_session_close(struct sockjs_session *s, int code, const char *reason
         return;
     flush_pending(s);
     struct sockjs_receiver *r = s->receiver;
+    char peer[64];
+    peer_of(r, peer);
     if (r) {
         s->receiver = NULL;
         r->session = NULL;
         refuse(r, code, reason);
     }
-    enter_closed(s, code, reason);
+    enter_closed(s, code, reason, peer);
 }
 
 /* ---- receivers ------------------------------------------------------------------------------ */
@@ -496,7 +536,7 @@ static void open_session(struct sockjs_session *s, const struct sockjs_open_info
     struct sockjs_server *srv = s->server;
     /* Sending "o" may end the request that info points into (a poll ends with its frame). */
     char buf[SOCKJS_OPEN_INFO_BUF];
-    struct sockjs_open_info copy = {NULL, 0};
+    struct sockjs_open_info copy = {NULL, 0, 0};
     char *heap = info ? sockjs_open_info_copy(info, buf, &copy) : NULL;
     if (!(s->flags & SESSION_RAW))
         send_simple(s, SOCKJS_FRAME_OPEN, "o");
@@ -509,7 +549,7 @@ static void open_session(struct sockjs_session *s, const struct sockjs_open_info
 char *sockjs_open_info_copy(const struct sockjs_open_info *in, char buf[SOCKJS_OPEN_INFO_BUF],
                             struct sockjs_open_info *out)
 {
-    *out = (struct sockjs_open_info){NULL, 0};
+    *out = (struct sockjs_open_info){NULL, 0, in->transport};
     if (!in->query)
         return NULL;
     char *heap = in->query_len < SOCKJS_OPEN_INFO_BUF ? NULL : gw_malloc(in->query_len + 1);
@@ -530,7 +570,9 @@ void sockjs_session_attach(struct sockjs_server *srv, const char *id, size_t len
         return;
     }
     if (!s) {
-        s = session_new(srv, id, len, info);
+        s = session_new(srv, id, len, info,
+                        info ? (enum sockjs_transport)info->transport
+                             : SOCKJS_TRANSPORT_XHR_POLLING);
         table_insert(srv, s);
         attach(s, r);
         open_session(s, info);
@@ -564,7 +606,7 @@ struct sockjs_session *sockjs_session_new_attached(struct sockjs_server *srv,
                                                    struct sockjs_receiver *r, bool raw,
                                                    const struct sockjs_open_info *info)
 {
-    struct sockjs_session *s = session_new(srv, "", 0, NULL);
+    struct sockjs_session *s = session_new(srv, "", 0, NULL, SOCKJS_TRANSPORT_WEBSOCKET);
     if (raw)
         s->flags |= SESSION_RAW;
     srv->untabled_count++;
@@ -576,10 +618,12 @@ struct sockjs_session *sockjs_session_new_attached(struct sockjs_server *srv,
 void sockjs_session_receiver_lost(struct sockjs_session *s, struct sockjs_receiver *r)
 {
     GW_ASSERT(s->receiver == r);
+    char peer[64];
+    peer_of(r, peer);
     s->receiver = NULL;
     r->session = NULL;
     if (s->state == SESSION_OPEN) {
-        enter_closed(s, 1002, "Connection interrupted");
+        enter_closed(s, 1002, "Connection interrupted", peer);
     } else if (!(s->flags & SESSION_IN_TABLE)) {
         reap(s);
     } else {
@@ -631,6 +675,29 @@ struct sockjs_server *sockjs_session_server(const struct sockjs_session *s)
     return s->server;
 }
 
+enum sockjs_transport sockjs_session_transport(const struct sockjs_session *s)
+{
+    return (enum sockjs_transport)(s->flags >> SESSION_TRANSPORT_SHIFT);
+}
+
+int sockjs_session_close_code(const struct sockjs_session *s)
+{
+    return s->state == SESSION_CLOSED ? s->close_code : 0;
+}
+
+const char *sockjs_session_close_reason(const struct sockjs_session *s)
+{
+    return s->state == SESSION_CLOSED ? s->close_reason : NULL;
+}
+
+const char *sockjs_transport_name(enum sockjs_transport t)
+{
+    static const char *const names[SOCKJS_TRANSPORT_COUNT] = {
+        "websocket", "xhr_streaming", "xhr_polling", "eventsource", "htmlfile", "jsonp",
+    };
+    return t < SOCKJS_TRANSPORT_COUNT ? names[t] : "unknown";
+}
+
 /* ---- timers --------------------------------------------------------------------------------- */
 
 static void on_heartbeat(struct gw_timer *t, void *arg)
@@ -647,10 +714,8 @@ static void on_disconnect(struct gw_timer *t, void *arg)
     struct sockjs_session *s = GW_CONTAINER_OF(t, struct sockjs_session, timer);
     if (s->receiver)
         return;
-    if (s->state == SESSION_OPEN) {
-        s->state = SESSION_CLOSED;
-        s->server->app->on_close(s->server->app_arg, s);
-    }
+    if (s->state == SESSION_OPEN)
+        mark_closed(s, 0, "Timed out", NULL);
     reap(s);
 }
 
@@ -684,15 +749,15 @@ void sockjs_server_free(struct sockjs_server *srv)
             struct sockjs_session *s =
                 GW_CONTAINER_OF(srv->table.buckets[i], struct sockjs_session, node);
             struct sockjs_receiver *r = s->receiver;
+            char peer[64];
+            peer_of(r, peer);
             s->receiver = NULL;
             if (r) {
                 r->session = NULL;
                 sockjs_receiver_release(r);
             }
-            if (s->state == SESSION_OPEN) {
-                s->state = SESSION_CLOSED;
-                srv->app->on_close(srv->app_arg, s);
-            }
+            if (s->state == SESSION_OPEN)
+                mark_closed(s, 0, "Timed out", peer);
             reap(s);
         }
     }
@@ -722,4 +787,9 @@ void sockjs_server_drain(struct sockjs_server *srv)
 size_t sockjs_server_session_count(const struct sockjs_server *srv)
 {
     return srv->table.count + srv->untabled_count;
+}
+
+size_t sockjs_server_open_sessions(const struct sockjs_server *srv, enum sockjs_transport t)
+{
+    return t < SOCKJS_TRANSPORT_COUNT ? srv->open_sessions[t] : 0;
 }

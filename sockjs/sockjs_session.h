@@ -59,10 +59,28 @@ struct sockjs_options {
 #define SOCKJS_CLOSE_GOING_AWAY 1001
 #define SOCKJS_CLOSE_GOING_AWAY_REASON "Going away"
 
+/* The transport that opened a session (a session keeps it when later receivers are of another
+ * kind). The raw websocket endpoint counts as websocket. */
+enum sockjs_transport {
+    SOCKJS_TRANSPORT_WEBSOCKET = 0,
+    SOCKJS_TRANSPORT_XHR_STREAMING,
+    SOCKJS_TRANSPORT_XHR_POLLING,
+    SOCKJS_TRANSPORT_EVENTSOURCE,
+    SOCKJS_TRANSPORT_HTMLFILE,
+    SOCKJS_TRANSPORT_JSONP,
+    SOCKJS_TRANSPORT_COUNT,
+};
+
+/* "websocket", "xhr_streaming", "xhr_polling", "eventsource", "htmlfile", "jsonp". */
+const char *sockjs_transport_name(enum sockjs_transport t);
+
 /* What the request that opened a session said, for the application's on_open. */
 struct sockjs_open_info {
     const char *query; /* the URL's query string (not decoded), or NULL */
     size_t query_len;
+    /* The receiver's transport (enum sockjs_transport), for a request that opens a session;
+     * sockjs_session_new_attached() always opens a websocket session. */
+    uint8_t transport;
 };
 
 /* Room for a query (a token of up to 4 KiB and more) copied on the stack. */
@@ -118,6 +136,8 @@ struct sockjs_receiver_ops {
     bool (*send_frame)(struct sockjs_receiver *r, const struct sockjs_frame *f);
     void (*release)(struct sockjs_receiver *r);
     size_t (*queued)(const struct sockjs_receiver *r);
+    /* The client's address, for logs ("127.0.0.1:5000"); may be NULL (no address). */
+    const char *(*peer)(const struct sockjs_receiver *r);
 };
 
 /* Encodings of a published message that the SockJS layer caches on it (sockjs_message_form). */
@@ -174,6 +194,8 @@ const struct sockjs_options *sockjs_server_options(const struct sockjs_server *s
 void sockjs_server_drain(struct sockjs_server *srv);
 /* Number of live sessions (table and websocket). */
 size_t sockjs_server_session_count(const struct sockjs_server *srv);
+/* Open sessions (not closed yet) that transport t opened, whatever carries them now. */
+size_t sockjs_server_open_sessions(const struct sockjs_server *srv, enum sockjs_transport t);
 
 /* Whether id is a valid session or server id segment: non-empty, no '/' or '.'. */
 bool sockjs_valid_id(const char *id, size_t len);
@@ -245,5 +267,11 @@ void *sockjs_session_app_data(const struct sockjs_session *s);
 /* The session whose app data this is: apps need not keep a pointer back. */
 struct sockjs_session *sockjs_session_of_app_data(void *data);
 struct sockjs_server *sockjs_session_server(const struct sockjs_session *s);
+enum sockjs_transport sockjs_session_transport(const struct sockjs_session *s);
+/* Once closed (in and after on_close): the close code and reason; code 0 and "Timed out" for a
+ * session that timed out without a receiver (or was closed by the server's shutdown), which
+ * sends no close frame. */
+int sockjs_session_close_code(const struct sockjs_session *s);
+const char *sockjs_session_close_reason(const struct sockjs_session *s);
 
 #endif

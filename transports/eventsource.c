@@ -34,6 +34,7 @@ static void prelude(const struct http_receiver *r, struct gw_buf *out)
 
 static const struct http_receiver_kind eventsource_kind = {
     .name = "eventsource",
+    .transport = SOCKJS_TRANSPORT_EVENTSOURCE,
     .content_type = "text/event-stream; charset=UTF-8",
     /* A page on another origin opens the stream directly (EventSource with credentials). */
     .head_flags = TP_CORS,

@@ -64,6 +64,7 @@ static void encode(const struct http_receiver *r, const char *frame, size_t len,
 
 static const struct http_receiver_kind htmlfile_kind = {
     .name = "htmlfile",
+    .transport = SOCKJS_TRANSPORT_HTMLFILE,
     .content_type = "text/html; charset=UTF-8",
     .streaming = true,
     .prelude = prelude,

@@ -114,11 +114,18 @@ static size_t queued(const struct sockjs_receiver *base)
     return tp_conn_queued(r->conn);
 }
 
+static const char *peer(const struct sockjs_receiver *base)
+{
+    const struct http_receiver *r = (const struct http_receiver *)base;
+    return tp_conn_peer(r->conn);
+}
+
 static const struct sockjs_receiver_ops receiver_ops = {
     .name = "http",
     .send_frame = send_frame,
     .release = release,
     .queued = queued,
+    .peer = peer,
 };
 
 void http_receiver_handle(const struct tp_request *req, const struct http_receiver_kind *kind,
@@ -162,7 +169,8 @@ void http_receiver_handle(const struct tp_request *req, const struct http_receiv
         r->head_len = h.len;
     }
     tp_conn_set_handler(req->conn, &handler_ops, r);
-    struct sockjs_open_info info = {.query = req->query, .query_len = req->query_len};
+    struct sockjs_open_info info = {
+        .query = req->query, .query_len = req->query_len, .transport = (uint8_t)kind->transport};
     sockjs_session_attach(req->server, session_id, id_len, &r->base, &info);
 }
 

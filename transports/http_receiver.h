@@ -14,6 +14,7 @@ struct http_receiver;
 
 struct http_receiver_kind {
     const char *name;
+    enum sockjs_transport transport;
     const char *content_type;
     unsigned head_flags;      /* TP_* header groups besides TP_NO_CACHE and TP_COOKIE */
     const char *extra_header; /* one more header's name (with extra_value), or NULL */

@@ -23,6 +23,7 @@ static void encode(const struct http_receiver *r, const char *frame, size_t len,
 
 static const struct http_receiver_kind jsonp_kind = {
     .name = "jsonp",
+    .transport = SOCKJS_TRANSPORT_JSONP,
     .content_type = "application/javascript; charset=UTF-8",
     .extra_header = "X-Content-Type-Options",
     .extra_value = "nosniff",

@@ -238,11 +238,18 @@ static size_t queued(const struct sockjs_receiver *base)
     return tp_conn_queued(ws->conn);
 }
 
+static const char *peer(const struct sockjs_receiver *base)
+{
+    const struct ws_conn *ws = (const struct ws_conn *)base;
+    return tp_conn_peer(ws->conn);
+}
+
 static const struct sockjs_receiver_ops receiver_ops = {
     .name = "websocket",
     .send_frame = send_frame,
     .release = release,
     .queued = queued,
+    .peer = peer,
 };
 
 static void deliver(struct ws_conn *ws, const uint8_t *data, size_t len)
@@ -480,8 +487,9 @@ void websocket_handle(const struct tp_request *req, bool raw)
     /* The upgrade frees the request; the application still wants its query when it opens. */
     char buf[SOCKJS_OPEN_INFO_BUF];
     struct sockjs_open_info info;
-    char *heap =
-        sockjs_open_info_copy(&(struct sockjs_open_info){req->query, req->query_len}, buf, &info);
+    char *heap = sockjs_open_info_copy(
+        &(struct sockjs_open_info){req->query, req->query_len, SOCKJS_TRANSPORT_WEBSOCKET}, buf,
+        &info);
     struct sockjs_server *server = req->server;
     tp_conn_set_handler(c, &handler_ops, ws);
     tp_conn_upgrade(c);

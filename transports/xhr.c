@@ -27,6 +27,7 @@ static void streaming_prelude(const struct http_receiver *r, struct gw_buf *out)
 
 static const struct http_receiver_kind xhr_polling_kind = {
     .name = "xhr",
+    .transport = SOCKJS_TRANSPORT_XHR_POLLING,
     .content_type = "application/javascript; charset=UTF-8",
     .head_flags = TP_CORS,
     .streaming = false,
@@ -36,6 +37,7 @@ static const struct http_receiver_kind xhr_polling_kind = {
 
 static const struct http_receiver_kind xhr_streaming_kind = {
     .name = "xhr_streaming",
+    .transport = SOCKJS_TRANSPORT_XHR_STREAMING,
     .content_type = "application/javascript; charset=UTF-8",
     .head_flags = TP_CORS,
     .streaming = true,
