@@ -485,13 +485,14 @@ int gw_config_load(struct gw_config *cfg, int argc, char **argv)
 }
 
 /* What a reload (SIGHUP) applies: options read from the configuration at each use, or applied
- * by the caller after gw_config_reload (log-level, api-max-body-bytes). Everything else is
- * copied into the running parts at start and needs a restart: listeners, engines, the timer
+ * by the caller after gw_config_reload (log-level, log-format, api-max-body-bytes). Everything else
+ * is copied into the running parts at start and needs a restart: listeners, engines, the timer
  * queues' durations, and the publish limits (every node of a cluster must agree on them). */
 static const char *const live_options[] = {
     "jwt-secret",
     "api-key",
     "log-level",
+    "log-format",
     "api-max-body-bytes",
     "allow-anonymous",
     "token-grace-ms",
@@ -535,6 +536,7 @@ static bool same_value(const struct opt *o, const struct gw_config *a, const str
         return true;
     }
     case OPT_HELP:
+    case OPT_VERSION:
         break;
     }
     return true;
@@ -545,7 +547,8 @@ void gw_config_reload(struct gw_config *cfg, struct gw_config *fresh,
 {
     for (size_t i = 0; i < N_OPTIONS; i++) {
         const struct opt *o = &options[i];
-        if (o->type == OPT_HELP || strcmp(o->name, "config") == 0 || same_value(o, cfg, fresh))
+        if (o->type == OPT_HELP || o->type == OPT_VERSION || strcmp(o->name, "config") == 0 ||
+            same_value(o, cfg, fresh))
             continue;
         bool live = is_live(o);
         if (live) {

@@ -100,8 +100,14 @@ static void on_reload(evutil_socket_t sig, short what, void *arg)
     gw_config_defaults(&fresh);
     enum gw_log_level level;
     int rc = gw_config_load(&fresh, r->argc, r->argv);
+    bool json;
     if (rc == 0 && gw_log_parse_level(fresh.log_level, &level) != 0) {
         fprintf(stderr, "sockjs-gateway: --log-level: unknown level '%s'\n", fresh.log_level);
+        rc = GW_EINVAL;
+    }
+    if (rc == 0 && gw_log_parse_format(fresh.log_format, &json) != 0) {
+        fprintf(stderr, "sockjs-gateway: --log-format: expected text or json, got '%s'\n",
+                fresh.log_format);
         rc = GW_EINVAL;
     }
     if (rc != 0) {
@@ -113,6 +119,7 @@ static void on_reload(evutil_socket_t sig, short what, void *arg)
     gw_config_reload(r->cfg, &fresh, report_change, r);
     gw_config_cleanup(&fresh);
     gw_log_threshold = level;
+    gw_log_json = json;
     r->api_srv->max_body_bytes = r->cfg->api_max_body_bytes;
     GW_INFO("reload: done, %u options changed, %u more need a restart", r->applied, r->restart);
 }

@@ -18,9 +18,8 @@
 #include "gw_timerq.h"
 #include "pubsub_presence.h"
 
-const double gw_latency_bounds[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
-                                    0.025,  0.05,    0.1,    0.25,  0.5,    1,     2.5,
-                                    5,      10};
+const double gw_latency_bounds[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+                                    0.05,   0.1,     0.25,   0.5,   1,      2.5,   5,    10};
 const size_t gw_latency_n_bounds = sizeof(gw_latency_bounds) / sizeof(gw_latency_bounds[0]);
 
 /* Event-loop lag: how late the probe fires, from 1 ms (nothing else to do) to 10 s. */
@@ -105,8 +104,8 @@ static void sample(struct gw_buf *out, const char *name, const char *type, const
     gw_buf_appendf(out, "%s %" PRIu64 "\n", name, value);
 }
 
-static void sample_double(struct gw_buf *out, const char *name, const char *type,
-                          const char *help, double value)
+static void sample_double(struct gw_buf *out, const char *name, const char *type, const char *help,
+                          double value)
 {
     head(out, name, type, help);
     gw_buf_appendf(out, "%s %.17g\n", name, value);
@@ -221,8 +220,7 @@ void gw_metrics_write(const struct gw_metrics *m, const struct gw_api *api, stru
     const struct pubsub_hub_stats *h = pubsub_hub_stats(pubsub_node_hub(api->node));
     const struct pubsub_engine *engine = pubsub_node_engine(api->node);
     const struct pubsub_engine_stats *e = &engine->stats;
-    const struct pubsub_presence_stats *p =
-        pubsub_presence_stats(pubsub_node_presence(api->node));
+    const struct pubsub_presence_stats *p = pubsub_presence_stats(pubsub_node_presence(api->node));
     const struct gw_accept_stats *a = &srv->accept_stats;
 
     head(out, "sockjs_gateway_build_info", "gauge", "The gateway's version; always 1.");
@@ -249,8 +247,7 @@ void gw_metrics_write(const struct gw_metrics *m, const struct gw_api *api, stru
                    "sockjs_gateway_sessions_by_identity{identity=\"waiting\"} %" PRIu64 "\n",
                    d->open_authenticated, d->open_anonymous,
                    open > identified ? (uint64_t)open - identified : 0);
-    sample(out, "sockjs_gateway_sessions_opened_total", "counter", "Sessions opened.",
-           d->sessions);
+    sample(out, "sockjs_gateway_sessions_opened_total", "counter", "Sessions opened.", d->sessions);
     sample(out, "sockjs_gateway_sessions_authenticated_total", "counter",
            "Sessions authenticated by a token.", d->authenticated);
     sample(out, "sockjs_gateway_auth_failures_total", "counter",
@@ -273,8 +270,7 @@ void gw_metrics_write(const struct gw_metrics *m, const struct gw_api *api, stru
          "Client connections or requests refused, by reason.");
     gw_buf_appendf(out,
                    "sockjs_gateway_connections_refused_total{reason=\"limit\"} %" PRIu64 "\n"
-                   "sockjs_gateway_connections_refused_total{reason=\"proxy_header\"} %" PRIu64
-                   "\n"
+                   "sockjs_gateway_connections_refused_total{reason=\"proxy_header\"} %" PRIu64 "\n"
                    "sockjs_gateway_connections_refused_total{reason=\"draining\"} %" PRIu64 "\n",
                    a->refused_limit, a->refused_proxy, a->refused_drain);
     sample(out, "sockjs_gateway_accept_pauses_total", "counter",
@@ -291,12 +287,10 @@ void gw_metrics_write(const struct gw_metrics *m, const struct gw_api *api, stru
          "Publishes to the API, by scope and result (unknown: the scope could not be read).");
     for (int s = 0; s <= GW_API_SCOPE_UNKNOWN; s++)
         for (int r = 0; r < GW_API_RESULTS; r++)
-            gw_buf_appendf(out,
-                           "sockjs_gateway_publishes_total{scope=\"%s\",result=\"%s\"} %" PRIu64
-                           "\n",
-                           s == GW_API_SCOPE_UNKNOWN ? "unknown"
-                                                     : pubsub_scope_name((enum pubsub_scope)s),
-                           result_names[r], api->publish_results[s][r]);
+            gw_buf_appendf(
+                out, "sockjs_gateway_publishes_total{scope=\"%s\",result=\"%s\"} %" PRIu64 "\n",
+                s == GW_API_SCOPE_UNKNOWN ? "unknown" : pubsub_scope_name((enum pubsub_scope)s),
+                result_names[r], api->publish_results[s][r]);
     sample(out, "sockjs_gateway_api_requests_total", "counter", "Requests to the API listener.",
            api->requests);
     sample(out, "sockjs_gateway_api_unauthorized_total", "counter",

@@ -14,6 +14,7 @@ Waiting: every reload ends with one "reload: done" or "reload: ... refused" log 
 Spec: docs/PROTOCOL.md "Reload".
 """
 
+import json
 import os
 import signal
 import tempfile
@@ -118,6 +119,16 @@ class Reload(ScopedTestCase):
         gw.api("GET", "/api/stats", key=OLD_KEY)
         gw.wait_log(r"\bDEBUG\b", since=mark)
 
+    def test_the_log_format_changes_live(self):
+        gw = self.start(jwt_secret=OLD_SECRET, api_key=OLD_KEY)
+        lines = self.reload(gw, jwt_secret=OLD_SECRET, api_key=OLD_KEY, log_format="json")
+        done = [l for l in lines if "reload: done" in l]
+        self.assertEqual(len(done), 1, lines)
+        self.assertEqual(json.loads(done[0])["msg"], "reload: done, 1 options changed, "
+                         "0 more need a restart")
+        lines = self.reload(gw, jwt_secret=OLD_SECRET, api_key=OLD_KEY, log_format="text")
+        self.assertTrue(lines[-1].split()[1] == "INFO" and "reload: done" in lines[-1], lines)
+
     def test_a_bad_file_is_refused_whole(self):
         gw = self.start(jwt_secret=OLD_SECRET, api_key=OLD_KEY)
         s = self.session(gw, OLD_SECRET, "u1")
@@ -125,6 +136,7 @@ class Reload(ScopedTestCase):
             dict(jwt_secret=NEW_SECRET, api_key=NEW_KEY, no_such_option="1"),
             dict(jwt_secret=NEW_SECRET, api_key=NEW_KEY, heartbeat_ms="many"),
             dict(jwt_secret=NEW_SECRET, api_key=NEW_KEY, log_level="loud"),
+            dict(jwt_secret=NEW_SECRET, api_key=NEW_KEY, log_format="xml"),
         ]
         for options in bad_files:
             with self.subTest(options=options):
