@@ -60,5 +60,7 @@ static inline bool gw_timer_active(const struct gw_timer *t)
 uint64_t gw_now_ms(void);
 /* Microseconds of CLOCK_MONOTONIC (a vDSO call, ~20 ns: cheap, not free). */
 uint64_t gw_now_us(void);
+/* Microseconds of CLOCK_REALTIME: for times that other processes compare (may step). */
+uint64_t gw_wall_us(void);
 
 #endif

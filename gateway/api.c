@@ -140,8 +140,9 @@ static void publish(struct gw_api *api, const struct tp_request *req)
         } else {
             json_t *ids = json_array();
             size_t done = 0;
-            /* One clock read per request: the start of the publish latency. */
-            uint64_t now = gw_now_us();
+            /* One clock read per request: the start of the publish latency, on the wall clock
+             * since other nodes compare it too. */
+            uint64_t now = gw_wall_us();
             for (; done < n; done++) {
                 pubs[done]->accepted_us = now;
                 if (pubsub_node_publish(api->node, pubs[done]) != 0)

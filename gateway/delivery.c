@@ -253,7 +253,7 @@ static void on_hub_message(void *arg, struct pubsub_sub *sub, struct pubsub_mess
      * connection write, on the fan-out's hot path). */
     if (!msg->latency_seen && msg->pub->accepted_us) {
         msg->latency_seen = true;
-        uint64_t now = gw_now_us();
+        uint64_t now = gw_wall_us();
         uint64_t t = msg->pub->accepted_us;
         gw_histogram_observe(&d->stats.publish_latency, now > t ? (double)(now - t) / 1e6 : 0);
     }

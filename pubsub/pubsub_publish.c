@@ -113,7 +113,7 @@ static int fill(struct builder *b, struct pubsub_publish *p, const json_t *sites
  * fields (in the order the reasons are reported) and sets *error when it refuses them. */
 struct fields {
     enum pubsub_scope scope;
-    const json_t *site, *sites, *ids, *event, *data, *seqs;
+    const json_t *site, *sites, *ids, *event, *data, *seqs, *ts;
     size_t n_sites, n_ids, n_channels;
 };
 
@@ -206,6 +206,11 @@ static int parse_payload(const json_t *obj, const struct pubsub_limits *lim, str
         *error = "missing data";
         return GW_EINVAL;
     }
+    f->ts = json_object_get(obj, "ts");
+    if (f->ts && (!json_is_integer(f->ts) || json_integer_value(f->ts) < 0)) {
+        *error = "ts must be a non-negative integer";
+        return GW_EINVAL;
+    }
     f->seqs = json_object_get(obj, "seqs");
     if (f->seqs && (!json_is_array(f->seqs) || json_array_size(f->seqs) != f->n_channels)) {
         *error = "seqs must have one integer per channel";
@@ -246,6 +251,8 @@ static int build(const struct fields *f, const struct pubsub_limits *lim,
     b = (struct builder){.next = (char *)p + head, .measuring = false};
     fill(&b, p, f->sites, f->site, f->ids, event, event_len, data, data_len, lim, error);
     free(data);
+    if (f->ts)
+        p->accepted_us = (uint64_t)json_integer_value(f->ts);
     if (f->seqs) {
         p->seqs = gw_malloc(f->n_channels * sizeof(*p->seqs));
         for (size_t i = 0; i < f->n_channels; i++) {
@@ -302,6 +309,8 @@ char *pubsub_publish_to_json(const struct pubsub_publish *p, size_t *len)
     json_t *data = json_loadb(p->data, p->data_len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &err);
     GW_ASSERT(data != NULL); /* built by json_dumps in from_json */
     json_object_set_new(obj, "data", data);
+    if (p->accepted_us)
+        json_object_set_new(obj, "ts", json_integer((json_int_t)p->accepted_us));
     if (p->seqs) {
         json_t *seqs = json_array();
         size_t n = pubsub_publish_channels(p);

@@ -40,8 +40,8 @@ struct pubsub_publish {
     /* Sequence numbers, one per channel, site-major (channel k = site k / max(1, n_ids), id
      * k % n_ids), set by the engine before delivery; NULL when the origin gave none. */
     int64_t *seqs;
-    /* When this node's API accepted it (monotonic µs, gw_now_us()), for the publish latency;
-     * 0 for publishes heard from elsewhere (another node, Redis). */
+    /* When a node's API accepted it (wall-clock µs, gw_wall_us()), for the publish latency;
+     * travels through Redis as "ts"; 0 when unknown (a backend publishing into Redis). */
     uint64_t accepted_us;
 };
 
@@ -55,8 +55,9 @@ static inline size_t pubsub_publish_channels(const struct pubsub_publish *p)
  *   {"scope": "user"|"client"|"global", "site": S | "sites": [S...], "ids": [ID...],
  *    "event": E, "data": <any JSON>}
  * ids are strings or integers (integers are kept as their decimal text); required for user
- * and client, absent or empty for global. `seqs` (array of integers, one per channel) is read
- * when present (messages from the engine). Returns 0, or with *error set to a static reason
+ * and client, absent or empty for global. `seqs` (array of integers, one per channel) and `ts`
+ * (accepted_us) are read when present (messages from the engine). Returns 0, or with *error set to
+ * a static reason
  * ("unknown scope", "too many ids", "too many channels", ...) GW_ELIMIT when data is larger than
  * lim->max_data_bytes and GW_EINVAL for anything else. */
 int pubsub_publish_from_json(const json_t *obj, const struct pubsub_limits *lim,

@@ -13,8 +13,9 @@ import unittest
 import uuid
 
 import gwtest
+import redisfix
 from gwtest import TIMEOUT, Conn, build_request, read_response_head, BodyReader
-from scopedfix import PREFIX, ScopedTestCase, publish_body, token_for, unique
+from scopedfix import PREFIX, ScopedTestCase, Session, publish_body, token_for, unique
 
 SAMPLE_RE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})? (\S+)$')
 
@@ -175,6 +176,27 @@ class MetricsTest(ScopedTestCase):
             self.assertEqual(sorted(obj), ["level", "msg", "ts"], line)
             self.assertIn(obj["level"], ("error", "warn", "info", "debug"))
             self.assertRegex(obj["ts"], r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+
+    def test_publish_latency_across_nodes(self):
+        # A publish accepted by node A and heard through Redis by node B carries A's time.
+        redis = redisfix.RedisServer().start()
+        self.addCleanup(redis.stop)
+        a = self.start_gateway("--engine", redis.url)
+        b = self.start_gateway("--engine", redis.url)
+        for gw in (a, b):
+            gw.wait_publish_status(202)
+        site = unique("site")
+        s = Session(b, "websocket", token=token_for(site, "u1"))
+        self.addCleanup(s.close)
+        s.expect_open()
+        s.wait_ready()
+        before = value(parse_metrics(self.metrics(b)), "sockjs_gateway_publish_latency_seconds_count")
+        a.publish(publish_body("user", site, "e", 1, ids=["u1"]))
+        self.assertEqual(s.next_message()["data"], 1)
+        samples = parse_metrics(self.metrics(b))
+        self.assertEqual(value(samples, "sockjs_gateway_publish_latency_seconds_count"), before + 1)
+        # Loopback, one host: well under a second.
+        self.assertLess(value(samples, "sockjs_gateway_publish_latency_seconds_sum"), 1.0)
 
     def test_version(self):
         p = subprocess.run([gwtest.gateway_binary(), "--version"], capture_output=True,
