@@ -13,6 +13,7 @@
 #include "gw_error.h"
 #include "gw_log.h"
 #include "gw_url.h"
+#include "health.h"
 #include "pubsub_channel.h"
 
 static void respond_json(const struct tp_request *req, int status, const char *reason, json_t *body)
@@ -365,6 +366,8 @@ void gw_api_route(struct gw_server *srv, struct tp_request *req, const char *pat
 {
     struct gw_api *api = srv->route_arg;
     api->requests++;
+    if (gw_health_handle(srv->health, req, path, path_len))
+        return; /* no key: load balancers and orchestrators ask */
     bool is_publish = path_len == 12 && memcmp(path, "/api/publish", 12) == 0;
     bool is_stats = path_len == 10 && memcmp(path, "/api/stats", 10) == 0;
     bool is_presence = path_len == 13 && memcmp(path, "/api/presence", 13) == 0;
