@@ -15,6 +15,7 @@
 #include "gw_log.h"
 #include "gw_timerq.h"
 #include "gw_url.h"
+#include "health.h"
 #include "metrics.h"
 #include "pubsub_channel.h"
 
@@ -417,6 +418,8 @@ void gw_api_route(struct gw_server *srv, struct tp_request *req, const char *pat
 {
     struct gw_api *api = srv->route_arg;
     api->requests++;
+    if (gw_health_handle(srv->health, req, path, path_len))
+        return; /* no key: load balancers and orchestrators ask */
     if (api->metrics && path_len == 8 && memcmp(path, "/metrics", 8) == 0) {
         metrics(api, req);
         return;

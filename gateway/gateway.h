@@ -53,14 +53,16 @@ struct gw_accept_stats {
 };
 
 struct gw_drain;
+struct gw_health;
 
 struct gw_server {
     struct event_base *base;
     const struct gw_config *cfg;
     gw_route_fn route;
     void *route_arg;
-    uint32_t max_body_bytes; /* cfg->max_body_bytes unless set otherwise after init */
-    bool json_errors;        /* refusals (400, 408, 413, 431) as {"error": ...} */
+    uint32_t max_body_bytes;        /* cfg->max_body_bytes unless set otherwise after init */
+    bool json_errors;               /* refusals (400, 408, 413, 431) as {"error": ...} */
+    const struct gw_health *health; /* /healthz and /readyz (health.h); NULL: not answered */
     struct gw_listener listeners[GW_MAX_LISTEN];
     size_t n_listeners;
     struct event *accept_resume; /* re-enables accepting after running out of descriptors */

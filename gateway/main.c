@@ -13,6 +13,7 @@
 #include "gateway.h"
 #include "gw_log.h"
 #include "gw_outq.h"
+#include "health.h"
 #include "jwt.h"
 #include "metrics.h"
 #include "pubsub_node.h"
@@ -217,6 +218,9 @@ int main(int argc, char **argv)
     gw_server_init(&api_srv, base, &cfg, gw_api_route, &api);
     api_srv.max_body_bytes = cfg.api_max_body_bytes;
     api_srv.json_errors = true;
+    struct gw_health health = {.sockjs = &srv, .node = node};
+    srv.health = &health;
+    api_srv.health = &health;
     struct gw_apps *apps = gw_apps_new(&srv, &cfg, delivery);
     int status = 0;
     if (gw_server_listen(&srv, &cfg.listen, "listening on") != 0 ||

@@ -5,6 +5,7 @@
 #include "eventsource.h"
 #include "gateway.h"
 #include "gw_log.h"
+#include "health.h"
 #include "htmlfile.h"
 #include "info.h"
 #include "jsonp.h"
@@ -179,6 +180,9 @@ void gw_route_request(struct gw_server *srv, struct tp_request *req, const char 
     /* A draining server closes each connection after its answer: the answer says so. */
     if (gw_server_draining(srv))
         req->keep_alive = false;
+    /* Before the drain's refusal: a load balancer keeps asking while the node drains. */
+    if (gw_health_handle(srv->health, req, path, path_len))
+        return;
     for (size_t i = 0; i < srv->n_routes; i++) {
         const struct gw_route *r = &srv->routes[i];
         if (path_len >= r->prefix_len && memcmp(path, r->prefix, r->prefix_len) == 0 &&

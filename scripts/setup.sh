@@ -11,7 +11,7 @@ packages=(cmake make gcc pkg-config libevent-dev libhttp-parser-dev libjansson-d
           libssl-dev libhiredis-dev)
 if [ "$want_tests" = 1 ]; then
     packages+=(clang clang-format libclang-rt-14-dev libwebsockets-dev python3 redis-server haproxy nginx prometheus
-               chromium)
+               chromium iproute2)
 fi
 
 missing=()
