@@ -87,6 +87,10 @@ static const struct opt options[] = {
         "on SIGTERM/SIGINT, close every session (c[1001,\"Going away\"]) spread over this "
         "long, then exit; a second signal exits at once"),
     STR("log-level", log_level, "LEVEL", "error, warn, info or debug"),
+    STR("static-dir", static_dir, "DIR",
+        "web files (sockjs-gateway.js, demo.html, vendor/sockjs-client-1.6.1.min.js) read once "
+        "at start from DIR instead of the built-in copies; auto: an install's "
+        "share/sockjs-gateway/web next to the binary if any; embedded: the built-in copies"),
     LIST("jwt-secret", jwt_secrets, GW_MAX_SECRETS, "SECRET",
          "HS256 secret for session tokens; give two while rotating"),
     FLAG("allow-anonymous", allow_anonymous,
@@ -174,6 +178,7 @@ void gw_config_defaults(struct gw_config *cfg)
     cfg->backlog = 4096;
     cfg->drain_ms = 5000;
     cfg->log_level = "info";
+    cfg->static_dir = "auto";
     cfg->auth_timeout_ms = 10000;
     cfg->token_grace_ms = 30000;
     cfg->unknown_session_rate = 5;

@@ -45,6 +45,7 @@ struct gw_config {
     uint32_t max_connections; /* 0: the open-files limit less GW_FD_RESERVE */
     uint32_t drain_ms;
     const char *log_level;
+    const char *static_dir;
     /* Scoped delivery. */
     struct gw_str_list jwt_secrets;
     bool allow_anonymous;

@@ -15,6 +15,7 @@
 #include "gw_outq.h"
 #include "jwt.h"
 #include "pubsub_node.h"
+#include "static.h"
 #include "websocket.h"
 
 struct shutdown {
@@ -129,6 +130,10 @@ int main(int argc, char **argv)
         return 2;
     }
     gw_log_threshold = level;
+    if (gw_static_init(cfg.static_dir) != 0) {
+        gw_config_cleanup(&cfg);
+        return 2;
+    }
     signal(SIGPIPE, SIG_IGN);
     websocket_configure(&(struct ws_settings){.deflate = cfg.ws_deflate,
                                               .deflate_min_bytes = cfg.ws_deflate_min_bytes});
@@ -142,6 +147,7 @@ int main(int argc, char **argv)
     struct pubsub_node *node = node_new(base, &cfg, id, sizeof(id));
     if (!node) {
         event_base_free(base);
+        gw_static_cleanup();
         gw_config_cleanup(&cfg);
         return 2;
     }
@@ -182,6 +188,7 @@ int main(int argc, char **argv)
     websocket_cleanup();
     gw_outq_pool_release();
     gw_jwt_cleanup();
+    gw_static_cleanup();
     gw_config_cleanup(&cfg);
     GW_INFO("stopped");
     return status;
