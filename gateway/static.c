@@ -150,8 +150,7 @@ static bool installed_dir(char *out, size_t cap)
         return false;
     exe[dir_len - bin_len - 1] = '\0';
     struct stat st;
-    if ((size_t)snprintf(out, cap, "%s/%s/sockjs-gateway/web", exe[0] ? exe : "",
-                         GW_INSTALL_DATADIR) >= cap)
+    if ((size_t)snprintf(out, cap, "%s/%s/sockjs-gateway/web", exe, GW_INSTALL_DATADIR) >= cap)
         return false;
     return stat(out, &st) == 0 && S_ISDIR(st.st_mode);
 }
