@@ -91,6 +91,10 @@ static const struct opt options[] = {
     STR("log-format", log_format, "FORMAT",
         "text (\"<time> <LEVEL> <message>\") or json (one {\"ts\",\"level\",\"msg\"} object "
         "per line)"),
+    STR("static-dir", static_dir, "DIR",
+        "web files (sockjs-gateway.js, demo.html, vendor/sockjs-client-1.6.1.min.js) read once "
+        "at start from DIR instead of the built-in copies; auto: an install's "
+        "share/sockjs-gateway/web next to the binary if any; embedded: the built-in copies"),
     LIST("jwt-secret", jwt_secrets, GW_MAX_SECRETS, "SECRET",
          "HS256 secret for session tokens; give two while rotating"),
     FLAG("allow-anonymous", allow_anonymous,
@@ -180,6 +184,7 @@ void gw_config_defaults(struct gw_config *cfg)
     cfg->drain_ms = 5000;
     cfg->log_level = "info";
     cfg->log_format = "text";
+    cfg->static_dir = "auto";
     cfg->auth_timeout_ms = 10000;
     cfg->token_grace_ms = 30000;
     cfg->unknown_session_rate = 5;

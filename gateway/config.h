@@ -46,6 +46,7 @@ struct gw_config {
     uint32_t drain_ms;
     const char *log_level;
     const char *log_format; /* "text" or "json" */
+    const char *static_dir;
     /* Scoped delivery. */
     struct gw_str_list jwt_secrets;
     bool allow_anonymous;

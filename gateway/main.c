@@ -17,6 +17,7 @@
 #include "jwt.h"
 #include "metrics.h"
 #include "pubsub_node.h"
+#include "static.h"
 #include "websocket.h"
 
 struct shutdown {
@@ -193,6 +194,10 @@ int main(int argc, char **argv)
         gw_config_cleanup(&cfg);
         return 2;
     }
+    if (gw_static_init(cfg.static_dir) != 0) {
+        gw_config_cleanup(&cfg);
+        return 2;
+    }
     signal(SIGPIPE, SIG_IGN);
     websocket_configure(&(struct ws_settings){.deflate = cfg.ws_deflate,
                                               .deflate_min_bytes = cfg.ws_deflate_min_bytes});
@@ -206,6 +211,7 @@ int main(int argc, char **argv)
     struct pubsub_node *node = node_new(base, &cfg, id, sizeof(id));
     if (!node) {
         event_base_free(base);
+        gw_static_cleanup();
         gw_config_cleanup(&cfg);
         return 2;
     }
@@ -256,6 +262,7 @@ int main(int argc, char **argv)
     websocket_cleanup();
     gw_outq_pool_release();
     gw_jwt_cleanup();
+    gw_static_cleanup();
     gw_config_cleanup(&cfg);
     GW_INFO("stopped");
     return status;

@@ -1,0 +1,27 @@
+# Installs deploy/systemd/sockjs-gateway.service into GW_UNIT_DIR with ExecStart naming the
+# binary of this install (the source names /usr/local/bin/sockjs-gateway). Run by
+# `cmake --install` (CMakeLists.txt sets GW_UNIT_SOURCE, GW_UNIT_DIR and GW_BINDIR), when
+# CMAKE_INSTALL_PREFIX is the prefix being installed to.
+foreach(var GW_UNIT_SOURCE GW_UNIT_DIR GW_BINDIR)
+  if(NOT DEFINED ${var})
+    message(FATAL_ERROR "install_unit.cmake: ${var} is not set")
+  endif()
+endforeach()
+set(bindir "${GW_BINDIR}")
+if(NOT IS_ABSOLUTE "${bindir}")
+  set(bindir "${CMAKE_INSTALL_PREFIX}/${bindir}")
+endif()
+set(unit_dir "${GW_UNIT_DIR}")
+if(NOT IS_ABSOLUTE "${unit_dir}")
+  set(unit_dir "${CMAKE_INSTALL_PREFIX}/${unit_dir}")
+endif()
+file(READ "${GW_UNIT_SOURCE}" unit)
+string(REPLACE "/usr/local/bin/sockjs-gateway" "${bindir}/sockjs-gateway" unit "${unit}")
+string(FIND "${unit}" "\nExecStart=${bindir}/sockjs-gateway" found)
+if(found LESS 0)
+  message(FATAL_ERROR "install_unit.cmake: no ExecStart=/usr/local/bin/sockjs-gateway in ${GW_UNIT_SOURCE}")
+endif()
+set(dest "$ENV{DESTDIR}${unit_dir}/sockjs-gateway.service")
+message(STATUS "Installing: ${dest}")
+file(WRITE "${dest}" "${unit}")
+list(APPEND CMAKE_INSTALL_MANIFEST_FILES "${dest}")
