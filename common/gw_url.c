@@ -1,4 +1,5 @@
 #include "gw_url.h"
+#include "gw_buf.h"
 #include "gw_error.h"
 
 #include <string.h>
@@ -73,4 +74,31 @@ const char *gw_query_param_raw(const char *query, size_t query_len, const char *
 {
     size_t pos = 0;
     return find_param(query, query_len, &pos, name, len);
+}
+
+void gw_url_append_redacted(struct gw_buf *b, const char *url, size_t len, const char *name)
+{
+    const char *q = memchr(url, '?', len);
+    if (!q) {
+        gw_buf_append(b, url, len);
+        return;
+    }
+    size_t name_len = strlen(name);
+    const char *end = url + len;
+    gw_buf_append(b, url, (size_t)(q - url) + 1);
+    for (const char *p = q + 1; p <= end;) {
+        const char *amp = memchr(p, '&', (size_t)(end - p));
+        const char *stop = amp ? amp : end;
+        const char *eq = memchr(p, '=', (size_t)(stop - p));
+        if (eq && (size_t)(eq - p) == name_len && memcmp(p, name, name_len) == 0) {
+            gw_buf_append(b, p, name_len + 1);
+            gw_buf_append_str(b, "<redacted>");
+        } else {
+            gw_buf_append(b, p, (size_t)(stop - p));
+        }
+        if (!amp)
+            break;
+        gw_buf_append(b, "&", 1);
+        p = amp + 1;
+    }
 }

@@ -19,4 +19,9 @@ long gw_query_param_next(const char *query, size_t query_len, size_t *pos, const
  * NUL-terminated), or NULL when absent: for comparing a value byte for byte, at any length. */
 const char *gw_query_param_raw(const char *query, size_t query_len, const char *name, size_t *len);
 
+struct gw_buf;
+/* Appends url (path and query, len bytes) to b with the value of every query parameter called
+ * `name` replaced by "<redacted>": for logs, which must not hold tokens. */
+void gw_url_append_redacted(struct gw_buf *b, const char *url, size_t len, const char *name);
+
 #endif

@@ -457,9 +457,15 @@ int gw_config_load(struct gw_config *cfg, int argc, char **argv)
     int c;
     optind = 1;
     opterr = 1;
-    while ((c = getopt_long(argc, argv, "", long_options, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "h", long_options, NULL)) != -1) {
+        if (c == 'h') {
+            usage(stdout);
+            cfg->help_printed = true;
+            return 0;
+        }
         if (c < 256 || c >= 256 + (int)N_OPTIONS) {
-            usage(stderr);
+            /* getopt has named the option: one line more, not the whole help. */
+            fprintf(stderr, "sockjs-gateway: see 'sockjs-gateway --help' for the options\n");
             return GW_EINVAL;
         }
         const struct opt *o = &options[c - 256];

@@ -16,6 +16,7 @@
 #include "gw_error.h"
 #include "gw_log.h"
 #include "gw_pool.h"
+#include "gw_url.h"
 #include "http_conn_internal.h"
 
 struct header_ref {
@@ -500,7 +501,13 @@ static void dispatch(struct gw_conn *c)
         c->flags |= F_UPGRADE_PENDING;
     c->state = ST_BUSY;
     gw_timer_stop(&c->timer);
-    GW_DEBUG("%s: %s %.*s", gw_conn__peer_name(c), req.method, (int)r->url_len, r->raw.data);
+    if (gw_log_threshold >= GW_LOG_DEBUG) {
+        /* Tokens travel in URLs (?token=): never into the log. */
+        struct gw_buf url = GW_BUF_INIT;
+        gw_url_append_redacted(&url, r->raw.data, r->url_len, "token");
+        GW_DEBUG("%s: %s %.*s", gw_conn__peer_name(c), req.method, (int)url.len, url.data);
+        gw_buf_release(&url);
+    }
     c->srv->route(c->srv, &req, r->raw.data + u.field_data[UF_PATH].off, u.field_data[UF_PATH].len);
     /* The request view ends with this call (transports copy what they keep), so a long poll
      * or a stream waits without a parser and header storage: ~1.5 KB less per such session. */

@@ -3,6 +3,7 @@
 
 #include <string.h>
 
+#include "gw_buf.h"
 #include "gw_url.h"
 
 TEST(first_value_decoded)
@@ -33,4 +34,24 @@ TEST(repeated_values_in_order)
     ASSERT_UINT_EQ(pos, strlen(q));
 }
 
-GW_TEST_MAIN(TEST_CASE(first_value_decoded), TEST_CASE(repeated_values_in_order))
+static void check_redacted(const char *url, const char *want)
+{
+    struct gw_buf b = GW_BUF_INIT;
+    gw_url_append_redacted(&b, url, strlen(url), "token");
+    ASSERT_MEM_EQ(b.data, b.len, want, strlen(want));
+    gw_buf_release(&b);
+}
+
+TEST(tokens_redacted_for_logs)
+{
+    check_redacted("/sockjs/1/2/xhr?token=abc.def&x=1&token=zz",
+                   "/sockjs/1/2/xhr?token=<redacted>&x=1&token=<redacted>");
+    check_redacted("/p?tokens=a&xtoken=b&token", "/p?tokens=a&xtoken=b&token");
+    check_redacted("/p?token=", "/p?token=<redacted>");
+    check_redacted("/no/query", "/no/query");
+    check_redacted("/p?", "/p?");
+    check_redacted("/p?a=1&", "/p?a=1&");
+}
+
+GW_TEST_MAIN(TEST_CASE(first_value_decoded), TEST_CASE(repeated_values_in_order),
+             TEST_CASE(tokens_redacted_for_logs))
