@@ -245,20 +245,16 @@ static int local_publish(struct pubsub_engine *base, struct pubsub_publish *pub)
     size_t n = pubsub_publish_channels(pub);
     int64_t *seqs = gw_malloc(n * sizeof(*seqs));
     char name[PUBSUB_CHANNEL_NAME_MAX];
-    struct counter **counters = e->history.size ? gw_malloc(n * sizeof(*counters)) : NULL;
     for (size_t k = 0; k < n; k++) {
         pubsub_channel_name_of(pub, k, name, sizeof(name));
         struct counter *c = advance(e, name);
         seqs[k] = c->seq;
-        if (counters)
-            counters[k] = c;
+        /* An entry is (pub, k): the seq is read from pub when replayed, set just below. */
+        if (e->history.size)
+            history_add(e, c, pub, k);
     }
     pubsub_publish_set_seqs(pub, seqs, n);
     gw_free(seqs);
-    /* After the seqs are set: history entries share the publish. */
-    for (size_t k = 0; counters && k < n; k++)
-        history_add(e, counters[k], pub, k);
-    gw_free(counters);
     enqueue(e, pubsub_publish_ref(pub), NULL, NULL);
     e->base.stats.published++;
     return 0;
