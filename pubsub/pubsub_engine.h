@@ -59,8 +59,9 @@ struct pubsub_engine {
     const struct pubsub_engine_ops *ops;
     pubsub_deliver_cb deliver;
     void *deliver_arg;
-    /* Called when an instance's command connection comes up (again): whatever state a module
-     * keeps there may be gone with the restart of that instance. */
+    /* Called when an instance's two connections are up (again): whatever state a module keeps
+     * there may be gone with the restart of that instance. Not earlier, when only the command
+     * connection is: what the module then publishes (presence leaves) would be refused. */
     void (*shard_ready)(void *arg, size_t shard);
     void *shard_ready_arg;
     struct pubsub_engine_stats stats;

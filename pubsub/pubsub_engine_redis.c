@@ -344,7 +344,7 @@ static void conn_set_ready(struct redis_conn *c)
         e->base.stats.reconnects++;
     c->ever_ready = true;
     shard_log_state(c->shard, NULL);
-    if (c->kind == CONN_CMD && e->base.shard_ready)
+    if (shard_up(c->shard) && e->base.shard_ready)
         e->base.shard_ready(e->base.shard_ready_arg, (size_t)(c->shard - e->shards));
 }
 

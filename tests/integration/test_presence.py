@@ -469,6 +469,8 @@ class TwoNodes(PresenceMixin, ScopedTestCase):
         self.assertEqual(self.next_presence_event(obs, timeout=20), ("presence.leave", u))
         self.assertEqual(self.query(node1, "client", [client]),
                          {"sessions": 1, "users": {obs.sub: 1}})
+        # The leave went out from the restarted node's first command, once it could publish.
+        self.assertEqual(again.stats()["presence"]["lost_events"], 0)
 
     def test_answers_converge_after_a_redis_restart(self):
         node1, node2 = self.nodes

@@ -741,6 +741,41 @@ FX_TEST(redis_restart_refuses_then_resumes, 1, 2)
     ASSERT_INT_EQ(b->got[0]->seqs[0], 1);
 }
 
+/* What a module learns from shard_ready: the instance is there for commands and publishes
+ * alike (presence publishes its leaves from the reply of the command it sends then). */
+struct ready_calls {
+    struct pubsub_engine *eng;
+    unsigned calls, calls_while_unavailable;
+};
+
+static void on_shard_ready(void *arg, size_t shard)
+{
+    struct ready_calls *rc = arg;
+    (void)shard;
+    rc->calls++;
+    rc->calls_while_unavailable += !pubsub_engine_available(rc->eng);
+}
+
+FX_TEST(shard_ready_comes_once_both_connections_are_up, 1, 0)
+{
+    struct node n = {0};
+    struct ready_calls rc = {0};
+    n.eng = engine_for(fx, &n, &fx->srv[0], 1);
+    ASSERT_TRUE(n.eng != NULL);
+    rc.eng = n.eng;
+    n.eng->shard_ready = on_shard_ready;
+    n.eng->shard_ready_arg = &rc;
+    WAIT_FOR(fx, rc.calls >= 1, WAIT_MS);
+    server_kill(&fx->srv[0]);
+    WAIT_FOR(fx, !pubsub_engine_available(n.eng), WAIT_MS);
+    ASSERT_INT_EQ(server_start(&fx->srv[0]), 0);
+    WAIT_FOR(fx, rc.calls >= 2, WAIT_MS);
+    ASSERT_UINT_EQ(rc.calls_while_unavailable, 0);
+    pubsub_engine_free(n.eng);
+    node_clear(&n);
+    gw_free(n.got);
+}
+
 FX_TEST(free_while_down_connecting_or_busy, 1, 2)
 {
     /* Busy: publishes in flight when the engine goes. */
@@ -902,6 +937,7 @@ GW_TEST_MAIN(TEST_CASE(urls_are_checked), TEST_CASE(two_nodes_get_each_publish_o
              TEST_CASE(malformed_messages_are_counted_and_skipped),
              TEST_CASE(flushed_script_falls_back_to_eval),
              TEST_CASE(redis_restart_refuses_then_resumes),
+             TEST_CASE(shard_ready_comes_once_both_connections_are_up),
              TEST_CASE(free_while_down_connecting_or_busy),
              TEST_CASE(free_from_inside_the_deliver_callback),
              TEST_CASE(pending_replies_are_bounded))
