@@ -228,6 +228,16 @@ int main(int argc, char **argv)
     srv.health = &health;
     api_srv.health = &health;
     struct gw_apps *apps = gw_apps_new(&srv, &cfg, delivery);
+    /* The handlers go in before the listeners: a supervisor (or a test) that sees "listening on"
+     * may send SIGHUP or SIGTERM at once, and the default action of either would kill us. */
+    struct shutdown sd = {.base = base, .srv = &srv, .node = node, .drain_ms = cfg.drain_ms};
+    struct reload reload = {.cfg = &cfg, .api_srv = &api_srv, .argc = argc, .argv = argv};
+    struct event *sigterm = evsignal_new(base, SIGTERM, on_signal, &sd);
+    struct event *sigint = evsignal_new(base, SIGINT, on_signal, &sd);
+    struct event *sighup = evsignal_new(base, SIGHUP, on_reload, &reload);
+    event_add(sigterm, NULL);
+    event_add(sigint, NULL);
+    event_add(sighup, NULL);
     int status = 0;
     if (gw_server_listen(&srv, &cfg.listen, "listening on") != 0 ||
         (!cfg.test_app && gw_server_listen(&api_srv, &cfg.api_listen, "publish API on") != 0)) {
@@ -237,19 +247,11 @@ int main(int argc, char **argv)
             GW_WARN("no --api-key: the publish API refuses every request");
         if (!cfg.test_app && cfg.jwt_secrets.n == 0)
             GW_WARN("no --jwt-secret: every session token is refused");
-        struct shutdown sd = {.base = base, .srv = &srv, .node = node, .drain_ms = cfg.drain_ms};
-        struct event *sigterm = evsignal_new(base, SIGTERM, on_signal, &sd);
-        struct event *sigint = evsignal_new(base, SIGINT, on_signal, &sd);
-        struct reload reload = {.cfg = &cfg, .api_srv = &api_srv, .argc = argc, .argv = argv};
-        struct event *sighup = evsignal_new(base, SIGHUP, on_reload, &reload);
-        event_add(sigterm, NULL);
-        event_add(sigint, NULL);
-        event_add(sighup, NULL);
         event_base_dispatch(base);
-        event_free(sigterm);
-        event_free(sigint);
-        event_free(sighup);
     }
+    event_free(sigterm);
+    event_free(sigint);
+    event_free(sighup);
     gw_server_shutdown(&api_srv);
     gw_server_shutdown(&srv);
     gw_apps_free(apps);

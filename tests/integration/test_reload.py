@@ -17,9 +17,11 @@ Spec: docs/PROTOCOL.md "Reload".
 import json
 import os
 import signal
+import subprocess
 import tempfile
 import unittest
 
+import gwtest
 import scopedfix
 from scopedfix import ScopedGateway, ScopedTestCase, publish_body, token_for, unique
 
@@ -128,6 +130,32 @@ class Reload(ScopedTestCase):
                          "0 more need a restart")
         lines = self.reload(gw, jwt_secret=OLD_SECRET, api_key=OLD_KEY, log_format="text")
         self.assertTrue(lines[-1].split()[1] == "INFO" and "reload: done" in lines[-1], lines)
+
+    def test_a_sighup_as_soon_as_the_first_listener_is_up_is_a_reload(self):
+        # A supervisor may signal as soon as it sees "listening on": the handlers must already be
+        # there (the default action of SIGHUP kills). Signalled at the very first listener line,
+        # before the API listener is up, the process reloads and then stops cleanly.
+        fd, config = tempfile.mkstemp(suffix=".conf")
+        os.close(fd)
+        self.addCleanup(os.unlink, config)
+        with open(config, "w") as f:
+            f.write("jwt-secret = %s\napi-key = %s\nlisten = 127.0.0.1:0\n"
+                    "api-listen = 127.0.0.1:0\n" % (OLD_SECRET, OLD_KEY))
+        proc = subprocess.Popen([gwtest.gateway_binary(), "--config", config],
+                                stderr=subprocess.PIPE, text=True)
+        self.addCleanup(proc.stderr.close)
+        self.addCleanup(lambda: proc.poll() is None and proc.kill())
+        seen = []
+        signalled = False
+        for line in proc.stderr:
+            seen.append(line)
+            if not signalled and "listening on" in line:
+                proc.send_signal(signal.SIGHUP)
+                signalled = True
+            if "reload: done" in line:
+                proc.send_signal(signal.SIGTERM)
+        self.assertEqual(proc.wait(timeout=gwtest.TIMEOUT), 0, "".join(seen))
+        self.assertTrue(any("reload: done" in l for l in seen), "".join(seen))
 
     def test_a_bad_file_is_refused_whole(self):
         gw = self.start(jwt_secret=OLD_SECRET, api_key=OLD_KEY)
