@@ -93,6 +93,22 @@ static void report_change(void *arg, const char *name, bool applied)
     }
 }
 
+/* Below this an HS256 secret is weaker than its own signature: one token is enough to guess a short
+ * secret offline (RFC 7518 3.2 asks for a key at least as long as the hash). */
+#define MIN_SECRET_BYTES 32
+
+/* One line per short secret, named by its position: the secret itself never reaches the log. */
+static void warn_short_secrets(const struct gw_config *cfg)
+{
+    for (size_t i = 0; i < cfg->jwt_secrets.n; i++) {
+        size_t len = strlen(cfg->jwt_secrets.items[i]);
+        if (len < MIN_SECRET_BYTES)
+            GW_WARN("--jwt-secret #%zu is %zu bytes: use at least %d random bytes, a shorter "
+                    "one can be guessed from a token",
+                    i + 1, len, MIN_SECRET_BYTES);
+    }
+}
+
 static void on_reload(evutil_socket_t sig, short what, void *arg)
 {
     (void)sig;
@@ -123,6 +139,7 @@ static void on_reload(evutil_socket_t sig, short what, void *arg)
     gw_log_threshold = level;
     gw_log_json = json;
     r->api_srv->max_body_bytes = r->cfg->api_max_body_bytes;
+    warn_short_secrets(r->cfg);
     GW_INFO("reload: done, %u options changed, %u more need a restart", r->applied, r->restart);
 }
 
@@ -246,7 +263,8 @@ int main(int argc, char **argv)
         if (!cfg.test_app && !cfg.api_key[0])
             GW_WARN("no --api-key: the publish API refuses every request");
         if (!cfg.test_app && cfg.jwt_secrets.n == 0)
-            GW_WARN("no --jwt-secret: every session token is refused");
+            GW_WARN("no --jwt-secret: every session token is refused, anonymous sessions only");
+        warn_short_secrets(&cfg);
         event_base_dispatch(base);
     }
     event_free(sigterm);
