@@ -11,6 +11,7 @@ import tempfile
 import unittest
 
 import gwtest
+import scopedfix
 from gwtest import Gateway
 
 WEB_FILES = {
@@ -91,9 +92,11 @@ class Install(unittest.TestCase):
         shutil.rmtree(cls.tmp)
 
     def gateway(self, binary, *args):
-        """The installed binary with the installed example configuration (ports overridden)."""
+        """The installed binary with the installed example configuration (ports overridden; the
+        secret, which the example leaves to the environment, given)."""
         return Gateway("--config", os.path.join(self.deploy, "sockjs-gateway.conf"),
-                       "--api-listen", "127.0.0.1:0", *args, binary=binary, test_app=False)
+                       "--api-listen", "127.0.0.1:0", "--jwt-secret", scopedfix.SECRET, *args,
+                       binary=binary, test_app=False)
 
     def test_layout(self):
         self.assertTrue(os.access(self.binary, os.X_OK))
