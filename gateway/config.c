@@ -731,6 +731,15 @@ int gw_config_load(struct gw_config *cfg, int argc, char **argv)
         fprintf(stderr, "sockjs-gateway: prefix must start with '/' and not end with one\n");
         return GW_EINVAL;
     }
+    if (gw_log_parse_level(cfg->log_level, &cfg->log_threshold) != 0) {
+        fprintf(stderr, "sockjs-gateway: --log-level: unknown level '%s'\n", cfg->log_level);
+        return GW_EINVAL;
+    }
+    if (gw_log_parse_format(cfg->log_format, &cfg->log_json) != 0) {
+        fprintf(stderr, "sockjs-gateway: --log-format: expected text or json, got '%s'\n",
+                cfg->log_format);
+        return GW_EINVAL;
+    }
     if (print_config) {
         gw_config_print(cfg, stdout);
         cfg->help_printed = true;

@@ -10,6 +10,7 @@
 #include <stdio.h>
 
 #include "gw_error.h"
+#include "gw_log.h"
 
 #define GW_MAX_LISTEN 16
 #define GW_MAX_SECRETS 2
@@ -46,7 +47,9 @@ struct gw_config {
     uint32_t max_connections; /* 0: the open-files limit less GW_FD_RESERVE */
     uint32_t drain_ms;
     const char *log_level;
-    const char *log_format; /* "text" or "json" */
+    const char *log_format;          /* "text" or "json" */
+    enum gw_log_level log_threshold; /* log_level and log_format parsed by gw_config_load */
+    bool log_json;
     const char *static_dir;
     /* Scoped delivery. */
     struct gw_str_list jwt_secrets;
@@ -99,7 +102,7 @@ uint32_t gw_config_max_connections(const struct gw_config *cfg);
 /* Reads --config FILE (if given), the environment, then the command line. Returns 0 (with
  * help_printed set when --help, --version or --print-config was given and printed: nothing else
  * to do), or after printing an error GW_EIO (the file cannot be read) or GW_EINVAL (a bad value,
- * or no --jwt-secret without --allow-anonymous or --test-app). */
+ * log level or format, or no --jwt-secret without --allow-anonymous or --test-app). */
 int gw_config_load(struct gw_config *cfg, int argc, char **argv);
 void gw_config_cleanup(struct gw_config *cfg);
 /* One line of a --config file, parsed in place (docs/CONFIGURATION.md): `name = value`, a name

@@ -116,18 +116,7 @@ static void on_reload(evutil_socket_t sig, short what, void *arg)
     struct reload *r = arg;
     struct gw_config fresh;
     gw_config_defaults(&fresh);
-    enum gw_log_level level;
     int rc = gw_config_load(&fresh, r->argc, r->argv);
-    bool json;
-    if (rc == 0 && gw_log_parse_level(fresh.log_level, &level) != 0) {
-        fprintf(stderr, "sockjs-gateway: --log-level: unknown level '%s'\n", fresh.log_level);
-        rc = GW_EINVAL;
-    }
-    if (rc == 0 && gw_log_parse_format(fresh.log_format, &json) != 0) {
-        fprintf(stderr, "sockjs-gateway: --log-format: expected text or json, got '%s'\n",
-                fresh.log_format);
-        rc = GW_EINVAL;
-    }
     if (rc != 0) {
         GW_WARN("reload: the configuration was refused (the reason above); nothing changed");
         gw_config_cleanup(&fresh);
@@ -135,9 +124,9 @@ static void on_reload(evutil_socket_t sig, short what, void *arg)
     }
     r->applied = r->restart = 0;
     gw_config_reload(r->cfg, &fresh, report_change, r);
+    gw_log_threshold = fresh.log_threshold;
+    gw_log_json = fresh.log_json;
     gw_config_cleanup(&fresh);
-    gw_log_threshold = level;
-    gw_log_json = json;
     r->api_srv->max_body_bytes = r->cfg->api_max_body_bytes;
     warn_short_secrets(r->cfg);
     GW_INFO("reload: done, %u options changed, %u more need a restart", r->applied, r->restart);
@@ -198,19 +187,8 @@ int main(int argc, char **argv)
         gw_config_cleanup(&cfg);
         return rc != 0 ? 2 : 0;
     }
-    enum gw_log_level level;
-    if (gw_log_parse_level(cfg.log_level, &level) != 0) {
-        fprintf(stderr, "sockjs-gateway: --log-level: unknown level '%s'\n", cfg.log_level);
-        gw_config_cleanup(&cfg);
-        return 2;
-    }
-    gw_log_threshold = level;
-    if (gw_log_parse_format(cfg.log_format, &gw_log_json) != 0) {
-        fprintf(stderr, "sockjs-gateway: --log-format: expected text or json, got '%s'\n",
-                cfg.log_format);
-        gw_config_cleanup(&cfg);
-        return 2;
-    }
+    gw_log_threshold = cfg.log_threshold;
+    gw_log_json = cfg.log_json;
     if (gw_static_init(cfg.static_dir) != 0) {
         gw_config_cleanup(&cfg);
         return 2;

@@ -63,8 +63,8 @@ def parse_unit(path):
 
 def run_refused(binary, *args):
     """Runs the gateway expecting it to refuse to start: returns its output (exit status 2)."""
-    r = subprocess.run([binary, "--listen", "127.0.0.1:0", "--api-listen", "127.0.0.1:0"]
-                       + list(args), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+    r = subprocess.run([binary, "--listen", "127.0.0.1:0", "--api-listen", "127.0.0.1:0",
+                        "--jwt-secret", scopedfix.SECRET] + list(args), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                        stderr=subprocess.STDOUT, timeout=gwtest.START_TIMEOUT)
     out = r.stdout.decode("utf-8", "replace")
     if r.returncode != 2:
