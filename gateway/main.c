@@ -93,8 +93,8 @@ static void report_change(void *arg, const char *name, bool applied)
     }
 }
 
-/* Below this an HS256 secret is weaker than its own signature: one token is enough to guess a short
- * secret offline (RFC 7518 3.2 asks for a key at least as long as the hash). */
+/* RFC 7518 3.2: an HS256 key of at least 256 bits; a shorter (typed) one can be guessed offline
+ * from a single token. */
 #define MIN_SECRET_BYTES 32
 
 /* One line per short secret, named by its position: the secret itself never reaches the log. */
