@@ -14,8 +14,8 @@
 #include "pubsub_publish.h"
 #include "static.h"
 
-/* OPT_HELP and OPT_VERSION print and end: command line only. */
-enum opt_type { OPT_U32, OPT_STR, OPT_FLAG, OPT_LIST, OPT_HELP, OPT_VERSION };
+/* OPT_HELP, OPT_VERSION and OPT_PRINT_CONFIG print and end: command line only. */
+enum opt_type { OPT_U32, OPT_STR, OPT_FLAG, OPT_LIST, OPT_HELP, OPT_VERSION, OPT_PRINT_CONFIG };
 
 /* Sources, in increasing precedence. */
 enum { SRC_DEFAULT, SRC_FILE, SRC_ENV, SRC_ARGS };
@@ -153,7 +153,11 @@ static const struct opt options[] = {
     U32("ready-max-held", ready_max_held, 0, 1000000,
         "live messages a session holds back while its ready message waits; one more and it is "
         "sent without positions"),
-    STR("config", config_file, "FILE", "read options from FILE (name = value lines)"),
+    STR("config", config_file, "FILE",
+        "read options from FILE: \"name = value\" lines, # comments, \"...\" (with \\ escapes) "
+        "or '...' quoting (docs/CONFIGURATION.md)"),
+    {"print-config", OPT_PRINT_CONFIG, 0, 0, 0, NULL,
+     "print the effective configuration as a --config file, secrets masked, and exit"},
     {"help", OPT_HELP, 0, 0, 0, NULL, "this text"},
     {"version", OPT_VERSION, 0, 0, 0, NULL, "print \"sockjs-gateway <version>\" and exit"},
 };
@@ -279,9 +283,11 @@ static void usage(FILE *out)
     gw_config_defaults(&d);
     fprintf(out, "Usage: sockjs-gateway [options]\n\nEvery option can also be set in the "
                  "environment as SOCKJS_GATEWAY_<NAME> (e.g.\nSOCKJS_GATEWAY_MAX_IDS=500; "
-                 "repeatable ones comma-separated) or in a --config file\n(\"name = value\" "
+                 "repeatable ones separated by spaces or commas, a\nlistener's ,proxy and "
+                 ",trusted stay with its address) or in a --config file\n(\"name = value\" "
                  "lines); the command line wins over the environment, which wins over\nthe "
-                 "file.\n\n");
+                 "file. A --jwt-secret is required unless --allow-anonymous or --test-app is "
+                 "given.\n\n");
     for (size_t i = 0; i < N_OPTIONS; i++) {
         const struct opt *o = &options[i];
         char left[64];
@@ -351,19 +357,122 @@ static int apply(struct gw_config *cfg, const struct opt *o, const char *value, 
     }
     case OPT_HELP:
     case OPT_VERSION:
+    case OPT_PRINT_CONFIG:
         break;
     }
     return GW_EINVAL;
 }
 
-static char *trim(char *s)
+static bool is_blank(char c)
 {
-    while (isspace((unsigned char)*s))
+    return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
+/* What may follow a value: blanks, then the end of the line or a comment. */
+static bool only_comment_left(const char *s)
+{
+    while (is_blank(*s))
         s++;
-    char *end = s + strlen(s);
-    while (end > s && isspace((unsigned char)end[-1]))
-        *--end = '\0';
-    return s;
+    return *s == '\0' || *s == '#';
+}
+
+/* "..." in place: the escapes \\ \" \n \t \# are replaced by what they stand for. */
+static int unquote_double(char *s, char **value, const char **reason)
+{
+    char *out = s++;
+    *value = out;
+    for (;;) {
+        char c = *s++;
+        if (c == '\0' || c == '\n') {
+            *reason = "no closing '\"'";
+            return GW_EINVAL;
+        }
+        if (c == '"')
+            break;
+        if (c == '\\') {
+            switch (c = *s++) {
+            case '\\':
+            case '"':
+            case '#':
+                break;
+            case 'n':
+                c = '\n';
+                break;
+            case 't':
+                c = '\t';
+                break;
+            default:
+                *reason = "unknown escape in \"...\" (known: \\\\ \\\" \\n \\t \\#)";
+                return GW_EINVAL;
+            }
+        }
+        *out++ = c;
+    }
+    if (!only_comment_left(s)) {
+        *reason = "text after the closing '\"'";
+        return GW_EINVAL;
+    }
+    *out = '\0';
+    return 1;
+}
+
+int gw_config_parse_line(char *line, char **name, char **value, const char **reason)
+{
+    char *s = line;
+    while (is_blank(*s))
+        s++;
+    if (*s == '\0' || *s == '#')
+        return 0;
+    *name = s;
+    while (*s && *s != '=' && !is_blank(*s))
+        s++;
+    char *name_end = s;
+    while (is_blank(*s))
+        s++;
+    if (*s == '\0' || *s == '#') {
+        /* A name alone: a flag, set. */
+        *name_end = '\0';
+        *value = name_end;
+        return 1;
+    }
+    if (*s != '=' || name_end == *name) {
+        *reason = name_end == *name ? "no option name before '='" : "expected '=' after the name";
+        return GW_EINVAL;
+    }
+    *name_end = '\0';
+    s++;
+    while (is_blank(*s))
+        s++;
+    if (*s == '"')
+        return unquote_double(s, value, reason);
+    if (*s == '\'') {
+        char *close = strchr(s + 1, '\'');
+        if (!close || memchr(s + 1, '\n', (size_t)(close - s - 1))) {
+            *reason = "no closing \"'\"";
+            return GW_EINVAL;
+        }
+        if (!only_comment_left(close + 1)) {
+            *reason = "text after the closing \"'\"";
+            return GW_EINVAL;
+        }
+        *close = '\0';
+        *value = s + 1;
+        return 1;
+    }
+    /* Unquoted: up to a '#' that starts the value or follows a blank, less trailing blanks. */
+    char *end = s;
+    while (*end && !(*end == '#' && (end == s || is_blank(end[-1]))))
+        end++;
+    while (end > s && is_blank(end[-1]))
+        end--;
+    *end = '\0';
+    *value = s;
+    return 1;
+}
+
+static bool command_line_only(const struct opt *o)
+{
+    return o->type >= OPT_HELP || strcmp(o->name, "config") == 0;
 }
 
 static int load_file(struct gw_config *cfg, const char *path)
@@ -373,35 +482,75 @@ static int load_file(struct gw_config *cfg, const char *path)
         fprintf(stderr, "sockjs-gateway: --config %s: %s\n", path, strerror(errno));
         return GW_EIO;
     }
-    char line[4096];
+    char *line = NULL;
+    size_t cap = 0;
     int lineno = 0, rc = 0;
-    while (rc == 0 && fgets(line, sizeof(line), f)) {
+    while (rc == 0 && getline(&line, &cap, f) >= 0) {
         lineno++;
-        char *s = trim(line);
-        if (*s == '\0' || *s == '#')
+        char *name, *value;
+        const char *reason = NULL;
+        int found = gw_config_parse_line(line, &name, &value, &reason);
+        if (found == 0)
             continue;
-        char *eq = strchr(s, '=');
-        char where[64];
-        snprintf(where, sizeof(where), "%.40s:%d", path, lineno);
-        char *name = trim(eq ? (*eq = '\0', s) : s);
+        char where[320];
+        snprintf(where, sizeof(where), "%.256s:%d", path, lineno);
+        if (found < 0) {
+            fprintf(stderr, "sockjs-gateway: %s: %s\n", where, reason);
+            rc = GW_EINVAL;
+            break;
+        }
         const struct opt *o = find_option(name, strlen(name));
-        if (!o || o->type >= OPT_HELP || strcmp(o->name, "config") == 0) {
+        if (!o || command_line_only(o)) {
             fprintf(stderr, "sockjs-gateway: %s: unknown option '%s'\n", where, name);
             rc = GW_EINVAL;
             break;
         }
-        const char *value = eq ? trim(eq + 1) : "";
         rc = apply(cfg, o, keep(cfg, value, strlen(value)), SRC_FILE, where);
     }
+    free(line);
     fclose(f);
     return rc;
+}
+
+static bool is_listener_flag(const char *s, size_t len)
+{
+    return (len == 5 && memcmp(s, "proxy", 5) == 0) || (len == 7 && memcmp(s, "trusted", 7) == 0);
+}
+
+/* A repeatable option from the environment: values separated by blanks or commas. A listener's
+ * ",proxy" and ",trusted" are no values of their own: they stay with the address before them
+ * ("127.0.0.1:9312,proxy 127.0.0.1:9313" is two listeners, the first with PROXY protocol). */
+static int load_env_list(struct gw_config *cfg, const struct opt *o, const char *v, const char *var)
+{
+    bool listener = o->offset == offsetof(struct gw_config, listen) ||
+                    o->offset == offsetof(struct gw_config, api_listen);
+    const char *item = NULL;
+    size_t item_len = 0;
+    for (const char *p = v;;) {
+        size_t len = strcspn(p, " \t\r\n,");
+        if (listener && item && p == item + item_len + 1 && p[-1] == ',' &&
+            is_listener_flag(p, len)) {
+            item_len += 1 + len;
+        } else if (len) {
+            if (item && apply(cfg, o, keep(cfg, item, item_len), SRC_ENV, var) != 0)
+                return GW_EINVAL;
+            item = p;
+            item_len = len;
+        }
+        if (!p[len])
+            break;
+        p += len + 1;
+    }
+    if (item && apply(cfg, o, keep(cfg, item, item_len), SRC_ENV, var) != 0)
+        return GW_EINVAL;
+    return 0;
 }
 
 static int load_env(struct gw_config *cfg)
 {
     for (size_t i = 0; i < N_OPTIONS; i++) {
         const struct opt *o = &options[i];
-        if (o->type >= OPT_HELP || strcmp(o->name, "config") == 0)
+        if (command_line_only(o))
             continue;
         char var[64] = "SOCKJS_GATEWAY_";
         size_t n = strlen(var);
@@ -411,20 +560,104 @@ static int load_env(struct gw_config *cfg)
         const char *v = getenv(var);
         if (!v)
             continue;
-        if (o->type != OPT_LIST) {
-            if (apply(cfg, o, keep(cfg, v, strlen(v)), SRC_ENV, var) != 0)
-                return GW_EINVAL;
-            continue;
-        }
-        for (const char *p = v; *p;) {
-            const char *comma = strchr(p, ',');
-            size_t len = comma ? (size_t)(comma - p) : strlen(p);
-            if (len && apply(cfg, o, keep(cfg, p, len), SRC_ENV, var) != 0)
-                return GW_EINVAL;
-            p += len + (comma ? 1 : 0);
-        }
+        int rc = o->type == OPT_LIST ? load_env_list(cfg, o, v, var)
+                                     : apply(cfg, o, keep(cfg, v, strlen(v)), SRC_ENV, var);
+        if (rc != 0)
+            return GW_EINVAL;
     }
     return 0;
+}
+
+/* Options whose values --print-config never shows. */
+static bool is_secret(const struct opt *o)
+{
+    return strcmp(o->name, "jwt-secret") == 0 || strcmp(o->name, "api-key") == 0;
+}
+
+/* A value as the file syntax reads it back: bare when that is unambiguous, else "..." with
+ * escapes. */
+static void print_value(FILE *out, const char *name, const char *v)
+{
+    bool bare = v[0] != '\0' && v[0] != '"' && v[0] != '\'';
+    for (const char *p = v; *p && bare; p++)
+        bare = !is_blank(*p) && *p != '#' && (unsigned char)*p >= 0x20;
+    if (bare) {
+        fprintf(out, "%s = %s\n", name, v);
+        return;
+    }
+    fprintf(out, "%s = \"", name);
+    for (const char *p = v; *p; p++) {
+        if (*p == '\\' || *p == '"')
+            fprintf(out, "\\%c", *p);
+        else if (*p == '\n')
+            fputs("\\n", out);
+        else if (*p == '\t')
+            fputs("\\t", out);
+        else
+            fputc(*p, out);
+    }
+    fputs("\"\n", out);
+}
+
+/* "redis://user:password@host" without its user information. */
+static void print_engine(FILE *out, const char *name, const char *url)
+{
+    const char *scheme_end = strstr(url, "://");
+    const char *host = scheme_end ? scheme_end + 3 : NULL;
+    const char *at = host ? strchr(host, '@') : NULL;
+    if (!at || memchr(host, '/', (size_t)(at - host))) {
+        print_value(out, name, url);
+        return;
+    }
+    char *masked = gw_malloc(strlen(url) + 4);
+    sprintf(masked, "%.*s***%s", (int)(host - url), url, at);
+    print_value(out, name, masked);
+    gw_free(masked);
+}
+
+void gw_config_print(const struct gw_config *cfg, FILE *out)
+{
+    fprintf(out,
+            "# sockjs-gateway %s: the effective configuration (defaults, --config file, "
+            "environment, command line); secrets shown as ***\n",
+            gw_version());
+    for (size_t i = 0; i < N_OPTIONS; i++) {
+        const struct opt *o = &options[i];
+        if (command_line_only(o))
+            continue;
+        const void *field = (const char *)cfg + o->offset;
+        switch (o->type) {
+        case OPT_U32:
+            fprintf(out, "%s = %u\n", o->name, *(const uint32_t *)field);
+            break;
+        case OPT_FLAG:
+            fprintf(out, "%s = %s\n", o->name, *(const bool *)field ? "true" : "false");
+            break;
+        case OPT_STR: {
+            const char *v = *(const char *const *)field;
+            print_value(out, o->name, is_secret(o) && v && *v ? "***" : v ? v : "");
+            break;
+        }
+        case OPT_LIST: {
+            const struct gw_str_list *l = field;
+            if (l->n == 0)
+                fprintf(out, "# %s: none\n", o->name);
+            for (size_t k = 0; k < l->n; k++) {
+                if (is_secret(o))
+                    print_value(out, o->name, "***");
+                else if (o->offset == offsetof(struct gw_config, engines))
+                    print_engine(out, o->name, l->items[k]);
+                else
+                    print_value(out, o->name, l->items[k]);
+            }
+            break;
+        }
+        case OPT_HELP:
+        case OPT_VERSION:
+        case OPT_PRINT_CONFIG:
+            break;
+        }
+    }
 }
 
 int gw_config_load(struct gw_config *cfg, int argc, char **argv)
@@ -455,6 +688,7 @@ int gw_config_load(struct gw_config *cfg, int argc, char **argv)
         return rc;
 
     int c;
+    bool print_config = false;
     optind = 1;
     opterr = 1;
     while ((c = getopt_long(argc, argv, "h", long_options, NULL)) != -1) {
@@ -479,6 +713,11 @@ int gw_config_load(struct gw_config *cfg, int argc, char **argv)
             cfg->help_printed = true;
             return 0;
         }
+        if (o->type == OPT_PRINT_CONFIG) {
+            /* Printed once every option is read: later ones count too. */
+            print_config = true;
+            continue;
+        }
         char where[64];
         snprintf(where, sizeof(where), "--%s", o->name);
         if (apply(cfg, o, o->type == OPT_FLAG ? "" : optarg, SRC_ARGS, where) != 0)
@@ -490,6 +729,28 @@ int gw_config_load(struct gw_config *cfg, int argc, char **argv)
     }
     if (cfg->prefix[0] != '/' || cfg->prefix[strlen(cfg->prefix) - 1] == '/') {
         fprintf(stderr, "sockjs-gateway: prefix must start with '/' and not end with one\n");
+        return GW_EINVAL;
+    }
+    if (gw_log_parse_level(cfg->log_level, &cfg->log_threshold) != 0) {
+        fprintf(stderr, "sockjs-gateway: --log-level: unknown level '%s'\n", cfg->log_level);
+        return GW_EINVAL;
+    }
+    if (gw_log_parse_format(cfg->log_format, &cfg->log_json) != 0) {
+        fprintf(stderr, "sockjs-gateway: --log-format: expected text or json, got '%s'\n",
+                cfg->log_format);
+        return GW_EINVAL;
+    }
+    if (print_config) {
+        gw_config_print(cfg, stdout);
+        cfg->help_printed = true;
+        return 0;
+    }
+    /* Without a secret every token is refused: a gateway that silently serves nobody is a
+     * configuration mistake, unless anonymous sessions are what is wanted. */
+    if (!cfg->test_app && cfg->jwt_secrets.n == 0 && !cfg->allow_anonymous) {
+        fprintf(stderr, "sockjs-gateway: no --jwt-secret (or SOCKJS_GATEWAY_JWT_SECRET, or "
+                        "jwt-secret in the --config file): give one, or --allow-anonymous to "
+                        "serve sessions without tokens only\n");
         return GW_EINVAL;
     }
     return 0;
@@ -548,6 +809,7 @@ static bool same_value(const struct opt *o, const struct gw_config *a, const str
     }
     case OPT_HELP:
     case OPT_VERSION:
+    case OPT_PRINT_CONFIG:
         break;
     }
     return true;
@@ -558,8 +820,7 @@ void gw_config_reload(struct gw_config *cfg, struct gw_config *fresh,
 {
     for (size_t i = 0; i < N_OPTIONS; i++) {
         const struct opt *o = &options[i];
-        if (o->type == OPT_HELP || o->type == OPT_VERSION || strcmp(o->name, "config") == 0 ||
-            same_value(o, cfg, fresh))
+        if (command_line_only(o) || same_value(o, cfg, fresh))
             continue;
         bool live = is_live(o);
         if (live) {

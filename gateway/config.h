@@ -7,8 +7,10 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "gw_error.h"
+#include "gw_log.h"
 
 #define GW_MAX_LISTEN 16
 #define GW_MAX_SECRETS 2
@@ -45,7 +47,9 @@ struct gw_config {
     uint32_t max_connections; /* 0: the open-files limit less GW_FD_RESERVE */
     uint32_t drain_ms;
     const char *log_level;
-    const char *log_format; /* "text" or "json" */
+    const char *log_format;          /* "text" or "json" */
+    enum gw_log_level log_threshold; /* log_level and log_format parsed by gw_config_load */
+    bool log_json;
     const char *static_dir;
     /* Scoped delivery. */
     struct gw_str_list jwt_secrets;
@@ -96,10 +100,21 @@ void gw_config_defaults(struct gw_config *cfg);
 /* --max-connections, with its default (0) resolved against the process's open-files limit. */
 uint32_t gw_config_max_connections(const struct gw_config *cfg);
 /* Reads --config FILE (if given), the environment, then the command line. Returns 0 (with
- * help_printed set when --help was given: nothing else to do), or after printing an error
- * GW_EIO (the file cannot be read) or GW_EINVAL. */
+ * help_printed set when --help, --version or --print-config was given and printed: nothing else
+ * to do), or after printing an error GW_EIO (the file cannot be read) or GW_EINVAL (a bad value,
+ * log level or format, or no --jwt-secret without --allow-anonymous or --test-app). */
 int gw_config_load(struct gw_config *cfg, int argc, char **argv);
 void gw_config_cleanup(struct gw_config *cfg);
+/* One line of a --config file, parsed in place (docs/CONFIGURATION.md): `name = value`, a name
+ * alone (a flag: set), blank, or a comment (`#` first, or after a blank in a bare value). A value
+ * is bare (trailing blanks dropped), "..." with the escapes \ "
+         \#, or '...' taken as is.
+ * Returns 1 with *name and *value pointing into `line`, 0 for a line without an option, or
+ * GW_EINVAL with *reason (a static string) saying what is wrong. */
+int gw_config_parse_line(char *line, char **name, char **value, const char **reason);
+/* The configuration as a --config file that reads back to it, the --jwt-secret values, a set
+ * --api-key and an engine URL's user information shown as ***. */
+void gw_config_print(const struct gw_config *cfg, FILE *out);
 /* A reload: `fresh` was loaded anew (gw_config_load) from the same command line. Every option
  * whose value differs is reported, with whether it was applied to cfg (the options that take
  * effect without a restart) or needs a restart (left as it runs). cfg takes over fresh's

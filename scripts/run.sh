@@ -9,8 +9,9 @@ scripts/setup.sh
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build -j "$(nproc)"
 if [ $# -eq 0 ]; then
-    echo "demo: --jwt-secret demo-secret --api-key demo-key --allow-anonymous (loopback only)"
+    echo "demo: --jwt-secret demo-secret-for-loopback-use-only --api-key demo-key" \
+        "--allow-anonymous (loopback only)"
     echo "open http://127.0.0.1:8080/demo/"
-    set -- --jwt-secret demo-secret --api-key demo-key --allow-anonymous
+    set -- --jwt-secret demo-secret-for-loopback-use-only --api-key demo-key --allow-anonymous
 fi
 exec build/sockjs-gateway --listen 127.0.0.1:8080 "$@"

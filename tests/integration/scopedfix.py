@@ -22,8 +22,9 @@ from gwtest import (TIMEOUT, BodyReader, Conn, ConnectionClosed, WebSocket, buil
                     read_response_head)
 
 API_KEY = "integration-api-key"
-SECRET = "integration-secret-1"
-SECRET2 = "integration-secret-2"
+# At least 32 bytes: shorter secrets are warned about.
+SECRET = "integration-secret-1-of-32-bytes-or-more"
+SECRET2 = "integration-secret-2-of-32-bytes-or-more"
 PREFIX = "/sockjs"
 TRANSPORTS = ("websocket", "xhr_streaming", "xhr_polling")
 

@@ -11,6 +11,7 @@ import tempfile
 import unittest
 
 import gwtest
+import scopedfix
 from gwtest import Gateway
 
 WEB_FILES = {
@@ -62,8 +63,8 @@ def parse_unit(path):
 
 def run_refused(binary, *args):
     """Runs the gateway expecting it to refuse to start: returns its output (exit status 2)."""
-    r = subprocess.run([binary, "--listen", "127.0.0.1:0", "--api-listen", "127.0.0.1:0"]
-                       + list(args), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+    r = subprocess.run([binary, "--listen", "127.0.0.1:0", "--api-listen", "127.0.0.1:0",
+                        "--jwt-secret", scopedfix.SECRET] + list(args), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                        stderr=subprocess.STDOUT, timeout=gwtest.START_TIMEOUT)
     out = r.stdout.decode("utf-8", "replace")
     if r.returncode != 2:
@@ -91,9 +92,11 @@ class Install(unittest.TestCase):
         shutil.rmtree(cls.tmp)
 
     def gateway(self, binary, *args):
-        """The installed binary with the installed example configuration (ports overridden)."""
+        """The installed binary with the installed example configuration (ports overridden; the
+        secret, which the example leaves to the environment, given)."""
         return Gateway("--config", os.path.join(self.deploy, "sockjs-gateway.conf"),
-                       "--api-listen", "127.0.0.1:0", *args, binary=binary, test_app=False)
+                       "--api-listen", "127.0.0.1:0", "--jwt-secret", scopedfix.SECRET, *args,
+                       binary=binary, test_app=False)
 
     def test_layout(self):
         self.assertTrue(os.access(self.binary, os.X_OK))

@@ -8,7 +8,7 @@ const http = require('node:http');
 const net = require('node:net');
 const { spawn } = require('node:child_process');
 
-const JWT_SECRET = 'library-test-secret';
+const JWT_SECRET = 'library-test-secret-of-32-bytes-or-more'; // shorter ones are warned about
 const API_KEY = 'library-test-key';
 const REDIS_START_TIMEOUT_MS = 20000;
 
