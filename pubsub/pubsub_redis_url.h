@@ -30,7 +30,7 @@
 struct pubsub_redis_url {
     bool unix_socket;
     char host[PUBSUB_REDIS_HOST_MAX]; /* without [ ] for IPv6; "" for a unix socket */
-    int port;                          /* 0 for a unix socket */
+    int port;                         /* 0 for a unix socket */
     char path[PUBSUB_REDIS_PATH_MAX]; /* the socket's path */
     bool has_password;
     char user[PUBSUB_REDIS_USER_MAX]; /* "" when AUTH takes the password alone */

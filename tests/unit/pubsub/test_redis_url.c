@@ -24,12 +24,10 @@ TEST(valid_forms)
     static const struct valid_case cases[] = {
         {"redis://127.0.0.1:6380", false, "127.0.0.1", 6380, "", false, "", "", -1,
          "redis://127.0.0.1:6380"},
-        {"redis://localhost", false, "localhost", 6379, "", false, "", "", -1,
-         "redis://localhost"},
-        {"redis://redis-1.internal_net.example:7000/3", false, "redis-1.internal_net.example",
-         7000, "", false, "", "", 3, "redis://redis-1.internal_net.example:7000/3"},
-        {"redis://[::1]:6379/0", false, "::1", 6379, "", false, "", "", 0,
-         "redis://[::1]:6379/0"},
+        {"redis://localhost", false, "localhost", 6379, "", false, "", "", -1, "redis://localhost"},
+        {"redis://redis-1.internal_net.example:7000/3", false, "redis-1.internal_net.example", 7000,
+         "", false, "", "", 3, "redis://redis-1.internal_net.example:7000/3"},
+        {"redis://[::1]:6379/0", false, "::1", 6379, "", false, "", "", 0, "redis://[::1]:6379/0"},
         {"redis://[fe80::1%25eth0]", false, "", 0, "", false, "", "", 0, NULL}, /* refused */
         {"redis://host/", false, "host", 6379, "", false, "", "", -1, "redis://host/"},
         {"redis://:s3cret@host:1", false, "host", 1, "", true, "", "s3cret", -1,
@@ -150,8 +148,7 @@ TEST(masking_hides_passwords_of_any_value)
     char out[256];
     ASSERT_STR_EQ(pubsub_redis_url_mask("redis://u:secret@h:1", out, sizeof(out)),
                   "redis://u:***@h:1");
-    ASSERT_STR_EQ(pubsub_redis_url_mask("rediss://:secret@h", out, sizeof(out)),
-                  "rediss://:***@h");
+    ASSERT_STR_EQ(pubsub_redis_url_mask("rediss://:secret@h", out, sizeof(out)), "rediss://:***@h");
     ASSERT_STR_EQ(pubsub_redis_url_mask("redis://secret@h", out, sizeof(out)), "redis://***@h");
     ASSERT_STR_EQ(pubsub_redis_url_mask("redis://u:se@cr:et@h:99999", out, sizeof(out)),
                   "redis://u:***@h:99999");
