@@ -100,6 +100,8 @@
 #define CONNECT_TIMEOUT_MS 5000u
 /* At most one line per interval for each kind of repeated warning. */
 #define LOG_INTERVAL_MS 1000u
+/* How often pending host name lookups are driven. */
+#define DNS_POLL_MS 5u
 
 /* Lua numbers print as integers up to 1e14 (%.14g), far beyond any counter here. */
 static const char SCRIPT[] =
@@ -164,6 +166,7 @@ struct redis_conn;
 /* A host name being resolved for a connection; freed by its callback, which evdns always runs
  * (with EVUTIL_EAI_CANCEL when cancelled). conn is NULL once the connection let go of it. */
 struct dns_wait {
+    struct redis_engine *e;
     struct redis_conn *conn;
     struct evdns_getaddrinfo_request *req;
 };
@@ -196,7 +199,15 @@ struct redis_shard {
 struct redis_engine {
     struct pubsub_engine base;
     struct event_base *evbase;
-    struct evdns_base *dns; /* NULL until a shard names its host */
+    /* Host names are resolved by evdns on a private event base, run from the loop by a timer
+     * while lookups are pending (they are rare: connection attempts). Private so that freeing
+     * the engine can run the callbacks of the lookups it cancels, which evdns defers, without
+     * running anything else of the process: otherwise they would leak. NULL until a shard
+     * names its host. */
+    struct event_base *dns_evbase;
+    struct evdns_base *dns;
+    struct event *dns_poll;
+    uint32_t dns_pending; /* lookups whose callback has not run */
     struct redis_shard *shards;
     size_t n_shards;
     struct pubsub_limits limits;
@@ -1140,9 +1151,15 @@ static void redis_free(struct pubsub_engine *base)
     }
     on_deferred(-1, 0, e);
     event_free(e->deferred_ev);
-    if (e->dns)
+    if (e->dns) {
+        /* The cancelled lookups' callbacks, deferred by evdns, free what they hold. */
+        for (int i = 0; i < 100 && e->dns_pending; i++)
+            event_base_loop(e->dns_evbase, EVLOOP_NONBLOCK);
         evdns_base_free(e->dns, 1);
-    e->dns = NULL;
+        event_base_free(e->dns_evbase);
+        event_free(e->dns_poll);
+        e->dns = NULL;
+    }
     gw_free(e->shards);
     e->shards = NULL;
     e->n_shards = 0;
@@ -1168,7 +1185,7 @@ static void conn_timer_cb(evutil_socket_t fd, short what, void *arg)
     if (c->state == CONN_IDLE)
         conn_connect(c);
     else if (c->state == CONN_CONNECTING)
-        conn_abandon(c, "timed out");
+        conn_abandon(c, c->dns ? "timed out resolving the host name" : "timed out");
 }
 
 /* A handshake step before the last one (AUTH, SELECT): an error reply ends the attempt; the
@@ -1262,6 +1279,7 @@ static void on_resolved(int result, struct evutil_addrinfo *res, void *arg)
 {
     struct dns_wait *w = arg;
     struct redis_conn *c = w->conn;
+    w->e->dns_pending--;
     gw_free(w);
     /* IPv4 first: "localhost" and dual-stack names then reach a server bound to 127.0.0.1 or
      * 0.0.0.0, Redis' usual setups. */
@@ -1324,8 +1342,10 @@ static void conn_connect(struct redis_conn *c)
         return;
     }
     struct dns_wait *w = gw_calloc(1, sizeof(*w));
+    w->e = s->e;
     w->conn = c;
     c->dns = w;
+    s->e->dns_pending++;
     c->state = CONN_CONNECTING;
     timer_add_ms(c->timer, CONNECT_TIMEOUT_MS);
     struct evutil_addrinfo hints = {
@@ -1333,8 +1353,21 @@ static void conn_connect(struct redis_conn *c)
     /* Answered at once (hosts file, cache) when it returns NULL: w is gone then. */
     struct evdns_getaddrinfo_request *req =
         evdns_getaddrinfo(s->e->dns, s->url.host, NULL, &hints, on_resolved, w);
-    if (req)
+    if (req) {
         w->req = req;
+        if (!evtimer_pending(s->e->dns_poll, NULL))
+            timer_add_ms(s->e->dns_poll, DNS_POLL_MS);
+    }
+}
+
+static void dns_poll_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct redis_engine *e = arg;
+    event_base_loop(e->dns_evbase, EVLOOP_NONBLOCK);
+    if (e->dns_pending)
+        timer_add_ms(e->dns_poll, DNS_POLL_MS);
 }
 
 static void conn_init(struct redis_engine *e, struct redis_shard *s, struct redis_conn *c,
@@ -1384,15 +1417,16 @@ struct pubsub_engine *pubsub_engine_redis_new(struct event_base *base, const cha
     e->base.deliver_arg = arg;
     e->evbase = base;
     if (names) {
-        /* Not kept alive by its idle nameserver sockets: the loop may end without the engine's
-         * help. Without a usable resolv.conf, still the hosts file. */
-        e->dns = evdns_base_new(base, EVDNS_BASE_INITIALIZE_NAMESERVERS |
-                                          EVDNS_BASE_DISABLE_WHEN_INACTIVE);
-        if (!e->dns) {
-            e->dns = evdns_base_new(base, EVDNS_BASE_DISABLE_WHEN_INACTIVE);
+        e->dns_evbase = event_base_new();
+        GW_ASSERT(e->dns_evbase != NULL);
+        e->dns = evdns_base_new(e->dns_evbase, EVDNS_BASE_INITIALIZE_NAMESERVERS);
+        if (!e->dns) { /* without a usable resolv.conf, still the hosts file */
+            e->dns = evdns_base_new(e->dns_evbase, 0);
             GW_ASSERT(e->dns != NULL);
             evdns_base_load_hosts(e->dns, NULL);
         }
+        e->dns_poll = evtimer_new(base, dns_poll_cb, e);
+        GW_ASSERT(e->dns_poll != NULL);
     }
     e->shards = shards;
     e->n_shards = n_urls;

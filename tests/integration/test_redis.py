@@ -441,6 +441,16 @@ class Connectivity(ScopedTestCase):
                          503)
         node.assert_alive()
 
+    def test_an_unresolvable_host_name_is_logged_and_retried(self):
+        node = self.start_node("redis://redis-gateway-test.invalid:6379/1")
+        line = node.wait_log(r"WARN redis redis://redis-gateway-test\.invalid:6379/1: "
+                             r"cannot connect \(cannot resolve redis-gateway-test\.invalid")
+        mark = node.log_mark()
+        node.wait_log(r"DEBUG redis .*connection down \(cannot resolve", since=mark)
+        health = gwtest.request(node.port, "GET", "/readyz")
+        self.assertEqual((health.status, health.text), (503, "engine unavailable\n"), line)
+        node.assert_alive()
+
     def test_wrong_password_backs_off_then_connects_once_fixed(self):
         right = "right-" + uuid.uuid4().hex
         wrong = "wrong-" + uuid.uuid4().hex
