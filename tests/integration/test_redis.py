@@ -431,6 +431,14 @@ class Connectivity(ScopedTestCase):
         self.assert_publishes_numbered(node, r, db=3)
         self.assertIsNone(r.command("HGET", seq_key("global:" + self.site), "s"))
 
+    def test_ipv6_address(self):
+        r = self.start_redis(args=["--bind", "127.0.0.1 ::1"])
+        node = self.start_node("redis://[::1]:%d/1" % r.port)
+        node.wait_log(r"redis redis://\[::1\]:%d/1: connected" % r.port)
+        self.assert_publishes_numbered(node, r, db=1)
+        clients = r.command("CLIENT", "LIST").decode()
+        self.assertEqual(clients.count(" addr=[::1]:"), 2, clients)
+
     def test_a_refused_select_is_logged_and_retried(self):
         r = self.start_redis(args=["--databases", "4"])
         node = self.start_node("redis://127.0.0.1:%d/7" % r.port)
