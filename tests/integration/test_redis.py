@@ -27,6 +27,7 @@ Spec: docs/PROTOCOL.md "Redis", "Publish API" (503), "Gateway → browser" (seq)
 
 import json
 import subprocess
+import tempfile
 import time
 import unittest
 import urllib.parse
@@ -364,8 +365,9 @@ class Connectivity(ScopedTestCase):
         self.addCleanup(r.stop)
         return r
 
-    def start_node(self, url):
-        node = ScopedGateway("--engine", url, "--log-level", "debug").start()
+    def start_node(self, url, env=None):
+        args = ("--engine", url) if url else ()
+        node = ScopedGateway(*args, "--log-level", "debug", env=env).start()
         self.addCleanup(self.assert_no_secret, node)
         self.addCleanup(node.stop)
         self.gw = node
@@ -400,6 +402,22 @@ class Connectivity(ScopedTestCase):
         node.publish(publish_body("user", self.site, "auth", "ok", ids=[s.sub]))
         self.assertEvent(s.next_message(), "user", self.site, "auth", "ok", 1)
         self.assert_publishes_numbered(node, r)
+
+    def test_password_in_the_environment_and_a_config_file(self):
+        # ',' splits SOCKJS_GATEWAY_ENGINE into shards and '#' starts a comment: encoded, both
+        # stay in the password.
+        password = "a,b#c %s" % uuid.uuid4().hex
+        r = self.start_redis(password)
+        url = "redis://:%s@127.0.0.1:%d" % (urllib.parse.quote(password, safe=""), r.port)
+        node = self.start_node(None, env={"SOCKJS_GATEWAY_ENGINE": url})
+        self.assert_publishes_numbered(node, r)
+        node.stop()
+        with tempfile.NamedTemporaryFile("w", suffix=".conf") as conf:
+            conf.write("# the engine\nengine = %s\n" % url)
+            conf.flush()
+            node = self.start_node(None, env={"SOCKJS_GATEWAY_CONFIG": conf.name})
+            self.site = unique("site")
+            self.assert_publishes_numbered(node, r)
 
     def test_acl_user(self):
         admin = "admin-" + uuid.uuid4().hex
