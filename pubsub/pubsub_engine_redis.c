@@ -36,9 +36,16 @@
  *
  *        new / retry timer                    handshake reply (SCRIPT LOAD or SUBSCRIBE)
  *   IDLE ------------------> CONNECTING ------------------------------------> READY
- *    ^  (backoff timer)       |  connect error, handshake error or timeout      |
+ *    ^  (backoff timer)       |  lookup, connect or handshake error, timeout   |
  *    +------------------------+<-----------------------------------------------+
  *                                            connection lost (onDisconnect)
+ *
+ * CONNECTING first resolves a host name when the URL has one (pubsub_redis_url.h; evdns, at
+ * every attempt, see dns_evbase), then connects and queues the handshake: AUTH when the URL has
+ * a password (both connections), SELECT when it has a database (command connection: pub/sub
+ * ignores databases), then SCRIPT LOAD or SUBSCRIBE. An error reply to AUTH or SELECT ends the
+ * attempt like any handshake error: one WARN line per new reason, backoff, retry. Logs name a
+ * shard by its masked URL (password as ***).
  *
  * The engine is available while every connection of every shard is READY. Retries back off
  * from 100 ms, doubling to 5 s, with ±25 % jitter; the backoff is reset only once a connection
