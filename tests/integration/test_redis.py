@@ -26,6 +26,7 @@ Spec: docs/PROTOCOL.md "Redis", "Publish API" (503), "Gateway → browser" (seq)
 """
 
 import json
+import os
 import subprocess
 import tempfile
 import time
@@ -543,10 +544,12 @@ class RefusedAtStart(unittest.TestCase):
                 self.assertIn(reason, out)
                 self.assertNotIn("secret", out)
 
-    def test_help_lists_the_forms(self):
+    def test_help_lists_the_forms_and_no_configured_password(self):
+        env = dict(os.environ, SOCKJS_GATEWAY_ENGINE="redis://:help-secret@127.0.0.1:6379")
         r = subprocess.run([gwtest.gateway_binary(), "--help"], capture_output=True, text=True,
-                           timeout=20)
+                           timeout=20, env=env)
         self.assertEqual(r.returncode, 0)
+        self.assertNotIn("help-secret", r.stdout + r.stderr)
         for form in ("redis://[[USER]:PASSWORD@]HOST[:PORT][/DB]", "unix://", "rediss://"):
             self.assertIn(form, r.stdout)
 
