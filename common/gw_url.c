@@ -70,6 +70,29 @@ long gw_query_param_next(const char *query, size_t query_len, size_t *pos, const
     return (long)n;
 }
 
+long gw_percent_decode(const char *in, size_t len, char *out, size_t cap)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < len; i++) {
+        char c = in[i];
+        if (c == '%') {
+            if (len - i < 3 || hex_value(in[i + 1]) < 0 || hex_value(in[i + 2]) < 0)
+                return GW_EINVAL;
+            c = (char)(hex_value(in[i + 1]) * 16 + hex_value(in[i + 2]));
+            if (c == '\0')
+                return GW_EINVAL;
+            i += 2;
+        }
+        if (n + 1 >= cap)
+            return GW_ELIMIT;
+        out[n++] = c;
+    }
+    if (cap == 0)
+        return GW_ELIMIT;
+    out[n] = '\0';
+    return (long)n;
+}
+
 const char *gw_query_param_raw(const char *query, size_t query_len, const char *name, size_t *len)
 {
     size_t pos = 0;

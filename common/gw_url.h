@@ -1,4 +1,4 @@
-/* URL query strings. */
+/* URL query strings and percent-encoding. */
 #ifndef GW_URL_H
 #define GW_URL_H
 
@@ -18,6 +18,12 @@ long gw_query_param_next(const char *query, size_t query_len, size_t *pos, const
 /* The value of parameter `name` as it stands in query (not decoded; *len bytes, not
  * NUL-terminated), or NULL when absent: for comparing a value byte for byte, at any length. */
 const char *gw_query_param_raw(const char *query, size_t query_len, const char *name, size_t *len);
+
+/* Percent-decodes len bytes of in ("%XX"; '+' stays '+', as in URL user info) into out (at most
+ * cap-1 bytes, NUL-terminated). Returns the decoded length, GW_EINVAL for a '%' not followed by
+ * two hex digits or one that decodes to NUL (out is a C string), or GW_ELIMIT when it does not
+ * fit. */
+long gw_percent_decode(const char *in, size_t len, char *out, size_t cap);
 
 struct gw_buf;
 /* Appends url (path and query, len bytes) to b with the value of every query parameter called

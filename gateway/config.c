@@ -124,7 +124,9 @@ static const struct opt options[] = {
         "one site, id or event name (400)"),
     U32("max-data-bytes", max_data_bytes, 1, UINT32_MAX, "data of one publish (413)"),
     LIST("engine", engines, GW_MAX_ENGINES, "URL",
-         "local, or redis://HOST:PORT (repeatable: shards)"),
+         "local, or Redis: redis://[[USER]:PASSWORD@]HOST[:PORT][/DB] (HOST a name, IPv4 or "
+         "[IPv6]; USER:PASSWORD percent-encoded) or unix://[[USER]:PASSWORD@]/PATH[?db=N]; no "
+         "rediss:// (TLS: tunnel on loopback). Repeatable: shards"),
     FLAG("presence-events", presence_events,
          "presence.join / presence.leave events on company channels"),
     U32("presence-leave-delay-ms", presence_leave_delay_ms, 0, UINT32_MAX,

@@ -17,6 +17,7 @@
 #include "jwt.h"
 #include "metrics.h"
 #include "pubsub_node.h"
+#include "pubsub_redis_url.h"
 #include "static.h"
 #include "websocket.h"
 
@@ -172,9 +173,12 @@ static struct pubsub_node *node_new(struct event_base *base, const struct gw_con
     gw_config_publish_limits(cfg, &settings.limits);
     const char *error;
     struct pubsub_node *node = pubsub_node_new(base, &settings, &error);
-    if (!node)
-        GW_ERROR("--engine %s%s: %s", settings.engines[0], settings.n_engines > 1 ? " ..." : "",
-                 error);
+    if (!node) {
+        char masked[PUBSUB_REDIS_MASKED_MAX]; /* the value may hold a password */
+        GW_ERROR("--engine %s%s: %s",
+                 pubsub_redis_url_mask(settings.engines[0], masked, sizeof(masked)),
+                 settings.n_engines > 1 ? " ..." : "", error);
+    }
     return node;
 }
 

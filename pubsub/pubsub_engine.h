@@ -114,11 +114,13 @@ struct pubsub_engine *pubsub_engine_local_new(struct event_base *base,
                                               const struct pubsub_history_settings *history,
                                               pubsub_deliver_cb deliver, void *arg);
 
-/* Redis engine over one or more instances ("redis://HOST:PORT"); publishes are sharded by
+/* Redis engine over one or more instances (URLs as pubsub_redis_url.h reads them: password,
+ * ACL user, database, host name, unix socket); publishes are sharded by
  * channel so that a channel's counter lives on one instance. Messages heard are held to
  * `limits` (NULL: the defaults), which should be the API's, so that every node accepts what any
- * node's API accepted. Returns NULL with *error set for an invalid URL. Connects
- * asynchronously; reconnects with backoff. */
+ * node's API accepted. Returns NULL with *error set for an invalid URL (a static message naming
+ * it masked). Connects asynchronously (host names resolved on the loop at each attempt), with
+ * AUTH and SELECT before a connection counts; reconnects with backoff. */
 struct pubsub_engine *pubsub_engine_redis_new(struct event_base *base, const char *const *urls,
                                               size_t n_urls, const struct pubsub_limits *limits,
                                               const struct pubsub_history_settings *history,

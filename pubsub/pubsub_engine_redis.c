@@ -36,9 +36,16 @@
  *
  *        new / retry timer                    handshake reply (SCRIPT LOAD or SUBSCRIBE)
  *   IDLE ------------------> CONNECTING ------------------------------------> READY
- *    ^  (backoff timer)       |  connect error, handshake error or timeout      |
+ *    ^  (backoff timer)       |  lookup, connect or handshake error, timeout   |
  *    +------------------------+<-----------------------------------------------+
  *                                            connection lost (onDisconnect)
+ *
+ * CONNECTING first resolves a host name when the URL has one (pubsub_redis_url.h; evdns, at
+ * every attempt, see dns_evbase), then connects and queues the handshake: AUTH when the URL has
+ * a password (both connections), SELECT when it has a database (command connection: pub/sub
+ * ignores databases), then SCRIPT LOAD or SUBSCRIBE. An error reply to AUTH or SELECT ends the
+ * attempt like any handshake error: one WARN line per new reason, backoff, retry. Logs name a
+ * shard by its masked URL (password as ***).
  *
  * The engine is available while every connection of every shard is READY. Retries back off
  * from 100 ms, doubling to 5 s, with ±25 % jitter; the backoff is reset only once a connection
@@ -53,7 +60,9 @@
  * engine memory. Per-command state (struct inflight) is owned by the reply callback, which
  * hiredis always calls exactly once (with NULL when the context goes away). */
 #include <arpa/inet.h>
+#include <event2/dns.h>
 #include <event2/event.h>
+#include <event2/util.h>
 #include <hiredis/adapters/libevent.h>
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
@@ -72,6 +81,7 @@
 #include "pubsub_channel.h"
 #include "pubsub_engine.h"
 #include "pubsub_hub.h"
+#include "pubsub_redis_url.h"
 
 /* The channel every node subscribes to on every shard. */
 #define PUBSUB_REDIS_CHANNEL "sockjs-gateway:publish"
@@ -97,6 +107,8 @@
 #define CONNECT_TIMEOUT_MS 5000u
 /* At most one line per interval for each kind of repeated warning. */
 #define LOG_INTERVAL_MS 1000u
+/* How often pending host name lookups are driven. */
+#define DNS_POLL_MS 5u
 
 /* Lua numbers print as integers up to 1e14 (%.14g), far beyond any counter here. */
 static const char SCRIPT[] =
@@ -156,10 +168,20 @@ enum conn_state { CONN_IDLE, CONN_CONNECTING, CONN_READY };
 enum shard_logged { SHARD_LOGGED_NONE, SHARD_LOGGED_UP, SHARD_LOGGED_DOWN };
 
 struct redis_shard;
+struct redis_conn;
+
+/* A host name being resolved for a connection; freed by its callback, which evdns always runs
+ * (with EVUTIL_EAI_CANCEL when cancelled). conn is NULL once the connection let go of it. */
+struct dns_wait {
+    struct redis_engine *e;
+    struct redis_conn *conn;
+    struct evdns_getaddrinfo_request *req;
+};
 
 struct redis_conn {
     struct redis_shard *shard;
-    redisAsyncContext *ac; /* NULL in IDLE */
+    redisAsyncContext *ac; /* NULL in IDLE and while resolving */
+    struct dns_wait *dns;  /* the host name being resolved (CONNECTING, no ac yet) */
     struct event *timer;   /* retry in IDLE, handshake deadline in CONNECTING */
     enum conn_kind kind;
     enum conn_state state;
@@ -174,16 +196,25 @@ struct redis_shard {
     struct redis_engine *e;
     struct gw_list barrier_waits; /* struct sync_part, by barrier number */
     uint64_t barriers;            /* the last barrier number sent */
-    char host[INET_ADDRSTRLEN];
-    int port;
-    char name[INET_ADDRSTRLEN + 8]; /* "host:port" for logs */
+    struct pubsub_redis_url url;
+    const char *name; /* url.masked: for logs, never the password */
     struct redis_conn cmd, sub;
     enum shard_logged logged;
+    char logged_reason[160]; /* of the last "cannot connect" line */
 };
 
 struct redis_engine {
     struct pubsub_engine base;
     struct event_base *evbase;
+    /* Host names are resolved by evdns on a private event base, run from the loop by a timer
+     * while lookups are pending (they are rare: connection attempts). Private so that freeing
+     * the engine can run the callbacks of the lookups it cancels, which evdns defers, without
+     * running anything else of the process: otherwise they would leak. NULL until a shard
+     * names its host. */
+    struct event_base *dns_evbase;
+    struct evdns_base *dns;
+    struct event *dns_poll;
+    uint32_t dns_pending; /* lookups whose callback has not run */
     struct redis_shard *shards;
     size_t n_shards;
     struct pubsub_limits limits;
@@ -244,6 +275,7 @@ struct inflight {
 };
 
 static void conn_connect(struct redis_conn *c);
+static void dns_abandon(struct redis_conn *c);
 static void release_barriers(struct redis_shard *s, uint64_t barrier);
 
 /* "" or " (N similar warnings suppressed)", for log lines. */
@@ -287,11 +319,14 @@ static void shard_log_state(struct redis_shard *s, const char *reason)
     }
     if (!reason)
         return;
+    /* While down, a line only when the reason changes (refused, then a wrong password): each
+     * retry would otherwise log one. */
     if (s->logged == SHARD_LOGGED_UP)
         GW_WARN("redis %s: connection lost (%s); publishes refused until it is back", s->name,
                 reason);
-    else if (s->logged == SHARD_LOGGED_NONE)
-        GW_WARN("redis %s: cannot connect (%s); retrying", s->name, reason);
+    else if (s->logged == SHARD_LOGGED_NONE || strcmp(s->logged_reason, reason) != 0)
+        GW_WARN("redis %s: cannot connect (%s); retrying with backoff", s->name, reason);
+    snprintf(s->logged_reason, sizeof(s->logged_reason), "%s", reason);
     s->logged = SHARD_LOGGED_DOWN;
 }
 
@@ -329,8 +364,11 @@ static void conn_lost(struct redis_conn *c, const char *reason)
 static void conn_abandon(struct redis_conn *c, const char *reason)
 {
     redisAsyncContext *ac = c->ac;
-    ac->data = NULL;
-    redisAsyncFree(ac); /* deferred by hiredis when inside one of ac's reply callbacks */
+    if (ac) {
+        ac->data = NULL;
+        redisAsyncFree(ac); /* deferred by hiredis when inside one of ac's reply callbacks */
+    }
+    dns_abandon(c);
     conn_lost(c, reason);
 }
 
@@ -1101,6 +1139,7 @@ static void conn_teardown(struct redis_conn *c)
 {
     event_free(c->timer);
     c->timer = NULL;
+    dns_abandon(c);
     if (c->ac) {
         redisAsyncContext *ac = c->ac;
         c->ac = NULL;
@@ -1119,6 +1158,15 @@ static void redis_free(struct pubsub_engine *base)
     }
     on_deferred(-1, 0, e);
     event_free(e->deferred_ev);
+    if (e->dns) {
+        /* The cancelled lookups' callbacks, deferred by evdns, free what they hold. */
+        for (int i = 0; i < 100 && e->dns_pending; i++)
+            event_base_loop(e->dns_evbase, EVLOOP_NONBLOCK);
+        evdns_base_free(e->dns, 1);
+        event_base_free(e->dns_evbase);
+        event_free(e->dns_poll);
+        e->dns = NULL;
+    }
     gw_free(e->shards);
     e->shards = NULL;
     e->n_shards = 0;
@@ -1144,13 +1192,67 @@ static void conn_timer_cb(evutil_socket_t fd, short what, void *arg)
     if (c->state == CONN_IDLE)
         conn_connect(c);
     else if (c->state == CONN_CONNECTING)
-        conn_abandon(c, "timed out");
+        conn_abandon(c, c->dns ? "timed out resolving the host name" : "timed out");
 }
 
-static void conn_connect(struct redis_conn *c)
+/* A handshake step before the last one (AUTH, SELECT): an error reply ends the attempt; the
+ * steps queued after it then fail too, on a context nobody reads any more. */
+static void handshake_step(redisAsyncContext *ac, redisReply *reply, const char *what)
+{
+    struct redis_conn *c = ac->data;
+    if (!c || !reply || reply->type != REDIS_REPLY_ERROR)
+        return; /* success: the last step's reply makes the connection ready */
+    char reason[160];
+    snprintf(reason, sizeof(reason), "%s refused: %.120s", what, reply->str);
+    conn_abandon(c, reason);
+}
+
+static void auth_cb(redisAsyncContext *ac, void *r, void *priv)
+{
+    (void)priv;
+    handshake_step(ac, r, "AUTH");
+}
+
+static void select_cb(redisAsyncContext *ac, void *r, void *priv)
+{
+    (void)priv;
+    handshake_step(ac, r, "SELECT");
+}
+
+/* Queues the handshake: AUTH when the URL has a password (on both connections: each
+ * authenticates itself), SELECT on the command connection (pub/sub ignores databases), then
+ * SCRIPT LOAD or SUBSCRIBE, whose reply makes the connection ready. */
+static int queue_handshake(struct redis_conn *c, redisAsyncContext *ac)
+{
+    const struct redis_shard *s = c->shard;
+    const struct pubsub_redis_url *u = &s->url;
+    if (u->has_password) {
+        const char *argv[3] = {"AUTH", u->user, u->password};
+        size_t argvlen[3] = {4, strlen(u->user), strlen(u->password)};
+        /* AUTH PASSWORD for the default user, AUTH USER PASSWORD for an ACL user. */
+        int first = u->user[0] ? 0 : 1;
+        argv[first] = "AUTH";
+        argvlen[first] = 4;
+        if (redisAsyncCommandArgv(ac, auth_cb, NULL, 3 - first, argv + first, argvlen + first) !=
+            REDIS_OK)
+            return -1;
+    }
+    if (c->kind == CONN_CMD && u->db >= 0 &&
+        redisAsyncCommand(ac, select_cb, NULL, "SELECT %d", u->db) != REDIS_OK)
+        return -1;
+    int rc = c->kind == CONN_CMD
+                 ? redisAsyncCommand(ac, script_load_cb, NULL, "SCRIPT LOAD %s", SCRIPT)
+                 : redisAsyncCommand(ac, sub_cb, NULL, "SUBSCRIBE %s %s", PUBSUB_REDIS_CHANNEL,
+                                     s->e->sync_channel);
+    return rc == REDIS_OK ? 0 : -1;
+}
+
+/* Connects to addr (a numeric address; ignored for a unix socket). */
+static void conn_open(struct redis_conn *c, const char *addr)
 {
     struct redis_shard *s = c->shard;
-    redisAsyncContext *ac = redisAsyncConnect(s->host, s->port);
+    redisAsyncContext *ac = s->url.unix_socket ? redisAsyncConnectUnix(s->url.path)
+                                               : redisAsyncConnect(addr, s->url.port);
     if (!ac) {
         conn_lost(c, "out of memory");
         return;
@@ -1173,49 +1275,106 @@ static void conn_connect(struct redis_conn *c)
     redisAsyncSetConnectCallback(ac, on_connect);
     redisAsyncSetDisconnectCallback(ac, on_disconnect);
     /* Queued now, written once connected. */
-    int rc = c->kind == CONN_CMD
-                 ? redisAsyncCommand(ac, script_load_cb, NULL, "SCRIPT LOAD %s", SCRIPT)
-                 : redisAsyncCommand(ac, sub_cb, NULL, "SUBSCRIBE %s %s", PUBSUB_REDIS_CHANNEL,
-                                     s->e->sync_channel);
-    if (rc != REDIS_OK) {
+    if (queue_handshake(c, ac) != 0) {
         conn_abandon(c, "cannot queue the handshake");
         return;
     }
     timer_add_ms(c->timer, CONNECT_TIMEOUT_MS);
 }
 
-/* "redis://HOST:PORT", HOST an IPv4 address or localhost, PORT 1..65535: 0 or GW_EINVAL. */
-static int parse_url(const char *url, char *host, int *port)
+static void on_resolved(int result, struct evutil_addrinfo *res, void *arg)
 {
-    static const char prefix[] = "redis://";
-    if (strncmp(url, prefix, sizeof(prefix) - 1) != 0)
-        return GW_EINVAL;
-    const char *h = url + sizeof(prefix) - 1;
-    const char *colon = strrchr(h, ':');
-    if (!colon || colon == h || colon - h >= 64)
-        return GW_EINVAL;
-    char name[64];
-    memcpy(name, h, (size_t)(colon - h));
-    name[colon - h] = '\0';
-    const char *p = colon + 1;
-    if (*p == '\0' || strlen(p) > 5)
-        return GW_EINVAL;
-    long v = 0;
-    for (; *p; p++) {
-        if (*p < '0' || *p > '9')
-            return GW_EINVAL;
-        v = v * 10 + (*p - '0');
+    struct dns_wait *w = arg;
+    struct redis_conn *c = w->conn;
+    w->e->dns_pending--;
+    gw_free(w);
+    /* IPv4 first: "localhost" and dual-stack names then reach a server bound to 127.0.0.1 or
+     * 0.0.0.0, Redis' usual setups. */
+    const struct evutil_addrinfo *pick = NULL;
+    for (const struct evutil_addrinfo *a = res; a; a = a->ai_next) {
+        if (a->ai_family == AF_INET) {
+            pick = a;
+            break;
+        }
+        if (a->ai_family == AF_INET6 && !pick)
+            pick = a;
     }
-    if (v < 1 || v > 65535)
-        return GW_EINVAL;
-    struct in_addr addr;
-    if (strcmp(name, "localhost") == 0)
-        strcpy(name, "127.0.0.1"); /* no resolver call on the loop */
-    if (inet_pton(AF_INET, name, &addr) != 1)
-        return GW_EINVAL;
-    inet_ntop(AF_INET, &addr, host, INET_ADDRSTRLEN);
-    *port = (int)v;
-    return 0;
+    char addr[INET6_ADDRSTRLEN] = "";
+    if (pick && pick->ai_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)pick->ai_addr)->sin_addr, addr,
+                  sizeof(addr));
+    else if (pick)
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)pick->ai_addr)->sin6_addr, addr,
+                  sizeof(addr));
+    if (res)
+        evutil_freeaddrinfo(res);
+    if (!c)
+        return; /* abandoned (timeout, engine freed) */
+    c->dns = NULL;
+    if (result != 0 || !addr[0]) {
+        char reason[160];
+        snprintf(reason, sizeof(reason), "cannot resolve %.64s: %s", c->shard->url.host,
+                 result != 0 ? evutil_gai_strerror(result) : "no address");
+        conn_lost(c, reason);
+        return;
+    }
+    conn_open(c, addr);
+}
+
+/* Stops resolving c's host name, if it is; the callback still runs, and finds no connection. */
+static void dns_abandon(struct redis_conn *c)
+{
+    struct dns_wait *w = c->dns;
+    if (!w)
+        return;
+    c->dns = NULL;
+    w->conn = NULL;
+    if (w->req)
+        evdns_getaddrinfo_cancel(w->req); /* may free w */
+}
+
+static bool is_numeric_address(const char *host)
+{
+    unsigned char addr[sizeof(struct in6_addr)];
+    return inet_pton(AF_INET, host, addr) == 1 || inet_pton(AF_INET6, host, addr) == 1;
+}
+
+/* Each attempt resolves a host name anew (the address may move between restarts), on the
+ * loop: evdns, never a blocking getaddrinfo. The handshake deadline covers the resolution. */
+static void conn_connect(struct redis_conn *c)
+{
+    struct redis_shard *s = c->shard;
+    if (s->url.unix_socket || is_numeric_address(s->url.host)) {
+        conn_open(c, s->url.host);
+        return;
+    }
+    struct dns_wait *w = gw_calloc(1, sizeof(*w));
+    w->e = s->e;
+    w->conn = c;
+    c->dns = w;
+    s->e->dns_pending++;
+    c->state = CONN_CONNECTING;
+    timer_add_ms(c->timer, CONNECT_TIMEOUT_MS);
+    struct evutil_addrinfo hints = {
+        .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_protocol = IPPROTO_TCP};
+    /* Answered at once (hosts file, cache) when it returns NULL: w is gone then. */
+    struct evdns_getaddrinfo_request *req =
+        evdns_getaddrinfo(s->e->dns, s->url.host, NULL, &hints, on_resolved, w);
+    if (req) {
+        w->req = req;
+        if (!evtimer_pending(s->e->dns_poll, NULL))
+            timer_add_ms(s->e->dns_poll, DNS_POLL_MS);
+    }
+}
+
+static void dns_poll_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct redis_engine *e = arg;
+    event_base_loop(e->dns_evbase, EVLOOP_NONBLOCK);
+    if (e->dns_pending)
+        timer_add_ms(e->dns_poll, DNS_POLL_MS);
 }
 
 static void conn_init(struct redis_engine *e, struct redis_shard *s, struct redis_conn *c,
@@ -1244,20 +1403,38 @@ struct pubsub_engine *pubsub_engine_redis_new(struct event_base *base, const cha
         return NULL;
     }
     struct redis_shard *shards = gw_calloc(n_urls, sizeof(*shards));
+    bool names = false;
     for (size_t i = 0; i < n_urls; i++) {
-        if (parse_url(urls[i], shards[i].host, &shards[i].port) != 0) {
+        const char *reason;
+        if (pubsub_redis_url_parse(urls[i], &shards[i].url, &reason) != 0) {
+            /* Static: the error outlives this call, and the process is single-threaded. */
+            static char message[PUBSUB_REDIS_MASKED_MAX + 400];
+            snprintf(message, sizeof(message), "invalid Redis URL %s: %s", shards[i].url.masked,
+                     reason);
             gw_free(shards);
-            *error = "invalid Redis URL (expected redis://HOST:PORT, HOST an IPv4 address or "
-                     "localhost)";
+            *error = message;
             return NULL;
         }
-        snprintf(shards[i].name, sizeof(shards[i].name), "%s:%d", shards[i].host, shards[i].port);
+        shards[i].name = shards[i].url.masked;
+        names |= !shards[i].url.unix_socket && !is_numeric_address(shards[i].url.host);
     }
     struct redis_engine *e = gw_calloc(1, sizeof(*e));
     e->base.ops = &redis_ops;
     e->base.deliver = deliver;
     e->base.deliver_arg = arg;
     e->evbase = base;
+    if (names) {
+        e->dns_evbase = event_base_new();
+        GW_ASSERT(e->dns_evbase != NULL);
+        e->dns = evdns_base_new(e->dns_evbase, EVDNS_BASE_INITIALIZE_NAMESERVERS);
+        if (!e->dns) { /* without a usable resolv.conf, still the hosts file */
+            e->dns = evdns_base_new(e->dns_evbase, 0);
+            GW_ASSERT(e->dns != NULL);
+            evdns_base_load_hosts(e->dns, NULL);
+        }
+        e->dns_poll = evtimer_new(base, dns_poll_cb, e);
+        GW_ASSERT(e->dns_poll != NULL);
+    }
     e->shards = shards;
     e->n_shards = n_urls;
     if (limits)

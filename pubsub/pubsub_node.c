@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "gw_alloc.h"
+#include "pubsub_redis_url.h"
 
 struct pubsub_node {
     struct pubsub_engine *engine;
@@ -24,8 +25,9 @@ static struct pubsub_engine *engine_new(struct event_base *base,
     if (s->n_engines == 1 && strcmp(s->engines[0], "local") == 0)
         return pubsub_engine_local_new(base, &s->history, deliver_to_hub, n);
     for (size_t i = 0; i < s->n_engines; i++) {
-        if (strncmp(s->engines[i], "redis://", 8) != 0) {
-            *error = "expected 'local' or redis://HOST:PORT (only redis ones may be combined)";
+        if (!pubsub_redis_url_scheme(s->engines[i])) {
+            *error = "expected 'local', redis://[[USER]:PASSWORD@]HOST[:PORT][/DB] or "
+                     "unix://[[USER]:PASSWORD@]/PATH[?db=N] (only Redis ones may be combined)";
             return NULL;
         }
     }

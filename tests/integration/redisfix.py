@@ -1,10 +1,13 @@
 """A private redis-server for the integration tests, and a minimal RESP client.
 
-`RedisServer` starts `redis-server --port N --bind 127.0.0.1 --save "" --appendonly no` on a free
-loopback port, waits for it by connecting and sending PING (deadline, no sleep as
+`RedisServer` starts `redis-server --port N --bind 127.0.0.1 --save "" --appendonly no` (plus any
+`args`, e.g. `--requirepass`; `unix_socket=True` adds a unix socket in a private directory) on a
+free loopback port, waits for it by connecting and sending PING (deadline, no sleep as
 synchronisation beyond the retry interval of a poll), and stops it by PID (SIGTERM, then SIGKILL
 after a deadline). `kill()` SIGKILLs it mid-test; `start()` again restarts it on the same port.
-It is never left running: use it as a context manager or register `stop` as a cleanup.
+It is never left running: use it as a context manager or register `stop` as a cleanup. With
+`password`, its own clients (readiness, `command`, `client`) AUTH first; `password` can be
+changed when a test changes the server's (CONFIG SET requirepass).
 
 Standard library only.
 """
@@ -48,11 +51,18 @@ def encode_command(*args):
 
 
 class Resp:
-    """A blocking RESP2 connection to 127.0.0.1:port; every read has a timeout."""
+    """A blocking RESP2 connection to 127.0.0.1:port; every read has a timeout. AUTHs with
+    `password` (and `user`) first when given."""
 
-    def __init__(self, port, timeout=5.0):
+    def __init__(self, port, timeout=5.0, password=None, user=None):
         self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
         self.buf = bytearray()
+        if password is not None:
+            try:
+                self.command(*(["AUTH"] + ([user] if user else []) + [password]))
+            except BaseException:
+                self.close()
+                raise
 
     def _line(self):
         while True:
@@ -109,14 +119,21 @@ class Resp:
 
 
 class RedisServer:
-    def __init__(self, port=None):
+    def __init__(self, port=None, args=(), password=None, unix_socket=False):
         self.port = port
+        self.args = [str(a) for a in args]
+        self.password = password
         self.proc = None
         self.logfile = None
+        self.socket_dir = tempfile.mkdtemp(prefix="gw-redis-") if unix_socket else None
 
     @property
     def url(self):
         return "redis://127.0.0.1:%d" % self.port
+
+    @property
+    def socket_path(self):
+        return os.path.join(self.socket_dir, "redis.sock") if self.socket_dir else None
 
     def start(self):
         """Start (or restart on the same port) and wait until it answers PING."""
@@ -131,7 +148,9 @@ class RedisServer:
             try:
                 self.proc = subprocess.Popen(
                     [REDIS_BINARY, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                     "--appendonly", "no", "--daemonize", "no"],
+                     "--appendonly", "no", "--daemonize", "no"]
+                    + (["--unixsocket", self.socket_path, "--unixsocketperm", "700"]
+                       if self.socket_dir else []) + self.args,
                     stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
             finally:
                 log.close()
@@ -153,7 +172,7 @@ class RedisServer:
                 raise RuntimeError("redis-server exited with status %s:\n%s"
                                    % (self.proc.returncode, self.log_text()))
             try:
-                with Resp(port, timeout=1.0) as r:
+                with Resp(port, timeout=1.0, password=self.password) as r:
                     if r.command("PING") == "PONG":
                         return
             except (OSError, ConnectionError, RedisError) as e:
@@ -171,11 +190,16 @@ class RedisServer:
             return ""
 
     def client(self):
-        return Resp(self.port)
+        return Resp(self.port, password=self.password)
 
     def command(self, *args):
-        with Resp(self.port) as r:
+        with Resp(self.port, password=self.password) as r:
             return r.command(*args)
+
+    def info(self, section):
+        """INFO `section` as a dict of its "name:value" lines (values as text)."""
+        text = self.command("INFO", section).decode()
+        return dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
 
     def numsub(self, channel):
         reply = self.command("PUBSUB", "NUMSUB", channel)
@@ -226,6 +250,9 @@ class RedisServer:
         self._cleanup_log()
 
     def _cleanup_log(self):
+        if self.socket_dir:
+            shutil.rmtree(self.socket_dir, ignore_errors=True)
+            self.socket_dir = None
         if self.logfile:
             try:
                 os.unlink(self.logfile)

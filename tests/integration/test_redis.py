@@ -14,11 +14,24 @@ Readiness is awaited, not slept for: PUBSUB NUMSUB shows the nodes' subscription
 answers 202 once the engine takes publishes (both polled with a deadline, as there is no event
 to wait for).
 
-Spec: docs/PROTOCOL.md "Redis", "Publish API" (503), "Gateway → browser" (seq).
+Connectivity (issue 14): a password (`requirepass`, percent-encoded in the URL), an ACL user
+(`ACL SETUSER`, AUTH USER PASSWORD), a unix socket, the host name `localhost`, a database `/N`
+(the counters land in db N); a wrong password is one clear log line and retries with backoff
+(WRONGPASS errors counted by Redis stay few), /readyz 503 meanwhile, and fixing the password on
+the Redis side lets the node in; URLs refused at start (exit 2, a message). No password ever
+appears in a gateway's log (debug level), /api/stats or a start error.
+
+Spec: docs/PROTOCOL.md "Redis", "Publish API" (503), "Gateway → browser" (seq); deploy/README.md
+"Redis".
 """
 
 import json
+import os
+import subprocess
+import tempfile
+import time
 import unittest
+import urllib.parse
 import uuid
 
 import gwtest
@@ -319,6 +332,226 @@ class Outage(ScopedTestCase):
             got = [(m["event"], m["data"]) for m in s.messages(1, timeout=15)]
             self.assertEqual(got, [("after", 2)], s.transport)
         self.assertEvent(after.next_message(), "user", self.site, "after", 2)
+
+
+def seq_key(channel):
+    return "sockjs-gateway:chan:" + channel
+
+
+def db_command(redis, db, *args):
+    """One command on database `db` of `redis`."""
+    with redis.client() as c:
+        c.command("SELECT", db)
+        return c.command(*args)
+
+
+class Connectivity(ScopedTestCase):
+    """One Redis and one node per test, the node reaching Redis by the URL under test. Every
+    secret a test uses is checked to be absent from the node's whole log (debug level) and its
+    /api/stats."""
+
+    per_test_gateway = True
+
+    def setUp(self):
+        self.site = unique("site")
+        self._log_mark = 0
+        self.secrets = []
+
+    def start_redis(self, password=None, **kw):
+        args = list(kw.pop("args", ()))
+        if password is not None:
+            args += ["--requirepass", password]
+            self.secrets.append(password)
+        r = redisfix.RedisServer(args=args, password=password, **kw).start()
+        self.addCleanup(r.stop)
+        return r
+
+    def start_node(self, url, env=None):
+        args = ("--engine", url) if url else ()
+        node = ScopedGateway(*args, "--log-level", "debug", env=env).start()
+        self.addCleanup(self.assert_no_secret, node)
+        self.addCleanup(node.stop)
+        self.gw = node
+        return node
+
+    def assert_no_secret(self, node):
+        log = "\n".join(node.log_lines())
+        for secret in self.secrets:
+            self.assertNotIn(secret, log)
+            self.assertNotIn(urllib.parse.quote(secret, safe=""), log)
+
+    def assert_publishes_numbered(self, node, redis, db=0):
+        """The node takes publishes, and their counter is in database `db`."""
+        node.wait_publish_status(202)
+        channel = "global:" + self.site
+        node.publish(publish_body("global", self.site, "e", 1))
+        self.assertEqual(db_command(redis, db, "HGET", seq_key(channel), "s"), b"1")
+        stats = json.dumps(node.stats())
+        for secret in self.secrets:
+            self.assertNotIn(secret, stats)
+
+    def test_requirepass_with_a_percent_encoded_password(self):
+        password = "p@ss:w/rd %s!" % uuid.uuid4().hex
+        r = self.start_redis(password)
+        url = "redis://:%s@127.0.0.1:%d" % (urllib.parse.quote(password, safe=""), r.port)
+        node = self.start_node(url)
+        line = node.wait_log(r"INFO redis .*: connected")
+        self.assertIn("redis://:***@127.0.0.1:%d" % r.port, line)
+        # Both connections authenticated: the subscriber one hears, the command one numbers.
+        r.wait_subscribers(CHANNEL, 1)
+        s = self.user_session()
+        node.publish(publish_body("user", self.site, "auth", "ok", ids=[s.sub]))
+        self.assertEvent(s.next_message(), "user", self.site, "auth", "ok", 1)
+        self.assert_publishes_numbered(node, r)
+
+    def test_password_in_the_environment_and_a_config_file(self):
+        # ',' splits SOCKJS_GATEWAY_ENGINE into shards and '#' starts a comment: encoded, both
+        # stay in the password.
+        password = "a,b#c %s" % uuid.uuid4().hex
+        r = self.start_redis(password)
+        url = "redis://:%s@127.0.0.1:%d" % (urllib.parse.quote(password, safe=""), r.port)
+        node = self.start_node(None, env={"SOCKJS_GATEWAY_ENGINE": url})
+        self.assert_publishes_numbered(node, r)
+        node.stop()
+        with tempfile.NamedTemporaryFile("w", suffix=".conf") as conf:
+            conf.write("# the engine\nengine = %s\n" % url)
+            conf.flush()
+            node = self.start_node(None, env={"SOCKJS_GATEWAY_CONFIG": conf.name})
+            self.site = unique("site")
+            self.assert_publishes_numbered(node, r)
+
+    def test_acl_user(self):
+        admin = "admin-" + uuid.uuid4().hex
+        user_password = "user-" + uuid.uuid4().hex
+        r = self.start_redis(admin)
+        self.secrets.append(user_password)
+        self.assertEqual(r.command("ACL", "SETUSER", "gateway", "on", ">" + user_password,
+                                   "~sockjs-gateway:*", "&*", "+@all"), "OK")
+        node = self.start_node("redis://gateway:%s@127.0.0.1:%d" % (user_password, r.port))
+        node.wait_log(r"redis redis://gateway:\*\*\*@127\.0\.0\.1:%d: connected" % r.port)
+        r.wait_subscribers(CHANNEL, 1)
+        clients = r.command("CLIENT", "LIST").decode()
+        self.assertEqual(clients.count(" user=gateway "), 2, clients)
+        self.assert_publishes_numbered(node, r)
+
+    def test_unix_socket_and_db(self):
+        r = self.start_redis(unix_socket=True)
+        node = self.start_node("unix://%s?db=2" % r.socket_path)
+        r.wait_subscribers(CHANNEL, 1)
+        self.assert_publishes_numbered(node, r, db=2)
+        self.assertIsNone(r.command("HGET", seq_key("global:" + self.site), "s"))
+        clients = r.command("CLIENT", "LIST").decode()
+        self.assertEqual(clients.count(" db=2 "), 1, clients)  # the command connection only
+
+    def test_host_name_and_db(self):
+        r = self.start_redis()
+        node = self.start_node("redis://localhost:%d/3" % r.port)
+        node.wait_log(r"redis redis://localhost:%d/3: connected" % r.port)
+        self.assert_publishes_numbered(node, r, db=3)
+        self.assertIsNone(r.command("HGET", seq_key("global:" + self.site), "s"))
+
+    def test_ipv6_address(self):
+        r = self.start_redis(args=["--bind", "127.0.0.1 ::1"])
+        node = self.start_node("redis://[::1]:%d/1" % r.port)
+        node.wait_log(r"redis redis://\[::1\]:%d/1: connected" % r.port)
+        self.assert_publishes_numbered(node, r, db=1)
+        clients = r.command("CLIENT", "LIST").decode()
+        self.assertEqual(clients.count(" addr=[::1]:"), 2, clients)
+
+    def test_a_refused_select_is_logged_and_retried(self):
+        r = self.start_redis(args=["--databases", "4"])
+        node = self.start_node("redis://127.0.0.1:%d/7" % r.port)
+        line = node.wait_log(r"WARN redis .*: cannot connect")
+        self.assertIn("SELECT refused", line)
+        self.assertIn("out of range", line)
+        self.assertEqual(node.publish_raw(publish_body("global", self.site, "e", 1)).status,
+                         503)
+        node.assert_alive()
+
+    def test_an_unresolvable_host_name_is_logged_and_retried(self):
+        node = self.start_node("redis://redis-gateway-test.invalid:6379/1")
+        # Answered NXDOMAIN where a DNS server answers, timed out where none does.
+        failed = r"(cannot resolve redis-gateway-test\.invalid|timed out resolving)"
+        line = node.wait_log(r"WARN redis redis://redis-gateway-test\.invalid:6379/1: "
+                             r"cannot connect \(" + failed, timeout=15)
+        mark = node.log_mark()
+        node.wait_log(r"DEBUG redis .*connection down \(" + failed, since=mark, timeout=15)
+        health = gwtest.request(node.port, "GET", "/readyz")
+        self.assertEqual((health.status, health.text), (503, "engine unavailable\n"), line)
+        node.assert_alive()
+
+    def test_wrong_password_backs_off_then_connects_once_fixed(self):
+        right = "right-" + uuid.uuid4().hex
+        wrong = "wrong-" + uuid.uuid4().hex
+        self.secrets.append(wrong)
+        r = self.start_redis(right)
+        node = self.start_node("redis://:%s@127.0.0.1:%d" % (wrong, r.port))
+        line = node.wait_log(r"WARN redis .*: cannot connect")
+        self.assertIn("redis://:***@127.0.0.1:%d" % r.port, line)
+        self.assertIn("AUTH refused: WRONGPASS", line)
+        mark = node.log_mark()
+        health = gwtest.request(node.port, "GET", "/readyz")
+        self.assertEqual((health.status, health.text), (503, "engine unavailable\n"))
+
+        # Retries back off: over this window, a busy loop would make thousands of attempts;
+        # the backoff (100 ms doubling to 5 s, two connections) makes a dozen at most.
+        def wrongpass_errors():
+            return int(r.info("errorstats").get("errorstat_WRONGPASS", "count=0")
+                       .split("=")[1].split(",")[0])
+        before, start = wrongpass_errors(), time.monotonic()
+        time.sleep(3)  # the measurement's window, not a synchronisation
+        attempts = wrongpass_errors() - before
+        self.assertGreaterEqual(attempts, 1)
+        self.assertLessEqual(attempts, 16, "%d AUTH attempts in %.1f s"
+                             % (attempts, time.monotonic() - start))
+        node.assert_alive()
+        # One line for the reason, not one per attempt.
+        self.assertEqual([l for l in node.log_lines(mark) if "WARN redis" in l], [])
+
+        # The operator fixes Redis' side: the node gets in on its next attempt.
+        r.command("CONFIG", "SET", "requirepass", wrong)
+        r.password = wrong
+        node.wait_log(r"INFO redis .*: connected", since=mark, timeout=15)
+        self.assertEqual(gwtest.request(node.port, "GET", "/readyz").status, 200)
+        self.assert_publishes_numbered(node, r)
+
+
+class RefusedAtStart(unittest.TestCase):
+    """Engine URLs that cannot work: exit status 2 and a message naming the URL masked."""
+
+    def run_gateway(self, url):
+        return subprocess.run([gwtest.gateway_binary(), "--listen", "127.0.0.1:0",
+                               "--engine", url], capture_output=True, text=True, timeout=20)
+
+    def test_refused_urls(self):
+        cases = [
+            ("rediss://:tls-secret@127.0.0.1:6380", "rediss://:***@127.0.0.1:6380",
+             "TLS"),
+            ("redis://:port-secret@127.0.0.1:99999", "redis://:***@127.0.0.1:99999",
+             "bad port"),
+            ("redis://127.0.0.1:6379/x", "redis://127.0.0.1:6379/x", "bad database"),
+            ("redis://gw:db-secret@127.0.0.1:6379/-1", "redis://gw:***@127.0.0.1:6379/-1",
+             "bad database"),
+            ("unix://relative.sock", "unix://relative.sock", "absolute"),
+            ("garbage:garbage-secret@x", "garbage:***@x", "expected 'local'"),
+        ]
+        for url, masked, reason in cases:
+            with self.subTest(url=url):
+                r = self.run_gateway(url)
+                out = r.stdout + r.stderr
+                self.assertEqual(r.returncode, 2, out)
+                self.assertIn(masked, out)
+                self.assertIn(reason, out)
+                self.assertNotIn("secret", out)
+
+    def test_help_lists_the_forms_and_no_configured_password(self):
+        env = dict(os.environ, SOCKJS_GATEWAY_ENGINE="redis://:help-secret@127.0.0.1:6379")
+        r = subprocess.run([gwtest.gateway_binary(), "--help"], capture_output=True, text=True,
+                           timeout=20, env=env)
+        self.assertEqual(r.returncode, 0)
+        self.assertNotIn("help-secret", r.stdout + r.stderr)
+        for form in ("redis://[[USER]:PASSWORD@]HOST[:PORT][/DB]", "unix://", "rediss://"):
+            self.assertIn(form, r.stdout)
 
 
 if __name__ == "__main__":

@@ -53,5 +53,22 @@ TEST(tokens_redacted_for_logs)
     check_redacted("/p?a=1&", "/p?a=1&");
 }
 
+TEST(percent_decoding_is_strict)
+{
+    char out[16];
+    ASSERT_INT_EQ(gw_percent_decode("p%40ss%3Aw+d", 12, out, sizeof(out)), 8);
+    ASSERT_STR_EQ(out, "p@ss:w+d");
+    ASSERT_INT_EQ(gw_percent_decode("%2f%2F", 6, out, sizeof(out)), 2);
+    ASSERT_STR_EQ(out, "//");
+    ASSERT_INT_EQ(gw_percent_decode("", 0, out, sizeof(out)), 0);
+    ASSERT_STR_EQ(out, "");
+    ASSERT_INT_EQ(gw_percent_decode("a%", 2, out, sizeof(out)), GW_EINVAL);
+    ASSERT_INT_EQ(gw_percent_decode("a%4", 3, out, sizeof(out)), GW_EINVAL);
+    ASSERT_INT_EQ(gw_percent_decode("%zz", 3, out, sizeof(out)), GW_EINVAL);
+    ASSERT_INT_EQ(gw_percent_decode("a%00b", 5, out, sizeof(out)), GW_EINVAL);
+    ASSERT_INT_EQ(gw_percent_decode("abcd", 4, out, 4), GW_ELIMIT);
+    ASSERT_INT_EQ(gw_percent_decode("abc", 3, out, 4), 3);
+}
+
 GW_TEST_MAIN(TEST_CASE(first_value_decoded), TEST_CASE(repeated_values_in_order),
-             TEST_CASE(tokens_redacted_for_logs))
+             TEST_CASE(tokens_redacted_for_logs), TEST_CASE(percent_decoding_is_strict))

@@ -776,6 +776,90 @@ FX_TEST(shard_ready_comes_once_both_connections_are_up, 1, 0)
     gw_free(n.got);
 }
 
+/* A reply on a connection that AUTHs with password and SELECTs db first; NULL when any fails. */
+static redisReply *authed_command(int port, const char *password, int db, const char *fmt,
+                                  const char *arg)
+{
+    redisContext *c = sync_connect(port);
+    if (!c)
+        return NULL;
+    redisReply *r = redisCommand(c, "AUTH %s", password);
+    bool ok = r && r->type == REDIS_REPLY_STATUS;
+    if (r)
+        freeReplyObject(r);
+    r = ok ? redisCommand(c, "SELECT %d", db) : NULL;
+    ok = r && r->type == REDIS_REPLY_STATUS;
+    if (r)
+        freeReplyObject(r);
+    r = ok ? redisCommand(c, fmt, arg) : NULL;
+    redisFree(c);
+    return r;
+}
+
+static struct pubsub_engine *engine_at(struct fx *fx, struct node *n, const char *url,
+                                       struct ready_calls *rc)
+{
+    const char *error = NULL;
+    struct pubsub_engine *e =
+        pubsub_engine_redis_new(fx->base, &url, 1, NULL, NULL, on_deliver, n, &error);
+    if (!e)
+        return NULL;
+    rc->eng = e;
+    e->shard_ready = on_shard_ready;
+    e->shard_ready_arg = rc;
+    return e;
+}
+
+FX_TEST(auth_and_select_come_before_the_shard_is_ready, 1, 0)
+{
+    int port = fx->srv[0].port;
+    redisContext *c = sync_connect(port);
+    ASSERT_TRUE(c != NULL);
+    redisReply *r = redisCommand(c, "CONFIG SET requirepass %s", "unit-secret");
+    ASSERT_TRUE(r && r->type == REDIS_REPLY_STATUS);
+    freeReplyObject(r);
+    redisFree(c);
+    char url[128];
+
+    /* Refused: never ready, never available, whatever the time given to retry. */
+    struct node bad = {0};
+    struct ready_calls bad_rc = {0};
+    snprintf(url, sizeof(url), "redis://:wrong@127.0.0.1:%d/2", port);
+    bad.eng = engine_at(fx, &bad, url, &bad_rc);
+    ASSERT_TRUE(bad.eng != NULL);
+    run_for(fx, 400);
+    bool bad_available = pubsub_engine_available(bad.eng);
+    pubsub_engine_free(bad.eng);
+    ASSERT_TRUE(!bad_available);
+    ASSERT_UINT_EQ(bad_rc.calls, 0);
+
+    /* Accepted: ready once both connections are authenticated, counters in db 2. */
+    struct node n = {0};
+    struct ready_calls rc = {0};
+    snprintf(url, sizeof(url), "redis://:unit-secret@127.0.0.1:%d/2", port);
+    n.eng = engine_at(fx, &n, url, &rc);
+    ASSERT_TRUE(n.eng != NULL);
+    WAIT_FOR(fx, rc.calls >= 1, WAIT_MS);
+    ASSERT_UINT_EQ(rc.calls, 1);
+    ASSERT_UINT_EQ(rc.calls_while_unavailable, 0);
+    ASSERT_INT_EQ(publish(&n, "{\"scope\":\"global\",\"site\":\"db2\",\"event\":\"e\",\"data\":1}"),
+                  0);
+    WAIT_FOR(fx, n.n_got >= 1, WAIT_MS); /* heard on the authenticated subscriber */
+    r = authed_command(port, "unit-secret", 2, "HGET %s s", "sockjs-gateway:chan:global:db2");
+    bool in_db2 = r && r->type == REDIS_REPLY_STRING && strcmp(r->str, "1") == 0;
+    if (r)
+        freeReplyObject(r);
+    r = authed_command(port, "unit-secret", 0, "EXISTS %s", "sockjs-gateway:chan:global:db2");
+    bool in_db0 = !r || r->type != REDIS_REPLY_INTEGER || r->integer != 0;
+    if (r)
+        freeReplyObject(r);
+    pubsub_engine_free(n.eng);
+    node_clear(&n);
+    gw_free(n.got);
+    ASSERT_TRUE(in_db2);
+    ASSERT_TRUE(!in_db0);
+}
+
 FX_TEST(free_while_down_connecting_or_busy, 1, 2)
 {
     /* Busy: publishes in flight when the engine goes. */
@@ -894,19 +978,15 @@ static bool try_url(const char *url, const char **error)
 
 TEST(urls_are_checked)
 {
+    /* Every form and refusal is in test_redis_url; here, that the engine uses that parser. */
     static const char *const bad[] = {
         "",
         "redis://",
-        "redis://127.0.0.1",
-        "redis://127.0.0.1:",
         "redis://127.0.0.1:0",
         "redis://127.0.0.1:65536",
         "redis://127.0.0.1:6379x",
-        "redis://127.0.0.1:6379/0",
         "redis://:6379",
-        "redis://example.com:6379",
-        "redis://[::1]:6379",
-        "redis://127.0.0.256:6379",
+        "redis://127.0.0.1:6379/x",
         "http://127.0.0.1:6379",
         "rediss://127.0.0.1:6379",
     };
@@ -916,12 +996,21 @@ TEST(urls_are_checked)
             GW_FAIL_AT("accepted \"%s\"", bad[i]);
         ASSERT_TRUE(error != NULL);
     }
+    /* The message names the URL, masked. */
+    ASSERT_TRUE(!try_url("rediss://app:topsecret@127.0.0.1:6379", &error));
+    ASSERT_TRUE(strstr(error, "rediss://app:***@127.0.0.1:6379") != NULL);
+    ASSERT_TRUE(strstr(error, "topsecret") == NULL);
     process_setup();
     char ok[64];
     snprintf(ok, sizeof(ok), "redis://localhost:%d", free_port());
     ASSERT_TRUE(try_url(ok, &error));
     snprintf(ok, sizeof(ok), "redis://127.0.0.1:%d", free_port());
     ASSERT_TRUE(try_url(ok, &error));
+    snprintf(ok, sizeof(ok), "redis://:pw@[::1]:%d/3", free_port());
+    ASSERT_TRUE(try_url(ok, &error));
+    ASSERT_TRUE(try_url("unix:///nonexistent/redis.sock?db=1", &error));
+    /* Freed while its name is being resolved. */
+    ASSERT_TRUE(try_url("redis://redis.example.invalid:6379", &error));
     struct event_base *base = event_base_new();
     error = NULL;
     ASSERT_TRUE(pubsub_engine_redis_new(base, NULL, 0, NULL, NULL, on_deliver, NULL, &error) ==
@@ -938,6 +1027,7 @@ GW_TEST_MAIN(TEST_CASE(urls_are_checked), TEST_CASE(two_nodes_get_each_publish_o
              TEST_CASE(flushed_script_falls_back_to_eval),
              TEST_CASE(redis_restart_refuses_then_resumes),
              TEST_CASE(shard_ready_comes_once_both_connections_are_up),
+             TEST_CASE(auth_and_select_come_before_the_shard_is_ready),
              TEST_CASE(free_while_down_connecting_or_busy),
              TEST_CASE(free_from_inside_the_deliver_callback),
              TEST_CASE(pending_replies_are_bounded))
