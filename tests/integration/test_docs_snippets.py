@@ -1,0 +1,164 @@
+"""The code in docs/INTEGRATING.md works as written.
+
+Every fenced block preceded by `<!-- snippet: NAME -->` is extracted and run as a program
+(python3 in isolated mode, node, sh) in an empty temporary directory, with only the environment
+variables the docs name (GATEWAY_JWT_SECRET, GATEWAY_API, GATEWAY_API_KEY), against a real
+gateway started here. Tokens minted by the snippets open sessions (websocket and xhr polling, the
+token in the URL as sockjs-client sends it, and as the first message) that must receive what the
+publish snippets send.
+"""
+
+import base64
+import json
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import unittest
+
+import gwtest
+import scopedfix
+from scopedfix import ScopedGateway, Session
+
+DOC = os.path.join(gwtest.REPO_ROOT, "docs", "INTEGRATING.md")
+SNIPPET_RE = re.compile(r"<!-- snippet: ([a-z0-9-]+) -->\n```([a-z]+)\n(.*?)\n```\n", re.S)
+RUNNERS = {"python": ["python3", "-I"], "js": ["node"], "sh": ["sh", "-eu"]}
+SUFFIXES = {"python": ".py", "js": ".js", "sh": ".sh"}
+UUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
+RUN_TIMEOUT = 30
+
+# What the snippets address: user 42 of company 7 on site "shop".
+USER, CLIENT, SITE = "42", "7", "shop"
+
+
+def snippets():
+    with open(DOC, encoding="utf-8") as f:
+        text = f.read()
+    found = {}
+    for name, lang, code in SNIPPET_RE.findall(text):
+        if name in found:
+            raise AssertionError("snippet %s appears twice in %s" % (name, DOC))
+        found[name] = (lang, code + "\n")
+    return found
+
+
+def claims_of(token):
+    payload = token.split(".")[1]
+    return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+
+
+class DocsSnippetsTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.snippets = snippets()
+
+    def setUp(self):
+        # One gateway per test: the snippets name fixed ids, so that no event of another test
+        # reaches this one's sessions.
+        self.gw = ScopedGateway().start()
+        self.addCleanup(self.gw.stop)
+        self.dir = tempfile.mkdtemp(prefix="gw-docs-")
+        self.addCleanup(shutil.rmtree, self.dir, True)
+
+    def run_snippet(self, name):
+        """Runs the snippet in an empty directory with the documented variables only; returns
+        its stdout (stripped), failing the test with its stderr when it exits non-zero."""
+        self.assertIn(name, self.snippets, "no snippet %r in %s" % (name, DOC))
+        lang, code = self.snippets[name]
+        path = os.path.join(self.dir, name + SUFFIXES[lang])
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(code)
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+               "GATEWAY_JWT_SECRET": scopedfix.SECRET,
+               "GATEWAY_API": "http://%s:%d" % (self.gw.api_host, self.gw.api_port),
+               "GATEWAY_API_KEY": scopedfix.API_KEY}
+        p = subprocess.run(RUNNERS[lang] + [path], cwd=self.dir, env=env, capture_output=True,
+                           timeout=RUN_TIMEOUT)
+        if p.returncode != 0:
+            raise AssertionError("snippet %s exited %d\n--- stdout ---\n%s\n--- stderr ---\n%s"
+                                 % (name, p.returncode, p.stdout.decode(), p.stderr.decode()))
+        return p.stdout.decode().strip()
+
+    def open_session(self, token, transport="websocket"):
+        s = Session(self.gw, transport, token=token)
+        self.addCleanup(s.close)
+        s.expect_open()
+        s.wait_ready()
+        return s
+
+    def assert_minted(self, name):
+        token = self.run_snippet(name)
+        claims = claims_of(token)
+        self.assertEqual((claims["sub"], claims["client"], claims["site"]), (USER, CLIENT, SITE))
+        self.assertEqual(set(claims), {"sub", "client", "site", "exp"})
+        self.assertNotIn("=", token)
+        # The token opens authenticated sessions: the user's own channel reaches them, over a
+        # websocket and over xhr polling.
+        sessions = [self.open_session(token, t) for t in ("websocket", "xhr_polling")]
+        self.gw.publish(scopedfix.publish_body("user", SITE, "minted." + name, {"n": 1},
+                                               ids=[USER]))
+        for s in sessions:
+            m = s.next_message()
+            self.assertEqual((m["scope"], m["site"], m["event"], m["data"], m["seq"]),
+                             ("user", SITE, "minted." + name, {"n": 1}, 1))
+        return token
+
+    def test_python_minted_token_opens_a_session(self):
+        self.assert_minted("mint-python")
+
+    def test_node_minted_token_opens_a_session(self):
+        self.assert_minted("mint-node")
+
+    def test_minted_token_as_first_message(self):
+        token = self.run_snippet("mint-python")
+        s = Session(self.gw, "websocket", site=None)
+        self.addCleanup(s.close)
+        s.expect_open()
+        s.send({"token": token})
+        s.wait_ready()
+        self.gw.publish(scopedfix.publish_body("client", SITE, "first.message", None,
+                                               ids=[CLIENT]))
+        m = s.next_message()
+        self.assertEqual((m["scope"], m["event"], m["data"]), ("client", "first.message", None))
+
+    def test_both_snippets_mint_the_same_claims(self):
+        py, node = claims_of(self.run_snippet("mint-python")), \
+            claims_of(self.run_snippet("mint-node"))
+        self.assertLessEqual(abs(py.pop("exp") - node.pop("exp")), 5)
+        self.assertEqual(py, node)
+
+    def assert_publish_reaches(self, name, scope, event, data):
+        token = self.run_snippet("mint-python")
+        session = self.open_session(token)
+        out = self.run_snippet(name)
+        ids = UUID_RE.findall(out)
+        self.assertEqual(len(ids), 1, "one publish id expected in %r" % out)
+        m = session.next_message()
+        self.assertEqual((m["scope"], m["site"], m["event"], m["data"], m["seq"]),
+                         (scope, SITE, event, data, 1))
+
+    def test_curl_publish_reaches_the_user(self):
+        self.assert_publish_reaches("publish-curl", "user", "order.shipped", {"order": 1001})
+
+    def test_python_publish_reaches_the_company(self):
+        self.assert_publish_reaches("publish-python", "client", "order.created",
+                                    {"order": 1002, "by": "42"})
+
+    def test_node_publish_reaches_the_site(self):
+        self.assert_publish_reaches("publish-node", "global", "maintenance.planned",
+                                    {"at": "02:00"})
+
+    def test_the_documented_missing_data_answer(self):
+        # The docs say a publish without data is refused, and quote the answer.
+        body = scopedfix.publish_body("user", SITE, "no.data", ids=[USER])
+        body.pop("data", None)
+        r = self.gw.publish_raw(body)
+        self.assertEqual(r.status, 400)
+        answer = "400 %s" % json.dumps(r.json())
+        with open(DOC, encoding="utf-8") as f:
+            self.assertIn("`%s`" % answer, f.read())
+
+
+if __name__ == "__main__":
+    gwtest.main()
