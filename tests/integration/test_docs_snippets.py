@@ -11,10 +11,12 @@ publish snippets send.
 import base64
 import json
 import os
+import queue
 import re
 import shutil
 import subprocess
 import tempfile
+import threading
 import unittest
 
 import gwtest
@@ -27,6 +29,9 @@ RUNNERS = {"python": ["python3", "-I"], "js": ["node"], "sh": ["sh", "-eu"]}
 SUFFIXES = {"python": ".py", "js": ".js", "sh": ".sh"}
 UUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
 RUN_TIMEOUT = 30
+# sockjs-client for Node, as tests/node installs it (scripts/setup.sh --test).
+NODE_MODULES = os.path.join(gwtest.REPO_ROOT, "tests", "node", "node_modules")
+DOC_ORIGIN = "https://gateway.example.com"
 
 # What the snippets address: user 42 of company 7 on site "shop".
 USER, CLIENT, SITE = "42", "7", "shop"
@@ -61,19 +66,25 @@ class DocsSnippetsTest(unittest.TestCase):
         self.dir = tempfile.mkdtemp(prefix="gw-docs-")
         self.addCleanup(shutil.rmtree, self.dir, True)
 
-    def run_snippet(self, name):
-        """Runs the snippet in an empty directory with the documented variables only; returns
-        its stdout (stripped), failing the test with its stderr when it exits non-zero."""
+    def write_snippet(self, name, prologue=""):
+        """The snippet (after `prologue`) in a file of the empty directory; (command, env) to
+        run it with the documented variables only."""
         self.assertIn(name, self.snippets, "no snippet %r in %s" % (name, DOC))
         lang, code = self.snippets[name]
         path = os.path.join(self.dir, name + SUFFIXES[lang])
         with open(path, "w", encoding="utf-8") as f:
-            f.write(code)
+            f.write(prologue + code)
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"),
                "GATEWAY_JWT_SECRET": scopedfix.SECRET,
                "GATEWAY_API": "http://%s:%d" % (self.gw.api_host, self.gw.api_port),
                "GATEWAY_API_KEY": scopedfix.API_KEY}
-        p = subprocess.run(RUNNERS[lang] + [path], cwd=self.dir, env=env, capture_output=True,
+        return RUNNERS[lang] + [path], env
+
+    def run_snippet(self, name):
+        """Runs the snippet; returns its stdout (stripped), failing the test with its stderr
+        when it exits non-zero."""
+        command, env = self.write_snippet(name)
+        p = subprocess.run(command, cwd=self.dir, env=env, capture_output=True,
                            timeout=RUN_TIMEOUT)
         if p.returncode != 0:
             raise AssertionError("snippet %s exited %d\n--- stdout ---\n%s\n--- stderr ---\n%s"
@@ -148,6 +159,47 @@ class DocsSnippetsTest(unittest.TestCase):
     def test_node_publish_reaches_the_site(self):
         self.assert_publish_reaches("publish-node", "global", "maintenance.planned",
                                     {"at": "02:00"})
+
+    def test_stock_client_snippet_receives_events(self):
+        # The sockjs-client block as a Node program: what it needs around it (the library, a
+        # token) goes before it, and the gateway's address replaces the example origin.
+        self.assertTrue(os.path.isdir(os.path.join(NODE_MODULES, "sockjs-client")),
+                        "%s/sockjs-client is missing: scripts/setup.sh --test" % NODE_MODULES)
+        token = self.run_snippet("mint-node")
+        lang, code = self.snippets["receive-sockjs-client"]
+        self.assertIn(DOC_ORIGIN, code)
+        self.snippets["receive-sockjs-client"] = (
+            lang, code.replace(DOC_ORIGIN, "http://127.0.0.1:%d" % self.gw.port))
+        command, env = self.write_snippet(
+            "receive-sockjs-client",
+            prologue='const SockJS = require("sockjs-client");\n'
+                     'const token = process.env.GATEWAY_TOKEN;\n')
+        env.update(NODE_PATH=NODE_MODULES, GATEWAY_TOKEN=token)
+        client = subprocess.Popen(command, cwd=self.dir, env=env, stdout=subprocess.PIPE,
+                                  stderr=subprocess.STDOUT, text=True)
+        lines = queue.Queue()
+        reader = threading.Thread(target=lambda: [lines.put(x.rstrip("\n")) for x in client.stdout],
+                                  daemon=True)
+        reader.start()
+
+        def stop():
+            client.kill()
+            client.wait(RUN_TIMEOUT)
+            reader.join(RUN_TIMEOUT)
+            client.stdout.close()
+        self.addCleanup(stop)
+
+        def next_line(what):
+            try:
+                return lines.get(timeout=gwtest.TIMEOUT)
+            except queue.Empty:
+                raise AssertionError("the stock client printed no %s" % what) from None
+
+        first = next_line("ready line")
+        self.assertTrue(first.startswith("ready "), first)
+        self.assertEqual(sorted(json.loads(first[len("ready "):])), ["client", "global", "user"])
+        self.run_snippet("publish-curl")
+        self.assertEqual(next_line("event line"), 'user order.shipped 1 {"order":1001}')
 
     def test_the_documented_missing_data_answer(self):
         # The docs say a publish without data is refused, and quote the answer.
