@@ -2,10 +2,11 @@
 
 Every fenced block preceded by `<!-- snippet: NAME -->` is extracted and run as a program
 (python3 in isolated mode, node, sh) in an empty temporary directory, with only the environment
-variables the docs name (GATEWAY_JWT_SECRET, GATEWAY_API, GATEWAY_API_KEY), against a real
-gateway started here. Tokens minted by the snippets open sessions (websocket and xhr polling, the
-token in the URL as sockjs-client sends it, and as the first message) that must receive what the
-publish snippets send.
+variables the docs name (GATEWAY_JWT_SECRET, GATEWAY_API, GATEWAY_API_KEY, GATEWAY_URL), against
+a real gateway started here. Tokens minted by the snippets open sessions (websocket and xhr
+polling, the token in the URL as sockjs-client sends it, and as the first message) that must
+receive what the publish snippets send. The client snippets (stock sockjs-client, and
+web/sockjs-gateway.js in Node) print what they receive, also across a gateway restart.
 """
 
 import base64
@@ -32,6 +33,8 @@ RUN_TIMEOUT = 30
 # sockjs-client for Node, as tests/node installs it (scripts/setup.sh --test).
 NODE_MODULES = os.path.join(gwtest.REPO_ROOT, "tests", "node", "node_modules")
 DOC_ORIGIN = "https://gateway.example.com"
+# How long a closed stock client is watched for a reconnect that must not come.
+STAYS_CLOSED_S = 3
 
 # What the snippets address: user 42 of company 7 on site "shop".
 USER, CLIENT, SITE = "42", "7", "shop"
@@ -160,21 +163,12 @@ class DocsSnippetsTest(unittest.TestCase):
         self.assert_publish_reaches("publish-node", "global", "maintenance.planned",
                                     {"at": "02:00"})
 
-    def test_stock_client_snippet_receives_events(self):
-        # The sockjs-client block as a Node program: what it needs around it (the library, a
-        # token) goes before it, and the gateway's address replaces the example origin.
+    def start_client(self, command, env):
+        """Starts a long-running snippet with sockjs-client on NODE_PATH; returns a function
+        giving its next output line (failing the test when none comes in time)."""
         self.assertTrue(os.path.isdir(os.path.join(NODE_MODULES, "sockjs-client")),
                         "%s/sockjs-client is missing: scripts/setup.sh --test" % NODE_MODULES)
-        token = self.run_snippet("mint-node")
-        lang, code = self.snippets["receive-sockjs-client"]
-        self.assertIn(DOC_ORIGIN, code)
-        self.snippets["receive-sockjs-client"] = (
-            lang, code.replace(DOC_ORIGIN, "http://127.0.0.1:%d" % self.gw.port))
-        command, env = self.write_snippet(
-            "receive-sockjs-client",
-            prologue='const SockJS = require("sockjs-client");\n'
-                     'const token = process.env.GATEWAY_TOKEN;\n')
-        env.update(NODE_PATH=NODE_MODULES, GATEWAY_TOKEN=token)
+        env.update(NODE_PATH=NODE_MODULES)
         client = subprocess.Popen(command, cwd=self.dir, env=env, stdout=subprocess.PIPE,
                                   stderr=subprocess.STDOUT, text=True)
         lines = queue.Queue()
@@ -189,15 +183,68 @@ class DocsSnippetsTest(unittest.TestCase):
             client.stdout.close()
         self.addCleanup(stop)
 
-        def next_line(what):
+        def next_line(what, timeout=gwtest.TIMEOUT):
+            """The next line; None, when `what` is None, if none comes within `timeout`."""
             try:
-                return lines.get(timeout=gwtest.TIMEOUT)
+                return lines.get(timeout=timeout)
             except queue.Empty:
-                raise AssertionError("the stock client printed no %s" % what) from None
+                if what is None:
+                    return None
+                raise AssertionError("the client printed no %s" % what) from None
+        return next_line
 
+    def test_stock_client_snippet_receives_events(self):
+        # The sockjs-client block as a Node program: what it needs around it (the library, a
+        # token) goes before it, and the gateway's address replaces the example origin.
+        token = self.run_snippet("mint-node")
+        lang, code = self.snippets["receive-sockjs-client"]
+        self.assertIn(DOC_ORIGIN, code)
+        self.snippets["receive-sockjs-client"] = (
+            lang, code.replace(DOC_ORIGIN, "http://127.0.0.1:%d" % self.gw.port))
+        command, env = self.write_snippet(
+            "receive-sockjs-client",
+            prologue='const SockJS = require("sockjs-client");\n'
+                     'const token = process.env.GATEWAY_TOKEN;\n')
+        env.update(GATEWAY_TOKEN=token)
+        next_line = self.start_client(command, env)
         first = next_line("ready line")
         self.assertTrue(first.startswith("ready "), first)
         self.assertEqual(sorted(json.loads(first[len("ready "):])), ["client", "global", "user"])
+        self.run_snippet("publish-curl")
+        self.assertEqual(next_line("event line"), 'user order.shipped 1 {"order":1001}')
+
+        # "It stays closed": the gateway drains and comes back; the stock client does not
+        # reconnect (web/sockjs-gateway.js would within 2 s after a 1001).
+        port = self.gw.port
+        self.gw.stop()
+        self.assertEqual(next_line("close line"), "closed 1001 Going away")
+        self.gw = ScopedGateway(listen=["127.0.0.1:%d" % port]).start()
+        self.addCleanup(self.gw.stop)
+        self.assertIsNone(next_line(None, timeout=STAYS_CLOSED_S))
+
+    def test_library_snippet_receives_events(self):
+        # Next to it, as the docs say: web/sockjs-gateway.js and the Node minting snippet.
+        shutil.copy(os.path.join(gwtest.REPO_ROOT, "web", "sockjs-gateway.js"), self.dir)
+        with open(os.path.join(self.dir, "mint-token.js"), "w", encoding="utf-8") as f:
+            f.write(self.snippets["mint-node"][1])
+        command, env = self.write_snippet("receive-library-node")
+        env.update(GATEWAY_URL="http://127.0.0.1:%d" % self.gw.port)
+        next_line = self.start_client(command, env)
+        self.assertEqual(next_line("ready line"), "ready, to refetch: []")
+        self.run_snippet("publish-curl")
+        self.assertEqual(next_line("event line"), 'user order.shipped 1 {"order":1001}')
+
+        # What a restarting seq means (the docs' "seq and epoch"): the gateway restarts on its
+        # embedded engine, its history gone. The library reconnects by itself, says every scope
+        # must be refetched, and the channel counts from 1 again.
+        port = self.gw.port
+        self.gw.stop()
+        self.gw = ScopedGateway(listen=["127.0.0.1:%d" % port]).start()
+        self.addCleanup(self.gw.stop)
+        line = next_line("ready line after the restart")
+        self.assertTrue(line.startswith("ready, to refetch: "), line)
+        self.assertEqual(sorted(json.loads(line[len("ready, to refetch: "):])),
+                         ["client", "global", "user"])
         self.run_snippet("publish-curl")
         self.assertEqual(next_line("event line"), 'user order.shipped 1 {"order":1001}')
 
