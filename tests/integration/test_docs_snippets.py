@@ -248,6 +248,13 @@ class DocsSnippetsTest(unittest.TestCase):
         self.run_snippet("publish-curl")
         self.assertEqual(next_line("event line"), 'user order.shipped 1 {"order":1001}')
 
+    def test_presence_snippet(self):
+        token = self.run_snippet("mint-python")
+        self.open_session(token)
+        self.open_session(token, "xhr_polling")
+        self.assertEqual(json.loads(self.run_snippet("presence-curl")),
+                         {"sessions": 2, "users": {USER: 2}})
+
     def test_the_documented_missing_data_answer(self):
         # The docs say a publish without data is refused, and quote the answer.
         body = scopedfix.publish_body("user", SITE, "no.data", ids=[USER])
