@@ -140,14 +140,15 @@ class ProxyLogsTest(unittest.TestCase):
         self.assertNotIn(signature, text)
         self.assertNotIn("token=" + self.token[:20], text)
 
-    def haproxy_log(self, proxy):
+    def proxy_output(self, proxy):
+        """The proxy's output so far (HAProxy logs there; nginx writes its error log there)."""
         return lambda: "\n".join(proxy.lines)
 
     def haproxy_logs_without_token(self, proxy):
         """Starts `proxy`, polls through it; its log shows the request's path and method, and
         no token. Returns the log."""
         path = self.poll_through(self.start(proxy))
-        text = wait_for(proxy.name, self.haproxy_log(proxy), '"POST %s HTTP/1.1"' % path)
+        text = wait_for(proxy.name, self.proxy_output(proxy), '"POST %s HTTP/1.1"' % path)
         self.assert_no_token(text)
         return text
 
@@ -169,7 +170,7 @@ class ProxyLogsTest(unittest.TestCase):
         # What the documented lines replace: option httplog writes the query.
         proxy = self.start(HAProxyWithLines(self.plain_port))
         self.poll_through(proxy)
-        wait_for("haproxy httplog", self.haproxy_log(proxy), "token=" + self.token)
+        wait_for("haproxy httplog", self.proxy_output(proxy), "token=" + self.token)
 
     def test_nginx_documented_log_format(self):
         proxy = self.start(NginxWithLines(self.plain_port, snippet("nginx-log-format")))
@@ -181,6 +182,16 @@ class ProxyLogsTest(unittest.TestCase):
         proxy = self.start(NginxWithLines(self.plain_port))
         self.poll_through(proxy)
         wait_for("nginx combined", proxy.log_file_text, "token=" + self.token)
+
+    def test_nginx_error_log_quotes_the_request_line(self):
+        # The caveat the docs give: an upstream failure (here: nothing listens) is written to
+        # the error log with the whole request line, whatever the access log's format.
+        proxy = self.start(NginxWithLines(proxyfix.free_port(), snippet("nginx-log-format")))
+        r = gwtest.request(proxy.port, "GET", "/sockjs/000/%s/xhr?token=%s" % (self.session,
+                                                                                self.token))
+        self.assertEqual(r.status, 502, r)
+        wait_for("nginx error log", self.proxy_output(proxy), "request: \"GET /sockjs/000/%s/xhr"
+                 "?token=%s HTTP/1.1\"" % (self.session, self.token))
 
 
 if __name__ == "__main__":
