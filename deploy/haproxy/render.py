@@ -20,6 +20,12 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
+# `option httplog`'s format (HAProxy 2.6) with the request line's path instead of its URI: the
+# session token rides in `?token=` on polling URLs and must not reach the logs
+# (docs/PROXIES.md, "Keeping tokens out of access logs").
+HTTP_LOG_FORMAT = ('%ci:%cp [%tr] %ft %b/%s %TR/%Tw/%Tc/%Tr/%Ta %ST %B %CC %CS %tsc '
+                   '%ac/%fc/%bc/%sc/%rc %sq/%bq %hr %hs "%HM %HP %HV"')
+
 
 def host_port(text, what):
     m = re.fullmatch(r"(\[[0-9a-fA-F:.]+\]|[^:\s]*):(\d{1,5})", text.strip())
@@ -88,7 +94,7 @@ def render(a):
     if a.log:
         fmt = " format raw" if a.log in ("stderr", "stdout") else ""
         log_target = "    log %s%s local0 info\n" % (a.log, fmt)
-        log_options = "    log global\n    option httplog\n"
+        log_options = "    log global\n    log-format \"%s\"\n" % HTTP_LOG_FORMAT.replace('"', '\\"')
         if a.log_asap:
             log_options += "    option logasap\n"
     return tpl.substitute(

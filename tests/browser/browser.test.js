@@ -297,7 +297,10 @@ if (problem) {
         });
         let step = 'load the page';
         try {
-            const pageUrl = origin === 'same-origin' ? `${gwBase}/demo/` : `${otherBase}/`;
+            /* The demo page as a same-origin host page; connect=0: it connects on load
+             * otherwise, and only the harness's sockets are wanted here. */
+            const pageUrl = origin === 'same-origin' ? `${gwBase}/demo/?connect=0` :
+                `${otherBase}/`;
             const resp = await page.goto(pageUrl, { timeout: STEP_TIMEOUT_MS, waitUntil: 'load' });
             assert.equal(resp.status(), 200, `GET ${pageUrl}`);
             step = 'install the harness';

@@ -2,7 +2,8 @@
 /*
  * The demo page (web/demo.html, which uses web/sockjs-gateway.js) served by the gateway, in
  * Debian's headless Chromium (playwright-core), once per transport:
- *   1. /demo/?connect=1 connects on load; published events appear with their scope, name and seq;
+ *   1. /demo/ connects on load, without a click (the transport and token given in the query);
+ *      published events appear with their scope, name and seq;
  *   2. Disconnect, an event published meanwhile, Connect: the page says "recovered" and shows
  *      the missed event with the next seq;
  *   3. the gateway is killed (SIGKILL) and restarted on the same port: the page reconnects by
@@ -90,6 +91,37 @@ if (problem) {
         }
     });
 
+    test('the demo page connects on load; the transport choice reconnects; ?connect=0 waits',
+        { timeout: CASE_MS }, async () => {
+            const gw = await startGateway(binary, { testApp: false, args: GATEWAY_ARGS });
+            const context = await browser.newContext();
+            try {
+                const page = await context.newPage();
+                const token = encodeURIComponent(mintToken({ sub: 'u-load', client: 'c-load',
+                    site: 'demo' }));
+                const wait = (fn, arg) => page.waitForFunction(fn, arg,
+                    { timeout: STEP_MS, polling: 20 });
+                const readyOver = (t) => wait((tr) =>
+                    document.getElementById('state').textContent === 'ready' &&
+                    document.getElementById('negotiated').textContent === tr, t);
+                await page.goto(`http://127.0.0.1:${gw.port}/demo/?token=${token}` +
+                    '&transport=websocket', { timeout: STEP_MS });
+                await readyOver('websocket');
+                await page.selectOption('#transport', 'xhr-polling');
+                await readyOver('xhr-polling');
+
+                await page.goto(`http://127.0.0.1:${gw.port}/demo/?connect=0&token=${token}`,
+                    { timeout: STEP_MS });
+                assert.equal(await page.evaluate(() => window.demoGateway), undefined);
+                assert.equal(await page.$eval('#state', (e) => e.textContent), 'closed');
+                await page.click('#connect');
+                await wait(() => document.getElementById('state').textContent === 'ready');
+            } finally {
+                await context.close();
+                await stopGateway(gw);
+            }
+        });
+
     describe('demo page', () => {
         for (const transport of TRANSPORTS) {
             test(transport, { timeout: CASE_MS }, async () => {
@@ -120,7 +152,7 @@ if (problem) {
             const pub = (scope, event, g = gw) => publish(g.apiPort, { scope, site: id.site,
                 ids: [scope === 'user' ? id.sub : id.client], event, data: { event } });
 
-            await page.goto(`http://127.0.0.1:${port}/demo/?connect=1&transport=${transport}` +
+            await page.goto(`http://127.0.0.1:${port}/demo/?transport=${transport}` +
                 `&token=${encodeURIComponent(token)}`, { timeout: STEP_MS });
             await until('ready', () => document.getElementById('state').textContent === 'ready');
             assert.equal(await text('#negotiated'), transport);
