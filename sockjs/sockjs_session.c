@@ -96,9 +96,10 @@ void sockjs_options_defaults(struct sockjs_options *opt)
 
 /* ---- table ---------------------------------------------------------------------------------- */
 
+/* Keyed: clients choose the ids, and must not be able to choose ids that share a bucket. */
 static uint32_t hash_id(const char *id, size_t len)
 {
-    return gw_fnv32(GW_FNV32_INIT, id, len);
+    return gw_hash_keyed(id, len);
 }
 
 static char *session_id(const struct sockjs_session *s)
