@@ -44,8 +44,8 @@ TEST(siphash24_reference_vectors)
         {3, 0x85676696d7fb7e2dull},  {7, 0xab0200f58b01d137ull},  {8, 0x93f5f5799a932462ull},
         {15, 0xa129ca6149be45e5ull}, {16, 0x3f2acc7f57c29bdbull}, {63, 0x958a324ceb064572ull},
     };
-    ASSERT_TRUE(vectors_match(gw_siphash24, &reference_key, vectors,
-                              sizeof(vectors) / sizeof(vectors[0])));
+    ASSERT_TRUE(
+        vectors_match(gw_siphash24, &reference_key, vectors, sizeof(vectors) / sizeof(vectors[0])));
 }
 
 TEST(siphash13_vectors)

@@ -274,7 +274,7 @@ static void bound_fixture_init(struct fixture *f, uint32_t rate, uint32_t burst)
 static enum sockjs_access access_q(struct fixture *f, const char *id, const char *query,
                                    const char *client, bool opens, struct sockjs_session **out)
 {
-    struct sockjs_open_info q = {query, query ? strlen(query) : 0, 0};
+    struct sockjs_open_info q = {query, query ? strlen(query) : 0, 0, NULL};
     uint32_t retry;
     return sockjs_session_access(f->srv, id, strlen(id), &q, client, opens, out, &retry);
 }
@@ -285,7 +285,7 @@ TEST(bound_session_serves_only_its_token)
     bound_fixture_init(&f, 0, 1);
     struct fake_receiver r1, r2;
     fake_init(&r1, false);
-    struct sockjs_open_info open = {"t=1&token=abc", 13, 0};
+    struct sockjs_open_info open = {"t=1&token=abc", 13, 0, NULL};
     struct sockjs_session *s;
     ASSERT_INT_EQ(access_q(&f, "s", open.query, "10.0.0.1:1", true, &s), SOCKJS_ACCESS_OK);
     ASSERT_TRUE(s == NULL);
@@ -306,7 +306,7 @@ TEST(bound_session_serves_only_its_token)
     ASSERT_INT_EQ(access_q(&f, "other", NULL, "10.0.0.1:1", false, &s), SOCKJS_ACCESS_UNKNOWN);
     /* Unbound sessions (opened without the parameter) serve whoever names them. */
     fake_init(&r2, false);
-    sockjs_session_attach(f.srv, "u", 1, &r2.base, &(struct sockjs_open_info){"c=1", 3, 0});
+    sockjs_session_attach(f.srv, "u", 1, &r2.base, &(struct sockjs_open_info){"c=1", 3, 0, NULL});
     ASSERT_INT_EQ(access_q(&f, "u", "token=zzz", "10.0.0.1:1", false, &s), SOCKJS_ACCESS_OK);
     ASSERT_TRUE(s == f.app.last);
     gw_buf_release(&r1.got);
@@ -321,7 +321,7 @@ TEST(unknown_session_limit_per_client)
     struct sockjs_session *s;
     struct fake_receiver r1;
     fake_init(&r1, false);
-    struct sockjs_open_info open = {"token=abc", 9, 0};
+    struct sockjs_open_info open = {"token=abc", 9, 0, NULL};
     sockjs_session_attach(f.srv, "b", 1, &r1.base, &open);
     /* Two failures (ports differ: one client), then everything but the bound token waits. */
     ASSERT_INT_EQ(access_q(&f, "x", NULL, "10.0.0.1:1", false, &s), SOCKJS_ACCESS_UNKNOWN);
@@ -330,7 +330,7 @@ TEST(unknown_session_limit_per_client)
     ASSERT_INT_EQ(access_q(&f, "new", NULL, "10.0.0.1:3", true, &s), SOCKJS_ACCESS_LIMITED);
     ASSERT_INT_EQ(access_q(&f, "b", "token=abc", "10.0.0.1:3", false, &s), SOCKJS_ACCESS_OK);
     uint32_t retry = 0;
-    struct sockjs_open_info none = {NULL, 0, 0};
+    struct sockjs_open_info none = {NULL, 0, 0, NULL};
     ASSERT_INT_EQ(sockjs_session_access(f.srv, "x", 1, &none, "10.0.0.1:4", false, &s, &retry),
                   SOCKJS_ACCESS_LIMITED);
     ASSERT_UINT_EQ(retry, 1);
