@@ -211,9 +211,9 @@ struct gw_apps *gw_apps_new(struct gw_server *srv, const struct gw_config *cfg,
     base.max_queued_bytes = cfg->max_queued_bytes;
     base.cookie_needed = cfg->cookie_needed;
     base.sockjs_url = cfg->sockjs_url;
-    base.max_sessions_per_client = cfg->max_sessions_per_ip;
     if (!cfg->test_app) {
         base.prefix = cfg->prefix;
+        base.max_sessions_per_client = cfg->max_sessions_per_ip;
         /* A session opened with a URL token belongs to that token. */
         base.bind_param = "token";
         base.unknown_session_rate = cfg->unknown_session_rate;
@@ -226,7 +226,6 @@ struct gw_apps *gw_apps_new(struct gw_server *srv, const struct gw_config *cfg,
      * unless told otherwise), so that iframe transports work in real browsers. */
     sockjs_options_defaults(&base);
     base.sockjs_url = cfg->sockjs_url;
-    base.max_sessions_per_client = cfg->max_sessions_per_ip;
     struct sockjs_options o = base;
     o.prefix = "/echo";
     o.response_limit = 4096;
