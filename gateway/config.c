@@ -184,10 +184,11 @@ void gw_config_defaults(struct gw_config *cfg)
     cfg->idle_timeout_ms = 60000;
     cfg->linger_ms = 2000;
     cfg->backlog = 4096;
-    /* Generous for NAT (an office, a carrier-grade NAT address: each browser tab holds one
-     * session) while one address can no longer hold the memory of millions: 1,000 sessions
-     * are a few hundred KiB. */
-    cfg->max_sessions_per_ip = 1000;
+    /* Generous: behind NAT (an office, a carrier-grade NAT address) every browser tab is a
+     * session, and behind a proxy that names no client (no ,proxy or ,trusted listener) every
+     * client counts under the proxy's address, where 1,000 would refuse a modest site. One
+     * address still cannot hold more than some MiB of sessions, instead of any number. */
+    cfg->max_sessions_per_ip = 10000;
     cfg->drain_ms = 5000;
     cfg->log_level = "info";
     cfg->log_format = "text";
