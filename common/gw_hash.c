@@ -89,12 +89,13 @@ uint64_t gw_siphash24(const struct gw_siphash_key *key, const void *data, size_t
 static struct gw_siphash_key process_key;
 static bool process_key_ready;
 
-static void process_key_init(void)
+void gw_hash_init(void)
 {
+    if (process_key_ready)
+        return;
     unsigned char bytes[16];
     /* getrandom() returns up to 256 bytes whole once the pool is ready: one call. */
     ssize_t n = getrandom(bytes, sizeof(bytes), 0);
-    /* A guessable key would bring the flooding back: better not to run at all. */
     GW_ASSERT(n == (ssize_t)sizeof(bytes));
     process_key.k0 = load_le64(bytes);
     process_key.k1 = load_le64(bytes + 8);
@@ -104,6 +105,6 @@ static void process_key_init(void)
 uint32_t gw_hash_keyed(const void *data, size_t len)
 {
     if (__builtin_expect(!process_key_ready, 0))
-        process_key_init();
+        gw_hash_init();
     return (uint32_t)gw_siphash13(&process_key, data, len);
 }

@@ -46,8 +46,13 @@ uint64_t gw_siphash13(const struct gw_siphash_key *key, const void *data, size_t
  * the paper's test vectors check the implementation. */
 uint64_t gw_siphash24(const struct gw_siphash_key *key, const void *data, size_t len);
 
-/* SipHash-1-3 of data under this process's key (drawn with one getrandom() call on first
- * use), to 32 bits: the hash of every table keyed by outside input. */
+/* Draws the process's key with one getrandom() call (aborts if it fails: a guessable key
+ * would bring flooding back). Called at start, so that a machine without entropy fails
+ * then, not at the first client; gw_hash_keyed() draws it itself if nobody did. */
+void gw_hash_init(void);
+
+/* SipHash-1-3 of data under this process's key, to 32 bits: the hash of every table keyed by
+ * outside input. */
 uint32_t gw_hash_keyed(const void *data, size_t len);
 
 #endif
