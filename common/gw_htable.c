@@ -32,6 +32,19 @@ void gw_htable_each(const struct gw_htable *t, void (*fn)(struct gw_hnode *node,
     }
 }
 
+size_t gw_htable_longest_chain(const struct gw_htable *t)
+{
+    size_t longest = 0;
+    for (size_t b = 0; t->buckets && b <= t->mask; b++) {
+        size_t len = 0;
+        for (const struct gw_hnode *n = t->buckets[b]; n; n = n->next)
+            len++;
+        if (len > longest)
+            longest = len;
+    }
+    return longest;
+}
+
 static void resize(struct gw_htable *t, size_t size)
 {
     struct gw_hnode **buckets = gw_calloc(size, sizeof(*buckets));

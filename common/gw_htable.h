@@ -54,6 +54,11 @@ void gw_htable_release(struct gw_htable *t);
 void gw_htable_each(const struct gw_htable *t, void (*fn)(struct gw_hnode *node, void *arg),
                     void *arg);
 
+/* The number of nodes in the longest chain: 1 or 2 for a table of well-spread hashes, the
+ * element count when every key collides. Walks the whole table: for statistics, not the hot
+ * path. */
+size_t gw_htable_longest_chain(const struct gw_htable *t);
+
 /* The chain hash belongs to. */
 static inline struct gw_hnode *gw_htable_chain(const struct gw_htable *t, uint32_t hash)
 {

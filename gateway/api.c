@@ -376,14 +376,18 @@ static void stats(struct gw_api *api, const struct tp_request *req)
                                   (json_int_t)d->not_recovered, "replayed", (json_int_t)d->replayed,
                                   "replay_too_large", (json_int_t)d->replay_too_large));
     const struct gw_accept_stats *a = &api->sockjs->accept_stats;
-    json_object_set_new(
-        body, "listener",
-        json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:b,s:b}", "open", (json_int_t)api->sockjs->n_conns,
-                  "max", (json_int_t)api->sockjs->max_connections, "accepted",
-                  (json_int_t)a->accepted, "refused_limit", (json_int_t)a->refused_limit,
-                  "refused_draining", (json_int_t)a->refused_drain, "accept_pauses",
-                  (json_int_t)a->paused, "accept_paused", api->sockjs->accept_paused, "draining",
-                  gw_server_draining(api->sockjs)));
+    json_t *listener = json_pack(
+        "{s:I,s:I,s:I,s:I,s:I,s:I,s:b,s:b}", "open", (json_int_t)api->sockjs->n_conns, "max",
+        (json_int_t)api->sockjs->max_connections, "accepted", (json_int_t)a->accepted,
+        "refused_limit", (json_int_t)a->refused_limit, "refused_draining",
+        (json_int_t)a->refused_drain, "accept_pauses", (json_int_t)a->paused, "accept_paused",
+        api->sockjs->accept_paused, "draining", gw_server_draining(api->sockjs));
+    json_object_set_new(listener, "refused_sessions_per_ip",
+                        json_integer((json_int_t)gw_server_refused_crowded(api->sockjs)));
+    json_object_set_new(body, "listener", listener);
+    /* Operators (and the hash-flood test) see a table gone linear here. */
+    json_object_set_new(json_object_get(body, "sessions"), "table_longest_chain",
+                        json_integer((json_int_t)gw_server_longest_session_chain(api->sockjs)));
     const struct pubsub_presence_stats *p = pubsub_presence_stats(pubsub_node_presence(api->node));
     json_object_set_new(
         body, "presence",

@@ -213,6 +213,7 @@ struct gw_apps *gw_apps_new(struct gw_server *srv, const struct gw_config *cfg,
     base.sockjs_url = cfg->sockjs_url;
     if (!cfg->test_app) {
         base.prefix = cfg->prefix;
+        base.max_sessions_per_client = cfg->max_sessions_per_ip;
         /* A session opened with a URL token belongs to that token. */
         base.bind_param = "token";
         base.unknown_session_rate = cfg->unknown_session_rate;

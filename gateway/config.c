@@ -84,6 +84,9 @@ static const struct opt options[] = {
     U32("max-connections", max_connections, 0, UINT32_MAX,
         "client connections at once; past it a new connection gets 503 and is closed; 0: the "
         "open-files limit less 64 (kept for Redis, the API and logs)"),
+    U32("max-sessions-per-ip", max_sessions_per_ip, 0, UINT32_MAX,
+        "sessions one client address (an IPv6 /64) may hold at once, closed ones until the "
+        "disconnect delay frees them; past it a new session gets 429; 0: no limit"),
     U32("drain-ms", drain_ms, 0, UINT32_MAX,
         "on SIGTERM/SIGINT, close every session (c[1001,\"Going away\"]) spread over this "
         "long, then exit; a second signal exits at once"),
@@ -187,6 +190,11 @@ void gw_config_defaults(struct gw_config *cfg)
     cfg->idle_timeout_ms = 60000;
     cfg->linger_ms = 2000;
     cfg->backlog = 4096;
+    /* Generous: behind NAT (an office, a carrier-grade NAT address) every browser tab is a
+     * session, and behind a proxy that names no client (no ,proxy or ,trusted listener) every
+     * client counts under the proxy's address, where 1,000 would refuse a modest site. One
+     * address still cannot hold more than some MiB of sessions, instead of any number. */
+    cfg->max_sessions_per_ip = 10000;
     cfg->drain_ms = 5000;
     cfg->log_level = "info";
     cfg->log_format = "text";

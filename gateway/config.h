@@ -44,7 +44,8 @@ struct gw_config {
     uint32_t idle_timeout_ms;
     uint32_t linger_ms;
     uint32_t backlog;
-    uint32_t max_connections; /* 0: the open-files limit less GW_FD_RESERVE */
+    uint32_t max_connections;     /* 0: the open-files limit less GW_FD_RESERVE */
+    uint32_t max_sessions_per_ip; /* 0: no limit */
     uint32_t drain_ms;
     const char *log_level;
     const char *log_format;          /* "text" or "json" */

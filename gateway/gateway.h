@@ -96,6 +96,10 @@ bool gw_server_draining(const struct gw_server *srv);
 size_t gw_server_session_count(const struct gw_server *srv);
 /* Open sessions of every prefix of srv that transport t opened. */
 size_t gw_server_open_sessions(const struct gw_server *srv, enum sockjs_transport t);
+/* The longest chain of the session tables of srv's prefixes (sockjs_server_longest_chain). */
+size_t gw_server_longest_session_chain(const struct gw_server *srv);
+/* New sessions refused over --max-sessions-per-ip, every prefix of srv. */
+uint64_t gw_server_refused_crowded(const struct gw_server *srv);
 /* Closes listeners and every connection (their sessions see the receiver go). */
 void gw_server_shutdown(struct gw_server *srv);
 void gw_server_cleanup(struct gw_server *srv);

@@ -11,6 +11,7 @@
 #include "config.h"
 #include "delivery.h"
 #include "gateway.h"
+#include "gw_hash.h"
 #include "gw_log.h"
 #include "gw_outq.h"
 #include "health.h"
@@ -198,6 +199,7 @@ int main(int argc, char **argv)
         return 2;
     }
     signal(SIGPIPE, SIG_IGN);
+    gw_hash_init();
     websocket_configure(&(struct ws_settings){.deflate = cfg.ws_deflate,
                                               .deflate_min_bytes = cfg.ws_deflate_min_bytes});
 

@@ -268,11 +268,13 @@ void gw_metrics_write(const struct gw_metrics *m, const struct gw_api *api, stru
            "Client connections accepted.", a->accepted);
     head(out, "sockjs_gateway_connections_refused_total", "counter",
          "Client connections or requests refused, by reason.");
-    gw_buf_appendf(out,
-                   "sockjs_gateway_connections_refused_total{reason=\"limit\"} %" PRIu64 "\n"
-                   "sockjs_gateway_connections_refused_total{reason=\"proxy_header\"} %" PRIu64 "\n"
-                   "sockjs_gateway_connections_refused_total{reason=\"draining\"} %" PRIu64 "\n",
-                   a->refused_limit, a->refused_proxy, a->refused_drain);
+    gw_buf_appendf(
+        out,
+        "sockjs_gateway_connections_refused_total{reason=\"limit\"} %" PRIu64 "\n"
+        "sockjs_gateway_connections_refused_total{reason=\"proxy_header\"} %" PRIu64 "\n"
+        "sockjs_gateway_connections_refused_total{reason=\"draining\"} %" PRIu64 "\n"
+        "sockjs_gateway_connections_refused_total{reason=\"sessions_per_ip\"} %" PRIu64 "\n",
+        a->refused_limit, a->refused_proxy, a->refused_drain, gw_server_refused_crowded(srv));
     sample(out, "sockjs_gateway_accept_pauses_total", "counter",
            "Times accepting paused for lack of descriptors (EMFILE, ENFILE).", a->paused);
     sample(out, "sockjs_gateway_accept_paused", "gauge",

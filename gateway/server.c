@@ -354,6 +354,24 @@ size_t gw_server_open_sessions(const struct gw_server *srv, enum sockjs_transpor
     return n;
 }
 
+size_t gw_server_longest_session_chain(const struct gw_server *srv)
+{
+    size_t longest = 0;
+    for (size_t i = 0; i < srv->n_routes; i++) {
+        size_t n = sockjs_server_longest_chain(srv->routes[i].server);
+        longest = n > longest ? n : longest;
+    }
+    return longest;
+}
+
+uint64_t gw_server_refused_crowded(const struct gw_server *srv)
+{
+    uint64_t n = 0;
+    for (size_t i = 0; i < srv->n_routes; i++)
+        n += sockjs_server_refused_crowded(srv->routes[i].server);
+    return n;
+}
+
 void gw_server_shutdown(struct gw_server *srv)
 {
     for (size_t i = 0; i < srv->n_listeners; i++)

@@ -19,7 +19,7 @@ bool pubsub_name_valid(const char *s, size_t len, size_t max, enum pubsub_name_k
     return true;
 }
 
-uint32_t pubsub_channel_hash(const char *name, size_t len)
+uint32_t pubsub_channel_shard_hash(const char *name, size_t len)
 {
     return gw_fnv32(GW_FNV32_INIT, name, len);
 }

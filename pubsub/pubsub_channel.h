@@ -30,8 +30,10 @@ enum pubsub_name_kind {
  * the caller has checked the UTF-8 itself), and no ':' in a site. */
 bool pubsub_name_valid(const char *s, size_t len, size_t max, enum pubsub_name_kind kind);
 
-/* FNV-1a, 32 bits: the hub's table and the Redis engine's sharding use the same hash. */
-uint32_t pubsub_channel_hash(const char *name, size_t len);
+/* FNV-1a, 32 bits, unkeyed: the Redis shard of a channel (% shards), the same on every node.
+ * For the shard choice only: tables of channel names use gw_hash_keyed(), which a client
+ * cannot aim at one bucket. */
+uint32_t pubsub_channel_shard_hash(const char *name, size_t len);
 
 /* Writes the channel name (NUL-terminated, truncated to cap) and returns its length. */
 size_t pubsub_channel_name(char *out, size_t cap, enum pubsub_scope scope, const char *site,

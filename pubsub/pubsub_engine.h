@@ -82,7 +82,7 @@ static inline void pubsub_engine_free(struct pubsub_engine *e)
     e->ops->free(e);
 }
 
-/* 0 for engines without Redis; shard of a channel: pubsub_channel_hash(name) % shards. */
+/* 0 for engines without Redis; shard of a channel: pubsub_channel_shard_hash(name) % shards. */
 static inline size_t pubsub_engine_shards(const struct pubsub_engine *e)
 {
     return e->ops->shards ? e->ops->shards(e) : 0;

@@ -21,6 +21,7 @@
 
 #include "gw_alloc.h"
 #include "gw_error.h"
+#include "gw_hash.h"
 #include "gw_htable.h"
 #include "gw_timerq.h"
 #include "pubsub_channel.h"
@@ -141,7 +142,7 @@ static void history_add(struct local_engine *e, struct counter *c, struct pubsub
 /* The channel's counter, advanced: its seq is the new message's. */
 static struct counter *advance(struct local_engine *e, const char *name)
 {
-    uint32_t h = pubsub_channel_hash(name, strlen(name));
+    uint32_t h = gw_hash_keyed(name, strlen(name));
     struct counter *c = find_counter(e, name, h);
     if (!c) {
         size_t len = strlen(name);
@@ -181,8 +182,7 @@ static void format_epoch(const struct local_engine *e, uint64_t generation, char
 static void answer(struct local_engine *e, struct pubsub_sync *s, size_t i)
 {
     struct pubsub_sync_channel *ch = &s->ch[i];
-    const struct counter *c =
-        find_counter(e, ch->name, pubsub_channel_hash(ch->name, strlen(ch->name)));
+    const struct counter *c = find_counter(e, ch->name, gw_hash_keyed(ch->name, strlen(ch->name)));
     ch->at.seq = c ? c->seq : 0;
     format_epoch(e, c ? c->generation : e->generation, ch->at.epoch);
     ch->recovered = false;

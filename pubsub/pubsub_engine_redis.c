@@ -708,7 +708,7 @@ static void plan_publish(const struct redis_engine *e, const struct pubsub_publi
     char name[PUBSUB_CHANNEL_NAME_MAX];
     for (size_t k = 0; k < n_ch; k++) {
         size_t len = pubsub_channel_name_of(pub, k, name, sizeof(name));
-        uint32_t sh = (uint32_t)(pubsub_channel_hash(name, len) % e->n_shards);
+        uint32_t sh = (uint32_t)(pubsub_channel_shard_hash(name, len) % e->n_shards);
         plan->shard_of[k] = sh;
         if (!plan->key_bytes[sh])
             plan->shards_used++;
@@ -1108,14 +1108,16 @@ static void redis_sync(struct pubsub_engine *base, struct pubsub_sync *s, void (
     for (size_t i = 0; i < s->n; i++) {
         if (asked[i])
             continue;
-        size_t shard = pubsub_channel_hash(s->ch[i].name, strlen(s->ch[i].name)) % e->n_shards;
+        size_t shard =
+            pubsub_channel_shard_hash(s->ch[i].name, strlen(s->ch[i].name)) % e->n_shards;
         struct sync_part *part = gw_calloc(1, sizeof(*part));
         part->op = op;
         gw_list_init(&part->link);
         /* The channels of the sync on the same shard go in one query. */
         for (size_t j = i; j < s->n; j++) {
             if (!asked[j] &&
-                pubsub_channel_hash(s->ch[j].name, strlen(s->ch[j].name)) % e->n_shards == shard) {
+                pubsub_channel_shard_hash(s->ch[j].name, strlen(s->ch[j].name)) % e->n_shards ==
+                    shard) {
                 asked[j] = true;
                 part->index[part->n++] = (uint8_t)j;
             }

@@ -8,6 +8,7 @@
 
 #include "gw_alloc.h"
 #include "gw_buf.h"
+#include "gw_hash.h"
 #include "gw_htable.h"
 #include "gw_timerq.h"
 #include "pubsub_channel.h"
@@ -129,7 +130,7 @@ void pubsub_hub_subscribe(struct pubsub_hub *hub, struct pubsub_sub *sub, const 
 {
     GW_ASSERT(sub->channel == NULL);
     size_t len = strlen(name);
-    uint32_t h = pubsub_channel_hash(name, len);
+    uint32_t h = gw_hash_keyed(name, len);
     struct pubsub_channel *c = find_channel(hub, name, len, h);
     if (!c) {
         c = gw_calloc(1, sizeof(*c) + len + 1);
@@ -171,7 +172,7 @@ const char *pubsub_sub_channel(const struct pubsub_sub *sub)
 const struct gw_list *pubsub_hub_subscribers(const struct pubsub_hub *hub, const char *name)
 {
     size_t len = strlen(name);
-    const struct pubsub_channel *c = find_channel(hub, name, len, pubsub_channel_hash(name, len));
+    const struct pubsub_channel *c = find_channel(hub, name, len, gw_hash_keyed(name, len));
     return c && !gw_list_empty(&c->subs) ? &c->subs : NULL;
 }
 
@@ -271,7 +272,7 @@ static size_t deliver_from(struct pubsub_hub *hub, const struct pubsub_publish *
             break;
         hub->work++;
         size_t len = pubsub_channel_name_of(pub, k, name, sizeof(name));
-        struct pubsub_channel *c = find_channel(hub, name, len, pubsub_channel_hash(name, len));
+        struct pubsub_channel *c = find_channel(hub, name, len, gw_hash_keyed(name, len));
         if (!c)
             continue;
         struct pubsub_message *m = pubsub_message_new(pub, k);

@@ -5,6 +5,7 @@
 
 #include "gw_alloc.h"
 #include "gw_error.h"
+#include "gw_hash.h"
 #include "gw_htable.h"
 #include "gw_log.h"
 #include "gw_timerq.h"
@@ -37,8 +38,8 @@ static const char *ghost_channel(const struct ghost *g, enum pubsub_scope scope)
 
 static uint32_t ghost_key(const char *user_channel, const char *client_channel)
 {
-    return pubsub_channel_hash(user_channel, strlen(user_channel)) * 31u ^
-           pubsub_channel_hash(client_channel, strlen(client_channel));
+    return gw_hash_keyed(user_channel, strlen(user_channel)) * 31u ^
+           gw_hash_keyed(client_channel, strlen(client_channel));
 }
 
 static uint32_t ghost_hash(const struct gw_hnode *node)

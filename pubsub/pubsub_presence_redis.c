@@ -195,7 +195,7 @@ struct command_ctx {
 
 static size_t shard_of(const struct presence_redis *r, const char *channel)
 {
-    return pubsub_channel_hash(channel, strlen(channel)) % r->n_shards;
+    return pubsub_channel_shard_hash(channel, strlen(channel)) % r->n_shards;
 }
 
 static void send_replace(struct presence_shard *sh);

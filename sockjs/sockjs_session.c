@@ -37,8 +37,9 @@ _Static_assert(SOCKJS_TRANSPORT_COUNT <= 16, "transport index beyond the flags' 
 struct sockjs_session {
     struct sockjs_server *server;
     struct sockjs_receiver *receiver;
-    struct gw_timer timer;  /* heartbeat while attached, disconnect delay while not */
-    struct gw_buf *pending; /* "a[" and the quoted messages waiting; NULL when none */
+    struct client_sessions *client; /* what it counts under (max_sessions_per_client), or NULL */
+    struct gw_timer timer;          /* heartbeat while attached, disconnect delay while not */
+    struct gw_buf *pending;         /* "a[" and the quoted messages waiting; NULL when none */
     union {
         struct gw_hnode node;               /* in the table while SESSION_IN_TABLE */
         struct sockjs_session *next_reaped; /* on the reap list once SESSION_REAPED */
@@ -76,6 +77,19 @@ struct sockjs_server {
     struct gw_ratelimit unknown_limit;
     /* An attacker may cause any number of refusals: one log line a second at most. */
     struct gw_log_gate refusal_log;
+    /* Client addresses holding sessions (struct client_sessions), while the limit is on. */
+    struct gw_htable clients;
+    uint64_t refused_crowded;
+    struct gw_log_gate crowded_log;
+};
+
+/* The sessions of one client address: an entry exists while the count is non-zero, so that
+ * memory follows the addresses holding sessions, not every address ever seen. */
+struct client_sessions {
+    struct gw_hnode node; /* in sockjs_server.clients */
+    uint32_t hash;
+    uint32_t count;
+    char key[]; /* gw_client_key() of the address */
 };
 
 /* Clients the unknown-session limit keeps track of at once (24 bytes each, allocated on the
@@ -96,9 +110,10 @@ void sockjs_options_defaults(struct sockjs_options *opt)
 
 /* ---- table ---------------------------------------------------------------------------------- */
 
+/* Keyed: clients choose the ids, and must not be able to choose ids that share a bucket. */
 static uint32_t hash_id(const char *id, size_t len)
 {
-    return gw_fnv32(GW_FNV32_INIT, id, len);
+    return gw_hash_keyed(id, len);
 }
 
 static char *session_id(const struct sockjs_session *s)
@@ -157,6 +172,83 @@ bool sockjs_valid_id(const char *id, size_t len)
     return true;
 }
 
+/* ---- sessions per client address ------------------------------------------------------------ */
+
+static uint32_t client_node_hash(const struct gw_hnode *node)
+{
+    return GW_CONTAINER_OF(node, struct client_sessions, node)->hash;
+}
+
+/* The key a client address counts under (gw_client_key), truncated to fit; its length. */
+#define CLIENT_KEY_MAX 96
+static size_t client_key(const char *client, char buf[CLIENT_KEY_MAX])
+{
+    size_t n = gw_client_key(client, buf, CLIENT_KEY_MAX);
+    return n < CLIENT_KEY_MAX ? n : CLIENT_KEY_MAX - 1;
+}
+
+static struct client_sessions *find_client(const struct sockjs_server *srv, const char *key,
+                                           size_t len, uint32_t h)
+{
+    for (struct gw_hnode *n = gw_htable_chain(&srv->clients, h); n; n = n->next) {
+        struct client_sessions *c = GW_CONTAINER_OF(n, struct client_sessions, node);
+        if (c->hash == h && strncmp(c->key, key, len) == 0 && !c->key[len])
+            return c;
+    }
+    return NULL;
+}
+
+bool sockjs_server_admits(struct sockjs_server *srv, const char *client)
+{
+    uint32_t max = srv->opt.max_sessions_per_client;
+    if (!max || !client)
+        return true;
+    char key[CLIENT_KEY_MAX];
+    size_t len = client_key(client, key);
+    const struct client_sessions *c = find_client(srv, key, len, gw_hash_keyed(key, len));
+    if (!c || c->count < max)
+        return true;
+    srv->refused_crowded++;
+    uint64_t held;
+    if (gw_log_gate_open(&srv->crowded_log, 1000, &held))
+        GW_INFO("%s: new session refused (429): the address holds %u sessions "
+                "(--max-sessions-per-ip; %" PRIu64 " more refusals not logged)",
+                key, c->count, held);
+    return false;
+}
+
+/* s counts under client's address from now until it is reaped. */
+static void client_count(struct sockjs_session *s, const char *client)
+{
+    struct sockjs_server *srv = s->server;
+    if (!srv->opt.max_sessions_per_client || !client)
+        return;
+    char key[CLIENT_KEY_MAX];
+    size_t len = client_key(client, key);
+    uint32_t h = gw_hash_keyed(key, len);
+    struct client_sessions *c = find_client(srv, key, len, h);
+    if (!c) {
+        c = gw_calloc(1, sizeof(*c) + len + 1);
+        memcpy(c->key, key, len);
+        c->hash = h;
+        gw_htable_insert(&srv->clients, &c->node, h);
+    }
+    c->count++;
+    s->client = c;
+}
+
+static void client_uncount(struct sockjs_session *s)
+{
+    struct client_sessions *c = s->client;
+    if (!c)
+        return;
+    s->client = NULL;
+    if (--c->count == 0) {
+        gw_htable_remove(&s->server->clients, &c->node, c->hash);
+        gw_free(c);
+    }
+}
+
 /* ---- lifetime ------------------------------------------------------------------------------- */
 
 static void free_session(struct sockjs_session *s)
@@ -190,6 +282,7 @@ static void reap(struct sockjs_session *s)
         table_remove(srv, s);
     else
         srv->untabled_count--;
+    client_uncount(s);
     gw_timer_stop(&s->timer);
     s->flags |= SESSION_REAPED;
     s->next_reaped = srv->reap_list;
@@ -208,7 +301,7 @@ static const char *bound_value(const struct sockjs_server *srv, const struct soc
 
 static struct sockjs_session *session_new(struct sockjs_server *srv, const char *id, size_t len,
                                           const struct sockjs_open_info *info,
-                                          enum sockjs_transport transport)
+                                          enum sockjs_transport transport, const char *client)
 {
     /* Websocket sessions have no id to keep (len 0): not even a NUL, nor a binding (nobody
      * can name them). Only bound sessions pay for the digest. */
@@ -230,6 +323,7 @@ static struct sockjs_session *session_new(struct sockjs_server *srv, const char 
         gw_keyed_digest(bound, bound_len, session_binding(s));
         s->flags |= SESSION_BOUND;
     }
+    client_count(s, client);
     return s;
 }
 
@@ -264,10 +358,9 @@ enum sockjs_access sockjs_session_access(struct sockjs_server *srv, const char *
      * before), or this request fails. */
     bool fails = bound || (!s && !opens);
     uint64_t key = 0, now = 0;
-    char addr[96];
+    char addr[CLIENT_KEY_MAX];
     if (rl->rate && (rl->entries || fails)) {
-        size_t n = gw_client_key(client ? client : "?", addr, sizeof(addr));
-        key = gw_ratelimit_key(addr, n < sizeof(addr) ? n : sizeof(addr) - 1);
+        key = gw_ratelimit_key(addr, client_key(client ? client : "?", addr));
         now = gw_now_ms();
         uint64_t wait = gw_ratelimit_wait_ms(rl, key, now);
         if (wait) {
@@ -281,6 +374,8 @@ enum sockjs_access sockjs_session_access(struct sockjs_server *srv, const char *
         }
     }
     if (!fails) {
+        if (!s && !sockjs_server_admits(srv, client))
+            return SOCKJS_ACCESS_CROWDED;
         *out = s;
         return SOCKJS_ACCESS_OK;
     }
@@ -536,7 +631,7 @@ static void open_session(struct sockjs_session *s, const struct sockjs_open_info
     struct sockjs_server *srv = s->server;
     /* Sending "o" may end the request that info points into (a poll ends with its frame). */
     char buf[SOCKJS_OPEN_INFO_BUF];
-    struct sockjs_open_info copy = {NULL, 0, 0};
+    struct sockjs_open_info copy = {NULL, 0, 0, NULL};
     char *heap = info ? sockjs_open_info_copy(info, buf, &copy) : NULL;
     if (!(s->flags & SESSION_RAW))
         send_simple(s, SOCKJS_FRAME_OPEN, "o");
@@ -549,7 +644,7 @@ static void open_session(struct sockjs_session *s, const struct sockjs_open_info
 char *sockjs_open_info_copy(const struct sockjs_open_info *in, char buf[SOCKJS_OPEN_INFO_BUF],
                             struct sockjs_open_info *out)
 {
-    *out = (struct sockjs_open_info){NULL, 0, in->transport};
+    *out = (struct sockjs_open_info){NULL, 0, in->transport, NULL};
     if (!in->query)
         return NULL;
     char *heap = in->query_len < SOCKJS_OPEN_INFO_BUF ? NULL : gw_malloc(in->query_len + 1);
@@ -572,7 +667,8 @@ void sockjs_session_attach(struct sockjs_server *srv, const char *id, size_t len
     if (!s) {
         s = session_new(srv, id, len, info,
                         info ? (enum sockjs_transport)info->transport
-                             : SOCKJS_TRANSPORT_XHR_POLLING);
+                             : SOCKJS_TRANSPORT_XHR_POLLING,
+                        info ? info->client : NULL);
         table_insert(srv, s);
         attach(s, r);
         open_session(s, info);
@@ -606,7 +702,8 @@ struct sockjs_session *sockjs_session_new_attached(struct sockjs_server *srv,
                                                    struct sockjs_receiver *r, bool raw,
                                                    const struct sockjs_open_info *info)
 {
-    struct sockjs_session *s = session_new(srv, "", 0, NULL, SOCKJS_TRANSPORT_WEBSOCKET);
+    struct sockjs_session *s =
+        session_new(srv, "", 0, NULL, SOCKJS_TRANSPORT_WEBSOCKET, info ? info->client : NULL);
     if (raw)
         s->flags |= SESSION_RAW;
     srv->untabled_count++;
@@ -733,6 +830,7 @@ struct sockjs_server *sockjs_server_new(struct event_base *base, const struct so
     gw_timerq_init(&srv->heartbeat_q, base, opt->heartbeat_ms, on_heartbeat, srv);
     gw_timerq_init(&srv->disconnect_q, base, opt->disconnect_ms, on_disconnect, srv);
     gw_htable_init(&srv->table, 64, node_hash);
+    gw_htable_init(&srv->clients, 16, client_node_hash);
     srv->reap_ev = event_new(base, -1, 0, on_reap, srv);
     GW_ASSERT(srv->reap_ev != NULL);
     gw_ratelimit_init(&srv->unknown_limit, opt->unknown_session_rate, opt->unknown_session_burst,
@@ -769,6 +867,10 @@ void sockjs_server_free(struct sockjs_server *srv)
     gw_timerq_cleanup(&srv->disconnect_q);
     event_free(srv->reap_ev);
     gw_htable_cleanup(&srv->table);
+    /* Every session was reaped above (websocket ones by their connections): no address holds
+     * any. */
+    GW_ASSERT(srv->clients.count == 0);
+    gw_htable_cleanup(&srv->clients);
     gw_slab_release(&srv->untabled_slab);
     gw_ratelimit_cleanup(&srv->unknown_limit);
     gw_free(srv);
@@ -792,4 +894,14 @@ size_t sockjs_server_session_count(const struct sockjs_server *srv)
 size_t sockjs_server_open_sessions(const struct sockjs_server *srv, enum sockjs_transport t)
 {
     return t < SOCKJS_TRANSPORT_COUNT ? srv->open_sessions[t] : 0;
+}
+
+size_t sockjs_server_longest_chain(const struct sockjs_server *srv)
+{
+    return gw_htable_longest_chain(&srv->table);
+}
+
+uint64_t sockjs_server_refused_crowded(const struct sockjs_server *srv)
+{
+    return srv->refused_crowded;
 }

@@ -52,6 +52,11 @@ struct sockjs_options {
      * (SOCKJS_ACCESS_LIMITED). 0: no limit. */
     uint32_t unknown_session_rate;
     uint32_t unknown_session_burst;
+    /* Sessions one client address (gw_client_key: an IPv6 /64 counts as one) may hold at once,
+     * from their opening until they are freed (a closed session still counts during the
+     * disconnect delay: it still costs memory); one more is refused (SOCKJS_ACCESS_CROWDED,
+     * sockjs_server_admits). 0: no limit. */
+    uint32_t max_sessions_per_client;
 };
 
 #define SOCKJS_CLOSE_SLOW_CONSUMER 4008
@@ -81,6 +86,10 @@ struct sockjs_open_info {
     /* The receiver's transport (enum sockjs_transport), for a request that opens a session;
      * sockjs_session_new_attached() always opens a websocket session. */
     uint8_t transport;
+    /* The client's address ("127.0.0.1:5000", after PROXY protocol or a trusted
+     * X-Forwarded-For), which the session counts under for max_sessions_per_client; NULL:
+     * not counted. Not kept past the call (sockjs_open_info_copy leaves it NULL). */
+    const char *client;
 };
 
 /* Room for a query (a token of up to 4 KiB and more) copied on the stack. */
@@ -196,6 +205,17 @@ void sockjs_server_drain(struct sockjs_server *srv);
 size_t sockjs_server_session_count(const struct sockjs_server *srv);
 /* Open sessions (not closed yet) that transport t opened, whatever carries them now. */
 size_t sockjs_server_open_sessions(const struct sockjs_server *srv, enum sockjs_transport t);
+/* Nodes in the longest chain of the table of sessions by id (1 or 2 normally; a hash flood
+ * would show here). Walks the table: for statistics. */
+size_t sockjs_server_longest_chain(const struct sockjs_server *srv);
+/* New sessions refused so far because their client address held max_sessions_per_client. */
+uint64_t sockjs_server_refused_crowded(const struct sockjs_server *srv);
+
+/* Whether `client` (a client address as sockjs_open_info.client) may open one more session:
+ * false when it holds max_sessions_per_client already. A refusal is counted, and logged at
+ * most once a second. For transports that open sessions without an id (websocket), before
+ * they answer; sockjs_session_access() checks the others. */
+bool sockjs_server_admits(struct sockjs_server *srv, const char *client);
 
 /* Whether id is a valid session or server id segment: non-empty, no '/' or '.'. */
 bool sockjs_valid_id(const char *id, size_t len);
@@ -209,10 +229,12 @@ enum sockjs_access {
     SOCKJS_ACCESS_UNKNOWN, /* answer exactly as for an id that names no session */
     SOCKJS_ACCESS_LIMITED, /* the client is over the unknown-session rate: refuse, and let it
                             * retry after *retry_after_s seconds */
+    SOCKJS_ACCESS_CROWDED, /* the request would open a session, and its client address holds
+                            * max_sessions_per_client already: refuse (sockjs_server_admits) */
 };
 
 /* What a request naming session `id` may do. `req` is the request's query (for the bound
- * parameter; may be NULL), `client` its client address (for the rate limit and logs),
+ * parameter; may be NULL), `client` its client address (for the limits and logs),
  * `opens` whether it is a receiver request, which opens a session under an unused id. A
  * request that names a bound session and carries its value is always served; any other one is
  * refused while its client is over the unknown-session rate (so that the answer tells it

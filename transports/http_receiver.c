@@ -169,8 +169,10 @@ void http_receiver_handle(const struct tp_request *req, const struct http_receiv
         r->head_len = h.len;
     }
     tp_conn_set_handler(req->conn, &handler_ops, r);
-    struct sockjs_open_info info = {
-        .query = req->query, .query_len = req->query_len, .transport = (uint8_t)kind->transport};
+    struct sockjs_open_info info = {.query = req->query,
+                                    .query_len = req->query_len,
+                                    .transport = (uint8_t)kind->transport,
+                                    .client = tp_conn_peer(req->conn)};
     sockjs_session_attach(req->server, session_id, id_len, &r->base, &info);
 }
 

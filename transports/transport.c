@@ -206,6 +206,19 @@ void tp_respond_text(const struct tp_request *req, int status, const char *reaso
     tp_respond(req, &h, body, strlen(body));
 }
 
+void tp_respond_crowded(const struct tp_request *req, unsigned flags)
+{
+    static const char body[] = "Too many sessions from this address.\n";
+    struct tp_head h;
+    tp_head_start(&h, req, 429, "Too Many Requests", "text/plain; charset=UTF-8",
+                  TP_NO_CACHE | flags);
+    /* One of the address's sessions is freed at the latest a disconnect delay after its
+     * client lets go of it. */
+    uint32_t disconnect_ms = sockjs_server_options(req->server)->disconnect_ms;
+    tp_head_add(&h, "Retry-After", "%" PRIu32, disconnect_ms / 1000 + 1);
+    tp_respond(req, &h, body, sizeof(body) - 1);
+}
+
 bool tp_session_access(const struct tp_request *req, const char *id, size_t len, bool opens,
                        unsigned flags, struct sockjs_session **out)
 {
@@ -217,6 +230,10 @@ bool tp_session_access(const struct tp_request *req, const char *id, size_t len,
         return true;
     if (a == SOCKJS_ACCESS_UNKNOWN) {
         tp_respond_text(req, 404, "Not Found", flags, "Session not found.\n");
+        return false;
+    }
+    if (a == SOCKJS_ACCESS_CROWDED) {
+        tp_respond_crowded(req, flags);
         return false;
     }
     static const char body[] = "Too many requests for unknown sessions.\n";

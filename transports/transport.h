@@ -197,8 +197,12 @@ void tp_respond_deferred(const struct tp_deferred *d, int status, const char *re
 
 /* May req use session `id` (sockjs_session_access)? True with *out the session (NULL: a
  * receiver may open one). Otherwise req has been answered as for an unknown session (404
- * "Session not found.") or, for a client over the unknown-session rate, 429 with Retry-After;
+ * "Session not found."), for a client over the unknown-session rate 429 with Retry-After, or
+ * for a request that would open a session beyond its address's share tp_respond_crowded();
  * `flags` are the head flags of the endpoint's answers. */
+/* 429 "Too many sessions from this address." with Retry-After: the client address holds
+ * max_sessions_per_client sessions (sockjs_server_admits refused). */
+void tp_respond_crowded(const struct tp_request *req, unsigned flags);
 bool tp_session_access(const struct tp_request *req, const char *id, size_t len, bool opens,
                        unsigned flags, struct sockjs_session **out);
 

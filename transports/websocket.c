@@ -463,6 +463,11 @@ void websocket_handle(const struct tp_request *req, bool raw)
         refuse(req, "Missing or invalid Sec-WebSocket-Key.");
         return;
     }
+    /* Before the upgrade, as for the HTTP transports: the client learns why in plain HTTP. */
+    if (!sockjs_server_admits(req->server, tp_conn_peer(req->conn))) {
+        tp_respond_crowded(req, 0);
+        return;
+    }
     char accept[29];
     ws_accept_key(key, len, accept);
     bool deflate = negotiate_deflate(req);
@@ -488,8 +493,9 @@ void websocket_handle(const struct tp_request *req, bool raw)
     char buf[SOCKJS_OPEN_INFO_BUF];
     struct sockjs_open_info info;
     char *heap = sockjs_open_info_copy(
-        &(struct sockjs_open_info){req->query, req->query_len, SOCKJS_TRANSPORT_WEBSOCKET}, buf,
-        &info);
+        &(struct sockjs_open_info){req->query, req->query_len, SOCKJS_TRANSPORT_WEBSOCKET, NULL},
+        buf, &info);
+    info.client = tp_conn_peer(c);
     struct sockjs_server *server = req->server;
     tp_conn_set_handler(c, &handler_ops, ws);
     tp_conn_upgrade(c);

@@ -1,6 +1,7 @@
 /* gw_htable: what is inserted is found until removed, the table doubles past a load of one and
  * halves below a quarter but never under its minimum nor back and forth around a threshold,
- * chains of colliding hashes work, and the buckets may be walked while removing when held. */
+ * chains of colliding hashes work (and are measured), and the buckets may be walked while removing
+ * when held. */
 #include "gw_test.h"
 
 #include <stdbool.h>
@@ -173,13 +174,16 @@ TEST(many_collisions)
     gw_htable_init(&t, 4, item_hash);
     enum { N = 300 };
     struct item *items = make_items(N);
+    ASSERT_UINT_EQ(gw_htable_longest_chain(&t), 0);
     for (size_t i = 0; i < N; i++)
         insert(&t, &items[i]);
     ASSERT_TRUE(consistent(&t, items, N));
+    ASSERT_UINT_EQ(gw_htable_longest_chain(&t), N);
     /* From the middle, the head and the tail of the one chain. */
     for (size_t i = 0; i < N; i += 3)
         remove_item(&t, &items[i]);
     ASSERT_TRUE(consistent(&t, items, N));
+    ASSERT_UINT_EQ(gw_htable_longest_chain(&t), N - (N + 2) / 3);
     for (size_t i = 0; i < N; i++)
         if (items[i].in)
             remove_item(&t, &items[i]);

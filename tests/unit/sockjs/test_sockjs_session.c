@@ -274,7 +274,7 @@ static void bound_fixture_init(struct fixture *f, uint32_t rate, uint32_t burst)
 static enum sockjs_access access_q(struct fixture *f, const char *id, const char *query,
                                    const char *client, bool opens, struct sockjs_session **out)
 {
-    struct sockjs_open_info q = {query, query ? strlen(query) : 0, 0};
+    struct sockjs_open_info q = {query, query ? strlen(query) : 0, 0, NULL};
     uint32_t retry;
     return sockjs_session_access(f->srv, id, strlen(id), &q, client, opens, out, &retry);
 }
@@ -285,7 +285,7 @@ TEST(bound_session_serves_only_its_token)
     bound_fixture_init(&f, 0, 1);
     struct fake_receiver r1, r2;
     fake_init(&r1, false);
-    struct sockjs_open_info open = {"t=1&token=abc", 13, 0};
+    struct sockjs_open_info open = {"t=1&token=abc", 13, 0, NULL};
     struct sockjs_session *s;
     ASSERT_INT_EQ(access_q(&f, "s", open.query, "10.0.0.1:1", true, &s), SOCKJS_ACCESS_OK);
     ASSERT_TRUE(s == NULL);
@@ -306,7 +306,7 @@ TEST(bound_session_serves_only_its_token)
     ASSERT_INT_EQ(access_q(&f, "other", NULL, "10.0.0.1:1", false, &s), SOCKJS_ACCESS_UNKNOWN);
     /* Unbound sessions (opened without the parameter) serve whoever names them. */
     fake_init(&r2, false);
-    sockjs_session_attach(f.srv, "u", 1, &r2.base, &(struct sockjs_open_info){"c=1", 3, 0});
+    sockjs_session_attach(f.srv, "u", 1, &r2.base, &(struct sockjs_open_info){"c=1", 3, 0, NULL});
     ASSERT_INT_EQ(access_q(&f, "u", "token=zzz", "10.0.0.1:1", false, &s), SOCKJS_ACCESS_OK);
     ASSERT_TRUE(s == f.app.last);
     gw_buf_release(&r1.got);
@@ -321,7 +321,7 @@ TEST(unknown_session_limit_per_client)
     struct sockjs_session *s;
     struct fake_receiver r1;
     fake_init(&r1, false);
-    struct sockjs_open_info open = {"token=abc", 9, 0};
+    struct sockjs_open_info open = {"token=abc", 9, 0, NULL};
     sockjs_session_attach(f.srv, "b", 1, &r1.base, &open);
     /* Two failures (ports differ: one client), then everything but the bound token waits. */
     ASSERT_INT_EQ(access_q(&f, "x", NULL, "10.0.0.1:1", false, &s), SOCKJS_ACCESS_UNKNOWN);
@@ -330,7 +330,7 @@ TEST(unknown_session_limit_per_client)
     ASSERT_INT_EQ(access_q(&f, "new", NULL, "10.0.0.1:3", true, &s), SOCKJS_ACCESS_LIMITED);
     ASSERT_INT_EQ(access_q(&f, "b", "token=abc", "10.0.0.1:3", false, &s), SOCKJS_ACCESS_OK);
     uint32_t retry = 0;
-    struct sockjs_open_info none = {NULL, 0, 0};
+    struct sockjs_open_info none = {NULL, 0, 0, NULL};
     ASSERT_INT_EQ(sockjs_session_access(f.srv, "x", 1, &none, "10.0.0.1:4", false, &s, &retry),
                   SOCKJS_ACCESS_LIMITED);
     ASSERT_UINT_EQ(retry, 1);
@@ -341,6 +341,53 @@ TEST(unknown_session_limit_per_client)
     fixture_cleanup(&f);
 }
 
+static void open_from(struct fixture *f, const char *id, struct fake_receiver *r,
+                      const char *client)
+{
+    fake_init(r, false);
+    struct sockjs_open_info info = {NULL, 0, 0, client};
+    sockjs_session_attach(f->srv, id, strlen(id), &r->base, &info);
+    gw_buf_release(&r->got);
+}
+
+TEST(sessions_per_client_count_until_freed)
+{
+    struct fixture f;
+    struct sockjs_options opt;
+    sockjs_options_defaults(&opt);
+    opt.disconnect_ms = 50;
+    opt.max_sessions_per_client = 2;
+    fixture_init_opt(&f, &opt);
+    struct sockjs_session *s;
+    struct fake_receiver r;
+    /* Ports differ, the client is one; an IPv6 /64 is one client too. */
+    open_from(&f, "a", &r, "10.0.0.1:1");
+    open_from(&f, "b", &r, "10.0.0.1:2");
+    open_from(&f, "v1", &r, "[2001:db8::1]:1");
+    open_from(&f, "v2", &r, "[2001:db8::2]:1");
+    ASSERT_INT_EQ(access_q(&f, "c", NULL, "10.0.0.1:3", true, &s), SOCKJS_ACCESS_CROWDED);
+    ASSERT_INT_EQ(access_q(&f, "v3", NULL, "[2001:db8::3]:1", true, &s), SOCKJS_ACCESS_CROWDED);
+    ASSERT_TRUE(!sockjs_server_admits(f.srv, "10.0.0.1:4"));
+    ASSERT_UINT_EQ(sockjs_server_refused_crowded(f.srv), 3);
+    /* What it holds stays served; other clients are not affected. */
+    ASSERT_INT_EQ(access_q(&f, "a", NULL, "10.0.0.1:3", true, &s), SOCKJS_ACCESS_OK);
+    ASSERT_TRUE(s != NULL);
+    ASSERT_INT_EQ(access_q(&f, "c", NULL, "10.0.0.2:1", true, &s), SOCKJS_ACCESS_OK);
+    ASSERT_INT_EQ(access_q(&f, "v3", NULL, "[2001:db8:0:1::1]:1", true, &s), SOCKJS_ACCESS_OK);
+    /* Closed, a session still costs memory until the disconnect delay frees it. */
+    sockjs_session_close(sockjs_session_find(f.srv, "a", 1), 3000, "Go away!");
+    ASSERT_INT_EQ(access_q(&f, "c", NULL, "10.0.0.1:3", true, &s), SOCKJS_ACCESS_CROWDED);
+    run_for(f.base, 150);
+    ASSERT_TRUE(sockjs_session_find(f.srv, "a", 1) == NULL);
+    ASSERT_INT_EQ(access_q(&f, "c", NULL, "10.0.0.1:3", true, &s), SOCKJS_ACCESS_OK);
+    /* Every session freed (here by the timeout): no per-client entry is left behind (the
+     * server asserts it, LeakSanitizer would see one). */
+    run_for(f.base, 150);
+    ASSERT_UINT_EQ(sockjs_server_session_count(f.srv), 0);
+    ASSERT_TRUE(sockjs_server_admits(f.srv, "10.0.0.1:5"));
+    fixture_cleanup(&f);
+}
+
 GW_TEST_MAIN(TEST_CASE(new_session_opens_and_polls),
              TEST_CASE(second_receiver_gets_2010_and_first_keeps_session),
              TEST_CASE(close_answers_close_frame_until_expiry),
@@ -348,4 +395,5 @@ GW_TEST_MAIN(TEST_CASE(new_session_opens_and_polls),
              TEST_CASE(heartbeat_on_idle_stream_and_timeout_without_receiver),
              TEST_CASE(websocket_sessions_are_separate_and_raw_is_unframed),
              TEST_CASE(bound_session_serves_only_its_token),
-             TEST_CASE(unknown_session_limit_per_client))
+             TEST_CASE(unknown_session_limit_per_client),
+             TEST_CASE(sessions_per_client_count_until_freed))
