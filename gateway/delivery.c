@@ -17,6 +17,7 @@
 
 #include <inttypes.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <string.h>
 #include <time.h>
 
@@ -577,20 +578,36 @@ static void start_ready(struct gw_delivery *d, struct delivery_session *ds,
     w->req = pubsub_node_sync(d->node, &ask, on_synced, w);
 }
 
+/* Closes a session whose token is refused, with one log line naming the failing claim and the
+ * client; the token itself is never logged. */
+static void refuse_token(struct gw_delivery *d, struct delivery_session *ds, int rc,
+                         const struct gw_jwt_refusal *why)
+{
+    struct sockjs_session *s = session_of(ds);
+    bool expired = rc == GW_EEXPIRED || rc == GW_ENOTYET;
+    int code = expired ? 4002 : 4001;
+    d->stats.auth_failures++;
+    char text[128];
+    GW_INFO("session refused: code=%d %s transport=%s", code,
+            gw_jwt_describe(why, text, sizeof(text)),
+            sockjs_transport_name(sockjs_session_transport(s)));
+    sockjs_session_close(s, code, expired ? "Token expired" : "Invalid token");
+}
+
 /* Verifies a token and subscribes the session; closes it when the token is bad. Returns
  * whether the session is still open. */
 static bool authenticate(struct gw_delivery *d, struct delivery_session *ds, const char *token,
                          size_t len, const struct recover *rec)
 {
     const struct gw_str_list *secrets = &d->cfg->jwt_secrets;
+    /* Read at each token: a reload may change the lifetime limit. */
+    const struct gw_jwt_policy policy = {
+        .now = now_s(), .leeway_s = 0, .max_lifetime_s = d->cfg->max_token_lifetime_s};
     struct gw_identity id;
-    int rc = gw_jwt_verify(token, len, secrets->items, secrets->n, now_s(), 0, &id);
+    struct gw_jwt_refusal why;
+    int rc = gw_jwt_verify(token, len, secrets->items, secrets->n, &policy, &id, &why);
     if (rc != GW_OK) {
-        d->stats.auth_failures++;
-        GW_INFO("session refused: %s", gw_jwt_strerror(rc));
-        bool expired = rc == GW_EEXPIRED || rc == GW_ENOTYET;
-        sockjs_session_close(session_of(ds), expired ? 4002 : 4001,
-                             expired ? "Token expired" : "Invalid token");
+        refuse_token(d, ds, rc, &why);
         return false;
     }
     if (state_of(ds) == ST_AUTHENTICATED) {
@@ -654,9 +671,8 @@ static void on_open(void *app, struct sockjs_session *s, const struct sockjs_ope
                  : GW_ENOTFOUND;
     if (n == GW_ELIMIT) {
         /* Longer than any token we accept: refused like any other bad token. */
-        d->stats.auth_failures++;
-        GW_INFO("session refused: token longer than %d bytes", GW_JWT_MAX_LEN);
-        sockjs_session_close(s, 4001, "Invalid token");
+        static const struct gw_jwt_refusal too_long = {"token", "too long"};
+        refuse_token(d, ds, GW_ELIMIT, &too_long);
         return;
     }
     struct recover rec;
