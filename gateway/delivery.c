@@ -587,10 +587,10 @@ static void refuse_token(struct gw_delivery *d, struct delivery_session *ds, int
     bool expired = rc == GW_EEXPIRED || rc == GW_ENOTYET;
     int code = expired ? 4002 : 4001;
     d->stats.auth_failures++;
-    char text[128];
-    GW_INFO("session refused: code=%d %s transport=%s", code,
+    char text[128], peer[SOCKJS_PEER_MAX];
+    GW_INFO("session refused: code=%d %s transport=%s client=%s", code,
             gw_jwt_describe(why, text, sizeof(text)),
-            sockjs_transport_name(sockjs_session_transport(s)));
+            sockjs_transport_name(sockjs_session_transport(s)), sockjs_session_peer(s, peer));
     sockjs_session_close(s, code, expired ? "Token expired" : "Invalid token");
 }
 
@@ -921,12 +921,34 @@ static void on_close(void *app, struct sockjs_session *s)
     clear_filters(ds);
 }
 
+/* "user=<sub> company=<client> site=<site>", read back from the session's channels (a copy of
+ * the identity would cost every session); "-" for what the session does not have (anonymous
+ * sessions only have a site, those waiting for their token nothing). */
+static void describe(void *app, const struct sockjs_session *s, char *out, size_t cap)
+{
+    (void)app;
+    const struct delivery_session *ds = sockjs_session_app_data(s);
+    const char *user = pubsub_sub_channel(&ds->member.subs[SUB_USER]);
+    const char *company = pubsub_sub_channel(&ds->member.subs[SUB_CLIENT]);
+    const char *global = pubsub_sub_channel(&ds->member.subs[SUB_GLOBAL]);
+    const char *user_id = "-", *company_id = "-", *site = "-", *no_id;
+    size_t site_len = 1, ignored;
+    if (global)
+        site = pubsub_channel_parts(global, &site_len, &no_id);
+    if (user)
+        pubsub_channel_parts(user, &ignored, &user_id);
+    if (company)
+        pubsub_channel_parts(company, &ignored, &company_id);
+    snprintf(out, cap, "user=%s company=%s site=%.*s", user_id, company_id, (int)site_len, site);
+}
+
 const struct sockjs_app_ops gw_delivery_app_ops = {
     .name = "delivery",
     .on_open = on_open,
     .on_message = on_client_message,
     .on_close = on_close,
     .session_data_size = sizeof(struct delivery_session),
+    .describe = describe,
 };
 
 struct gw_delivery *gw_delivery_new(struct event_base *base, const struct gw_config *cfg,
