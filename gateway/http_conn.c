@@ -509,8 +509,11 @@ static void on_epoll(evutil_socket_t fd, short what, void *arg)
     (void)arg;
     struct epoll_event evs[256];
     int n = epoll_wait(fd, evs, 256, 0);
+    /* The batch's log lines (session closes, publishes) go out in one write. */
+    gw_log_hold();
     for (int i = 0; i < n; i++)
         on_conn_event(evs[i].data.ptr, evs[i].events);
+    gw_log_release();
 }
 
 /* Connections whose leftover input (pipelined requests) waits to be parsed. */
