@@ -95,18 +95,30 @@ void gw_log_release(void)
         gw_log_flush();
 }
 
+/* "2024-05-01T12:00:00.000Z <LEVEL> " at out (room for 64 bytes); returns its length. The
+ * seconds' text is made once per second: busy turns log a line per session close or publish. */
+static int format_prefix(char *out, enum gw_log_level level)
+{
+    static time_t cached_sec = -1;
+    static char cached[64]; /* 19 bytes for any real date; room for what gcc fears */
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    if (ts.tv_sec != cached_sec) {
+        struct tm tm;
+        gmtime_r(&ts.tv_sec, &tm);
+        snprintf(cached, sizeof(cached), "%04d-%02d-%02dT%02d:%02d:%02d", tm.tm_year + 1900,
+                 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+        cached_sec = ts.tv_sec;
+    }
+    return snprintf(out, 64, "%s.%03ldZ %s ", cached, ts.tv_nsec / 1000000, level_names[level]);
+}
+
 void gw_log(enum gw_log_level level, const char *fmt, ...)
 {
     if (level > gw_log_threshold)
         return;
     char line[1024];
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    struct tm tm;
-    gmtime_r(&ts.tv_sec, &tm);
-    int n = snprintf(line, sizeof(line), "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %s ",
-                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-                     ts.tv_nsec / 1000000, level_names[level]);
+    int n = format_prefix(line, level);
     va_list ap;
     va_start(ap, fmt);
     int m = vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
