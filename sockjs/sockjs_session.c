@@ -391,13 +391,17 @@ static void queue_quoted(struct sockjs_session *s, const char *msg, size_t len, 
         gw_buf_append(s->pending, msg, len);
 }
 
-/* The app's description of s ("user=u1 company=acme site=main"), or "" without one. */
+/* The app's description of s after a space (" user=u1 company=acme site=main"), or "" when
+ * the app gives none. */
 static void describe(const struct sockjs_session *s, char *out, size_t cap)
 {
     const struct sockjs_server *srv = s->server;
-    out[0] = '\0';
+    out[0] = ' ';
+    out[1] = '\0';
     if (srv->app->describe)
-        srv->app->describe(srv->app_arg, s, out, cap);
+        srv->app->describe(srv->app_arg, s, out + 1, cap - 1);
+    if (!out[1])
+        out[0] = '\0';
 }
 
 /* A reader that falls behind loses its own session, not the process's memory. */
@@ -414,7 +418,7 @@ static bool over_queue_limit(struct sockjs_session *s)
     if (gw_log_threshold >= GW_LOG_WARN) {
         char who[3 * SOCKJS_PEER_MAX], peer[SOCKJS_PEER_MAX];
         describe(s, who, sizeof(who));
-        GW_WARN("session closed: slow consumer: transport=%s session=%s %s queued=%zu limit=%u "
+        GW_WARN("session closed: slow consumer: transport=%s session=%s%s queued=%zu limit=%u "
                 "client=%s",
                 sockjs_transport_name(sockjs_session_transport(s)), s->id_len ? session_id(s) : "-",
                 who, queued, limit, sockjs_session_peer(s, peer));
@@ -538,9 +542,9 @@ static void mark_closed(struct sockjs_session *s, int code, const char *reason, 
         /* Described while the app still knows the session: on_close forgets it. */
         char who[3 * SOCKJS_PEER_MAX];
         describe(s, who, sizeof(who));
-        GW_INFO("session closed: transport=%s%s %s duration_ms=%" PRIu64
+        GW_INFO("session closed: transport=%s%s%s duration_ms=%" PRIu64
                 " code=%d reason=\"%s\" client=%s",
-                sockjs_transport_name(t), (s->flags & SESSION_RAW) ? " raw" : "", who,
+                sockjs_transport_name(t), (s->flags & SESSION_RAW) ? "_raw" : "", who,
                 gw_now_ms() - opened, code, reason, peer ? peer : "-");
     }
     s->state = SESSION_CLOSED;

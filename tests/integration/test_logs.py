@@ -87,6 +87,25 @@ class CloseLines(ScopedTestCase):
                                              "Connection interrupted"))
 
 
+class TestAppCloseLines(gwtest.GatewayTestCase):
+    """Apps without identities (the test app) log the same line without those fields; the raw
+    websocket endpoint is told apart."""
+
+    def test_echo_sessions(self):
+        mark = self.gw.log_mark()
+        ws = gwtest.WebSocket.connect(self.gw.port, "/echo/000/%s/websocket" % unique("s"))
+        ws.close()
+        line = self.gw.wait_log(r"session closed: transport=websocket ", since=mark)
+        self.assertRegex(line, r'session closed: transport=websocket duration_ms=\d+ code=1002 '
+                               r'reason="Connection interrupted" client=%s$' % CLIENT)
+        mark = self.gw.log_mark()
+        raw = gwtest.WebSocket.connect(self.gw.port, "/echo/websocket")
+        raw.close()
+        line = self.gw.wait_log(r"session closed: transport=websocket_raw ", since=mark)
+        self.assertRegex(line, r'session closed: transport=websocket_raw duration_ms=\d+ '
+                               r'code=1002 reason="Connection interrupted" client=%s$' % CLIENT)
+
+
 class PublishLines(ScopedTestCase):
     """The publish id the API returns is in the log, with scope, site, channels, event."""
 
@@ -174,6 +193,14 @@ class Refusals(ScopedTestCase):
 
     def test_lifetime_within_the_limit_is_accepted(self):
         self.user_session("websocket", ttl=self.LIFETIME_S - 60)
+
+    def test_lifetime_limit_from_the_environment(self):
+        gw = self.start_gateway(env={"SOCKJS_GATEWAY_MAX_TOKEN_LIFETIME_S": "600"})
+        mark = gw.log_mark()
+        s = self.session("websocket", gw=gw, token=token_for(self.site, ttl=3600))
+        s.expect_open()
+        self.assertEqual(s.expect_close()[:2], (4001, "Invalid token"))
+        gw.wait_log(r'claim=exp reason="beyond --max-token-lifetime-s"', since=mark)
 
     def test_lifetime_limit_applies_on_reload(self):
         fd, config = tempfile.mkstemp(suffix=".conf")
