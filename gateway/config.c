@@ -503,12 +503,24 @@ int gw_config_load(struct gw_config *cfg, int argc, char **argv)
  * by the caller after gw_config_reload (log-level, log-format, api-max-body-bytes). Everything else
  * is copied into the running parts at start and needs a restart: listeners, engines, the timer
  * queues' durations, and the publish limits (every node of a cluster must agree on them). */
+/* One name per line (clang-format would pack them): branches that add names then merge. */
+/* clang-format off */
 static const char *const live_options[] = {
-    "jwt-secret",           "api-key",          "log-level",          "log-format",
-    "api-max-body-bytes",   "allow-anonymous",  "token-grace-ms",     "max-token-lifetime-s",
-    "max-request-channels", "presence-max-ids", "presence-max-limit", "presence-query-interval-ms",
+    "jwt-secret",
+    "api-key",
+    "log-level",
+    "log-format",
+    "api-max-body-bytes",
+    "allow-anonymous",
+    "token-grace-ms",
+    "max-token-lifetime-s",
+    "max-request-channels",
+    "presence-max-ids",
+    "presence-max-limit",
+    "presence-query-interval-ms",
     "ready-max-held",
 };
+/* clang-format on */
 
 static bool is_live(const struct opt *o)
 {

@@ -391,6 +391,9 @@ static void queue_quoted(struct sockjs_session *s, const char *msg, size_t len, 
         gw_buf_append(s->pending, msg, len);
 }
 
+/* Room for an app's description: three names of up to 256 bytes and their keys. */
+#define DESCRIBE_MAX 832
+
 /* The app's description of s after a space (" user=u1 company=acme site=main"), or "" when
  * the app gives none. */
 static void describe(const struct sockjs_session *s, char *out, size_t cap)
@@ -416,7 +419,7 @@ static bool over_queue_limit(struct sockjs_session *s)
     if (queued <= limit)
         return false;
     if (gw_log_threshold >= GW_LOG_WARN) {
-        char who[3 * SOCKJS_PEER_MAX], peer[SOCKJS_PEER_MAX];
+        char who[DESCRIBE_MAX], peer[SOCKJS_PEER_MAX];
         describe(s, who, sizeof(who));
         GW_WARN("session closed: slow consumer: transport=%s session=%s%s queued=%zu limit=%u "
                 "client=%s",
@@ -540,7 +543,7 @@ static void mark_closed(struct sockjs_session *s, int code, const char *reason, 
     uint64_t opened = s->opened_ms;
     if (gw_log_threshold >= GW_LOG_INFO) {
         /* Described while the app still knows the session: on_close forgets it. */
-        char who[3 * SOCKJS_PEER_MAX];
+        char who[DESCRIBE_MAX];
         describe(s, who, sizeof(who));
         GW_INFO("session closed: transport=%s%s%s duration_ms=%" PRIu64
                 " code=%d reason=\"%s\" client=%s",
