@@ -737,11 +737,6 @@ const char *sockjs_session_peer(const struct sockjs_session *s, char out[SOCKJS_
     return peer_from(s, s->receiver, out);
 }
 
-const char *sockjs_session_id(const struct sockjs_session *s)
-{
-    return s->id_len ? session_id(s) : "";
-}
-
 enum sockjs_transport sockjs_session_transport(const struct sockjs_session *s)
 {
     return (enum sockjs_transport)(s->flags >> SESSION_TRANSPORT_SHIFT);

@@ -277,8 +277,6 @@ struct sockjs_server *sockjs_session_server(const struct sockjs_session *s);
  * an id), the address of that request, kept for the session's life; for websocket sessions,
  * their connection's; "-" when none is known. Returns out. */
 const char *sockjs_session_peer(const struct sockjs_session *s, char out[SOCKJS_PEER_MAX]);
-/* The session's id, "" for websocket sessions (they have none). */
-const char *sockjs_session_id(const struct sockjs_session *s);
 enum sockjs_transport sockjs_session_transport(const struct sockjs_session *s);
 /* Once closed (in and after on_close): the close code and reason; code 0 and "Timed out" for a
  * session that timed out without a receiver (or was closed by the server's shutdown), which
