@@ -240,7 +240,8 @@ class SlowConsumerLine(ScopedTestCase):
                             rcvbuf=4096)
         slow.expect_open()
         filler = "x" * 16384
-        for i in range(64):
+        # Up to 4 MiB: more than the kernel's socket buffers take before our queue grows.
+        for i in range(256):
             self.gw.publish(publish_body("user", self.site, "big", filler, ids=[sub]))
             if self.gw.find_log(r"slow consumer", since=mark):
                 break
