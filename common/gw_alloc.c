@@ -1,4 +1,5 @@
 #include "gw_alloc.h"
+#include "gw_log.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -6,6 +7,7 @@
 
 static _Noreturn void out_of_memory(size_t size)
 {
+    gw_log_flush();
     fprintf(stderr, "fatal: out of memory allocating %zu bytes\n", size);
     abort();
 }
@@ -62,6 +64,7 @@ void gw_free(void *ptr)
 
 void gw_assert_fail(const char *expr, const char *file, int line)
 {
+    gw_log_flush();
     fprintf(stderr, "fatal: assertion failed: %s (%s:%d)\n", expr, file, line);
     abort();
 }

@@ -1,4 +1,5 @@
 #include "gw_log.h"
+#include "gw_alloc.h"
 #include "gw_error.h"
 #include "gw_utf8.h"
 
@@ -44,18 +45,80 @@ static size_t json_escape(char *out, size_t cap, const char *msg, size_t len)
     return n;
 }
 
+/* Lines held back by gw_log_hold(), written by one write at the release. Room for a busy loop
+ * turn's lines (a few dozen session closes); a fuller turn writes when the buffer fills. */
+#define HELD_BYTES 16384
+static char held[HELD_BYTES];
+static size_t held_len;
+static unsigned hold_depth;
+
+static void write_out(const char *data, size_t len)
+{
+    fwrite(data, 1, len, stderr);
+    fflush(stderr);
+}
+
+void gw_log_flush(void)
+{
+    if (held_len)
+        write_out(held, held_len);
+    held_len = 0;
+}
+
+/* One whole line: held, or written at once (with what was held first, keeping the order). An
+ * error line is never held: it may be the process's last. */
+static void emit(enum gw_log_level level, const char *line, size_t len)
+{
+    if (hold_depth && level > GW_LOG_ERROR) {
+        if (len > HELD_BYTES - held_len)
+            gw_log_flush();
+        if (len <= HELD_BYTES) {
+            memcpy(held + held_len, line, len);
+            held_len += len;
+            return;
+        }
+    }
+    gw_log_flush();
+    /* One write per line so that lines from several processes never interleave. */
+    write_out(line, len);
+}
+
+void gw_log_hold(void)
+{
+    hold_depth++;
+}
+
+void gw_log_release(void)
+{
+    GW_ASSERT(hold_depth > 0);
+    if (--hold_depth == 0)
+        gw_log_flush();
+}
+
+/* "2024-05-01T12:00:00.000Z <LEVEL> " at out (room for 64 bytes); returns its length. The
+ * seconds' text is made once per second: busy turns log a line per session close or publish. */
+static int format_prefix(char *out, enum gw_log_level level)
+{
+    static time_t cached_sec = -1;
+    static char cached[64]; /* 19 bytes for any real date; room for what gcc fears */
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    if (ts.tv_sec != cached_sec) {
+        struct tm tm;
+        gmtime_r(&ts.tv_sec, &tm);
+        snprintf(cached, sizeof(cached), "%04d-%02d-%02dT%02d:%02d:%02d", tm.tm_year + 1900,
+                 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+        cached_sec = ts.tv_sec;
+    }
+    return snprintf(out, 64, "%s.%03ldZ %s ", cached, ts.tv_nsec / 1000000, level_names[level]);
+}
+
 void gw_log(enum gw_log_level level, const char *fmt, ...)
 {
     if (level > gw_log_threshold)
         return;
     char line[1024];
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    struct tm tm;
-    gmtime_r(&ts.tv_sec, &tm);
-    int n = snprintf(line, sizeof(line), "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %s ",
-                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-                     ts.tv_nsec / 1000000, level_names[level]);
+    int n = format_prefix(line, level);
     va_list ap;
     va_start(ap, fmt);
     int m = vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
@@ -71,14 +134,11 @@ void gw_log(enum gw_log_level level, const char *fmt, ...)
                              line, json_levels[level]);
         t += json_escape(json + t, sizeof(json) - t - 3, line + n, len - (size_t)n);
         memcpy(json + t, "\"}\n", 3);
-        fwrite(json, 1, t + 3, stderr);
-        fflush(stderr);
+        emit(level, json, t + 3);
         return;
     }
     line[len++] = '\n';
-    /* One write per line so that lines from several processes never interleave. */
-    fwrite(line, 1, len, stderr);
-    fflush(stderr);
+    emit(level, line, len);
 }
 
 int gw_log_parse_level(const char *name, enum gw_log_level *out)

@@ -14,6 +14,14 @@ extern enum gw_log_level gw_log_threshold;
 extern bool gw_log_json;
 
 void gw_log(enum gw_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Between gw_log_hold() and the matching gw_log_release() (they nest), lines are kept and
+ * written together at the release, or earlier when the buffer fills: the lines of one batch of
+ * events (sessions closing, publishes) cost one write(2), not one each. Error lines are written
+ * at once (with what was held before them, in order). */
+void gw_log_hold(void);
+void gw_log_release(void);
+/* Writes what is held now, before the process aborts. */
+void gw_log_flush(void);
 /* "error", "warn", "info" or "debug" (any case) into *out: 0, or GW_EINVAL. */
 int gw_log_parse_level(const char *name, enum gw_log_level *out);
 /* "text" or "json" into *json: 0, or GW_EINVAL. */

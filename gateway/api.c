@@ -75,6 +75,15 @@ static int scope_of(const json_t *item)
     return GW_API_SCOPE_UNKNOWN;
 }
 
+/* One info line per publish of a request that got an answer: the id the API returned (so that
+ * a caller can find its publish in the logs), or "-" for one that was not published. */
+static void log_publish(const struct pubsub_publish *p, const char *id, const char *result)
+{
+    GW_INFO("publish: id=%s scope=%s site=%s sites=%" PRIu32 " channels=%zu event=%s result=%s", id,
+            pubsub_scope_name(p->scope), p->n_sites ? p->sites[0] : "-", p->n_sites,
+            pubsub_publish_channels(p), p->event, result);
+}
+
 /* Counts every publish of a request that was answered as a whole (not published). */
 static void count_all(struct gw_api *api, struct pubsub_publish **pubs, size_t n, int result)
 {
@@ -89,7 +98,8 @@ static void publish(struct gw_api *api, const struct tp_request *req)
     if (!root) {
         api->rejected++;
         api->publish_results[GW_API_SCOPE_UNKNOWN][GW_API_REJECTED]++;
-        GW_INFO("api: rejected publish: malformed JSON: %s", err.text);
+        GW_INFO("publish: result=rejected reason=\"malformed JSON: %s\" client=%s", err.text,
+                tp_conn_peer(req->conn));
         respond_error(req, 400, "Bad Request", "malformed JSON", -1);
         return;
     }
@@ -99,6 +109,8 @@ static void publish(struct gw_api *api, const struct tp_request *req)
         json_decref(root);
         api->rejected++;
         api->publish_results[GW_API_SCOPE_UNKNOWN][GW_API_REJECTED]++;
+        GW_INFO("publish: result=rejected reason=\"no publish in the array\" client=%s",
+                tp_conn_peer(req->conn));
         respond_error(req, 400, "Bad Request", "no publish in the array", -1);
         return;
     }
@@ -116,7 +128,8 @@ static void publish(struct gw_api *api, const struct tp_request *req)
             /* The request's publishes before this one were valid: rejected with it. */
             count_all(api, pubs, parsed, GW_API_REJECTED);
             api->publish_results[scope_of(item)][GW_API_REJECTED]++;
-            GW_INFO("api: rejected publish %zu: %s", parsed, error);
+            GW_INFO("publish: result=rejected reason=\"%s\" index=%zu client=%s", error, parsed,
+                    tp_conn_peer(req->conn));
             bool too_big = rc == GW_ELIMIT;
             respond_error(req, too_big ? 413 : 400, too_big ? "Payload Too Large" : "Bad Request",
                           error, many ? (long)parsed : -1);
@@ -130,13 +143,16 @@ static void publish(struct gw_api *api, const struct tp_request *req)
     if (parsed == n && channels > api->cfg->max_request_channels) {
         api->rejected++;
         count_all(api, pubs, n, GW_API_REJECTED);
-        GW_INFO("api: rejected request: %zu channels in %zu publishes (max %u)", channels, n,
-                api->cfg->max_request_channels);
+        GW_INFO("publish: result=rejected reason=\"too many channels in the request\" "
+                "channels=%zu publishes=%zu max=%u client=%s",
+                channels, n, api->cfg->max_request_channels, tp_conn_peer(req->conn));
         respond_error(req, 400, "Bad Request", "too many channels in the request", -1);
     } else if (parsed == n) {
         if (!pubsub_node_available(api->node)) {
             api->unavailable++;
             count_all(api, pubs, n, GW_API_UNAVAILABLE);
+            for (size_t i = 0; i < n; i++)
+                log_publish(pubs[i], "-", "unavailable");
             respond_error(req, 503, "Service Unavailable", "engine unavailable", -1);
         } else {
             json_t *ids = json_array();
@@ -151,6 +167,7 @@ static void publish(struct gw_api *api, const struct tp_request *req)
                 api->publish_results[pubs[done]->scope][GW_API_ACCEPTED]++;
                 char id[37];
                 new_id(id);
+                log_publish(pubs[done], id, "accepted");
                 json_array_append_new(ids, json_string(id));
                 api->publishes++;
             }
@@ -158,6 +175,8 @@ static void publish(struct gw_api *api, const struct tp_request *req)
                 api->unavailable++;
                 count_all(api, pubs + done, n - done, GW_API_UNAVAILABLE);
                 GW_WARN("api: engine refused publish %zu of %zu", done, n);
+                for (size_t i = done; i < n; i++)
+                    log_publish(pubs[i], "-", "unavailable");
                 json_decref(ids);
                 respond_error(req, 503, "Service Unavailable", "engine unavailable", -1);
             } else {

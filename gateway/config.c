@@ -10,6 +10,7 @@
 
 #include "gw_alloc.h"
 #include "gw_error.h"
+#include "jwt.h"
 #include "pubsub_channel.h"
 #include "pubsub_publish.h"
 #include "static.h"
@@ -106,6 +107,8 @@ static const struct opt options[] = {
         "time for a session to send its token (4003)"),
     U32("token-grace-ms", token_grace_ms, 0, UINT32_MAX,
         "time a session whose token expired has to send a fresh one (else 4002)"),
+    U32("max-token-lifetime-s", max_token_lifetime_s, 0, UINT32_MAX,
+        "a token whose exp is further ahead is refused (4001); 0: no limit"),
     U32("unknown-session-rate", unknown_session_rate, 0, UINT32_MAX,
         "requests per second and client address naming no session (or a session without its "
         "token) before 429; 0: no limit"),
@@ -201,6 +204,7 @@ void gw_config_defaults(struct gw_config *cfg)
     cfg->static_dir = "auto";
     cfg->auth_timeout_ms = 10000;
     cfg->token_grace_ms = 30000;
+    cfg->max_token_lifetime_s = GW_JWT_DEFAULT_MAX_LIFETIME_S;
     cfg->unknown_session_rate = 5;
     cfg->unknown_session_burst = 20;
     cfg->api_key = "";
@@ -770,6 +774,8 @@ int gw_config_load(struct gw_config *cfg, int argc, char **argv)
  * by the caller after gw_config_reload (log-level, log-format, api-max-body-bytes). Everything else
  * is copied into the running parts at start and needs a restart: listeners, engines, the timer
  * queues' durations, and the publish limits (every node of a cluster must agree on them). */
+/* One name per line (clang-format would pack them): branches that add names then merge. */
+/* clang-format off */
 static const char *const live_options[] = {
     "jwt-secret",
     "api-key",
@@ -778,12 +784,14 @@ static const char *const live_options[] = {
     "api-max-body-bytes",
     "allow-anonymous",
     "token-grace-ms",
+    "max-token-lifetime-s",
     "max-request-channels",
     "presence-max-ids",
     "presence-max-limit",
     "presence-query-interval-ms",
     "ready-max-held",
 };
+/* clang-format on */
 
 static bool is_live(const struct opt *o)
 {

@@ -57,6 +57,7 @@ struct gw_config {
     bool allow_anonymous;
     uint32_t auth_timeout_ms;
     uint32_t token_grace_ms;
+    uint32_t max_token_lifetime_s; /* 0: no limit */
     uint32_t unknown_session_rate;
     uint32_t unknown_session_burst;
     struct gw_str_list api_listen;

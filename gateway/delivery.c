@@ -17,6 +17,7 @@
 
 #include <inttypes.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <string.h>
 #include <time.h>
 
@@ -577,20 +578,36 @@ static void start_ready(struct gw_delivery *d, struct delivery_session *ds,
     w->req = pubsub_node_sync(d->node, &ask, on_synced, w);
 }
 
+/* Closes a session whose token is refused, with one log line naming the failing claim and the
+ * client; the token itself is never logged. */
+static void refuse_token(struct gw_delivery *d, struct delivery_session *ds, int rc,
+                         const struct gw_jwt_refusal *why)
+{
+    struct sockjs_session *s = session_of(ds);
+    bool expired = rc == GW_EEXPIRED || rc == GW_ENOTYET;
+    int code = expired ? 4002 : 4001;
+    d->stats.auth_failures++;
+    char text[128], peer[SOCKJS_PEER_MAX];
+    GW_INFO("session refused: code=%d %s transport=%s client=%s", code,
+            gw_jwt_describe(why, text, sizeof(text)),
+            sockjs_transport_name(sockjs_session_transport(s)), sockjs_session_peer(s, peer));
+    sockjs_session_close(s, code, expired ? "Token expired" : "Invalid token");
+}
+
 /* Verifies a token and subscribes the session; closes it when the token is bad. Returns
  * whether the session is still open. */
 static bool authenticate(struct gw_delivery *d, struct delivery_session *ds, const char *token,
                          size_t len, const struct recover *rec)
 {
     const struct gw_str_list *secrets = &d->cfg->jwt_secrets;
+    /* Read at each token: a reload may change the lifetime limit. */
+    const struct gw_jwt_policy policy = {
+        .now = now_s(), .leeway_s = 0, .max_lifetime_s = d->cfg->max_token_lifetime_s};
     struct gw_identity id;
-    int rc = gw_jwt_verify(token, len, secrets->items, secrets->n, now_s(), 0, &id);
+    struct gw_jwt_refusal why;
+    int rc = gw_jwt_verify(token, len, secrets->items, secrets->n, &policy, &id, &why);
     if (rc != GW_OK) {
-        d->stats.auth_failures++;
-        GW_INFO("session refused: %s", gw_jwt_strerror(rc));
-        bool expired = rc == GW_EEXPIRED || rc == GW_ENOTYET;
-        sockjs_session_close(session_of(ds), expired ? 4002 : 4001,
-                             expired ? "Token expired" : "Invalid token");
+        refuse_token(d, ds, rc, &why);
         return false;
     }
     if (state_of(ds) == ST_AUTHENTICATED) {
@@ -654,9 +671,8 @@ static void on_open(void *app, struct sockjs_session *s, const struct sockjs_ope
                  : GW_ENOTFOUND;
     if (n == GW_ELIMIT) {
         /* Longer than any token we accept: refused like any other bad token. */
-        d->stats.auth_failures++;
-        GW_INFO("session refused: token longer than %d bytes", GW_JWT_MAX_LEN);
-        sockjs_session_close(s, 4001, "Invalid token");
+        static const struct gw_jwt_refusal too_long = {"token", "too long"};
+        refuse_token(d, ds, GW_ELIMIT, &too_long);
         return;
     }
     struct recover rec;
@@ -905,12 +921,34 @@ static void on_close(void *app, struct sockjs_session *s)
     clear_filters(ds);
 }
 
+/* "user=<sub> company=<client> site=<site>", read back from the session's channels (a copy of
+ * the identity would cost every session); "-" for what the session does not have (anonymous
+ * sessions only have a site, those waiting for their token nothing). */
+static void describe(void *app, const struct sockjs_session *s, char *out, size_t cap)
+{
+    (void)app;
+    const struct delivery_session *ds = sockjs_session_app_data(s);
+    const char *user = pubsub_sub_channel(&ds->member.subs[SUB_USER]);
+    const char *company = pubsub_sub_channel(&ds->member.subs[SUB_CLIENT]);
+    const char *global = pubsub_sub_channel(&ds->member.subs[SUB_GLOBAL]);
+    const char *user_id = "-", *company_id = "-", *site = "-", *no_id;
+    size_t site_len = 1, ignored;
+    if (global)
+        site = pubsub_channel_parts(global, &site_len, &no_id);
+    if (user)
+        pubsub_channel_parts(user, &ignored, &user_id);
+    if (company)
+        pubsub_channel_parts(company, &ignored, &company_id);
+    snprintf(out, cap, "user=%s company=%s site=%.*s", user_id, company_id, (int)site_len, site);
+}
+
 const struct sockjs_app_ops gw_delivery_app_ops = {
     .name = "delivery",
     .on_open = on_open,
     .on_message = on_client_message,
     .on_close = on_close,
     .session_data_size = sizeof(struct delivery_session),
+    .describe = describe,
 };
 
 struct gw_delivery *gw_delivery_new(struct event_base *base, const struct gw_config *cfg,

@@ -108,19 +108,25 @@ static void keep_leftover(struct gw_conn *c, const uint8_t *data, size_t len)
     c->leftover = copy;
 }
 
-static void mark_dead(struct gw_conn *c)
+/* Dead, its descriptor still open (the caller closes it). */
+static void enter_dead(struct gw_conn *c)
 {
-    if (c->state == ST_DEAD)
-        return;
     gw_timer_stop(&c->timer);
-    close(c->fd);
-    c->fd = -1;
     c->state = ST_DEAD;
     c->h_ops = NULL;
     gw_list_remove(&c->node);
     c->srv->n_conns--;
     gw_list_insert_tail(&c->srv->conns.dead, &c->node);
     event_active(c->srv->turn_end, EV_TIMEOUT, 0);
+}
+
+static void mark_dead(struct gw_conn *c)
+{
+    if (c->state == ST_DEAD)
+        return;
+    enter_dead(c);
+    close(c->fd);
+    c->fd = -1;
 }
 
 static void conn_free(struct gw_conn *c)
@@ -146,9 +152,15 @@ static void close_now(struct gw_conn *c)
     void *h = c->h;
     c->h_ops = NULL;
     c->h = NULL;
-    mark_dead(c);
+    if (c->state == ST_DEAD)
+        return;
+    /* The descriptor is closed after the handler hears of the close: its session's close
+     * line names the client (gw_conn__peer_name asks the descriptor). */
+    enter_dead(c);
     if (ops && ops->on_close)
         ops->on_close(h);
+    close(c->fd);
+    c->fd = -1;
 }
 
 static void start_linger(struct gw_conn *c)
@@ -497,8 +509,11 @@ static void on_epoll(evutil_socket_t fd, short what, void *arg)
     (void)arg;
     struct epoll_event evs[256];
     int n = epoll_wait(fd, evs, 256, 0);
+    /* The batch's log lines (session closes, publishes) go out in one write. */
+    gw_log_hold();
     for (int i = 0; i < n; i++)
         on_conn_event(evs[i].data.ptr, evs[i].events);
+    gw_log_release();
 }
 
 /* Connections whose leftover input (pipelined requests) waits to be parsed. */

@@ -16,6 +16,14 @@
 
 #define SIG_LEN 32 /* HMAC-SHA256 */
 
+/* Records why a token is refused and returns rc. */
+static int refuse(struct gw_jwt_refusal *why, int rc, const char *claim, const char *reason)
+{
+    why->claim = claim;
+    why->reason = reason;
+    return rc;
+}
+
 static int b64url_value(unsigned char c)
 {
     if (c >= 'A' && c <= 'Z')
@@ -202,14 +210,21 @@ static int check_signature(const char *signed_part, size_t signed_len, const uns
  * channel name rule (pubsub_name_valid: no control characters, no ':' in the site), so that no
  * token can name another tenant's channel. jansson has already checked the UTF-8. */
 static int copy_text_claim(const json_t *claims, const char *key, enum pubsub_name_kind kind,
-                           bool allow_integer, char out[GW_JWT_MAX_CLAIM_LEN + 1])
+                           bool allow_integer, char out[GW_JWT_MAX_CLAIM_LEN + 1],
+                           struct gw_jwt_refusal *why)
 {
     const json_t *v = json_object_get(claims, key);
     if (json_is_string(v)) {
         const char *s = json_string_value(v);
         size_t len = json_string_length(v);
+        if (len == 0)
+            return refuse(why, GW_EINVAL, key, "empty");
+        if (len > GW_JWT_MAX_CLAIM_LEN)
+            return refuse(why, GW_EINVAL, key, "too long");
         if (!pubsub_name_valid(s, len, GW_JWT_MAX_CLAIM_LEN, kind))
-            return GW_EINVAL;
+            return refuse(why, GW_EINVAL, key,
+                          kind == PUBSUB_NAME_SITE ? "control character or ':'"
+                                                   : "control character");
         memcpy(out, s, len);
         out[len] = '\0';
         return GW_OK;
@@ -218,23 +233,27 @@ static int copy_text_claim(const json_t *claims, const char *key, enum pubsub_na
         snprintf(out, GW_JWT_MAX_CLAIM_LEN + 1, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
         return GW_OK;
     }
-    return GW_EINVAL;
+    if (!v)
+        return refuse(why, GW_EINVAL, key, "missing");
+    return refuse(why, GW_EINVAL, key, allow_integer ? "not a string or integer" : "not a string");
 }
 
 /* Validates every element before allocating, so that a bad array leaves nothing to free. */
-static int copy_events(const json_t *claims, struct gw_identity *id)
+static int copy_events(const json_t *claims, struct gw_identity *id, struct gw_jwt_refusal *why)
 {
     const json_t *events = json_object_get(claims, "events");
     if (!events)
         return GW_OK;
-    if (!json_is_array(events) || json_array_size(events) > GW_JWT_MAX_EVENTS)
-        return GW_EINVAL;
+    if (!json_is_array(events))
+        return refuse(why, GW_EINVAL, "events", "not an array");
+    if (json_array_size(events) > GW_JWT_MAX_EVENTS)
+        return refuse(why, GW_EINVAL, "events", "too many");
     size_t n = json_array_size(events);
     for (size_t i = 0; i < n; i++) {
         const json_t *e = json_array_get(events, i);
         if (!json_is_string(e) || !pubsub_name_valid(json_string_value(e), json_string_length(e),
                                                      GW_JWT_MAX_EVENT_LEN, PUBSUB_NAME_ID))
-            return GW_EINVAL;
+            return refuse(why, GW_EINVAL, "events", "invalid event name");
     }
     /* Non-NULL even when empty: an empty filter differs from none. */
     id->events = gw_calloc(n, sizeof(*id->events));
@@ -246,51 +265,78 @@ static int copy_events(const json_t *claims, struct gw_identity *id)
     return GW_OK;
 }
 
-/* Sums are compared without overflowing: an exp or nbf near the int64 limits saturates. */
-static int check_time(const json_t *claims, int64_t now, uint32_t leeway_s, int64_t *exp_out)
+/* A time claim: absent (*present false), or an integer number of seconds. */
+static int read_seconds(const json_t *claims, const char *key, bool *present, int64_t *out,
+                        struct gw_jwt_refusal *why)
 {
-    const json_t *exp = json_object_get(claims, "exp");
-    if (!json_is_integer(exp))
-        return GW_EINVAL;
-    int64_t e = json_integer_value(exp);
-    if (e <= INT64_MAX - leeway_s && now >= e + leeway_s)
-        return GW_EEXPIRED;
-    const json_t *nbf = json_object_get(claims, "nbf");
-    if (nbf) {
-        if (!json_is_integer(nbf))
-            return GW_EINVAL;
-        if (now <= INT64_MAX - leeway_s && now + leeway_s < json_integer_value(nbf))
-            return GW_ENOTYET;
-    }
-    *exp_out = e;
+    const json_t *v = json_object_get(claims, key);
+    *present = v != NULL;
+    if (!v)
+        return GW_OK;
+    if (!json_is_integer(v))
+        return refuse(why, GW_EINVAL, key, "not an integer");
+    *out = json_integer_value(v);
+    /* Milliseconds by mistake: as seconds, such an exp would never come. */
+    if (*out > GW_JWT_MAX_SECONDS)
+        return refuse(why, GW_EINVAL, key, "looks like milliseconds");
     return GW_OK;
 }
 
-static int read_claims(const json_t *claims, int64_t now, uint32_t leeway_s, struct gw_identity *id)
+/* Times are at most GW_JWT_MAX_SECONDS by then, now is the clock's: no sum overflows. */
+static int check_time(const json_t *claims, const struct gw_jwt_policy *p, int64_t *exp_out,
+                      struct gw_jwt_refusal *why)
 {
-    int rc = check_time(claims, now, leeway_s, &id->exp);
+    bool present;
+    int64_t exp = 0, nbf = 0, iat = 0;
+    int rc = read_seconds(claims, "exp", &present, &exp, why);
+    if (rc == GW_OK && !present)
+        return refuse(why, GW_EINVAL, "exp", "missing");
+    if (rc != GW_OK)
+        return rc;
+    if (p->now >= exp + p->leeway_s)
+        return refuse(why, GW_EEXPIRED, "exp", "expired");
+    if (p->max_lifetime_s && exp > p->now + p->max_lifetime_s + p->leeway_s)
+        return refuse(why, GW_EINVAL, "exp", "beyond --max-token-lifetime-s");
+    if ((rc = read_seconds(claims, "nbf", &present, &nbf, why)) != GW_OK)
+        return rc;
+    if (present && p->now + p->leeway_s < nbf)
+        return refuse(why, GW_ENOTYET, "nbf", "not yet valid");
+    /* iat's value is not used, and other types than integers are ignored as before; an integer
+     * in milliseconds still tells that the issuer mixes up units. */
+    if (json_is_integer(json_object_get(claims, "iat")) &&
+        (rc = read_seconds(claims, "iat", &present, &iat, why)) != GW_OK)
+        return rc;
+    *exp_out = exp;
+    return GW_OK;
+}
+
+static int read_claims(const json_t *claims, const struct gw_jwt_policy *p, struct gw_identity *id,
+                       struct gw_jwt_refusal *why)
+{
+    int rc = check_time(claims, p, &id->exp, why);
     if (rc == GW_OK)
-        rc = copy_text_claim(claims, "sub", PUBSUB_NAME_ID, true, id->user);
+        rc = copy_text_claim(claims, "sub", PUBSUB_NAME_ID, true, id->user, why);
     if (rc == GW_OK)
-        rc = copy_text_claim(claims, "client", PUBSUB_NAME_ID, true, id->client);
+        rc = copy_text_claim(claims, "client", PUBSUB_NAME_ID, true, id->client, why);
     if (rc == GW_OK)
-        rc = copy_text_claim(claims, "site", PUBSUB_NAME_SITE, false, id->site);
+        rc = copy_text_claim(claims, "site", PUBSUB_NAME_SITE, false, id->site, why);
     if (rc == GW_OK)
-        rc = copy_events(claims, id);
+        rc = copy_events(claims, id, why);
     return rc;
 }
 
 static int verify_token(const char *token, size_t len, const char *const *secrets, size_t n_secrets,
-                        int64_t now, uint32_t leeway_s, struct gw_identity *out)
+                        const struct gw_jwt_policy *policy, struct gw_identity *out,
+                        struct gw_jwt_refusal *why)
 {
     memset(out, 0, sizeof(*out));
     if (len > GW_JWT_MAX_LEN)
-        return GW_ELIMIT;
+        return refuse(why, GW_ELIMIT, "token", "too long");
 
     const char *dot1 = memchr(token, '.', len);
     const char *dot2 = dot1 ? memchr(dot1 + 1, '.', len - (size_t)(dot1 + 1 - token)) : NULL;
     if (!dot2 || memchr(dot2 + 1, '.', len - (size_t)(dot2 + 1 - token)))
-        return GW_EPROTO;
+        return refuse(why, GW_EPROTO, "token", "not three dot-separated parts");
     size_t header_len = (size_t)(dot1 - token);
     size_t payload_len = (size_t)(dot2 - dot1 - 1);
     size_t sig_len = len - (size_t)(dot2 + 1 - token);
@@ -303,26 +349,26 @@ static int verify_token(const char *token, size_t len, const char *const *secret
     if (b64url_decode(token, header_len, decoded, &header_n) < 0 ||
         b64url_decode(dot1 + 1, payload_len, decoded + header_n, &payload_n) < 0 ||
         b64url_decode(dot2 + 1, sig_len, decoded + header_n + payload_n, &sig_n) < 0)
-        return GW_EPROTO;
+        return refuse(why, GW_EPROTO, "token", "not base64url");
     const unsigned char *sig = decoded + header_n + payload_n;
 
     json_t *header = load_object(decoded, header_n);
     if (!header)
-        return GW_EPROTO;
+        return refuse(why, GW_EPROTO, "header", "not a JSON object");
     int rc = check_alg(header);
     json_decref(header);
     if (rc != GW_OK)
-        return rc;
+        return refuse(why, rc, "alg", "not HS256");
 
     rc = check_signature(token, (size_t)(dot2 - token), sig, sig_n, secrets, n_secrets);
     if (rc != GW_OK)
-        return rc;
+        return refuse(why, rc, "signature", "matches no secret");
 
     /* Only now, with the issuer proven, is the payload parsed. */
     json_t *claims = load_object(decoded + header_n, payload_n);
     if (!claims)
-        return GW_EPROTO;
-    rc = read_claims(claims, now, leeway_s, out);
+        return refuse(why, GW_EPROTO, "payload", "not a JSON object");
+    rc = read_claims(claims, policy, out, why);
     json_decref(claims);
     if (rc != GW_OK)
         gw_identity_cleanup(out);
@@ -330,12 +376,24 @@ static int verify_token(const char *token, size_t len, const char *const *secret
 }
 
 int gw_jwt_verify(const char *token, size_t len, const char *const *secrets, size_t n_secrets,
-                  int64_t now, uint32_t leeway_s, struct gw_identity *out)
+                  const struct gw_jwt_policy *policy, struct gw_identity *out,
+                  struct gw_jwt_refusal *why)
 {
+    struct gw_jwt_refusal ignored;
+    if (!why)
+        why = &ignored;
+    *why = (struct gw_jwt_refusal){NULL, NULL};
     arena_begin();
-    int rc = verify_token(token, len, secrets, n_secrets, now, leeway_s, out);
+    int rc = verify_token(token, len, secrets, n_secrets, policy, out, why);
     arena_end();
     return rc;
+}
+
+const char *gw_jwt_describe(const struct gw_jwt_refusal *why, char *out, size_t cap)
+{
+    snprintf(out, cap, "claim=%s reason=\"%s\"", why->claim ? why->claim : "token",
+             why->reason ? why->reason : "accepted");
+    return out;
 }
 
 void gw_identity_cleanup(struct gw_identity *id)
@@ -344,28 +402,4 @@ void gw_identity_cleanup(struct gw_identity *id)
         gw_free(id->events[i]);
     gw_free(id->events);
     memset(id, 0, sizeof(*id));
-}
-
-const char *gw_jwt_strerror(int result)
-{
-    switch (result) {
-    case GW_OK:
-        return "ok";
-    case GW_EPROTO:
-        return "malformed token";
-    case GW_EUNSUPPORTED:
-        return "unsupported token algorithm";
-    case GW_EDENIED:
-        return "bad token signature";
-    case GW_EEXPIRED:
-        return "expired token";
-    case GW_ENOTYET:
-        return "token not yet valid";
-    case GW_EINVAL:
-        return "missing or invalid claim";
-    case GW_ELIMIT:
-        return "token too long";
-    default:
-        return "unknown token error";
-    }
 }

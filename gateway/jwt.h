@@ -27,27 +27,55 @@ struct gw_identity {
     size_t n_events;
 };
 
+/* An exp, nbf or iat above this (year 5138 in seconds) is a time in milliseconds by mistake: such
+ * a token would otherwise never expire. */
+#define GW_JWT_MAX_SECONDS INT64_C(100000000000)
+/* The default of --max-token-lifetime-s: 30 days. */
+#define GW_JWT_DEFAULT_MAX_LIFETIME_S 2592000u
+
+/* What a token's times are checked against. */
+struct gw_jwt_policy {
+    int64_t now;             /* seconds since the epoch */
+    uint32_t leeway_s;       /* clock skew allowed on exp, nbf and the lifetime */
+    uint32_t max_lifetime_s; /* exp at most this far ahead of now; 0: no limit */
+};
+
+/* Why gw_jwt_verify refused a token, for logs; both static strings. */
+struct gw_jwt_refusal {
+    /* The part or claim that failed: "token" (length, syntax), "header" and "payload" (not a
+     * JSON object), "alg", "signature", or the claim: "exp", "nbf", "iat", "sub", "client", "site",
+     * "events". */
+    const char *claim;
+    const char *reason; /* "missing", "expired", "looks like milliseconds", ... */
+};
+
 /* Verifies token (len bytes, not NUL-terminated) against each of the NUL-terminated secrets.
  * Checks, in this order: length; three dot-separated parts of canonical unpadded base64url;
  * header a JSON object with alg exactly "HS256" (typ optional, ignored); the HMAC-SHA256
  * signature, in constant time, under any secret; payload a JSON object (duplicate keys
- * rejected); exp (required integer; expired when now >= exp + leeway_s); nbf if present (integer;
- * not yet valid when now + leeway_s < nbf); sub and client (non-empty string or integer), site
- * (non-empty string), strings at most GW_JWT_MAX_CLAIM_LEN bytes that pubsub_name_valid() accepts
- * (no control characters; no ':' in site, so that a token cannot name another site's channels);
- * events if present: an array of at most GW_JWT_MAX_EVENTS non-empty strings of at most
- * GW_JWT_MAX_EVENT_LEN bytes, also without control characters. iat and other claims are ignored.
+ * rejected); exp (required integer in seconds, at most GW_JWT_MAX_SECONDS; expired when now >=
+ * exp + leeway_s; too far ahead when exp > now + max_lifetime_s + leeway_s); nbf if present
+ * (integer, at most GW_JWT_MAX_SECONDS; not yet valid when now + leeway_s < nbf); iat if an
+ * integer: at most GW_JWT_MAX_SECONDS (other types are ignored, like iat's value); sub and
+ * client (non-empty string or integer), site (non-empty string), strings at most
+ * GW_JWT_MAX_CLAIM_LEN bytes that pubsub_name_valid() accepts (no control characters; no ':' in
+ * site, so that a token cannot name another site's channels); events if present: an array of at
+ * most GW_JWT_MAX_EVENTS non-empty strings of at most GW_JWT_MAX_EVENT_LEN bytes, also without
+ * control characters. Other claims are ignored.
  * Returns 0 and fills *out (free with gw_identity_cleanup), or with *out zeroed: GW_ELIMIT (too
  * long), GW_EPROTO (malformed), GW_EUNSUPPORTED (alg), GW_EDENIED (signature), GW_EINVAL (a claim
- * missing or invalid), GW_EEXPIRED (exp) or GW_ENOTYET (nbf). */
+ * missing or invalid, a time in milliseconds, exp beyond the lifetime), GW_EEXPIRED (exp) or
+ * GW_ENOTYET (nbf); then *why (when not NULL) names the failing part or claim and the reason. */
 int gw_jwt_verify(const char *token, size_t len, const char *const *secrets, size_t n_secrets,
-                  int64_t now, uint32_t leeway_s, struct gw_identity *out);
+                  const struct gw_jwt_policy *policy, struct gw_identity *out,
+                  struct gw_jwt_refusal *why);
+/* The refusal for a log line, 'claim=exp reason="looks like milliseconds"', into out (cap
+ * bytes, truncated); returns out. */
+const char *gw_jwt_describe(const struct gw_jwt_refusal *why, char *out, size_t cap);
 /* Frees the keyed HMAC contexts gw_jwt_verify keeps per secret (at exit). */
 void gw_jwt_cleanup(void);
 
 /* Frees what gw_jwt_verify filled in and zeroes *id; safe on a zeroed identity. */
 void gw_identity_cleanup(struct gw_identity *id);
-/* What a gw_jwt_verify result means for a token, for logs: "malformed token", "expired token".. */
-const char *gw_jwt_strerror(int result);
 
 #endif

@@ -55,7 +55,9 @@ struct sockjs_session {
     uint32_t id_len;
     /* One allocation per session: then the app's per-session data (app->session_data_size
      * bytes, sockjs_session_app_data()), then the id (tabled sessions only) and its NUL, then
-     * for SESSION_BOUND the keyed digest of the bound parameter's value. */
+     * for SESSION_BOUND the keyed digest of the bound parameter's value, then (tabled sessions
+     * only) the address of the client that opened it and its NUL: a polling session outlives
+     * its requests, and its close is logged with no request at hand. */
     uint64_t tail[]; /* 8-byte alignment: enough for pointers and 64-bit integers */
 };
 
@@ -136,6 +138,12 @@ static uint32_t node_hash(const struct gw_hnode *node)
 static uint8_t *session_binding(const struct sockjs_session *s)
 {
     return (uint8_t *)session_id(s) + s->id_len + 1;
+}
+
+/* Tabled sessions only. */
+static char *session_opener(const struct sockjs_session *s)
+{
+    return (char *)session_binding(s) + ((s->flags & SESSION_BOUND) ? GW_DIGEST_LEN : 0);
 }
 
 static void table_insert(struct sockjs_server *srv, struct sockjs_session *s)
@@ -299,17 +307,21 @@ static const char *bound_value(const struct sockjs_server *srv, const struct soc
     return gw_query_param_raw(req->query, req->query_len, srv->opt.bind_param, len);
 }
 
+/* client: the opening request's client address, may be NULL: kept with tabled sessions (for
+ * their close line) and counted under for max_sessions_per_client. */
 static struct sockjs_session *session_new(struct sockjs_server *srv, const char *id, size_t len,
                                           const struct sockjs_open_info *info,
                                           enum sockjs_transport transport, const char *client)
 {
     /* Websocket sessions have no id to keep (len 0): not even a NUL, nor a binding (nobody
-     * can name them). Only bound sessions pay for the digest. */
+     * can name them), nor an address (their connection has it). Only bound sessions pay for
+     * the digest. */
     size_t bound_len = 0;
     const char *bound = len ? bound_value(srv, info, &bound_len) : NULL;
-    struct sockjs_session *s =
-        len ? gw_calloc(1, sizeof(*s) + srv->app_data_size + len + 1 + (bound ? GW_DIGEST_LEN : 0))
-            : gw_slab_alloc(&srv->untabled_slab);
+    size_t peer_len = client ? strnlen(client, SOCKJS_PEER_MAX - 1) : 0;
+    struct sockjs_session *s = len ? gw_calloc(1, sizeof(*s) + srv->app_data_size + len + 1 +
+                                                      (bound ? GW_DIGEST_LEN : 0) + peer_len + 1)
+                                   : gw_slab_alloc(&srv->untabled_slab);
     s->server = srv;
     gw_timer_init(&s->timer);
     s->state = SESSION_OPEN;
@@ -323,6 +335,8 @@ static struct sockjs_session *session_new(struct sockjs_server *srv, const char 
         gw_keyed_digest(bound, bound_len, session_binding(s));
         s->flags |= SESSION_BOUND;
     }
+    if (len && peer_len)
+        memcpy(session_opener(s), client, peer_len); /* NUL from calloc */
     client_count(s, client);
     return s;
 }
@@ -473,6 +487,22 @@ static void queue_quoted(struct sockjs_session *s, const char *msg, size_t len, 
         gw_buf_append(s->pending, msg, len);
 }
 
+/* Room for an app's description: three names of up to 256 bytes and their keys. */
+#define DESCRIBE_MAX 832
+
+/* The app's description of s after a space (" user=u1 company=acme site=main"), or "" when
+ * the app gives none. */
+static void describe(const struct sockjs_session *s, char *out, size_t cap)
+{
+    const struct sockjs_server *srv = s->server;
+    out[0] = ' ';
+    out[1] = '\0';
+    if (srv->app->describe)
+        srv->app->describe(srv->app_arg, s, out + 1, cap - 1);
+    if (!out[1])
+        out[0] = '\0';
+}
+
 /* A reader that falls behind loses its own session, not the process's memory. */
 static bool over_queue_limit(struct sockjs_session *s)
 {
@@ -484,7 +514,14 @@ static bool over_queue_limit(struct sockjs_session *s)
         queued += sockjs_receiver_queued(s->receiver);
     if (queued <= limit)
         return false;
-    GW_WARN("session closed: slow consumer (%zu bytes unsent, limit %u)", queued, limit);
+    if (gw_log_threshold >= GW_LOG_WARN) {
+        char who[DESCRIBE_MAX], peer[SOCKJS_PEER_MAX];
+        describe(s, who, sizeof(who));
+        GW_WARN("session closed: slow consumer: transport=%s session=%s%s queued=%zu limit=%u "
+                "client=%s",
+                sockjs_transport_name(sockjs_session_transport(s)), s->id_len ? session_id(s) : "-",
+                who, queued, limit, sockjs_session_peer(s, peer));
+    }
     sockjs_session_close(s, SOCKJS_CLOSE_SLOW_CONSUMER, "Slow consumer");
     return true;
 }
@@ -570,29 +607,49 @@ void sockjs_session_send(struct sockjs_session *s, const char *msg, size_t len)
     over_queue_limit(s);
 }
 
-/* The client's address from the receiver that carried the session last (r may be NULL), copied
- * while r is alive; only when the line is logged. */
-static void peer_of(const struct sockjs_receiver *r, char out[64])
+/* s's client address (sockjs_session_peer), r being the receiver that carries it (or NULL). */
+static const char *peer_from(const struct sockjs_session *s, const struct sockjs_receiver *r,
+                             char out[SOCKJS_PEER_MAX])
 {
     const char *peer = NULL;
-    if (gw_log_threshold >= GW_LOG_DEBUG && r && r->ops->peer)
+    if (s->id_len)
+        peer = session_opener(s);
+    else if (r && r->ops->peer)
         peer = r->ops->peer(r);
-    snprintf(out, 64, "%s", peer ? peer : "-");
+    snprintf(out, SOCKJS_PEER_MAX, "%s", peer && peer[0] ? peer : "-");
+    return out;
 }
 
-/* Open to closed: counted, logged (debug), then the app's on_close. */
+/* The client's address for s's close line, copied while the receiver r that carried it last
+ * (may be NULL) is alive; only when the line is logged. */
+static void peer_of(const struct sockjs_session *s, const struct sockjs_receiver *r,
+                    char out[SOCKJS_PEER_MAX])
+{
+    if (gw_log_threshold >= GW_LOG_INFO)
+        peer_from(s, r, out);
+    else
+        snprintf(out, SOCKJS_PEER_MAX, "-");
+}
+
+/* Open to closed: counted, logged (one info line per session), then the app's on_close. */
 static void mark_closed(struct sockjs_session *s, int code, const char *reason, const char *peer)
 {
     struct sockjs_server *srv = s->server;
     enum sockjs_transport t = sockjs_session_transport(s);
     uint64_t opened = s->opened_ms;
+    if (gw_log_threshold >= GW_LOG_INFO) {
+        /* Described while the app still knows the session: on_close forgets it. */
+        char who[DESCRIBE_MAX];
+        describe(s, who, sizeof(who));
+        GW_INFO("session closed: transport=%s%s%s duration_ms=%" PRIu64
+                " code=%d reason=\"%s\" client=%s",
+                sockjs_transport_name(t), (s->flags & SESSION_RAW) ? "_raw" : "", who,
+                gw_now_ms() - opened, code, reason, peer ? peer : "-");
+    }
     s->state = SESSION_CLOSED;
     s->close_code = (uint16_t)code;
     s->close_reason = reason;
     srv->open_sessions[t]--;
-    GW_DEBUG("session closed: %s%s, code %d \"%s\", %" PRIu64 " ms, client %s",
-             sockjs_transport_name(t), (s->flags & SESSION_RAW) ? " (raw)" : "", code, reason,
-             gw_now_ms() - opened, peer ? peer : "-");
     srv->app->on_close(srv->app_arg, s);
 }
 
@@ -614,8 +671,8 @@ void sockjs_session_close(struct sockjs_session *s, int code, const char *reason
         return;
     flush_pending(s);
     struct sockjs_receiver *r = s->receiver;
-    char peer[64];
-    peer_of(r, peer);
+    char peer[SOCKJS_PEER_MAX];
+    peer_of(s, r, peer);
     if (r) {
         s->receiver = NULL;
         r->session = NULL;
@@ -715,8 +772,8 @@ struct sockjs_session *sockjs_session_new_attached(struct sockjs_server *srv,
 void sockjs_session_receiver_lost(struct sockjs_session *s, struct sockjs_receiver *r)
 {
     GW_ASSERT(s->receiver == r);
-    char peer[64];
-    peer_of(r, peer);
+    char peer[SOCKJS_PEER_MAX];
+    peer_of(s, r, peer);
     s->receiver = NULL;
     r->session = NULL;
     if (s->state == SESSION_OPEN) {
@@ -772,6 +829,11 @@ struct sockjs_server *sockjs_session_server(const struct sockjs_session *s)
     return s->server;
 }
 
+const char *sockjs_session_peer(const struct sockjs_session *s, char out[SOCKJS_PEER_MAX])
+{
+    return peer_from(s, s->receiver, out);
+}
+
 enum sockjs_transport sockjs_session_transport(const struct sockjs_session *s)
 {
     return (enum sockjs_transport)(s->flags >> SESSION_TRANSPORT_SHIFT);
@@ -811,8 +873,11 @@ static void on_disconnect(struct gw_timer *t, void *arg)
     struct sockjs_session *s = GW_CONTAINER_OF(t, struct sockjs_session, timer);
     if (s->receiver)
         return;
-    if (s->state == SESSION_OPEN)
-        mark_closed(s, 0, "Timed out", NULL);
+    if (s->state == SESSION_OPEN) {
+        char peer[SOCKJS_PEER_MAX];
+        peer_of(s, NULL, peer);
+        mark_closed(s, 0, "Timed out", peer);
+    }
     reap(s);
 }
 
@@ -847,8 +912,8 @@ void sockjs_server_free(struct sockjs_server *srv)
             struct sockjs_session *s =
                 GW_CONTAINER_OF(srv->table.buckets[i], struct sockjs_session, node);
             struct sockjs_receiver *r = s->receiver;
-            char peer[64];
-            peer_of(r, peer);
+            char peer[SOCKJS_PEER_MAX];
+            peer_of(s, r, peer);
             s->receiver = NULL;
             if (r) {
                 r->session = NULL;

@@ -114,6 +114,10 @@ struct sockjs_app_ops {
     /* Bytes of per-session app state, allocated with the session and zeroed, 8-byte aligned
      * (sockjs_session_app_data()): no allocation and no pointer of its own per session. */
     size_t session_data_size;
+    /* Optional: who the session is, for its log lines ("user=u1 company=acme site=main"), into
+     * out (cap bytes, NUL-terminated). Called while the session is open, and on its close just
+     * before on_close; must not send or close. */
+    void (*describe)(void *app, const struct sockjs_session *s, char *out, size_t cap);
 };
 
 enum sockjs_frame_type {
@@ -289,6 +293,12 @@ void *sockjs_session_app_data(const struct sockjs_session *s);
 /* The session whose app data this is: apps need not keep a pointer back. */
 struct sockjs_session *sockjs_session_of_app_data(void *data);
 struct sockjs_server *sockjs_session_server(const struct sockjs_session *s);
+/* Room for a client address and its port. */
+#define SOCKJS_PEER_MAX 64
+/* The client's address for logs, into out: for sessions opened by an HTTP request (they have
+ * an id), the address of that request, kept for the session's life; for websocket sessions,
+ * their connection's; "-" when none is known. Returns out. */
+const char *sockjs_session_peer(const struct sockjs_session *s, char out[SOCKJS_PEER_MAX]);
 enum sockjs_transport sockjs_session_transport(const struct sockjs_session *s);
 /* Once closed (in and after on_close): the close code and reason; code 0 and "Timed out" for a
  * session that timed out without a receiver (or was closed by the server's shutdown), which

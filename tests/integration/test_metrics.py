@@ -1,5 +1,5 @@
 """Observability: GET /metrics on the API listener (Prometheus text format 0.0.4, checked by
-promtool), --version, --log-format json and the debug line per session close.
+promtool), --version, --log-format json and the info line per session close.
 
 Spec: docs/PROTOCOL.md "Metrics and health". promtool comes from Debian's `prometheus`
 package (scripts/setup.sh --test); without it these tests fail, they do not skip.
@@ -150,20 +150,23 @@ class MetricsTest(ScopedTestCase):
         self.assertEqual(gw.api("GET", "/api/stats", key=None).status, 401)
         self.assertEqual(gw.api("GET", "/api/stats").status, 200)
 
-        # The close of the websocket session: a debug line with transport, code and reason,
-        # duration and client address; its count moves from the open gauge to closes.
+        # The close of the websocket session: an info line with transport, identity, duration,
+        # code and reason, and client address (test_logs.py has the details); its count moves
+        # from the open gauge to closes.
         since = gw.log_mark()
         ws.close()
-        line = gw.wait_log(r"session closed: websocket, code 1002 ", since=since)
+        line = gw.wait_log(r"session closed: transport=websocket .* code=1002 ", since=since)
         # The client's connection is gone: its address may be too ("?").
         self.assertRegex(json.loads(line)["msg"],
-                         r'^session closed: websocket, code 1002 "Connection interrupted", '
-                         r'\d+ ms, client (127\.0\.0\.1:\d+|\?)$')
+                         r'^session closed: transport=websocket user=\S+ company=\S+ site=\S+ '
+                         r'duration_ms=\d+ code=1002 reason="Connection interrupted" '
+                         r'client=(127\.0\.0\.1:\d+|\?)$')
         # Closed by the gateway, the connection still there: with the client's address.
-        line = gw.find_log(r"session closed: websocket, code 4001 ")
+        line = gw.find_log(r"session closed: transport=websocket .* code=4001 ")
         self.assertRegex(json.loads(line)["msg"],
-                         r'^session closed: websocket, code 4001 "Invalid token", \d+ ms, '
-                         r'client 127\.0\.0\.1:\d+$')
+                         r'^session closed: transport=websocket user=- company=- site=- '
+                         r'duration_ms=\d+ code=4001 reason="Invalid token" '
+                         r'client=127\.0\.0\.1:\d+$')
         m = parse_metrics(self.metrics())
         self.assertEqual(value(m, "sockjs_gateway_sessions", transport="websocket"), 1)
         self.assertEqual(value(m, "sockjs_gateway_session_closes_total", code="1002"), 1)

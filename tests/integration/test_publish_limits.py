@@ -53,7 +53,9 @@ class ForgedNames(ScopedTestCase):
                 forged = self.session(t, token=jwt_encode(claims_for(s1 + ":x", "A", "X")))
                 code, reason, msgs = close_of(forged)
                 self.assertEqual((code, reason), (4001, "Invalid token"))
-                self.gw.wait_log(r"session refused: missing or invalid claim", since=mark)
+                self.gw.wait_log(r'session refused: code=4001 claim=site reason="control '
+                                 r"character or ':'\" transport=%s client=127\.0\.0\.1:" % t,
+                                 since=mark)
                 self.gw.publish(publish_body("user", s1, "for.user", 1, ids=["x:A"]))
                 self.gw.publish(publish_body("client", s1, "for.client", 2, ids=["x:X"]))
                 # The rightful owner of both channels still gets them.
