@@ -240,7 +240,7 @@ class SessionsPerAddress(unittest.TestCase):
         self.assertCrowded(open_xhr(gw.port, "crowded"))
         mark = gw.log_mark()
         sockets[0].close()
-        gw.wait_log(r"session closed: websocket", since=mark)
+        gw.wait_log(r"session closed: transport=websocket ", since=mark)
         sock, line = websocket_upgrade(gw.port, "ws-again")
         self.addCleanup(sock.close)
         self.assertTrue(line.startswith("HTTP/1.1 101"), line)
