@@ -33,7 +33,8 @@ uint64_t gw_wall_us(void)
 static void arm(struct gw_timerq *q, uint64_t now)
 {
     struct gw_timer *head = GW_CONTAINER_OF(q->timers.next, struct gw_timer, node);
-    uint64_t wait = head->deadline_ms > now ? head->deadline_ms - now : 0;
+    uint64_t due = head->deadline_ms + q->slack_ms;
+    uint64_t wait = due > now ? due - now : 0;
     struct timeval tv = {.tv_sec = (time_t)(wait / 1000),
                          .tv_usec = (suseconds_t)(wait % 1000) * 1000};
     event_add(q->ev, &tv);
@@ -63,6 +64,7 @@ void gw_timerq_init(struct gw_timerq *q, struct event_base *base, uint64_t durat
 {
     gw_list_init(&q->timers);
     q->duration_ms = duration_ms;
+    q->slack_ms = 0;
     q->cb = cb;
     q->arg = arg;
     q->ev = evtimer_new(base, on_timer, q);

@@ -22,6 +22,7 @@ typedef void (*gw_timer_cb)(struct gw_timer *timer, void *arg);
 struct gw_timerq {
     struct gw_list timers;
     uint64_t duration_ms;
+    uint64_t slack_ms; /* gw_timerq_set_slack */
     struct event *ev;
     gw_timer_cb cb;
     void *arg;
@@ -34,6 +35,14 @@ struct gw_timer {
 
 void gw_timerq_init(struct gw_timerq *q, struct event_base *base, uint64_t duration_ms,
                     gw_timer_cb cb, void *arg);
+/* Lets the queue fire up to slack_ms after a deadline, with every timer due by then in the same
+ * callback pass: with many timers spread over the duration (a heartbeat per session), that is
+ * one loop wakeup per slack_ms instead of one per timer. 0 (the default): fire at each deadline. */
+static inline void gw_timerq_set_slack(struct gw_timerq *q, uint64_t slack_ms)
+{
+    q->slack_ms = slack_ms;
+}
+
 /* Stops the queue; timers still in it are detached without their callback. */
 void gw_timerq_cleanup(struct gw_timerq *q);
 

@@ -205,6 +205,7 @@ struct gw_apps *gw_apps_new(struct gw_server *srv, const struct gw_config *cfg,
     struct sockjs_options base;
     sockjs_options_defaults(&base);
     base.heartbeat_ms = cfg->heartbeat_ms;
+    base.heartbeat_window_ms = cfg->heartbeat_window_ms;
     base.disconnect_ms = cfg->disconnect_ms;
     base.response_limit = cfg->response_limit;
     base.websocket = !cfg->no_websocket;

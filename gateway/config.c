@@ -57,6 +57,9 @@ static const struct opt options[] = {
     STR("sockjs-url", sockjs_url, "URL",
         "client library URL in iframe.html (default: the gateway's own copy)"),
     U32("heartbeat-ms", heartbeat_ms, 1, UINT32_MAX, "heartbeat delay"),
+    U32("heartbeat-window-ms", heartbeat_window_ms, 0, UINT32_MAX,
+        "a heartbeat may come this much late (at most a tenth of --heartbeat-ms), so that those "
+        "due together go out in one loop turn"),
     U32("disconnect-delay-ms", disconnect_ms, 1, UINT32_MAX, "session lifetime without a receiver"),
     U32("response-limit", response_limit, 1, UINT32_MAX, "bytes after which a stream ends"),
     FLAG("cookie-needed", cookie_needed, "JSESSIONID cookie handling"),
@@ -178,6 +181,7 @@ void gw_config_defaults(struct gw_config *cfg)
     cfg->prefix = "/sockjs";
     cfg->sockjs_url = GW_STATIC_SOCKJS_PATH;
     cfg->heartbeat_ms = 25000;
+    cfg->heartbeat_window_ms = 1000;
     cfg->disconnect_ms = 5000;
     cfg->response_limit = 128 * 1024;
     cfg->max_header_bytes = 8192;

@@ -28,6 +28,7 @@ struct gw_config {
     const char *prefix;
     const char *sockjs_url;
     uint32_t heartbeat_ms;
+    uint32_t heartbeat_window_ms;
     uint32_t disconnect_ms;
     uint32_t response_limit;
     bool cookie_needed;

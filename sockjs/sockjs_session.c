@@ -103,6 +103,7 @@ void sockjs_options_defaults(struct sockjs_options *opt)
     memset(opt, 0, sizeof(*opt));
     opt->prefix = "/sockjs";
     opt->heartbeat_ms = 25000;
+    opt->heartbeat_window_ms = 1000;
     opt->disconnect_ms = 5000;
     opt->response_limit = 128 * 1024;
     opt->websocket = true;
@@ -893,6 +894,7 @@ struct sockjs_server *sockjs_server_new(struct event_base *base, const struct so
     srv->app_data_size = (app->session_data_size + 7) & ~(size_t)7;
     gw_slab_init(&srv->untabled_slab, sizeof(struct sockjs_session) + srv->app_data_size);
     gw_timerq_init(&srv->heartbeat_q, base, opt->heartbeat_ms, on_heartbeat, srv);
+    gw_timerq_set_slack(&srv->heartbeat_q, sockjs_heartbeat_window_ms(opt));
     gw_timerq_init(&srv->disconnect_q, base, opt->disconnect_ms, on_disconnect, srv);
     gw_htable_init(&srv->table, 64, node_hash);
     gw_htable_init(&srv->clients, 16, client_node_hash);

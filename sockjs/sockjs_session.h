@@ -33,8 +33,11 @@ struct sockjs_session;
 struct sockjs_receiver;
 
 struct sockjs_options {
-    const char *prefix;      /* "/echo": the URL path the server answers under */
-    uint32_t heartbeat_ms;   /* idle receiver gets "h" after this long (25000) */
+    const char *prefix;    /* "/echo": the URL path the server answers under */
+    uint32_t heartbeat_ms; /* idle receiver gets "h" after this long (25000) */
+    /* ... or up to this much later (1000; at most a tenth of heartbeat_ms is used), so that the
+     * heartbeats falling due within it are written in one loop turn, not one wakeup each. */
+    uint32_t heartbeat_window_ms;
     uint32_t disconnect_ms;  /* session without receiver lives this long (5000) */
     uint32_t response_limit; /* streams end after this many frame bytes (131072) */
     bool websocket;          /* websocket transports enabled (true) */
@@ -101,6 +104,14 @@ char *sockjs_open_info_copy(const struct sockjs_open_info *in, char buf[SOCKJS_O
                             struct sockjs_open_info *out);
 
 void sockjs_options_defaults(struct sockjs_options *opt);
+
+/* The heartbeat window in effect: heartbeat_window_ms, but at most a tenth of heartbeat_ms. A
+ * receiver is never silent for longer than heartbeat_ms plus this. */
+static inline uint32_t sockjs_heartbeat_window_ms(const struct sockjs_options *opt)
+{
+    uint32_t tenth = opt->heartbeat_ms / 10;
+    return opt->heartbeat_window_ms < tenth ? opt->heartbeat_window_ms : tenth;
+}
 
 /* The application behind a prefix. Callbacks may send to or close any session, the one given
  * included; they must not free anything of the server's. */
