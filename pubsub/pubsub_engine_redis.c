@@ -1142,6 +1142,9 @@ static void conn_teardown(struct redis_conn *c)
     event_free(c->timer);
     c->timer = NULL;
     dns_abandon(c);
+    /* Not ready any more before the pending callbacks run: one of them may send a command
+     * (presence's drain steps do), which must be refused, not sent on a freed context. */
+    c->state = CONN_IDLE;
     if (c->ac) {
         redisAsyncContext *ac = c->ac;
         c->ac = NULL;

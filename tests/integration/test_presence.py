@@ -266,8 +266,10 @@ def open_many(test, gws, site, client, users):
         path = "/sockjs/000/%s/websocket?token=%s" % (unique("s"),
                                                       scopedfix.token_for(site, u, client))
         c.send(gwtest.ws_handshake_request(path, "dGhlIHNhbXBsZSBub25jZQ=="))
+    # A flood: a connection whose handshake found the accept queue full waits for the kernel's
+    # retransmissions (1 s, 2 s, ...), so one answer may come later than the usual timeout.
     for c in conns:
-        resp = gwtest.read_response_head(c)
+        resp = gwtest.read_response_head(c, timeout=4 * gwtest.TIMEOUT)
         test.assertEqual(resp.status, 101, resp)
         socks.append(gwtest.WebSocket(c, resp))
     for ws in socks:

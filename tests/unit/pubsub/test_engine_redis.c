@@ -776,6 +776,51 @@ FX_TEST(shard_ready_comes_once_both_connections_are_up, 1, 0)
     gw_free(n.got);
 }
 
+/* A command's callback that sends another command, as presence's drain steps do. */
+struct chained {
+    struct pubsub_engine *eng;
+    unsigned replies, null_replies;
+    int resend_status;
+};
+
+static void ignore_reply(void *arg, struct redisReply *reply)
+{
+    (void)arg;
+    (void)reply;
+}
+
+static void on_chained_reply(void *arg, struct redisReply *reply)
+{
+    struct chained *ch = arg;
+    ch->replies++;
+    ch->null_replies += reply == NULL;
+    const char *argv[] = {"PING"};
+    const size_t argvlen[] = {4};
+    ch->resend_status = pubsub_engine_command(ch->eng, 0, 1, argv, argvlen, ignore_reply, NULL);
+}
+
+/* Freeing the engine answers a command in flight with NULL; a command its callback sends then is
+ * refused (the connection is gone), not sent on the freed context. */
+FX_TEST(a_command_sent_from_a_reply_to_free_is_refused, 1, 0)
+{
+    struct node n = {0};
+    n.eng = engine_for(fx, &n, &fx->srv[0], 1);
+    ASSERT_TRUE(n.eng != NULL);
+    WAIT_FOR(fx, pubsub_engine_available(n.eng), WAIT_MS);
+    struct chained ch = {.eng = n.eng, .resend_status = 1};
+    /* Blocks in Redis for 5 s: still in flight when the engine is freed. */
+    const char *argv[] = {"BLPOP", "no-such-list", "5"};
+    const size_t argvlen[] = {5, 12, 1};
+    ASSERT_INT_EQ(pubsub_engine_command(n.eng, 0, 3, argv, argvlen, on_chained_reply, &ch), 0);
+    run_for(fx, 50);
+    pubsub_engine_free(n.eng);
+    ASSERT_UINT_EQ(ch.replies, 1);
+    ASSERT_UINT_EQ(ch.null_replies, 1);
+    ASSERT_TRUE(ch.resend_status != 0);
+    node_clear(&n);
+    gw_free(n.got);
+}
+
 /* A reply on a connection that AUTHs with password and SELECTs db first; NULL when any fails. */
 static redisReply *authed_command(int port, const char *password, int db, const char *fmt,
                                   const char *arg)
@@ -1027,6 +1072,7 @@ GW_TEST_MAIN(TEST_CASE(urls_are_checked), TEST_CASE(two_nodes_get_each_publish_o
              TEST_CASE(flushed_script_falls_back_to_eval),
              TEST_CASE(redis_restart_refuses_then_resumes),
              TEST_CASE(shard_ready_comes_once_both_connections_are_up),
+             TEST_CASE(a_command_sent_from_a_reply_to_free_is_refused),
              TEST_CASE(auth_and_select_come_before_the_shard_is_ready),
              TEST_CASE(free_while_down_connecting_or_busy),
              TEST_CASE(free_from_inside_the_deliver_callback),
