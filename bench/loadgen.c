@@ -381,10 +381,10 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     sum_counters(&t);
     fprintf(stderr,
             "loadgen: %6.1f s  open %lld (+%lld/s)  failed %lld  lost %lld  messages %lld "
-            "(+%lld/s)\n",
+            "(+%lld/s)  heartbeats %lld\n",
             s, (long long)(t.opened - t.lost), (long long)(t.opened - P.last_opened),
             (long long)t.failed, (long long)t.lost, (long long)t.messages,
-            (long long)(t.messages - P.last_messages));
+            (long long)(t.messages - P.last_messages), (long long)t.heartbeats);
     P.last_opened = t.opened;
     P.last_messages = t.messages;
 }

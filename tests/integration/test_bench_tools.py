@@ -12,6 +12,7 @@ header comments (the ready line and the JSON summaries).
 
 import json
 import os
+import re
 import selectors
 import subprocess
 import tempfile
@@ -153,6 +154,26 @@ class BenchTools(ScopedTestCase):
         s, status = lg.summary()
         self.assertEqual((s["opened"], s["stopped_by"], s["error"], status),
                          (10, "stdin", None, 0), s)
+
+    def test_heartbeats_in_progress_lines(self):
+        """Heartbeats are counted, in the summary and at the end of the once-a-second progress
+        line (bench/run's idle-cpu scenario reads them there to bracket its CPU window)."""
+        gw = self.start_gateway("--heartbeat-ms", "200")
+        lg = self.start([tool("loadgen"), "--target", "%s:%d" % (gw.host, gw.port),
+                         "--sessions", "10", "--procs", "2", "--hold", "2.5",
+                         "--timeout", str(RUN_TIMEOUT)])
+        self.assertEqual(lg.line(RUN_TIMEOUT), "ready 10\n", lg.stderr())
+        s, status = lg.summary()
+        err = lg.stderr()
+        why = "%r\n%s" % (s, err)
+        self.assertEqual((s["opened"], s["lost"], s["error"], status), (10, 0, None, 0), why)
+        # 10 sessions x 2.5 s / 0.2 s: ~120; at least half of that arrives on a busy machine.
+        self.assertGreaterEqual(s["heartbeats"], 60, why)
+        progress = re.findall(r"^loadgen: .* lost 0  messages 0 \(\+0/s\)  heartbeats (\d+)$",
+                              err, re.M)
+        self.assertTrue(progress, why)
+        self.assertGreater(int(progress[-1]), 0, why)
+        self.assertLessEqual(int(progress[-1]), s["heartbeats"], why)
 
     def test_refused_sessions_are_counted(self):
         """A wrong secret: the gateway closes every session with 4001 right after `o`; within
