@@ -442,6 +442,20 @@ class GatewayTestCase(unittest.TestCase):
                          % data[:200])
 
 
+def stop_all(*processes):
+    """Stops every process (gateways, redis-servers: anything with stop()), even when one stop
+    fails, so that a failing node does not leave the others running; then raises the first
+    failure."""
+    errors = []
+    for p in processes:
+        try:
+            p.stop()
+        except Exception as e:  # noqa: BLE001 - re-raised below
+            errors.append(e)
+    if errors:
+        raise errors[0]
+
+
 def main():
     unittest.main()
 

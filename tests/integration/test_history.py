@@ -30,6 +30,7 @@ import threading
 import time
 import unittest
 
+import gwtest
 import redisfix
 import scopedfix
 from scopedfix import TRANSPORTS, ScopedGateway, ScopedTestCase, publish_body, token_for, unique
@@ -404,11 +405,10 @@ class TwoNodes(HistoryMixin, ScopedTestCase):
 
     @classmethod
     def tearDownClass(cls):
-        for gw in getattr(cls, "nodes", []):
-            gw.stop()
-        for r in getattr(cls, "redis", []):
-            r.stop()
-        super().tearDownClass()
+        try:
+            gwtest.stop_all(*getattr(cls, "nodes", []), *getattr(cls, "redis", []))
+        finally:
+            super().tearDownClass()
 
     def test_away_from_one_node_back_on_the_other(self):
         a, b = self.nodes

@@ -340,12 +340,10 @@ class TwoNodes(PresenceMixin, ScopedTestCase):
 
     @classmethod
     def tearDownClass(cls):
-        for n in cls.nodes:
-            n.stop()
+        nodes, redis = cls.nodes, [cls.redis] if cls.redis else []
         cls.nodes, cls._class_gw = [], None
-        if cls.redis:
-            cls.redis.stop()
         unittest.TestCase.tearDownClass.__func__(cls)
+        gwtest.stop_all(*nodes, *redis)
 
     def test_every_node_answers_for_the_cluster(self):
         node1, node2 = self.nodes
@@ -550,12 +548,10 @@ class TwoShards(PresenceMixin, ScopedTestCase):
 
     @classmethod
     def tearDownClass(cls):
-        for n in cls.nodes:
-            n.stop()
-        for r in cls.redis:
-            r.stop()
+        nodes, redis = cls.nodes, cls.redis
         cls.nodes, cls.redis, cls._class_gw = [], [], None
         unittest.TestCase.tearDownClass.__func__(cls)
+        gwtest.stop_all(*nodes, *redis)
 
     def test_batch_answers_from_both_shards(self):
         by_shard = {0: [], 1: []}
