@@ -3,6 +3,7 @@
 #include "gw_error.h"
 #include "gw_utf8.h"
 
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -45,9 +46,11 @@ static size_t json_escape(char *out, size_t cap, const char *msg, size_t len)
     return n;
 }
 
-/* Lines held back by gw_log_hold(), written by one write at the release. Room for a busy loop
- * turn's lines (a few dozen session closes); a fuller turn writes when the buffer fills. */
-#define HELD_BYTES 16384
+/* Lines held back by gw_log_hold(), written by one write at the release. PIPE_BUF: a write of
+ * at most that much to a pipe is atomic, so held lines never interleave with another process's
+ * lines on a shared log pipe; that still holds a busy turn's dozen or so lines, and a fuller
+ * turn writes when the buffer fills. */
+#define HELD_BYTES PIPE_BUF
 static char held[HELD_BYTES];
 static size_t held_len;
 static unsigned hold_depth;
