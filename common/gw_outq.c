@@ -135,37 +135,48 @@ size_t gw_outq_bytes(const struct gw_outq *q)
     return q->bytes;
 }
 
-ssize_t gw_outq_write(struct gw_outq *q, int fd)
+size_t gw_outq_iov(const struct gw_outq *q, struct iovec *iov, size_t max)
 {
-    struct iovec iov[MAX_IOV];
-    int n_iov = 0;
-    for (struct seg *s = q->head; s && n_iov < MAX_IOV; s = s->next) {
-        iov[n_iov].iov_base = (void *)s->data;
-        iov[n_iov].iov_len = s->len;
-        n_iov++;
+    size_t n = 0;
+    for (const struct seg *s = q->head; s && n < max; s = s->next) {
+        iov[n].iov_base = (void *)s->data;
+        iov[n].iov_len = s->len;
+        n++;
     }
-    if (n_iov == 0)
-        return 0;
-    ssize_t n;
-    do
-        n = writev(fd, iov, n_iov);
-    while (n < 0 && errno == EINTR);
-    if (n < 0)
-        return errno == EAGAIN || errno == EWOULDBLOCK ? GW_EAGAIN : GW_EIO;
-    q->bytes -= (size_t)n;
-    size_t left = (size_t)n;
-    while (left > 0) {
+    return n;
+}
+
+void gw_outq_consume(struct gw_outq *q, size_t n)
+{
+    GW_ASSERT(n <= q->bytes);
+    q->bytes -= n;
+    while (n > 0) {
         struct seg *s = q->head;
-        if (left < s->len) {
-            s->data += left;
-            s->len -= (uint32_t)left;
+        if (n < s->len) {
+            s->data += n;
+            s->len -= (uint32_t)n;
             break;
         }
-        left -= s->len;
+        n -= s->len;
         q->head = s->next;
         if (!q->head)
             q->tail = NULL;
         seg_release(s);
     }
+}
+
+ssize_t gw_outq_write(struct gw_outq *q, int fd)
+{
+    struct iovec iov[MAX_IOV];
+    size_t n_iov = gw_outq_iov(q, iov, MAX_IOV);
+    if (n_iov == 0)
+        return 0;
+    ssize_t n;
+    do
+        n = writev(fd, iov, (int)n_iov);
+    while (n < 0 && errno == EINTR);
+    if (n < 0)
+        return errno == EAGAIN || errno == EWOULDBLOCK ? GW_EAGAIN : GW_EIO;
+    gw_outq_consume(q, (size_t)n);
     return n;
 }

@@ -11,6 +11,7 @@
 
 #include <stddef.h>
 #include <sys/types.h>
+#include <sys/uio.h>
 
 #include "gw_error.h"
 
@@ -31,6 +32,12 @@ size_t gw_outq_bytes(const struct gw_outq *q);
 /* Writes as much as the socket takes in one writev; returns the bytes written, GW_EAGAIN when
  * the socket is full, or GW_EIO (errno says why). */
 ssize_t gw_outq_write(struct gw_outq *q, int fd);
+
+/* The first (at most max) queued byte ranges, in order, for a send of one's own; returns how
+ * many. They stay valid until q is changed. */
+size_t gw_outq_iov(const struct gw_outq *q, struct iovec *iov, size_t max);
+/* Drops the first n queued bytes (n at most gw_outq_bytes): they were written. */
+void gw_outq_consume(struct gw_outq *q, size_t n);
 
 /* Frees the free lists (at exit, so that leak checkers see a clean heap). */
 void gw_outq_pool_release(void);

@@ -80,6 +80,9 @@ static const struct opt options[] = {
         "unwritten bytes before a non-reading connection is dropped"),
     U32("max-queued-bytes", max_queued_bytes, 0, UINT32_MAX,
         "unsent bytes before a session is closed as a slow consumer (4008); 0: no limit"),
+    FLAG("no-io-uring", no_io_uring,
+         "write a loop turn's output with one writev per connection instead of one io_uring "
+         "submission for all of them (used anyway where io_uring is unavailable)"),
     U32("header-timeout-ms", header_timeout_ms, 1, UINT32_MAX, "time to receive a request (408)"),
     U32("idle-timeout-ms", idle_timeout_ms, 1, UINT32_MAX, "keep-alive connection idle limit"),
     U32("linger-ms", linger_ms, 1, UINT32_MAX,

@@ -33,6 +33,7 @@ struct gw_config {
     uint32_t response_limit;
     bool cookie_needed;
     bool no_websocket;
+    bool no_io_uring;
     uint32_t max_header_bytes;
     uint32_t max_headers;
     uint32_t max_body_bytes;

@@ -35,6 +35,7 @@
 #include "gw_log.h"
 #include "gw_net.h"
 #include "gw_outq.h"
+#include "gw_sendbatch.h"
 #include "gw_slab.h"
 #include "http_conn_internal.h"
 #include "proxy_protocol.h"
@@ -173,6 +174,11 @@ static void start_linger(struct gw_conn *c)
 
 /* ---- output --------------------------------------------------------------------------------- */
 
+/* A loop turn that has output for at least CONN_SEND_BATCH_MIN connections writes it with one
+ * io_uring submission per CONN_SEND_BATCH of them (gw_sendbatch.h); below that, writev each. */
+#define CONN_SEND_BATCH 256
+#define CONN_SEND_BATCH_MIN 4
+
 /* Appends c to a growable list of connections (the server's flush and pending-input lists:
  * arrays rather than a link in every connection). */
 static void conn_list_push(struct gw_conn_list *l, struct gw_conn *c)
@@ -200,6 +206,27 @@ static struct gw_outq *out_queue(struct gw_conn *c)
     return c->out;
 }
 
+/* A write that wrote nothing: GW_EAGAIN (the socket is full) or GW_EIO with err; returns false
+ * if the connection died. */
+static bool write_refused(struct gw_conn *c, ssize_t rc, int err)
+{
+    if (rc == GW_EAGAIN) {
+        size_t queued = gw_outq_bytes(c->out);
+        if (queued > c->srv->cfg->max_output_bytes) {
+            /* A peer that does not read loses its own connection, not our memory. */
+            GW_WARN("%s: slow consumer: %zu bytes unwritten (limit %u); closing",
+                    gw_conn__peer_name(c), queued, c->srv->cfg->max_output_bytes);
+            close_now(c);
+            return false;
+        }
+        set_events(c, c->events | EV_WRITE);
+        return true;
+    }
+    GW_DEBUG("%s: write failed: %s", gw_conn__peer_name(c), strerror(err));
+    close_now(c);
+    return false;
+}
+
 /* Writes what is queued; returns false if the connection died. */
 static bool do_write(struct gw_conn *c)
 {
@@ -207,25 +234,9 @@ static bool do_write(struct gw_conn *c)
         return false;
     while (c->out && gw_outq_bytes(c->out) > 0) {
         ssize_t rc = gw_outq_write(c->out, c->fd);
-        if (rc > 0)
-            c->srv->accept_stats.bytes_written += (uint64_t)rc;
-        if (rc < 0) {
-            if (rc == GW_EAGAIN) {
-                size_t queued = gw_outq_bytes(c->out);
-                if (queued > c->srv->cfg->max_output_bytes) {
-                    /* A peer that does not read loses its own connection, not our memory. */
-                    GW_WARN("%s: slow consumer: %zu bytes unwritten (limit %u); closing",
-                            gw_conn__peer_name(c), queued, c->srv->cfg->max_output_bytes);
-                    close_now(c);
-                    return false;
-                }
-                set_events(c, c->events | EV_WRITE);
-                return true;
-            }
-            GW_DEBUG("%s: write failed: %s", gw_conn__peer_name(c), strerror(errno));
-            close_now(c);
-            return false;
-        }
+        if (rc < 0)
+            return write_refused(c, rc, errno);
+        c->srv->accept_stats.bytes_written += (uint64_t)rc;
     }
     gw_outq_free(c->out);
     c->out = NULL;
@@ -242,17 +253,63 @@ static bool do_write(struct gw_conn *c)
     return c->state != ST_DEAD;
 }
 
+/* Whether c's queued output goes into the turn's batch: not when it waits for the socket to
+ * have room (its EV_WRITE event writes it). */
+static bool batchable(const struct gw_conn *c)
+{
+    return c->state != ST_DEAD && c->out && gw_outq_bytes(c->out) > 0 && !(c->events & EV_WRITE);
+}
+
+/* Writes the flush list's connections from `from` on (at most one batch of them) with one
+ * submission, then finishes each with do_write (the rest of a long queue, or what a full
+ * socket means); returns the index after the last one. */
+static size_t flush_batch(struct gw_server *srv, size_t from)
+{
+    struct gw_conn_set *set = &srv->conns;
+    struct gw_conn *batch[CONN_SEND_BATCH];
+    size_t n = 0, i = from;
+    for (; i < set->flush.n && n < CONN_SEND_BATCH; i++) {
+        struct gw_conn *c = set->flush.items[i];
+        if (batchable(c) && gw_sendbatch_add(set->sends, c->out, c->fd))
+            batch[n++] = c;
+    }
+    gw_sendbatch_send(set->sends);
+    for (size_t k = 0; k < n; k++) {
+        struct gw_conn *c = batch[k];
+        int err = 0;
+        ssize_t rc = gw_sendbatch_result(set->sends, k, &err);
+        if (rc >= 0)
+            c->srv->accept_stats.bytes_written += (uint64_t)rc;
+        else
+            write_refused(c, rc, err);
+    }
+    /* Everything from `from` to i, batched or not, in list order: the batch's leftovers and
+     * endings, and the connections it did not take. */
+    for (size_t k = from; k < i; k++) {
+        struct gw_conn *c = set->flush.items[k];
+        c->flags &= (uint8_t)~F_ON_FLUSH_LIST;
+        if (!(c->events & EV_WRITE))
+            do_write(c);
+    }
+    return i;
+}
+
 void gw_conn_turn_end(struct gw_server *srv)
 {
+    struct gw_conn_set *set = &srv->conns;
     /* Writing may schedule more (a drained handler writes again): they are written too. */
-    for (size_t i = 0; i < srv->conns.flush.n; i++) {
-        struct gw_conn *c = srv->conns.flush.items[i];
+    for (size_t i = 0; i < set->flush.n;) {
+        if (set->sends && set->flush.n - i >= CONN_SEND_BATCH_MIN) {
+            i = flush_batch(srv, i);
+            continue;
+        }
+        struct gw_conn *c = set->flush.items[i++];
         c->flags &= (uint8_t)~F_ON_FLUSH_LIST;
         do_write(c);
     }
-    srv->conns.flush.n = 0;
-    while (!gw_list_empty(&srv->conns.dead)) {
-        struct gw_conn *c = conn_from_node(srv->conns.dead.next);
+    set->flush.n = 0;
+    while (!gw_list_empty(&set->dead)) {
+        struct gw_conn *c = conn_from_node(set->dead.next);
         gw_list_remove(&c->node);
         conn_free(c);
     }
@@ -574,6 +631,12 @@ static void on_linger_timeout(struct gw_timer *t, void *arg)
 void gw_conn_set_init(struct gw_server *srv)
 {
     struct gw_conn_set *set = &srv->conns;
+    if (!srv->cfg->no_io_uring) {
+        set->sends = gw_sendbatch_new(CONN_SEND_BATCH);
+        if (!set->sends)
+            GW_INFO("io_uring unavailable (%s): output is written one connection at a time",
+                    strerror(errno));
+    }
     gw_list_init(&set->live);
     gw_list_init(&set->dead);
     gw_conn__req_pool_init(&set->req_pool);
@@ -601,6 +664,7 @@ void gw_conn_set_cleanup(struct gw_server *srv)
     gw_slab_release(&set->slab);
     gw_free(set->input_pending.items);
     gw_free(set->flush.items);
+    gw_sendbatch_free(set->sends);
     close(set->epfd);
     gw_timerq_cleanup(&set->header_q);
     gw_timerq_cleanup(&set->idle_q);

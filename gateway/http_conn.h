@@ -15,6 +15,7 @@
 
 struct event;
 struct gw_conn;
+struct gw_sendbatch;
 struct gw_server;
 
 /* A growable array of connections (rather than a link in every connection). */
@@ -30,6 +31,7 @@ struct gw_conn_set {
     struct gw_list live;               /* every open connection */
     struct gw_list dead;               /* closed connections, freed at the end of the loop turn */
     struct gw_conn_list flush;         /* connections with output queued this loop turn */
+    struct gw_sendbatch *sends;        /* writes the flush list; NULL without io_uring */
     int epfd;                          /* the connections' epoll set */
     struct event *epoll_ev;            /* libevent's watch on epfd */
     struct event *input_ev;            /* runs input_pending */

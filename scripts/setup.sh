@@ -8,7 +8,7 @@ want_tests=0
 [ "${1:-}" = "--test" ] && want_tests=1
 
 packages=(cmake make gcc pkg-config libevent-dev libhttp-parser-dev libjansson-dev zlib1g-dev
-          libssl-dev libhiredis-dev)
+          libssl-dev libhiredis-dev liburing-dev)
 if [ "$want_tests" = 1 ]; then
     packages+=(clang clang-format libclang-rt-14-dev libwebsockets-dev python3 redis-server haproxy nginx prometheus
                chromium iproute2)

@@ -3,7 +3,9 @@
 --heartbeat-ms plus the heartbeat window, although heartbeats falling due within the window are
 written together in one loop turn; a receiver that gets other frames gets no heartbeat.
 
-Checked with a short heartbeat (1,000 ms, window 100 ms) over websocket and xhr-streaming
+Both ways of writing a loop turn's output are checked: one io_uring submission for every
+connection (the default) and one writev per connection (--no-io-uring, and where io_uring is
+unavailable). Checked with a short heartbeat (1,000 ms, window 100 ms) over websocket and xhr-streaming
 sessions, each read by its own thread that timestamps every frame: the longest gap between two
 frames after the ready message, over three heartbeat intervals, must stay within the bound plus a
 margin for this side's own scheduling (the reader threads share a busy machine); and a session
@@ -79,6 +81,11 @@ class Heartbeats(ScopedTestCase):
         reader.join()
         self.assertEqual(frames.count("h"), 0, frames)
         self.assertEqual(len(frames), 10, frames)
+
+class HeartbeatsWrittenOneConnectionAtATime(Heartbeats):
+    """The same contract on the writev path, which gateways without io_uring take."""
+    gateway_args = Heartbeats.gateway_args + ("--no-io-uring",)
+
 
 if __name__ == "__main__":
     import gwtest

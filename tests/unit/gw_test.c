@@ -1,6 +1,9 @@
 #include "gw_test.h"
 
 #include <ctype.h>
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 int gw_test_failures;
 
@@ -31,6 +34,29 @@ int gw_test_mem_eq(const char *file, int line, const char *an, const void *a, si
     fprintf(stderr, " (%zu)\n", blen);
     gw_test_failures++;
     return 0;
+}
+
+void gw_test_socket_pair(int fds[2], int sndbuf)
+{
+    if (socketpair(AF_UNIX, SOCK_STREAM, 0, fds) != 0) {
+        perror("socketpair");
+        exit(1);
+    }
+    if (sndbuf)
+        setsockopt(fds[0], SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
+    fcntl(fds[0], F_SETFL, O_NONBLOCK);
+}
+
+size_t gw_test_read_all(int fd, char *buf, size_t cap)
+{
+    fcntl(fd, F_SETFL, O_NONBLOCK);
+    size_t got = 0;
+    for (;;) {
+        ssize_t n = read(fd, buf + got, cap - got);
+        if (n <= 0)
+            return got;
+        got += (size_t)n;
+    }
 }
 
 int gw_test_main(int argc, char **argv, const struct gw_test_case *cases, size_t n)

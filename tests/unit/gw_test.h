@@ -68,6 +68,12 @@ struct gw_test_case {
 #name, name                                                                                \
     }
 
+/* A connected AF_UNIX stream pair for output tests: fds[0] non-blocking with a send buffer of
+ * sndbuf bytes (0: the default). Exits the test program if the system refuses. */
+void gw_test_socket_pair(int fds[2], int sndbuf);
+/* Reads fd (made non-blocking) until nothing is left; returns the bytes read. */
+size_t gw_test_read_all(int fd, char *buf, size_t cap);
+
 int gw_test_main(int argc, char **argv, const struct gw_test_case *cases, size_t n);
 
 #define GW_TEST_MAIN(...)                                                                          \

@@ -13,30 +13,10 @@
 #include "gw_outq.h"
 #include "gw_refbuf.h"
 
-static void socket_pair(int fds[2], int sndbuf)
-{
-    ASSERT_INT_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, fds), 0);
-    if (sndbuf)
-        setsockopt(fds[0], SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
-    fcntl(fds[0], F_SETFL, O_NONBLOCK);
-}
-
-static size_t read_all(int fd, char *buf, size_t cap)
-{
-    fcntl(fd, F_SETFL, O_NONBLOCK);
-    size_t got = 0;
-    for (;;) {
-        ssize_t n = read(fd, buf + got, cap - got);
-        if (n <= 0)
-            return got;
-        got += (size_t)n;
-    }
-}
-
 TEST(copies_and_references_in_order)
 {
     int fds[2];
-    socket_pair(fds, 0);
+    gw_test_socket_pair(fds, 0);
     struct gw_refbuf *shared = gw_refbuf_copy("SHARED-FRAME", 12);
     struct gw_outq *q = gw_outq_new();
     gw_outq_add(q, "ab", 2);
@@ -50,7 +30,7 @@ TEST(copies_and_references_in_order)
     ASSERT_UINT_EQ(gw_outq_bytes(q), 0);
     ASSERT_UINT_EQ(shared->refs, 1);
     char buf[64];
-    size_t n = read_all(fds[1], buf, sizeof(buf));
+    size_t n = gw_test_read_all(fds[1], buf, sizeof(buf));
     ASSERT_MEM_EQ(buf, n, "abSHAREDcdefFRAME", 17);
     gw_outq_free(q);
     gw_refbuf_unref(shared);
@@ -61,7 +41,7 @@ TEST(copies_and_references_in_order)
 TEST(large_copy_and_many_segments)
 {
     int fds[2];
-    socket_pair(fds, 0);
+    gw_test_socket_pair(fds, 0);
     static char big[5000];
     for (size_t i = 0; i < sizeof(big); i++)
         big[i] = (char)('a' + i % 26);
@@ -80,7 +60,7 @@ TEST(large_copy_and_many_segments)
     ASSERT_UINT_EQ(total, sizeof(big) + 300);
     ASSERT_UINT_EQ(b->refs, 1);
     static char got[6000];
-    size_t n = read_all(fds[1], got, sizeof(got));
+    size_t n = gw_test_read_all(fds[1], got, sizeof(got));
     ASSERT_UINT_EQ(n, sizeof(big) + 300);
     ASSERT_MEM_EQ(got, sizeof(big), big, sizeof(big));
     for (size_t i = sizeof(big); i < n; i++)
@@ -94,7 +74,7 @@ TEST(large_copy_and_many_segments)
 TEST(full_socket_keeps_the_rest_and_resumes_mid_segment)
 {
     int fds[2];
-    socket_pair(fds, 4096);
+    gw_test_socket_pair(fds, 4096);
     static char chunk[1000];
     memset(chunk, 'z', sizeof(chunk));
     struct gw_refbuf *b = gw_refbuf_copy(chunk, sizeof(chunk));
@@ -115,13 +95,13 @@ TEST(full_socket_keeps_the_rest_and_resumes_mid_segment)
     ASSERT_UINT_EQ(gw_outq_bytes(q), queued - written);
     /* Drain the reader while writing the rest: every byte arrives once, in order. */
     static char got[2002000];
-    size_t have = read_all(fds[1], got, sizeof(got));
+    size_t have = gw_test_read_all(fds[1], got, sizeof(got));
     while (gw_outq_bytes(q) > 0) {
         n = gw_outq_write(q, fds[0]);
         ASSERT_TRUE(n > 0 || errno == EAGAIN);
-        have += read_all(fds[1], got + have, sizeof(got) - have);
+        have += gw_test_read_all(fds[1], got + have, sizeof(got) - have);
     }
-    have += read_all(fds[1], got + have, sizeof(got) - have);
+    have += gw_test_read_all(fds[1], got + have, sizeof(got) - have);
     ASSERT_UINT_EQ(have, queued);
     for (size_t i = 0; i < have; i++)
         ASSERT_TRUE(got[i] == (i % 1001 == 1000 ? '|' : 'z'));
