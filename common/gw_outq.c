@@ -11,8 +11,6 @@
 
 /* Copy segments of the standard size are pooled; a larger copy gets a segment of its own. */
 #define COPY_SEG_BYTES 480
-/* One writev covers this many segments; a flush loops for more. */
-#define MAX_IOV 128
 /* Free-list bounds: enough for bursts of fan-out (a segment per queued message), small next
  * to the sessions they serve (at most ~2.6 MiB in all). */
 #define REF_POOL_MAX 65536
@@ -167,8 +165,8 @@ void gw_outq_consume(struct gw_outq *q, size_t n)
 
 ssize_t gw_outq_write(struct gw_outq *q, int fd)
 {
-    struct iovec iov[MAX_IOV];
-    size_t n_iov = gw_outq_iov(q, iov, MAX_IOV);
+    struct iovec iov[GW_OUTQ_WRITE_IOV];
+    size_t n_iov = gw_outq_iov(q, iov, GW_OUTQ_WRITE_IOV);
     if (n_iov == 0)
         return 0;
     ssize_t n;

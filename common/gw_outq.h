@@ -29,6 +29,9 @@ void gw_outq_add_ref(struct gw_outq *q, struct gw_refbuf *b, size_t off, size_t 
 
 size_t gw_outq_bytes(const struct gw_outq *q);
 
+/* Byte ranges one write takes at most (a flush loops for more). */
+#define GW_OUTQ_WRITE_IOV 128
+
 /* Writes as much as the socket takes in one writev; returns the bytes written, GW_EAGAIN when
  * the socket is full, or GW_EIO (errno says why). */
 ssize_t gw_outq_write(struct gw_outq *q, int fd);

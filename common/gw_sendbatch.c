@@ -9,15 +9,19 @@
 #include "gw_error.h"
 #include "gw_outq.h"
 
-/* Byte ranges one send takes from a queue: a heartbeat or a message is one or two; what is
- * beyond goes out with the caller's next write. */
-#define IOV_PER_SEND 8
+/* Byte ranges one send takes from a queue, as writev would (what is beyond goes out with the
+ * caller's next write), and for a whole batch: a heartbeat or a message is one or two ranges,
+ * a fan-out turn queues dozens per connection, which then fill a batch before it has its
+ * number of sends. */
+#define IOV_PER_SEND GW_OUTQ_WRITE_IOV
+#define IOV_PER_BATCH 4096
 
 struct gw_sendbatch {
     struct io_uring ring;
     unsigned cap;  /* sends per batch (the ring's size) */
     unsigned n;    /* sends added */
     unsigned done; /* sends of the last gw_sendbatch_send, whose results are readable */
+    size_t iov_used;
     struct gw_outq **queues;
     struct msghdr *msgs;
     struct iovec *iov;
@@ -42,7 +46,7 @@ struct gw_sendbatch *gw_sendbatch_new(unsigned sends)
     b->cap = sends;
     b->queues = gw_calloc(sends, sizeof(*b->queues));
     b->msgs = gw_calloc(sends, sizeof(*b->msgs));
-    b->iov = gw_calloc((size_t)sends * IOV_PER_SEND, sizeof(*b->iov));
+    b->iov = gw_calloc(IOV_PER_BATCH, sizeof(*b->iov));
     b->res = gw_calloc(sends, sizeof(*b->res));
     return b;
 }
@@ -61,10 +65,12 @@ void gw_sendbatch_free(struct gw_sendbatch *b)
 
 bool gw_sendbatch_add(struct gw_sendbatch *b, struct gw_outq *q, int fd)
 {
-    if (b->n == b->cap)
+    size_t room = IOV_PER_BATCH - b->iov_used;
+    if (b->n == b->cap || room == 0)
         return false;
-    struct iovec *iov = &b->iov[(size_t)b->n * IOV_PER_SEND];
-    size_t n_iov = gw_outq_iov(q, iov, IOV_PER_SEND);
+    struct iovec *iov = &b->iov[b->iov_used];
+    size_t n_iov = gw_outq_iov(q, iov, room < IOV_PER_SEND ? room : IOV_PER_SEND);
+    b->iov_used += n_iov;
     GW_ASSERT(n_iov > 0);
     struct msghdr *msg = &b->msgs[b->n];
     memset(msg, 0, sizeof(*msg));
@@ -90,6 +96,7 @@ void gw_sendbatch_send(struct gw_sendbatch *b)
 {
     unsigned n = b->n, seen = 0;
     b->n = 0;
+    b->iov_used = 0;
     b->done = n;
     while (seen < n) {
         int rc = io_uring_submit_and_wait(&b->ring, n - seen);

@@ -270,8 +270,11 @@ static size_t flush_batch(struct gw_server *srv, size_t from)
     size_t n = 0, i = from;
     for (; i < set->flush.n && n < CONN_SEND_BATCH; i++) {
         struct gw_conn *c = set->flush.items[i];
-        if (batchable(c) && gw_sendbatch_add(set->sends, c->out, c->fd))
-            batch[n++] = c;
+        if (!batchable(c))
+            continue;
+        if (!gw_sendbatch_add(set->sends, c->out, c->fd))
+            break; /* full (long queues use up its byte ranges first): the next batch's */
+        batch[n++] = c;
     }
     gw_sendbatch_send(set->sends);
     for (size_t k = 0; k < n; k++) {

@@ -1,5 +1,6 @@
 /* gw_sendbatch over real sockets: several queues go out in one submission, each in order and
- * whole; a long queue sends its first ranges and keeps the rest; a full socket answers
+ * whole; a long queue sends as much as one writev would and keeps the rest, and long queues
+ * fill a batch before its count of sends; a full socket answers
  * GW_EAGAIN with its bytes still queued, a small one takes what fits; a peer that is gone
  * answers GW_EIO (EPIPE) without a SIGPIPE; a batch refuses more sends than it holds. This
  * machine has io_uring: a gateway without it falls back to writev, but the test wants the
@@ -81,11 +82,12 @@ TEST(a_long_queue_sends_its_first_ranges_and_keeps_the_rest)
 {
     int fds[2];
     gw_test_socket_pair(fds, 0);
-    struct gw_refbuf *parts[20];
+    enum { PARTS = 3 * GW_OUTQ_WRITE_IOV };
+    struct gw_refbuf *parts[PARTS];
     struct gw_outq *q = gw_outq_new();
-    char want[64];
-    for (int i = 0; i < 20; i++) {
-        want[i] = (char)('A' + i);
+    char want[PARTS];
+    for (int i = 0; i < PARTS; i++) {
+        want[i] = (char)('A' + i % 26);
         parts[i] = gw_refbuf_copy(&want[i], 1);
         gw_outq_add_ref(q, parts[i], 0, 1);
         gw_refbuf_unref(parts[i]);
@@ -95,13 +97,14 @@ TEST(a_long_queue_sends_its_first_ranges_and_keeps_the_rest)
     gw_sendbatch_send(b);
     int err = 0;
     ssize_t sent = gw_sendbatch_result(b, 0, &err);
-    ASSERT_TRUE(sent > 0 && sent < 20);
-    ASSERT_UINT_EQ(gw_outq_bytes(q), 20 - (size_t)sent);
-    /* The rest follows with the ordinary write, in order. */
-    ASSERT_INT_EQ(gw_outq_write(q, fds[0]), 20 - sent);
-    char buf[64];
+    ASSERT_INT_EQ(sent, GW_OUTQ_WRITE_IOV); /* as much as one writev would take */
+    ASSERT_UINT_EQ(gw_outq_bytes(q), PARTS - (size_t)sent);
+    /* The rest follows with the ordinary writes, in order. */
+    while (gw_outq_bytes(q) > 0)
+        ASSERT_TRUE(gw_outq_write(q, fds[0]) > 0);
+    char buf[PARTS + 1];
     size_t n = gw_test_read_all(fds[1], buf, sizeof(buf));
-    ASSERT_MEM_EQ(buf, n, want, 20);
+    ASSERT_MEM_EQ(buf, n, want, PARTS);
     gw_outq_free(q);
     gw_sendbatch_free(b);
     close(fds[0]);
@@ -188,6 +191,41 @@ TEST(a_gone_peer_answers_eio_with_epipe_and_no_signal)
     close(fds[0]);
 }
 
+/* Queues of many ranges each fill a batch's ranges before its sends: it then takes no more,
+ * and every queue it took goes out whole. */
+TEST(a_batch_of_long_queues_is_full_before_its_count_of_sends)
+{
+    enum { QUEUES = 64 };
+    int fds[QUEUES][2];
+    struct gw_outq *q[QUEUES];
+    struct gw_refbuf *one = gw_refbuf_copy("x", 1);
+    NEW_BATCH(QUEUES);
+    size_t taken = 0;
+    for (int i = 0; i < QUEUES; i++) {
+        gw_test_socket_pair(fds[i], 0);
+        q[i] = gw_outq_new();
+        for (int k = 0; k < GW_OUTQ_WRITE_IOV; k++)
+            gw_outq_add_ref(q[i], one, 0, 1);
+        if (taken == (size_t)i && gw_sendbatch_add(b, q[i], fds[i][0]))
+            taken++;
+    }
+    ASSERT_TRUE(taken > 0 && taken < QUEUES);
+    ASSERT_UINT_EQ(gw_sendbatch_count(b), taken);
+    gw_sendbatch_send(b);
+    for (int i = 0; i < QUEUES; i++) {
+        int err = 0;
+        if ((size_t)i < taken)
+            ASSERT_INT_EQ(gw_sendbatch_result(b, (size_t)i, &err), GW_OUTQ_WRITE_IOV);
+        ASSERT_UINT_EQ(gw_outq_bytes(q[i]), (size_t)i < taken ? 0 : GW_OUTQ_WRITE_IOV);
+        gw_outq_free(q[i]);
+        close(fds[i][0]);
+        close(fds[i][1]);
+    }
+    ASSERT_UINT_EQ(one->refs, 1);
+    gw_refbuf_unref(one);
+    gw_sendbatch_free(b);
+}
+
 TEST(a_batch_holds_as_many_sends_as_it_was_made_for)
 {
     int fds[2];
@@ -219,4 +257,5 @@ GW_TEST_MAIN(TEST_CASE(queues_go_out_whole_and_in_order_in_one_submission),
              TEST_CASE(a_full_socket_answers_eagain_and_keeps_its_bytes),
              TEST_CASE(a_small_socket_buffer_takes_what_fits),
              TEST_CASE(a_gone_peer_answers_eio_with_epipe_and_no_signal),
+             TEST_CASE(a_batch_of_long_queues_is_full_before_its_count_of_sends),
              TEST_CASE(a_batch_holds_as_many_sends_as_it_was_made_for))
