@@ -636,9 +636,12 @@ void gw_conn_set_init(struct gw_server *srv)
     struct gw_conn_set *set = &srv->conns;
     if (!srv->cfg->no_io_uring) {
         set->sends = gw_sendbatch_new(CONN_SEND_BATCH);
-        if (!set->sends)
+        static bool told; /* once per process, not per server (the API has its own) */
+        if (!set->sends && !told) {
+            told = true;
             GW_INFO("io_uring unavailable (%s): output is written one connection at a time",
                     strerror(errno));
+        }
     }
     gw_list_init(&set->live);
     gw_list_init(&set->dead);
