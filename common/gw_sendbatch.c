@@ -72,16 +72,23 @@ bool gw_sendbatch_add(struct gw_sendbatch *b, struct gw_outq *q, int fd)
     size_t n_iov = gw_outq_iov(q, iov, room < IOV_PER_SEND ? room : IOV_PER_SEND);
     b->iov_used += n_iov;
     GW_ASSERT(n_iov > 0);
-    struct msghdr *msg = &b->msgs[b->n];
-    memset(msg, 0, sizeof(*msg));
-    msg->msg_iov = iov;
-    msg->msg_iovlen = n_iov;
     /* The ring has room for every send of a batch: it is emptied by each gw_sendbatch_send. */
     struct io_uring_sqe *sqe = io_uring_get_sqe(&b->ring);
     GW_ASSERT(sqe != NULL);
     /* MSG_DONTWAIT: a full socket completes with EAGAIN now instead of being retried later by
      * the kernel, which would reorder it with the caller's next write. */
-    io_uring_prep_sendmsg(sqe, fd, msg, MSG_DONTWAIT | MSG_NOSIGNAL);
+    int flags = MSG_DONTWAIT | MSG_NOSIGNAL;
+    if (n_iov == 1) {
+        /* One range (a heartbeat, a message written alone): a plain send spares the kernel
+         * copying in a msghdr and an iovec array. */
+        io_uring_prep_send(sqe, fd, iov->iov_base, iov->iov_len, flags);
+    } else {
+        struct msghdr *msg = &b->msgs[b->n];
+        memset(msg, 0, sizeof(*msg));
+        msg->msg_iov = iov;
+        msg->msg_iovlen = n_iov;
+        io_uring_prep_sendmsg(sqe, fd, msg, (unsigned)flags);
+    }
     io_uring_sqe_set_data64(sqe, b->n);
     b->queues[b->n++] = q;
     return true;
