@@ -1,7 +1,7 @@
 /* Presence across nodes, through Redis.
  *
  * Each node owns its sessions' counts and writes them to the instance (shard) of each channel;
- * one Lua script does every change atomically, so the cluster totals, the join/leave decisions
+ * each Lua script does its changes atomically, so the cluster totals, the join/leave decisions
  * and the removal of a dead node happen once, on the node whose script made them:
  *
  *   <P>nodes             ZSET  node -> its last heartbeat (Redis's clock, ms)
@@ -10,17 +10,22 @@
  *   <P>t:<ch>            HASH  user -> the cluster's sessions of user in ch
  *   <P>s:<ch>            the cluster's sessions in ch
  *   <P>i:<ch>            ZSET  (score 0) the users of company channel ch, for paging by id
+ *   <P>g:<node>          HASH  channel -> the replace that last set node's counts in it
  *
  * A node changes its counts with deltas (all the session opens and closes of flush_ms, or of
  * one loop turn when it is 0, in one command per shard, so that a flood of opens costs Redis a
  * command per window, not one per session), and replaces them whole when Redis may have lost them:
  * when the shard's connection comes (back) up, when a change could not be sent, and when the script
  * finds the node unknown (Redis restarted, or the others found it silent and dropped it).
+ * A replace goes in parts of whole channels (each part sets the node's counts in its channels
+ * and marks them with the replace's generation), then an end that drops the node's counts in
+ * every channel no part marked: no script holds Redis for a node's whole state at once.
  * Replacing sends no joins (everyone would "join" after a Redis restart), only the leaves of
  * users no longer there. Heartbeats every node_timeout_ms/4 keep the node alive and drop the
  * nodes silent for three of those intervals, so that a dead node is gone from every answer
  * within node_timeout_ms of its last heartbeat (its users' leaves go out then, from the node
  * that dropped it). */
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -81,7 +86,7 @@ static const char PRESENCE_SCRIPT[] =
     "    local h = redis.call('HGETALL', P .. 'n:' .. nd .. ':' .. ch)\n"
     "    for i = 1, #h, 2 do change(nd, ch, h[i], -tonumber(h[i + 1]), false) end\n"
     "  end\n"
-    "  redis.call('DEL', P .. 'c:' .. nd)\n"
+    "  redis.call('DEL', P .. 'c:' .. nd, P .. 'g:' .. nd)\n"
     "  redis.call('ZREM', NODES, nd)\n"
     "end\n"
     "if mode == 'query' then\n"
@@ -111,24 +116,34 @@ static const char PRESENCE_SCRIPT[] =
     "  return res\n"
     "end\n"
     "local node = ARGV[2]\n"
-    "if mode == 'replace' then\n"
-    "  local want = {}\n"
-    "  for i = 4, #ARGV, 3 do\n"
+    "if mode == 'part' then\n"
+    "  local gen, want = ARGV[4], {}\n"
+    "  for i = 5, #ARGV, 3 do\n"
     "    want[ARGV[i]] = want[ARGV[i]] or {}\n"
     "    want[ARGV[i]][ARGV[i + 1]] = tonumber(ARGV[i + 2])\n"
     "  end\n"
-    "  for _, ch in ipairs(redis.call('SMEMBERS', P .. 'c:' .. node)) do\n"
+    "  for ch, w in pairs(want) do\n"
     "    local h = redis.call('HGETALL', P .. 'n:' .. node .. ':' .. ch)\n"
-    "    local w = want[ch] or {}\n"
     "    for i = 1, #h, 2 do\n"
     "      local have, target = tonumber(h[i + 1]), w[h[i]] or 0\n"
     "      if target ~= have then change(node, ch, h[i], target - have, false) end\n"
     "      w[h[i]] = nil\n"
     "    end\n"
+    "    for user, n in pairs(w) do change(node, ch, user, n, false) end\n"
+    "    redis.call('HSET', P .. 'g:' .. node, ch, gen)\n"
     "  end\n"
-    "  for ch, users in pairs(want) do\n"
-    "    for user, n in pairs(users) do change(node, ch, user, n, false) end\n"
+    "  redis.call('ZADD', NODES, now, node)\n"
+    "  return out\n"
+    "end\n"
+    "if mode == 'end' then\n"
+    "  local gen, gkey = ARGV[4], P .. 'g:' .. node\n"
+    "  for _, ch in ipairs(redis.call('SMEMBERS', P .. 'c:' .. node)) do\n"
+    "    if redis.call('HGET', gkey, ch) ~= gen then\n"
+    "      local h = redis.call('HGETALL', P .. 'n:' .. node .. ':' .. ch)\n"
+    "      for i = 1, #h, 2 do change(node, ch, h[i], -tonumber(h[i + 1]), false) end\n"
+    "    end\n"
     "  end\n"
+    "  redis.call('DEL', gkey)\n"
     "  redis.call('ZADD', NODES, now, node)\n"
     "  return out\n"
     "end\n"
@@ -226,7 +241,7 @@ static void set_eval(struct presence_shard *sh, const char **argv, size_t *argvl
     argvlen[2] = 1;
 }
 
-/* The node's arguments of apply, replace and heartbeat: mode, node, whether to return events. */
+/* The node's arguments of every mode but query: mode, node, whether to return events. */
 static size_t set_node_args(struct presence_shard *sh, const char *mode, const char **argv,
                             size_t *argvlen)
 {
@@ -349,7 +364,20 @@ static int compare_entries(const void *a, const void *b)
     return c ? c : strcmp(x->user, y->user);
 }
 
-/* REPLACE with every (channel, user, sessions) this node counts on sh's instance. */
+/* Sends one replace part: argv[0..first) are the node's arguments and the generation,
+ * argv[first..argc) its triples. */
+static int send_replace_part(struct presence_shard *sh, const char *mode, size_t argc,
+                             const char **argv, size_t *argvlen)
+{
+    set_node_args(sh, mode, argv, argvlen);
+    return send_command(sh, CMD_CHANGE, argc, argv, argvlen, on_change_reply);
+}
+
+/* Replaces this node's counts on sh's instance with every (channel, user, sessions) it has,
+ * in parts of whole channels of about DELTAS_PER_COMMAND entries each, then an end that drops
+ * the channels no part named. One script per part keeps each short: a whole node's state in
+ * one script (tens of thousands of sessions) held Redis for seconds, past its busy threshold,
+ * and the BUSY errors it caused made other nodes replace too. */
 static void send_replace(struct presence_shard *sh)
 {
     struct presence_redis *r = sh->r;
@@ -359,32 +387,54 @@ static void send_replace(struct presence_shard *sh)
     presence_each_session(r->p, snapshot_add, &s);
     if (s.n)
         qsort(s.items, s.n, sizeof(*s.items), compare_entries);
-    size_t cap = EVAL_ARGS + 3 + 3 * s.n;
+    sh->generation++;
+    char gen[24];
+    size_t gen_len = (size_t)snprintf(gen, sizeof(gen), "%" PRIu64, sh->generation);
+    size_t first = EVAL_ARGS + 4, cap = first + 3 * s.n;
     const char **argv = gw_malloc(cap * sizeof(*argv));
     size_t *argvlen = gw_malloc(cap * sizeof(*argvlen));
     char(*counts)[12] = gw_malloc((s.n ? s.n : 1) * sizeof(*counts));
-    size_t argc = set_node_args(sh, "replace", argv, argvlen), triples = 0;
-    for (size_t i = 0; i < s.n;) {
-        size_t j = i + 1;
-        while (j < s.n && compare_entries(&s.items[i], &s.items[j]) == 0)
-            j++;
-        argv[argc] = s.items[i].channel;
-        argvlen[argc++] = strlen(s.items[i].channel);
-        argv[argc] = s.items[i].user;
-        argvlen[argc++] = strlen(s.items[i].user);
-        argvlen[argc] = (size_t)snprintf(counts[triples], sizeof(counts[0]), "%zu", j - i);
-        argv[argc++] = counts[triples++];
-        i = j;
+    argv[first - 1] = gen;
+    argvlen[first - 1] = gen_len;
+    size_t argc = first, triples = 0, sent = 0;
+    int rc = 0;
+    for (size_t i = 0; i < s.n && rc == 0;) {
+        /* The next channel's entries, each (channel, user) once with its session count. */
+        size_t end = i;
+        while (end < s.n && strcmp(s.items[end].channel, s.items[i].channel) == 0)
+            end++;
+        if (argc > first && (argc - first) / 3 + (end - i) > DELTAS_PER_COMMAND) {
+            rc = send_replace_part(sh, "part", argc, argv, argvlen);
+            sent += (argc - first) / 3;
+            argc = first;
+        }
+        while (i < end) {
+            size_t j = i + 1;
+            while (j < end && strcmp(s.items[i].user, s.items[j].user) == 0)
+                j++;
+            argv[argc] = s.items[i].channel;
+            argvlen[argc++] = strlen(s.items[i].channel);
+            argv[argc] = s.items[i].user;
+            argvlen[argc++] = strlen(s.items[i].user);
+            argvlen[argc] = (size_t)snprintf(counts[triples], sizeof(counts[0]), "%zu", j - i);
+            argv[argc++] = counts[triples++];
+            i = j;
+        }
     }
-    sh->generation++;
+    if (rc == 0 && argc > first) {
+        rc = send_replace_part(sh, "part", argc, argv, argvlen);
+        sent += (argc - first) / 3;
+    }
+    if (rc == 0)
+        rc = send_replace_part(sh, "end", first, argv, argvlen);
     drop_deltas(sh); /* the state sent includes them */
-    if (send_command(sh, CMD_CHANGE, argc, argv, argvlen, on_change_reply) == 0) {
+    if (rc == 0) {
         sh->dirty = false;
         r->stats->replaces++;
-        r->stats->redis_deltas += triples;
     } else {
-        sh->dirty = true;
+        sh->dirty = true; /* the next chance sends it all again, under a new generation */
     }
+    r->stats->redis_deltas += sent;
     gw_free(counts);
     gw_free(argvlen);
     gw_free(argv);

@@ -499,6 +499,69 @@ class TwoNodes(PresenceMixin, ScopedTestCase):
         for gw in self.nodes:
             self.wait_presence(gw, "client", [client], want, timeout=20)
 
+    def test_a_large_state_is_replaced_in_parts_and_what_it_lacks_goes(self):
+        """A replace of a node with 1,100 sessions (3,300 entries: over one command's worth) goes
+        in parts of whole channels, each its own short script, then an end: counts Redis has
+        for the node in a part's channel but not in the node are dropped, and so are those of
+        a channel no part names."""
+        node_id = unique("node")
+        node = self.start_node("--node-id", node_id)
+        self.addCleanup(node.stop)
+        client, other = unique("c"), unique("c")
+        open_many(self, [node], self.site, client, 1100)
+        deadline = time.monotonic() + 20
+        while self.query(node, "client", [client], limit=1)["sessions"] != 1100:
+            self.assertLess(time.monotonic(), deadline)
+            time.sleep(0.05)
+        # Entries Redis has for the node and the node does not: in a channel it has sessions
+        # in, and in one it has none in.
+        prefix = "sockjs-gateway:presence:"
+        for ch, ghost in (("client:%s:%s" % (self.site, client), "ghost-a"),
+                          ("client:%s:%s" % (self.site, other), "ghost-b")):
+            self.redis.command("HSET", prefix + "n:%s:%s" % (node_id, ch), ghost, "1")
+            self.redis.command("SADD", prefix + "c:" + node_id, ch)
+            self.redis.command("HINCRBY", prefix + "t:" + ch, ghost, "1")
+            self.redis.command("INCRBY", prefix + "s:" + ch, "1")
+            self.redis.command("ZADD", prefix + "i:" + ch, "0", ghost)
+        self.assertEqual(self.query(node, "client", [client], limit=2000)["sessions"], 1101)
+        self.assertEqual(self.query(node, "client", [other]),
+                         {"sessions": 1, "users": {"ghost-b": 1}})
+        # Every command from here on is in the slow log: the replace's parts can be counted.
+        self.redis.command("CONFIG", "SET", "slowlog-max-len", "100000")
+        self.redis.command("SLOWLOG", "RESET")
+        self.redis.command("CONFIG", "SET", "slowlog-log-slower-than", "0")
+        self.addCleanup(self.redis.command, "CONFIG", "SET", "slowlog-log-slower-than", "10000")
+        replaces = node.stats()["presence"]["replaces"]
+        # Redis forgets the script: the node's next change fails, and it replaces its state.
+        self.redis.command("SCRIPT", "FLUSH")
+        self.user_session("websocket", gw=node, client=unique("c"))
+        deadline = time.monotonic() + 20
+        while node.stats()["presence"]["replaces"] == replaces:
+            self.assertLess(time.monotonic(), deadline)
+            time.sleep(0.05)
+        self.wait_presence(node, "client", [other], {"sessions": 0, "users": {}})
+        answer = self.query(node, "client", [client], limit=2000)
+        self.assertEqual(answer["sessions"], 1100)
+        self.assertNotIn("ghost-a", answer["users"])
+        self.assertEqual(len(answer["users"]), 1100)
+        parts, ends = [], 0
+        for entry in self.redis.command("SLOWLOG", "GET", "100000"):
+            args = [a.decode(errors="replace") for a in entry[3]]
+            if len(args) < 5 or not args[0].startswith("EVAL") or args[4] != node_id:
+                continue
+            self.assertNotEqual(args[3], "replace")
+            if args[3] == "end":
+                ends += 1
+            elif args[3] == "part":
+                # Redis shows 32 arguments and then "... (N more arguments)".
+                more = int(args[-1].split("(")[1].split()[0]) if args[-1].startswith("...") else 0
+                parts.append(len(args) - (1 if more else 0) + more)
+        self.assertGreaterEqual(ends, 1)
+        self.assertGreaterEqual(len(parts), 2, parts)
+        # A part carries whole channels of about 3,000 entries (3 arguments each) at most; the
+        # largest channel here, the site's and the company's, has 1,100.
+        self.assertLessEqual(max(parts), 7 + 3 * 3000, parts)
+
     def test_paging_through_5000_users_across_nodes(self):
         page_through(self, self.nodes, users=5000)
 
