@@ -24,7 +24,11 @@
  * users no longer there. Heartbeats every node_timeout_ms/4 keep the node alive and drop the
  * nodes silent for three of those intervals, so that a dead node is gone from every answer
  * within node_timeout_ms of its last heartbeat (its users' leaves go out then, from the node
- * that dropped it). */
+ * that dropped it). A heartbeat drops one node at most (the next drops the next), and none when
+ * its own node was silent as long: then Redis (or this node) stalled, and every node looks
+ * silent. Without these, one stall of Redis longer than the silence had the first heartbeat
+ * after it drop every other node in one script (a million sessions' entries: Redis busy for
+ * minutes, every node then silent in turn). */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -151,12 +155,14 @@ static const char PRESENCE_SCRIPT[] =
     "  drop(node)\n"
     "  return out\n"
     "end\n"
-    "if not redis.call('ZSCORE', NODES, node) then return {1, 0} end\n"
+    "local mine = redis.call('ZSCORE', NODES, node)\n"
+    "if not mine then return {1, 0} end\n"
     "redis.call('ZADD', NODES, now, node)\n"
     "if mode == 'apply' then\n"
     "  for i = 4, #ARGV, 3 do change(node, ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2]), true) end\n"
-    "elseif mode == 'heartbeat' then\n"
-    "  local dead = redis.call('ZRANGEBYSCORE', NODES, '-inf', '(' .. (now - tonumber(ARGV[4])))\n"
+    "elseif mode == 'heartbeat' and now - tonumber(mine) <= tonumber(ARGV[4]) then\n"
+    "  local dead = redis.call('ZRANGEBYSCORE', NODES, '-inf', '(' .. (now - tonumber(ARGV[4])),\n"
+    "    'LIMIT', 0, 1)\n"
     "  for _, nd in ipairs(dead) do drop(nd) end\n"
     "  out[2] = #dead\n"
     "end\n"

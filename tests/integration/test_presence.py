@@ -499,6 +499,40 @@ class TwoNodes(PresenceMixin, ScopedTestCase):
         for gw in self.nodes:
             self.wait_presence(gw, "client", [client], want, timeout=20)
 
+    def test_a_redis_stall_longer_than_the_timeout_drops_no_node(self):
+        """Redis blocked for longer than the nodes' silence limit (a slow script here; a fork or
+        a slow disk elsewhere) makes every node look silent at once: no node is dropped for it,
+        no session leaves the answers and no leave goes out."""
+        node1, node2 = self.nodes
+        client = unique("c")
+        obs = self.observer(node1, client)
+        u = unique("u")
+        self.user_session("websocket", gw=node2, sub=u, client=client)
+        self.assertEqual(self.next_presence_event(obs), ("presence.join", u))
+        want = {"sessions": 2, "users": {obs.sub: 1, u: 1}}
+        self.wait_presence(node1, "client", [client], want)
+        dead = [gw.stats()["presence"]["dead_nodes"] for gw in self.nodes]
+        # 1.5 timeouts (twice the silence limit), under Redis's 5 s busy threshold.
+        stall = ("local function ms() local t = redis.call('TIME') "
+                 "return t[1] * 1000 + math.floor(t[2] / 1000) end "
+                 "local start = ms() local now = start "
+                 "while now - start < tonumber(ARGV[1]) do now = ms() end "
+                 "return tostring(now)")
+        end_ms = int(self.redis.command("EVAL", stall, "0", str(NODE_TIMEOUT_MS * 3 // 2)))
+        # Both nodes' first heartbeats after the stall, the ones that would judge the other
+        # silent, have run once both scores in the node set are past it.
+        deadline = time.monotonic() + 10
+        while True:
+            scores = self.redis.command("ZRANGEBYSCORE", "sockjs-gateway:presence:nodes",
+                                        "(%d" % end_ms, "+inf")
+            if len(scores) >= 2:
+                break
+            self.assertLess(time.monotonic(), deadline)
+            time.sleep(0.05)
+        self.assertEqual([gw.stats()["presence"]["dead_nodes"] for gw in self.nodes], dead)
+        self.assertEqual(self.query(node1, "client", [client]), want)
+        self.no_more_events(obs)
+
     def test_a_large_state_is_replaced_in_parts_and_what_it_lacks_goes(self):
         """A replace of a node with 1,100 sessions (3,300 entries: over one command's worth) goes
         in parts of whole channels, each its own short script, then an end: counts Redis has
