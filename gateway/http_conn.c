@@ -282,7 +282,7 @@ static size_t flush_batch(struct gw_server *srv, size_t from)
         int err = 0;
         ssize_t rc = gw_sendbatch_result(set->sends, k, &err);
         if (rc >= 0)
-            c->srv->accept_stats.bytes_written += (uint64_t)rc;
+            srv->accept_stats.bytes_written += (uint64_t)rc;
         else
             write_refused(c, rc, err);
     }
