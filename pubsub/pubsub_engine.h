@@ -20,6 +20,15 @@ struct redisReply;
 /* The reply to pubsub_engine_command(): NULL when the connection went away first. */
 typedef void (*pubsub_engine_reply_cb)(void *arg, struct redisReply *reply);
 
+/* The connections of a Redis instance that pubsub_engine_command() can use. */
+enum pubsub_engine_conn {
+    /* The publishes' own: a command sent here comes after the publishes already sent. */
+    PUBSUB_CONN_PUBLISHES,
+    /* A side connection: its commands never wait behind publishes and syncs, nor they behind
+     * its commands (presence's heartbeats and changes). */
+    PUBSUB_CONN_SIDE,
+};
+
 /* Called for every publish heard, with its seqs set when known. Borrowed: take a reference to
  * keep it. Never called from inside pubsub_engine_publish(). */
 typedef void (*pubsub_deliver_cb)(void *arg, struct pubsub_publish *pub);
@@ -41,11 +50,10 @@ struct pubsub_engine_ops {
     bool (*available)(const struct pubsub_engine *e);
     void (*free)(struct pubsub_engine *e);
     /* Engines that share state through Redis (NULL in the others): how many instances there
-     * are, and one command on an instance's command connection, after the publishes already
-     * sent to it. */
+     * are, and one command on one of an instance's connections (pubsub_engine_conn). */
     size_t (*shards)(const struct pubsub_engine *e);
-    int (*command)(struct pubsub_engine *e, size_t shard, int argc, const char **argv,
-                   const size_t *argvlen, pubsub_engine_reply_cb cb, void *arg);
+    int (*command)(struct pubsub_engine *e, size_t shard, enum pubsub_engine_conn conn, int argc,
+                   const char **argv, const size_t *argvlen, pubsub_engine_reply_cb cb, void *arg);
     /* Answers s (pubsub_history.h): the positions of its channels, and what was missed after
      * `since` where asked; unknown positions when the engine cannot be asked. Then calls
      * done(arg) exactly once, never from inside this call, and only once every publish the
@@ -59,7 +67,7 @@ struct pubsub_engine {
     const struct pubsub_engine_ops *ops;
     pubsub_deliver_cb deliver;
     void *deliver_arg;
-    /* Called when an instance's two connections are up (again): whatever state a module keeps
+    /* Called when an instance's connections are all up (again): whatever state a module keeps
      * there may be gone with the restart of that instance. Not earlier, when only the command
      * connection is: what the module then publishes (presence leaves) would be refused. */
     void (*shard_ready)(void *arg, size_t shard);
@@ -88,15 +96,15 @@ static inline size_t pubsub_engine_shards(const struct pubsub_engine *e)
     return e->ops->shards ? e->ops->shards(e) : 0;
 }
 
-/* Sends one command (arguments copied) to instance `shard`. Returns 0, then calls cb exactly
- * once (with NULL if the connection goes away first, also while the engine is freed), or
- * GW_EAGAIN without calling it when that instance's command connection is not up or its queue
- * is full. */
-static inline int pubsub_engine_command(struct pubsub_engine *e, size_t shard, int argc,
-                                        const char **argv, const size_t *argvlen,
-                                        pubsub_engine_reply_cb cb, void *arg)
+/* Sends one command (arguments copied) to instance `shard` on connection `conn`. Returns 0,
+ * then calls cb exactly once (with NULL if the connection goes away first, also while the
+ * engine is freed), or GW_EAGAIN without calling it when that connection is not up or its
+ * queue is full. */
+static inline int pubsub_engine_command(struct pubsub_engine *e, size_t shard,
+                                        enum pubsub_engine_conn conn, int argc, const char **argv,
+                                        const size_t *argvlen, pubsub_engine_reply_cb cb, void *arg)
 {
-    return e->ops->command(e, shard, argc, argv, argvlen, cb, arg);
+    return e->ops->command(e, shard, conn, argc, argv, argvlen, cb, arg);
 }
 
 static inline void pubsub_engine_sync(struct pubsub_engine *e, struct pubsub_sync *s,

@@ -1,7 +1,9 @@
 /* Redis engine: every node hears every publish and filters locally.
  *
- * Each node keeps two hiredis async connections per Redis instance ("shard"): one for commands
- * and one that SUBSCRIBEs to PUBSUB_REDIS_CHANNEL. A publish addresses channels
+ * Each node keeps three hiredis async connections per Redis instance ("shard"): one for publishes
+ * and syncs, one that SUBSCRIBEs to PUBSUB_REDIS_CHANNEL, and a side one for other modules'
+ * commands (presence), so that those never wait behind a backlog of publishes and syncs, nor
+ * a broadcast behind theirs. A publish addresses channels
  * (`<scope>:<site>:<id>`, or `global:<site>`); each channel belongs to shard
  * gw_fnv32(channel name) % n_shards, so that its sequence counter lives on one instance.
  * A publish whose channels fall on several shards is split: for global, one sub-publish per
@@ -32,9 +34,9 @@
  * all been handed to the deliver callback: the sync is done when both its answer and its
  * barrier are in, for every shard it asked.
  *
- * Connection states (one machine per connection, two per shard):
+ * Connection states (one machine per connection, three per shard):
  *
- *        new / retry timer                    handshake reply (SCRIPT LOAD or SUBSCRIBE)
+ *        new / retry timer              handshake reply (SCRIPT LOAD, SUBSCRIBE or PING)
  *   IDLE ------------------> CONNECTING ------------------------------------> READY
  *    ^  (backoff timer)       |  lookup, connect or handshake error, timeout   |
  *    +------------------------+<-----------------------------------------------+
@@ -42,9 +44,9 @@
  *
  * CONNECTING first resolves a host name when the URL has one (pubsub_redis_url.h; evdns, at
  * every attempt, see dns_evbase), then connects and queues the handshake: AUTH when the URL has
- * a password (both connections), SELECT when it has a database (command connection: pub/sub
- * ignores databases), then SCRIPT LOAD or SUBSCRIBE. An error reply to AUTH or SELECT ends the
- * attempt like any handshake error: one WARN line per new reason, backoff, retry. Logs name a
+ * a password (every connection), SELECT when it has a database (not the subscriber: pub/sub
+ * ignores databases), then SCRIPT LOAD, SUBSCRIBE or PING. An error reply to AUTH or SELECT ends
+ * the attempt like any handshake error: one WARN line per new reason, backoff, retry. Logs name a
  * shard by its masked URL (password as ***).
  *
  * The engine is available while every connection of every shard is READY. Retries back off
@@ -163,7 +165,7 @@ static const char SCRIPT[] =
     "redis.call('PUBLISH', ARGV[4], ARGV[5])\n"
     "return out\n";
 
-enum conn_kind { CONN_CMD, CONN_SUB };
+enum conn_kind { CONN_CMD, CONN_SUB, CONN_SIDE };
 enum conn_state { CONN_IDLE, CONN_CONNECTING, CONN_READY };
 enum shard_logged { SHARD_LOGGED_NONE, SHARD_LOGGED_UP, SHARD_LOGGED_DOWN };
 
@@ -198,7 +200,7 @@ struct redis_shard {
     uint64_t barriers;            /* the last barrier number sent */
     struct pubsub_redis_url url;
     const char *name; /* url.masked: for logs, never the password */
-    struct redis_conn cmd, sub;
+    struct redis_conn cmd, sub, side;
     enum shard_logged logged;
     char logged_reason[160]; /* of the last "cannot connect" line */
 };
@@ -305,7 +307,7 @@ static bool conn_ready(const struct redis_conn *c)
 
 static bool shard_up(const struct redis_shard *s)
 {
-    return conn_ready(&s->cmd) && conn_ready(&s->sub);
+    return conn_ready(&s->cmd) && conn_ready(&s->sub) && conn_ready(&s->side);
 }
 
 /* One log line per change of a shard's state (both connections READY or not). */
@@ -355,7 +357,10 @@ static void conn_lost(struct redis_conn *c, const char *reason)
     if (c->kind == CONN_SUB)
         release_barriers(c->shard, UINT64_MAX);
     GW_DEBUG("redis %s: %s connection down (%s), retry in %" PRIu32 " ms", c->shard->name,
-             c->kind == CONN_CMD ? "command" : "subscriber", reason, delay);
+             c->kind == CONN_CMD   ? "command"
+             : c->kind == CONN_SUB ? "subscriber"
+                                   : "side",
+             reason, delay);
     shard_log_state(c->shard, reason);
 }
 
@@ -407,6 +412,15 @@ static void on_disconnect(const redisAsyncContext *cac, int status)
     conn_lost(c, reason);
 }
 
+/* The last handshake step got a reply that is not the one expected: this attempt ends. */
+static void handshake_failed(struct redis_conn *c, const char *what, const redisReply *reply)
+{
+    char reason[160];
+    snprintf(reason, sizeof(reason), "%s failed: %.120s", what,
+             reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected reply");
+    conn_abandon(c, reason);
+}
+
 static void script_load_cb(redisAsyncContext *ac, void *r, void *priv)
 {
     struct redis_conn *c = ac->data;
@@ -419,10 +433,7 @@ static void script_load_cb(redisAsyncContext *ac, void *r, void *priv)
         conn_set_ready(c);
         return;
     }
-    char reason[160];
-    snprintf(reason, sizeof(reason), "SCRIPT LOAD failed: %.120s",
-             reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected reply");
-    conn_abandon(c, reason);
+    handshake_failed(c, "SCRIPT LOAD", reply);
 }
 
 static void deliver_message(struct redis_engine *e, const char *msg, size_t len);
@@ -435,12 +446,8 @@ static void sub_cb(redisAsyncContext *ac, void *r, void *priv)
         return;
     if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 3 ||
         reply->element[0]->type != REDIS_REPLY_STRING) {
-        if (c->state != CONN_READY) {
-            char reason[160];
-            snprintf(reason, sizeof(reason), "SUBSCRIBE failed: %.120s",
-                     reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected reply");
-            conn_abandon(c, reason);
-        }
+        if (c->state != CONN_READY)
+            handshake_failed(c, "SUBSCRIBE", reply);
         return;
     }
     const char *kind = reply->element[0]->str;
@@ -858,13 +865,15 @@ static void command_cb(redisAsyncContext *ac, void *r, void *priv)
     gw_free(cmd);
 }
 
-static int redis_command(struct pubsub_engine *base, size_t shard, int argc, const char **argv,
-                         const size_t *argvlen, pubsub_engine_reply_cb cb, void *arg)
+static int redis_command(struct pubsub_engine *base, size_t shard, enum pubsub_engine_conn conn,
+                         int argc, const char **argv, const size_t *argvlen,
+                         pubsub_engine_reply_cb cb, void *arg)
 {
     struct redis_engine *e = GW_CONTAINER_OF(base, struct redis_engine, base);
     if (shard >= e->n_shards)
         return GW_EINVAL;
-    struct redis_conn *c = &e->shards[shard].cmd;
+    struct redis_shard *s = &e->shards[shard];
+    struct redis_conn *c = conn == PUBSUB_CONN_SIDE ? &s->side : &s->cmd;
     size_t bytes = 0;
     for (int i = 0; i < argc; i++)
         bytes += argvlen[i];
@@ -1159,6 +1168,7 @@ static void redis_free(struct pubsub_engine *base)
     for (size_t i = 0; i < e->n_shards; i++) {
         conn_teardown(&e->shards[i].cmd); /* answers the queries in flight as lost */
         conn_teardown(&e->shards[i].sub);
+        conn_teardown(&e->shards[i].side);
         release_barriers(&e->shards[i], UINT64_MAX);
     }
     on_deferred(-1, 0, e);
@@ -1224,9 +1234,23 @@ static void select_cb(redisAsyncContext *ac, void *r, void *priv)
     handshake_step(ac, r, "SELECT");
 }
 
-/* Queues the handshake: AUTH when the URL has a password (on both connections: each
- * authenticates itself), SELECT on the command connection (pub/sub ignores databases), then
- * SCRIPT LOAD or SUBSCRIBE, whose reply makes the connection ready. */
+static void ping_cb(redisAsyncContext *ac, void *r, void *priv)
+{
+    (void)priv;
+    struct redis_conn *c = ac->data;
+    redisReply *reply = r;
+    if (!c || !reply)
+        return;
+    if (reply->type == REDIS_REPLY_STATUS && strcmp(reply->str, "PONG") == 0) {
+        conn_set_ready(c);
+        return;
+    }
+    handshake_failed(c, "PING", reply);
+}
+
+/* Queues the handshake: AUTH when the URL has a password (on every connection: each
+ * authenticates itself), SELECT on the command and side connections (pub/sub ignores
+ * databases), then SCRIPT LOAD, SUBSCRIBE or PING, whose reply makes the connection ready. */
 static int queue_handshake(struct redis_conn *c, redisAsyncContext *ac)
 {
     const struct redis_shard *s = c->shard;
@@ -1242,13 +1266,14 @@ static int queue_handshake(struct redis_conn *c, redisAsyncContext *ac)
             REDIS_OK)
             return -1;
     }
-    if (c->kind == CONN_CMD && u->db >= 0 &&
+    if (c->kind != CONN_SUB && u->db >= 0 &&
         redisAsyncCommand(ac, select_cb, NULL, "SELECT %d", u->db) != REDIS_OK)
         return -1;
     int rc = c->kind == CONN_CMD
                  ? redisAsyncCommand(ac, script_load_cb, NULL, "SCRIPT LOAD %s", SCRIPT)
-                 : redisAsyncCommand(ac, sub_cb, NULL, "SUBSCRIBE %s %s", PUBSUB_REDIS_CHANNEL,
-                                     s->e->sync_channel);
+             : c->kind == CONN_SUB ? redisAsyncCommand(ac, sub_cb, NULL, "SUBSCRIBE %s %s",
+                                                       PUBSUB_REDIS_CHANNEL, s->e->sync_channel)
+                                   : redisAsyncCommand(ac, ping_cb, NULL, "PING");
     return rc == REDIS_OK ? 0 : -1;
 }
 
@@ -1474,10 +1499,12 @@ struct pubsub_engine *pubsub_engine_redis_new(struct event_base *base, const cha
         gw_list_init(&s->barrier_waits);
         conn_init(e, s, &s->cmd, CONN_CMD);
         conn_init(e, s, &s->sub, CONN_SUB);
+        conn_init(e, s, &s->side, CONN_SIDE);
     }
     for (size_t i = 0; i < n_urls; i++) {
         conn_connect(&shards[i].cmd);
         conn_connect(&shards[i].sub);
+        conn_connect(&shards[i].side);
     }
     return &e->base;
 }

@@ -15,8 +15,13 @@
  * A node changes its counts with deltas (all the session opens and closes of flush_ms, or of
  * one loop turn when it is 0, in one command per shard, so that a flood of opens costs Redis a
  * command per window, not one per session), and replaces them whole when Redis may have lost them:
- * when the shard's connection comes (back) up, when a change could not be sent, and when the script
- * finds the node unknown (Redis restarted, or the others found it silent and dropped it).
+ * when the shard's connection comes (back) up, at the next heartbeat after a change could not be
+ * sent, and when the script finds the node unknown (Redis restarted, or the others found it
+ * silent and dropped it). Everything goes on the engine's side connection (PUBSUB_CONN_SIDE),
+ * and that connection's queue is kept short: one replace part at a time, and changes held while
+ * a batch of them awaits its reply. A heartbeat then waits behind little, so a busy node does not
+ * look silent (behind a backlog of syncs, or of its own whole state, it did: the others dropped
+ * it, it replaced again, and Redis spent minutes on replaces).
  * A replace goes in parts of whole channels (each part sets the node's counts in its channels
  * and marks them with the replace's generation), then an end that drops the node's counts in
  * every channel no part marked: no script holds Redis for a node's whole state at once.
@@ -162,9 +167,13 @@ static const char PRESENCE_SCRIPT[] =
     "  for i = 4, #ARGV, 3 do change(node, ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2]), true) end\n"
     "elseif mode == 'heartbeat' and now - tonumber(mine) <= tonumber(ARGV[4]) then\n"
     "  local dead = redis.call('ZRANGEBYSCORE', NODES, '-inf', '(' .. (now - tonumber(ARGV[4])),\n"
-    "    'LIMIT', 0, 1)\n"
-    "  for _, nd in ipairs(dead) do drop(nd) end\n"
-    "  out[2] = #dead\n"
+    "    'LIMIT', 0, 1, 'WITHSCORES')\n"
+    "  for i = 1, #dead, 2 do\n"
+    "    out[#out + 1] = 'd'; out[#out + 1] = dead[i]; out[#out + 1] = tostring(now - dead[i + "
+    "1])\n"
+    "    drop(dead[i])\n"
+    "  end\n"
+    "  out[2] = #dead / 2\n"
     "end\n"
     "return out\n";
 
@@ -175,15 +184,35 @@ struct delta {
     int32_t change;
 };
 
+/* A replace being sent, one part at a time: each part goes once the previous one is answered,
+ * so that the shard's connection never holds more than one (a heartbeat waits behind one part
+ * at most, not behind a node's whole state, which Redis under load takes seconds to read). */
+struct replace_job {
+    char *names;              /* the channels and users, copied, NUL-terminated */
+    struct replace_triple *t; /* sorted by channel, then user */
+    size_t n, next;           /* triples; the first one not sent yet */
+    const char *why;          /* for the log line of its first part */
+    char gen[24];
+};
+
+struct replace_triple {
+    uint32_t channel, user; /* offsets in replace_job.names */
+    uint32_t sessions;
+};
+
 struct presence_shard {
     struct presence_redis *r;
     size_t index;
     struct gw_buf names;
     struct delta *deltas;
     size_t n_deltas, cap_deltas;
-    uint64_t generation; /* replaces sent: a reply from before the last one is stale */
+    uint64_t generation;         /* replaces started: a reply from before the last one is stale */
+    struct replace_job *replace; /* NULL unless a replace is being sent */
+    uint32_t changes_in_flight;  /* apply commands awaiting their reply */
     bool heartbeating;
-    bool dirty;       /* Redis may lack changes: the next chance replaces the whole state */
+    /* Why Redis may lack changes (NULL: it has them all): the next chance replaces the whole
+     * state. */
+    const char *dirty;
     bool script_sent; /* this connection sent the script's text: EVALSHA from now on */
 };
 
@@ -206,7 +235,7 @@ struct presence_redis {
 };
 
 /* What a reply belongs to. */
-enum command_kind { CMD_CHANGE, CMD_HEARTBEAT, CMD_LEAVE };
+enum command_kind { CMD_CHANGE, CMD_PART, CMD_HEARTBEAT, CMD_LEAVE };
 
 struct command_ctx {
     struct presence_shard *shard;
@@ -219,8 +248,20 @@ static size_t shard_of(const struct presence_redis *r, const char *channel)
     return pubsub_channel_shard_hash(channel, strlen(channel)) % r->n_shards;
 }
 
-static void send_replace(struct presence_shard *sh);
-static void handle_change_reply(struct presence_shard *sh, struct redisReply *reply, bool stale);
+static void send_replace(struct presence_shard *sh, const char *why);
+static void send_next_part(struct presence_shard *sh);
+static void flush_shard(struct presence_shard *sh, bool now);
+static bool handle_change_reply(struct presence_shard *sh, struct redisReply *reply, bool stale);
+
+static void replace_free(struct presence_shard *sh)
+{
+    if (!sh->replace)
+        return;
+    gw_free(sh->replace->names);
+    gw_free(sh->replace->t);
+    gw_free(sh->replace);
+    sh->replace = NULL;
+}
 
 /* Nothing is kept between windows: an idle node holds no buffer for presence. */
 static void drop_deltas(struct presence_shard *sh)
@@ -277,12 +318,15 @@ static int send_command(struct presence_shard *sh, enum command_kind kind, size_
     struct command_ctx *ctx = gw_malloc(sizeof(*ctx));
     *ctx = (struct command_ctx){.shard = sh, .generation = sh->generation, .kind = kind};
     set_eval(sh, argv, argvlen);
-    int rc = pubsub_engine_command(r->engine, sh->index, (int)argc, argv, argvlen, cb, ctx);
+    int rc = pubsub_engine_command(r->engine, sh->index, PUBSUB_CONN_SIDE, (int)argc, argv, argvlen,
+                                   cb, ctx);
     if (rc != 0) {
         gw_free(ctx);
         return rc;
     }
     sh->script_sent = true;
+    if (kind == CMD_CHANGE)
+        sh->changes_in_flight++;
     r->stats->redis_commands++;
     return 0;
 }
@@ -300,13 +344,30 @@ static void on_change_reply(void *arg, struct redisReply *reply)
     enum command_kind kind = ctx->kind;
     if (kind == CMD_HEARTBEAT)
         sh->heartbeating = false;
+    if (kind == CMD_CHANGE)
+        sh->changes_in_flight--;
     gw_free(ctx);
-    handle_change_reply(sh, reply, stale);
-    if (kind == CMD_LEAVE)
+    bool ok = handle_change_reply(sh, reply, stale);
+    if (kind == CMD_LEAVE) {
         stop_step(r);
+        return;
+    }
+    if (stale)
+        return;
+    if (kind == CMD_PART && sh->replace) {
+        if (ok)
+            send_next_part(sh);
+        else
+            replace_free(sh); /* dirty: the next heartbeat starts again */
+        return;
+    }
+    /* Changes that waited for this reply go now, as one batch. */
+    if (kind == CMD_CHANGE && sh->changes_in_flight == 0 && sh->n_deltas && !r->flush_armed)
+        flush_shard(sh, false);
 }
 
-static void handle_change_reply(struct presence_shard *sh, struct redisReply *reply, bool stale)
+/* Whether the reply is a valid one. */
+static bool handle_change_reply(struct presence_shard *sh, struct redisReply *reply, bool stale)
 {
     struct presence_redis *r = sh->r;
     if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements < 2 ||
@@ -316,13 +377,15 @@ static void handle_change_reply(struct presence_shard *sh, struct redisReply *re
             GW_WARN("presence: unexpected reply from Redis shard %zu%s%s", sh->index,
                     reply->type == REDIS_REPLY_ERROR ? ": " : "",
                     reply->type == REDIS_REPLY_ERROR ? reply->str : "");
-        sh->dirty = true; /* did it apply? The next heartbeat or reconnection replaces */
-        return;
+        /* Did it apply? The next heartbeat or reconnection replaces. */
+        if (!stale)
+            sh->dirty = reply ? "a command failed" : "a reply was lost";
+        return false;
     }
     if (reply->element[0]->integer == 1) {
         if (!stale)
-            send_replace(sh);
-        return;
+            send_replace(sh, "Redis did not know this node: restarted, or dropped it as silent");
+        return true;
     }
     if (reply->element[1]->type == REDIS_REPLY_INTEGER)
         r->stats->dead_nodes += (uint64_t)reply->element[1]->integer;
@@ -332,8 +395,14 @@ static void handle_change_reply(struct presence_shard *sh, struct redisReply *re
         if (kind->type != REDIS_REPLY_STRING || ch->type != REDIS_REPLY_STRING ||
             user->type != REDIS_REPLY_STRING)
             continue;
+        if (kind->str[0] == 'd') { /* a node dropped, and how long it had been silent (ms) */
+            GW_WARN("presence: dropped node %s from Redis shard %zu, silent for %s ms", ch->str,
+                    sh->index, user->str);
+            continue;
+        }
         presence_event(r->p, kind->str[0] == 'j', ch->str, user->str);
     }
+    return true;
 }
 
 /* --- This node's whole state ------------------------------------------------------------- */
@@ -370,92 +439,132 @@ static int compare_entries(const void *a, const void *b)
     return c ? c : strcmp(x->user, y->user);
 }
 
-/* Sends one replace part: argv[0..first) are the node's arguments and the generation,
- * argv[first..argc) its triples. */
-static int send_replace_part(struct presence_shard *sh, const char *mode, size_t argc,
-                             const char **argv, size_t *argvlen)
+/* Sends the job's next part (whole channels, about DELTAS_PER_COMMAND triples), or its end
+ * once every part is answered; after the end, the changes that waited for it. */
+static void send_next_part(struct presence_shard *sh)
 {
-    set_node_args(sh, mode, argv, argvlen);
-    return send_command(sh, CMD_CHANGE, argc, argv, argvlen, on_change_reply);
+    struct presence_redis *r = sh->r;
+    struct replace_job *job = sh->replace;
+    size_t first = job->next, last = first;
+    while (last < job->n) {
+        /* The next channel's triples, whole: the end drops every channel no part named. */
+        size_t ch_end = last + 1;
+        while (ch_end < job->n && job->t[ch_end].channel == job->t[last].channel)
+            ch_end++;
+        if (last > first && ch_end - first > DELTAS_PER_COMMAND)
+            break;
+        last = ch_end;
+    }
+    const char *mode = last > first ? "part" : "end";
+    size_t cap = EVAL_ARGS + 4 + 3 * (last - first);
+    const char **argv = gw_malloc(cap * sizeof(*argv));
+    size_t *argvlen = gw_malloc(cap * sizeof(*argvlen));
+    char(*counts)[12] = gw_malloc((last > first ? last - first : 1) * sizeof(*counts));
+    size_t argc = set_node_args(sh, mode, argv, argvlen);
+    argv[argc] = job->gen;
+    argvlen[argc++] = strlen(job->gen);
+    for (size_t i = first; i < last; i++) {
+        const struct replace_triple *t = &job->t[i];
+        argv[argc] = job->names + t->channel;
+        argvlen[argc] = strlen(argv[argc]);
+        argc++;
+        argv[argc] = job->names + t->user;
+        argvlen[argc] = strlen(argv[argc]);
+        argc++;
+        argvlen[argc] =
+            (size_t)snprintf(counts[i - first], sizeof(counts[0]), "%" PRIu32, t->sessions);
+        argv[argc] = counts[i - first];
+        argc++;
+    }
+    bool is_end = last == first;
+    int rc = send_command(sh, is_end ? CMD_CHANGE : CMD_PART, argc, argv, argvlen, on_change_reply);
+    gw_free(counts);
+    gw_free(argvlen);
+    gw_free(argv);
+    if (rc != 0) {
+        /* The next chance sends it all again, under a new generation. */
+        sh->dirty = "a part of a replace could not be sent";
+        replace_free(sh);
+        return;
+    }
+    if (first == 0) /* rare when healthy (a connection coming up): worth a line each */
+        GW_INFO("presence: sending this node's whole state (%zu entries) to Redis shard %zu (%s)",
+                job->n, sh->index, job->why);
+    job->next = last;
+    r->stats->redis_deltas += last - first;
+    if (!is_end)
+        return;
+    /* The changes made meanwhile go with the end's reply (flush_shard). */
+    replace_free(sh);
+    r->stats->replaces++;
+}
+
+static uint32_t names_add(struct gw_buf *b, const char *s)
+{
+    uint32_t off = (uint32_t)b->len;
+    gw_buf_append(b, s, strlen(s) + 1);
+    return off;
 }
 
 /* Replaces this node's counts on sh's instance with every (channel, user, sessions) it has,
  * in parts of whole channels of about DELTAS_PER_COMMAND entries each, then an end that drops
  * the channels no part named. One script per part keeps each short: a whole node's state in
  * one script (tens of thousands of sessions) held Redis for seconds, past its busy threshold,
- * and the BUSY errors it caused made other nodes replace too. */
-static void send_replace(struct presence_shard *sh)
+ * and the BUSY errors it caused made other nodes replace too. The parts go one at a time (see
+ * struct replace_job); the state is copied now, and changes made meanwhile wait for the end. */
+static void send_replace(struct presence_shard *sh, const char *why)
 {
     struct presence_redis *r = sh->r;
     if (r->stop_phase != RUNNING)
         return;
+    replace_free(sh);
+    drop_deltas(sh); /* the state copied includes them */
+    sh->dirty = NULL;
     struct snapshot s = {.r = r, .shard = sh->index};
     presence_each_session(r->p, snapshot_add, &s);
     if (s.n)
         qsort(s.items, s.n, sizeof(*s.items), compare_entries);
+    struct replace_job *job = gw_calloc(1, sizeof(*job));
+    sh->replace = job;
+    job->why = why;
     sh->generation++;
-    char gen[24];
-    size_t gen_len = (size_t)snprintf(gen, sizeof(gen), "%" PRIu64, sh->generation);
-    size_t first = EVAL_ARGS + 4, cap = first + 3 * s.n;
-    const char **argv = gw_malloc(cap * sizeof(*argv));
-    size_t *argvlen = gw_malloc(cap * sizeof(*argvlen));
-    char(*counts)[12] = gw_malloc((s.n ? s.n : 1) * sizeof(*counts));
-    argv[first - 1] = gen;
-    argvlen[first - 1] = gen_len;
-    size_t argc = first, triples = 0, sent = 0;
-    int rc = 0;
-    for (size_t i = 0; i < s.n && rc == 0;) {
-        /* The next channel's entries, each (channel, user) once with its session count. */
-        size_t end = i;
-        while (end < s.n && strcmp(s.items[end].channel, s.items[i].channel) == 0)
-            end++;
-        if (argc > first && (argc - first) / 3 + (end - i) > DELTAS_PER_COMMAND) {
-            rc = send_replace_part(sh, "part", argc, argv, argvlen);
-            sent += (argc - first) / 3;
-            argc = first;
-        }
-        while (i < end) {
-            size_t j = i + 1;
-            while (j < end && strcmp(s.items[i].user, s.items[j].user) == 0)
-                j++;
-            argv[argc] = s.items[i].channel;
-            argvlen[argc++] = strlen(s.items[i].channel);
-            argv[argc] = s.items[i].user;
-            argvlen[argc++] = strlen(s.items[i].user);
-            argvlen[argc] = (size_t)snprintf(counts[triples], sizeof(counts[0]), "%zu", j - i);
-            argv[argc++] = counts[triples++];
-            i = j;
-        }
+    snprintf(job->gen, sizeof(job->gen), "%" PRIu64, sh->generation);
+    job->t = gw_malloc((s.n ? s.n : 1) * sizeof(*job->t));
+    struct gw_buf names = {0};
+    for (size_t i = 0; i < s.n;) {
+        /* Each (channel, user) once, with its session count; a channel's name once. */
+        uint32_t channel = i && strcmp(s.items[i].channel, s.items[i - 1].channel) == 0
+                               ? job->t[job->n - 1].channel
+                               : names_add(&names, s.items[i].channel);
+        size_t j = i + 1;
+        while (j < s.n && strcmp(s.items[j].channel, s.items[i].channel) == 0 &&
+               strcmp(s.items[j].user, s.items[i].user) == 0)
+            j++;
+        job->t[job->n++] = (struct replace_triple){.channel = channel,
+                                                   .user = names_add(&names, s.items[i].user),
+                                                   .sessions = (uint32_t)(j - i)};
+        i = j;
     }
-    if (rc == 0 && argc > first) {
-        rc = send_replace_part(sh, "part", argc, argv, argvlen);
-        sent += (argc - first) / 3;
-    }
-    if (rc == 0)
-        rc = send_replace_part(sh, "end", first, argv, argvlen);
-    drop_deltas(sh); /* the state sent includes them */
-    if (rc == 0) {
-        sh->dirty = false;
-        r->stats->replaces++;
-    } else {
-        sh->dirty = true; /* the next chance sends it all again, under a new generation */
-    }
-    r->stats->redis_deltas += sent;
-    gw_free(counts);
-    gw_free(argvlen);
-    gw_free(argv);
+    job->names = names.data ? names.data : gw_calloc(1, 1);
     gw_free(s.items);
+    send_next_part(sh);
 }
 
 /* --- Deltas ------------------------------------------------------------------------------ */
 
-static void flush_shard(struct presence_shard *sh)
+/* Sends sh's changes, in commands of DELTAS_PER_COMMAND. They wait while a replace is being
+ * sent (they go after its end) and, unless `now`, while earlier changes await their reply:
+ * then they go as one batch with the reply, so that a slow Redis gets fewer, larger commands
+ * and the connection's queue stays short. */
+static void flush_shard(struct presence_shard *sh, bool now)
 {
     struct presence_redis *r = sh->r;
     if (sh->dirty) {
-        send_replace(sh);
+        drop_deltas(sh); /* the next replace carries them */
         return;
     }
+    if (sh->replace || (sh->changes_in_flight && !now))
+        return;
     size_t cap = EVAL_ARGS + 3 + 3 * DELTAS_PER_COMMAND;
     const char **argv = gw_malloc(cap * sizeof(*argv));
     size_t *argvlen = gw_malloc(cap * sizeof(*argvlen));
@@ -476,7 +585,7 @@ static void flush_shard(struct presence_shard *sh)
         }
         if (send_command(sh, CMD_CHANGE, argc, argv, argvlen, on_change_reply) != 0) {
             /* Redis down or its queue full: what it lacks goes with the next replace. */
-            sh->dirty = true;
+            sh->dirty = "changes could not be sent";
             break;
         }
         r->stats->redis_deltas += end - first;
@@ -494,14 +603,7 @@ static void on_flush(evutil_socket_t fd, short what, void *arg)
     r->flush_armed = false;
     for (size_t i = 0; i < r->n_shards; i++)
         if (r->shards[i].n_deltas)
-            flush_shard(&r->shards[i]);
-}
-
-static uint32_t names_add(struct gw_buf *b, const char *s)
-{
-    uint32_t off = (uint32_t)b->len;
-    gw_buf_append(b, s, strlen(s) + 1);
-    return off;
+            flush_shard(&r->shards[i], false);
 }
 
 void presence_redis_change(struct presence_redis *r, const struct presence_names *names, int delta)
@@ -548,7 +650,7 @@ static void on_heartbeat(evutil_socket_t fd, short what, void *arg)
     for (size_t i = 0; i < r->n_shards; i++) {
         struct presence_shard *sh = &r->shards[i];
         if (sh->dirty) {
-            send_replace(sh);
+            send_replace(sh, sh->dirty);
             continue;
         }
         if (sh->heartbeating)
@@ -568,7 +670,7 @@ static void on_shard_ready(void *arg, size_t shard)
     struct presence_redis *r = arg;
     r->shards[shard].script_sent = false; /* perhaps a new instance: it has no script */
     /* A new connection: the instance may have restarted empty, or be our previous life's. */
-    send_replace(&r->shards[shard]);
+    send_replace(&r->shards[shard], "the connection came up");
 }
 
 /* --- Queries ----------------------------------------------------------------------------- */
@@ -706,7 +808,7 @@ static int send_query_part(struct pubsub_presence_request *req, size_t shard, bo
     /* This node's changes still waiting for the flush go first (one connection, in order):
      * an answer always counts the node's own sessions, the asking one included. */
     if (argc > first && r->shards[shard].n_deltas)
-        flush_shard(&r->shards[shard]);
+        flush_shard(&r->shards[shard], true);
     char limit[16];
     set_eval(&r->shards[shard], argv, argvlen);
     argv[EVAL_ARGS] = "query";
@@ -719,8 +821,8 @@ static int send_query_part(struct pubsub_presence_request *req, size_t shard, bo
     struct query_part *part = gw_malloc(sizeof(*part));
     *part = (struct query_part){req, shard, retry};
     int rc = argc == first ? 0
-                           : pubsub_engine_command(r->engine, shard, (int)argc, argv, argvlen,
-                                                   on_query_reply, part);
+                           : pubsub_engine_command(r->engine, shard, PUBSUB_CONN_SIDE, (int)argc,
+                                                   argv, argvlen, on_query_reply, part);
     if (rc != 0 || argc == first) {
         gw_free(part);
     } else {
@@ -792,7 +894,8 @@ static void stop_step(struct presence_redis *r)
         r->stop_phase = STOP_BARRIERS;
         r->stop_waiting = 1; /* held while sending */
         for (size_t i = 0; i < r->n_shards; i++)
-            if (pubsub_engine_command(r->engine, i, 1, ping, ping_len, on_barrier_reply, r) == 0)
+            if (pubsub_engine_command(r->engine, i, PUBSUB_CONN_PUBLISHES, 1, ping, ping_len,
+                                      on_barrier_reply, r) == 0)
                 r->stop_waiting++;
         stop_step(r);
         return;
@@ -820,6 +923,7 @@ void presence_redis_stop(struct presence_redis *r, void (*done)(void *arg), void
     for (size_t i = 0; i < r->n_shards; i++) {
         struct presence_shard *sh = &r->shards[i];
         drop_deltas(sh);
+        replace_free(sh);
         const char *argv[EVAL_ARGS + 3];
         size_t argvlen[EVAL_ARGS + 3];
         size_t argc = set_node_args(sh, "leave", argv, argvlen);
@@ -853,7 +957,7 @@ struct presence_redis *presence_redis_new(struct pubsub_presence *p, struct even
     for (size_t i = 0; i < r->n_shards; i++) {
         r->shards[i].r = r;
         r->shards[i].index = i;
-        r->shards[i].dirty = true; /* nothing of this life is there yet */
+        r->shards[i].dirty = "starting"; /* nothing of this life is there yet */
     }
     r->flush_ev = event_new(base, -1, 0, on_flush, r);
     r->heartbeat_ev = event_new(base, -1, EV_PERSIST, on_heartbeat, r);
@@ -872,6 +976,7 @@ void presence_redis_free(struct presence_redis *r)
     for (size_t i = 0; i < r->n_shards; i++) {
         gw_buf_release(&r->shards[i].names);
         gw_free(r->shards[i].deltas);
+        replace_free(&r->shards[i]);
     }
     gw_free(r->shards);
     gw_free(r);

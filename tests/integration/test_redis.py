@@ -431,7 +431,7 @@ class Connectivity(ScopedTestCase):
         node.wait_log(r"redis redis://gateway:\*\*\*@127\.0\.0\.1:%d: connected" % r.port)
         r.wait_subscribers(CHANNEL, 1)
         clients = r.command("CLIENT", "LIST").decode()
-        self.assertEqual(clients.count(" user=gateway "), 2, clients)
+        self.assertEqual(clients.count(" user=gateway "), 3, clients)
         self.assert_publishes_numbered(node, r)
 
     def test_unix_socket_and_db(self):
@@ -441,7 +441,8 @@ class Connectivity(ScopedTestCase):
         self.assert_publishes_numbered(node, r, db=2)
         self.assertIsNone(r.command("HGET", seq_key("global:" + self.site), "s"))
         clients = r.command("CLIENT", "LIST").decode()
-        self.assertEqual(clients.count(" db=2 "), 1, clients)  # the command connection only
+        # The command and side connections; the subscriber's has no database.
+        self.assertEqual(clients.count(" db=2 "), 2, clients)
 
     def test_host_name_and_db(self):
         r = self.start_redis()
@@ -456,7 +457,7 @@ class Connectivity(ScopedTestCase):
         node.wait_log(r"redis redis://\[::1\]:%d/1: connected" % r.port)
         self.assert_publishes_numbered(node, r, db=1)
         clients = r.command("CLIENT", "LIST").decode()
-        self.assertEqual(clients.count(" addr=[::1]:"), 2, clients)
+        self.assertEqual(clients.count(" addr=[::1]:"), 3, clients)
 
     def test_a_refused_select_is_logged_and_retried(self):
         r = self.start_redis(args=["--databases", "4"])

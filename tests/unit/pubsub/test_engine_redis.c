@@ -796,7 +796,8 @@ static void on_chained_reply(void *arg, struct redisReply *reply)
     ch->null_replies += reply == NULL;
     const char *argv[] = {"PING"};
     const size_t argvlen[] = {4};
-    ch->resend_status = pubsub_engine_command(ch->eng, 0, 1, argv, argvlen, ignore_reply, NULL);
+    ch->resend_status = pubsub_engine_command(ch->eng, 0, PUBSUB_CONN_PUBLISHES, 1, argv, argvlen,
+                                              ignore_reply, NULL);
 }
 
 /* Freeing the engine answers a command in flight with NULL; a command its callback sends then is
@@ -811,12 +812,67 @@ FX_TEST(a_command_sent_from_a_reply_to_free_is_refused, 1, 0)
     /* Blocks in Redis for 5 s: still in flight when the engine is freed. */
     const char *argv[] = {"BLPOP", "no-such-list", "5"};
     const size_t argvlen[] = {5, 12, 1};
-    ASSERT_INT_EQ(pubsub_engine_command(n.eng, 0, 3, argv, argvlen, on_chained_reply, &ch), 0);
+    ASSERT_INT_EQ(pubsub_engine_command(n.eng, 0, PUBSUB_CONN_PUBLISHES, 3, argv, argvlen,
+                                        on_chained_reply, &ch),
+                  0);
     run_for(fx, 50);
     pubsub_engine_free(n.eng);
     ASSERT_UINT_EQ(ch.replies, 1);
     ASSERT_UINT_EQ(ch.null_replies, 1);
     ASSERT_TRUE(ch.resend_status != 0);
+    node_clear(&n);
+    gw_free(n.got);
+}
+
+/* The replies of the side-connection test, in the order they came. */
+struct lanes {
+    char order[4];
+    size_t n;
+    bool popped; /* BLPOP's reply is the value the side connection pushed */
+};
+
+static void on_blpop_reply(void *arg, struct redisReply *reply)
+{
+    struct lanes *l = arg;
+    l->order[l->n++] = 'B';
+    l->popped = reply && reply->type == REDIS_REPLY_ARRAY && reply->elements == 2 &&
+                strcmp(reply->element[1]->str, "pushed") == 0;
+}
+
+static void on_side_reply(void *arg, struct redisReply *reply)
+{
+    struct lanes *l = arg;
+    l->order[l->n++] = reply && reply->type != REDIS_REPLY_ERROR ? 'S' : 'x';
+}
+
+/* A command on the side connection is answered while the publishes' connection waits (here on
+ * a BLPOP; in production behind a backlog of syncs and publishes): presence's heartbeats must
+ * not wait behind them, or a busy node looks silent to the others. */
+FX_TEST(the_side_connection_does_not_wait_behind_the_publishes_one, 1, 0)
+{
+    struct node n = {0};
+    n.eng = engine_for(fx, &n, &fx->srv[0], 1);
+    ASSERT_TRUE(n.eng != NULL);
+    WAIT_FOR(fx, pubsub_engine_available(n.eng), WAIT_MS);
+    struct lanes l = {.n = 0};
+    const char *blpop[] = {"BLPOP", "lanes-list", "10"};
+    const size_t blpop_len[] = {5, 10, 2};
+    ASSERT_INT_EQ(pubsub_engine_command(n.eng, 0, PUBSUB_CONN_PUBLISHES, 3, blpop, blpop_len,
+                                        on_blpop_reply, &l),
+                  0);
+    const char *ping[] = {"PING"};
+    const size_t ping_len[] = {4};
+    ASSERT_INT_EQ(
+        pubsub_engine_command(n.eng, 0, PUBSUB_CONN_SIDE, 1, ping, ping_len, on_side_reply, &l), 0);
+    WAIT_FOR(fx, l.n >= 1, WAIT_MS);
+    const char *push[] = {"LPUSH", "lanes-list", "pushed"};
+    const size_t push_len[] = {5, 10, 6};
+    ASSERT_INT_EQ(
+        pubsub_engine_command(n.eng, 0, PUBSUB_CONN_SIDE, 3, push, push_len, on_side_reply, &l), 0);
+    WAIT_FOR(fx, l.n >= 3, WAIT_MS);
+    ASSERT_TRUE(memcmp(l.order, "SSB", 3) == 0 || memcmp(l.order, "SBS", 3) == 0);
+    ASSERT_TRUE(l.popped);
+    pubsub_engine_free(n.eng);
     node_clear(&n);
     gw_free(n.got);
 }
@@ -1073,6 +1129,7 @@ GW_TEST_MAIN(TEST_CASE(urls_are_checked), TEST_CASE(two_nodes_get_each_publish_o
              TEST_CASE(redis_restart_refuses_then_resumes),
              TEST_CASE(shard_ready_comes_once_both_connections_are_up),
              TEST_CASE(a_command_sent_from_a_reply_to_free_is_refused),
+             TEST_CASE(the_side_connection_does_not_wait_behind_the_publishes_one),
              TEST_CASE(auth_and_select_come_before_the_shard_is_ready),
              TEST_CASE(free_while_down_connecting_or_busy),
              TEST_CASE(free_from_inside_the_deliver_callback),
