@@ -61,6 +61,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import idle_memory  # noqa: E402  (status_kib)
@@ -210,6 +211,69 @@ def cpu_snapshot(nodes, loadgen, redis):
 
 def cpu_delta(a, b):
     return {k: round(b[k] - a[k], 3) for k in b if k in a}
+
+
+def redis_counters(port):
+    """Redis's commands so far: total, and calls and microseconds per command (INFO)."""
+    out = subprocess.run(["redis-cli", "-p", str(port), "INFO", "all"], stdout=subprocess.PIPE,
+                         text=True, timeout=30).stdout
+    c = {}
+    for line in out.splitlines():
+        if line.startswith("total_commands_processed:"):
+            c["commands"] = int(line.split(":")[1])
+        m = re.match(r"cmdstat_(\S+):calls=(\d+),usec=(\d+)", line)
+        if m:
+            c[m.group(1) + ".calls"] = int(m.group(2))
+            c[m.group(1) + ".usec"] = int(m.group(3))
+        m = re.match(r"(errorstat_\S+):count=(\d+)", line)
+        if m:
+            c[m.group(1)] = int(m.group(2))
+    return c
+
+
+NODE_COUNTERS = re.compile(r"^sockjs_gateway_(presence_\w+|engine_\w+|sessions_open\w*) (\d+)$",
+                           re.M)
+
+
+def node_counters(nodes):
+    """The presence and engine counters of /metrics, summed over the nodes."""
+    tot = {}
+    for node in nodes:
+        try:
+            with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % node.api_port,
+                                        timeout=30) as r:
+                text = r.read().decode()
+        except OSError:
+            continue
+        for name, value in NODE_COUNTERS.findall(text):
+            tot[name] = tot.get(name, 0) + int(value)
+    return tot
+
+
+def log_kinds(nodes, top=25):
+    """The gateways' log lines by kind (numbers as N, the time cut off), most frequent first,
+    with the times of the first and last of each: what the nodes said during the run."""
+    kinds = {}
+    for node in nodes:
+        with node.cond:
+            lines = list(node.lines)
+        for line in lines:
+            at, _, text = line.partition(" ")
+            kind = re.sub(r"\d+", "N", text)
+            k = kinds.setdefault(kind, {"kind": kind, "count": 0, "first": at, "last": at})
+            k["count"] += 1
+            k["first"], k["last"] = min(k["first"], at), max(k["last"], at)
+    return sorted(kinds.values(), key=lambda k: -k["count"])[:top]
+
+
+def counters(nodes, rport):
+    return {"redis": redis_counters(rport), "nodes": node_counters(nodes)}
+
+
+def counters_delta(a, b):
+    """What moved between two counters() readings."""
+    return {side: {k: v - a[side].get(k, 0) for k, v in sorted(b[side].items())
+                   if v != a[side].get(k, 0)} for side in b}
 
 
 def settle_gateways(nodes, interval, tol_bytes, max_s):
@@ -427,7 +491,10 @@ def run(args, result):
         wd.start()
 
         result["snapshots"]["start"] = snapshot([])
-        redis, rport = latency.start_redis(args.redis_server)
+        # One Redis serves every node: at the default fair share among ~105 busy processes it
+        # would get ~1 % of this box, which no real deployment gives it (it has its own core).
+        prefix = ["nice", "-n", str(args.redis_nice)] if args.redis_nice else []
+        redis, rport = latency.start_redis(args.redis_server, prefix)
         result["commands"]["redis"] = shlex.join(redis.cmd)
         extra = ["--engine", "redis://127.0.0.1:%d" % rport, "--log-level", args.log_level,
                  "--backlog", str(args.backlog)] + args.gateway_arg
@@ -448,6 +515,7 @@ def run(args, result):
         result["snapshots"]["before"] = before
         cpu0 = cpu_snapshot(nodes, None, redis)
         cpu0["loadgen"] = 0.0
+        k0 = counters(nodes, rport)
 
         cmd = [args.loadgen]
         for node in nodes:
@@ -473,6 +541,10 @@ def run(args, result):
                                                               ready_n / connect_s), flush=True)
         # Workers that exited are no longer counted: all are alive here.
         result["cpu_connect_s"] = cpu_delta(cpu0, cpu_snapshot(nodes, lg, redis))
+        k_ready = counters(nodes, rport)
+        result["counters_connect"] = counters_delta(k0, k_ready)
+        print("# connect: counters that moved: %s" % json.dumps(result["counters_connect"]),
+              flush=True)
         if wd_state.get("tripped"):
             raise Abort(wd_state["tripped"])
         settled = settle_gateways(nodes, 2.0, 64 * KIB * n_nodes, args.settle_max)
@@ -482,11 +554,20 @@ def run(args, result):
         result["memory"] = memory_figures(before, idle, ready_n, n_nodes)
         print_memory(result["memory"])
         # CPU the held sessions cost while idle (heartbeats every 25 s by default).
+        # What Redis and the nodes' presence did meanwhile says whether the window was idle.
+        k_i = counters(nodes, rport)
         c_i = cpu_snapshot(nodes, lg, redis)
         time.sleep(args.idle_cpu_seconds)
         result["idle_cpu_s"] = cpu_delta(c_i, cpu_snapshot(nodes, lg, redis))
+        result["counters_idle"] = counters_delta(k_i, counters(nodes, rport))
         print("# idle: CPU s over %.0f s: %s" % (args.idle_cpu_seconds, result["idle_cpu_s"]),
               flush=True)
+        print("# idle: counters that moved: %s" % json.dumps(result["counters_idle"]), flush=True)
+        # Before the teardown's line per session close pushes them out of the kept lines.
+        result["gateway_log_kinds"] = log_kinds(nodes)
+        for k in result["gateway_log_kinds"]:
+            print("#   log x%d (%s .. %s): %s" % (k["count"], k["first"], k["last"], k["kind"]),
+                  flush=True)
 
         # Broadcasts, one at a time.
         pub_base = [args.publisher, "--api", "127.0.0.1:%d" % nodes[0].api_port,
@@ -649,6 +730,8 @@ def main():
     ap.add_argument("--loadgen", help="default: bench/loadgen next to the gateway")
     ap.add_argument("--publisher", help="default: bench/publisher next to the gateway")
     ap.add_argument("--redis-server", default="redis-server")
+    ap.add_argument("--redis-nice", type=int, default=-10,
+                    help="niceness of redis-server (0: as the others; see run())")
     ap.add_argument("--gateway-arg", action="append", default=[])
     ap.add_argument("--log-level", default="info",
                     help="gateway log level (info: the 'listening on' line is an info line)")
