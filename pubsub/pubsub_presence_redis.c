@@ -29,11 +29,15 @@
  * users no longer there. Heartbeats every node_timeout_ms/4 keep the node alive and drop the
  * nodes silent for three of those intervals, so that a dead node is gone from every answer
  * within node_timeout_ms of its last heartbeat (its users' leaves go out then, from the node
- * that dropped it). A heartbeat drops one node at most (the next drops the next), and none when
- * its own node was silent as long: then Redis (or this node) stalled, and every node looks
- * silent. Without these, one stall of Redis longer than the silence had the first heartbeat
- * after it drop every other node in one script (a million sessions' entries: Redis busy for
- * minutes, every node then silent in turn). */
+ * that dropped it). A dropped node's entries are drained a part per script (3,000 entries; 1,000
+ * in a heartbeat), by every node that hears of them, one drain command at a time each. A
+ * heartbeat drops one node at most, none while another is being drained, and none when its own
+ * node was silent as long: then Redis (or this node) stalled, and every node looks silent.
+ * Without these, one stall of Redis longer than the silence had the first heartbeat after it
+ * drop every other node in one script (a million sessions' entries: Redis busy for minutes,
+ * every node then silent in turn), and under a long overload the drops (334 in one 1M run),
+ * each a script over a node's whole state, fed the overload that made nodes look silent. A node
+ * that stops drains its own entries the same way ('leave', again until none is left). */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -60,7 +64,7 @@ static const char PRESENCE_SCRIPT[] =
     "local t = redis.call('TIME')\n"
     "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
     "local mode = ARGV[1]\n"
-    "local out = {0, 0}\n"
+    "local out = {0, 0, 0}\n"
     "local quiet = ARGV[3] == '0'\n"
     "local function event(kind, ch, user)\n"
     "  if quiet then return end\n"
@@ -90,13 +94,28 @@ static const char PRESENCE_SCRIPT[] =
     "    if joins then event('j', ch, user) end\n"
     "  end\n"
     "end\n"
+    "local DEAD = P .. 'dead'\n"
     "local function drop(nd)\n"
-    "  for _, ch in ipairs(redis.call('SMEMBERS', P .. 'c:' .. nd)) do\n"
-    "    local h = redis.call('HGETALL', P .. 'n:' .. nd .. ':' .. ch)\n"
-    "    for i = 1, #h, 2 do change(nd, ch, h[i], -tonumber(h[i + 1]), false) end\n"
-    "  end\n"
-    "  redis.call('DEL', P .. 'c:' .. nd, P .. 'g:' .. nd)\n"
     "  redis.call('ZREM', NODES, nd)\n"
+    "  redis.call('SADD', DEAD, nd)\n"
+    "end\n"
+    "local function drain(nd, budget)\n"
+    "  nd = nd or redis.call('SRANDMEMBER', DEAD)\n"
+    "  if not nd then return 0 end\n"
+    "  local ckey = P .. 'c:' .. nd\n"
+    "  while budget > 0 do\n"
+    "    local ch = redis.call('SRANDMEMBER', ckey)\n"
+    "    if not ch then\n"
+    "      redis.call('DEL', P .. 'g:' .. nd)\n"
+    "      redis.call('SREM', DEAD, nd)\n"
+    "      break\n"
+    "    end\n"
+    "    local h = redis.call('HRANDFIELD', P .. 'n:' .. nd .. ':' .. ch, budget, 'WITHVALUES')\n"
+    "    if #h == 0 then redis.call('SREM', ckey, ch) end\n"
+    "    for i = 1, #h, 2 do change(nd, ch, h[i], -tonumber(h[i + 1]), false) end\n"
+    "    budget = budget - #h / 2\n"
+    "  end\n"
+    "  return redis.call('SCARD', DEAD)\n"
     "end\n"
     "if mode == 'query' then\n"
     "  local scope, cursor, limit, res = ARGV[2], ARGV[3], tonumber(ARGV[4]), {}\n"
@@ -126,6 +145,7 @@ static const char PRESENCE_SCRIPT[] =
     "end\n"
     "local node = ARGV[2]\n"
     "if mode == 'part' then\n"
+    "  redis.call('SREM', DEAD, node)\n"
     "  local gen, want = ARGV[4], {}\n"
     "  for i = 5, #ARGV, 3 do\n"
     "    want[ARGV[i]] = want[ARGV[i]] or {}\n"
@@ -145,6 +165,7 @@ static const char PRESENCE_SCRIPT[] =
     "  return out\n"
     "end\n"
     "if mode == 'end' then\n"
+    "  redis.call('SREM', DEAD, node)\n"
     "  local gen, gkey = ARGV[4], P .. 'g:' .. node\n"
     "  for _, ch in ipairs(redis.call('SMEMBERS', P .. 'c:' .. node)) do\n"
     "    if redis.call('HGET', gkey, ch) ~= gen then\n"
@@ -157,23 +178,33 @@ static const char PRESENCE_SCRIPT[] =
     "  return out\n"
     "end\n"
     "if mode == 'leave' then\n"
-    "  drop(node)\n"
+    "  if redis.call('ZREM', NODES, node) == 1 then redis.call('SADD', DEAD, node) end\n"
+    "  if redis.call('SISMEMBER', DEAD, node) == 1 then drain(node, 3000) end\n"
+    "  out[3] = redis.call('SISMEMBER', DEAD, node)\n"
+    "  return out\n"
+    "end\n"
+    "if mode == 'drain' then\n"
+    "  out[3] = drain(nil, 3000)\n"
     "  return out\n"
     "end\n"
     "local mine = redis.call('ZSCORE', NODES, node)\n"
-    "if not mine then return {1, 0} end\n"
+    "if not mine then return {1, 0, 0} end\n"
     "redis.call('ZADD', NODES, now, node)\n"
     "if mode == 'apply' then\n"
     "  for i = 4, #ARGV, 3 do change(node, ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2]), true) end\n"
-    "elseif mode == 'heartbeat' and now - tonumber(mine) <= tonumber(ARGV[4]) then\n"
-    "  local dead = redis.call('ZRANGEBYSCORE', NODES, '-inf', '(' .. (now - tonumber(ARGV[4])),\n"
-    "    'LIMIT', 0, 1, 'WITHSCORES')\n"
-    "  for i = 1, #dead, 2 do\n"
-    "    out[#out + 1] = 'd'; out[#out + 1] = dead[i]; out[#out + 1] = tostring(now - dead[i + "
-    "1])\n"
-    "    drop(dead[i])\n"
+    "elseif mode == 'heartbeat' then\n"
+    "  local silence = tonumber(ARGV[4])\n"
+    "  if now - tonumber(mine) <= silence and redis.call('EXISTS', DEAD) == 0 then\n"
+    "    local dead = redis.call('ZRANGEBYSCORE', NODES, '-inf', '(' .. (now - silence),\n"
+    "      'LIMIT', 0, 1, 'WITHSCORES')\n"
+    "    for i = 1, #dead, 2 do\n"
+    "      out[#out + 1] = 'd'; out[#out + 1] = dead[i]\n"
+    "      out[#out + 1] = tostring(now - dead[i + 1])\n"
+    "      drop(dead[i])\n"
+    "    end\n"
+    "    out[2] = #dead / 2\n"
     "  end\n"
-    "  out[2] = #dead / 2\n"
+    "  out[3] = drain(nil, 1000)\n"
     "end\n"
     "return out\n";
 
@@ -210,6 +241,7 @@ struct presence_shard {
     struct replace_job *replace; /* NULL unless a replace is being sent */
     uint32_t changes_in_flight;  /* apply commands awaiting their reply */
     bool heartbeating;
+    bool draining; /* a drain command awaits its reply */
     /* Why Redis may lack changes (NULL: it has them all): the next chance replaces the whole
      * state. */
     const char *dirty;
@@ -235,7 +267,7 @@ struct presence_redis {
 };
 
 /* What a reply belongs to. */
-enum command_kind { CMD_CHANGE, CMD_PART, CMD_HEARTBEAT, CMD_LEAVE };
+enum command_kind { CMD_CHANGE, CMD_PART, CMD_HEARTBEAT, CMD_DRAIN, CMD_LEAVE };
 
 struct command_ctx {
     struct presence_shard *shard;
@@ -251,7 +283,8 @@ static size_t shard_of(const struct presence_redis *r, const char *channel)
 static void send_replace(struct presence_shard *sh, const char *why);
 static void send_next_part(struct presence_shard *sh);
 static void flush_shard(struct presence_shard *sh, bool now);
-static bool handle_change_reply(struct presence_shard *sh, struct redisReply *reply, bool stale);
+static bool handle_change_reply(struct presence_shard *sh, struct redisReply *reply, bool stale,
+                                bool changes);
 
 static void replace_free(struct presence_shard *sh)
 {
@@ -334,6 +367,16 @@ static int send_command(struct presence_shard *sh, enum command_kind kind, size_
 /* {missing, dead nodes, kind, channel, user, ...}: publishes the events, replaces when the
  * node was unknown. */
 static void stop_step(struct presence_redis *r);
+static void on_change_reply(void *arg, struct redisReply *reply);
+
+/* The script's modes that take no argument but the node's: a drain step, a leave (step). */
+static int send_plain(struct presence_shard *sh, enum command_kind kind, const char *mode)
+{
+    const char *argv[EVAL_ARGS + 3];
+    size_t argvlen[EVAL_ARGS + 3];
+    size_t argc = set_node_args(sh, mode, argv, argvlen);
+    return send_command(sh, kind, argc, argv, argvlen, on_change_reply);
+}
 
 static void on_change_reply(void *arg, struct redisReply *reply)
 {
@@ -346,12 +389,23 @@ static void on_change_reply(void *arg, struct redisReply *reply)
         sh->heartbeating = false;
     if (kind == CMD_CHANGE)
         sh->changes_in_flight--;
+    if (kind == CMD_DRAIN)
+        sh->draining = false;
     gw_free(ctx);
-    bool ok = handle_change_reply(sh, reply, stale);
+    /* A heartbeat, drain or leave that failed lost no change: no replace for it. */
+    bool ok = handle_change_reply(sh, reply, stale, kind == CMD_CHANGE || kind == CMD_PART);
+    long long dead_left = ok ? reply->element[2]->integer : 0;
     if (kind == CMD_LEAVE) {
-        stop_step(r);
+        /* This node's entries go a part at a time too: again until none is left. */
+        if (!(dead_left && r->stop_phase == STOP_LEAVES && send_plain(sh, CMD_LEAVE, "leave") == 0))
+            stop_step(r);
         return;
     }
+    /* Dropped nodes' entries go a part per script: drained one command at a time by every
+     * node that hears of them, so that no script holds Redis for a node's whole state. */
+    if ((kind == CMD_HEARTBEAT || kind == CMD_DRAIN) && dead_left > 0 && !sh->draining &&
+        r->stop_phase == RUNNING && send_plain(sh, CMD_DRAIN, "drain") == 0)
+        sh->draining = true;
     if (stale)
         return;
     if (kind == CMD_PART && sh->replace) {
@@ -366,19 +420,22 @@ static void on_change_reply(void *arg, struct redisReply *reply)
         flush_shard(sh, false);
 }
 
-/* Whether the reply is a valid one. */
-static bool handle_change_reply(struct presence_shard *sh, struct redisReply *reply, bool stale)
+/* Whether the reply is a valid one ({missing, dead nodes dropped, dead nodes left, events...}).
+ * A failed command that carried changes makes the shard dirty, unless stale. */
+static bool handle_change_reply(struct presence_shard *sh, struct redisReply *reply, bool stale,
+                                bool changes)
 {
     struct presence_redis *r = sh->r;
-    if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements < 2 ||
-        reply->element[0]->type != REDIS_REPLY_INTEGER) {
+    if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements < 3 ||
+        reply->element[0]->type != REDIS_REPLY_INTEGER ||
+        reply->element[2]->type != REDIS_REPLY_INTEGER) {
         check_noscript(sh, reply);
         if (reply)
             GW_WARN("presence: unexpected reply from Redis shard %zu%s%s", sh->index,
                     reply->type == REDIS_REPLY_ERROR ? ": " : "",
                     reply->type == REDIS_REPLY_ERROR ? reply->str : "");
         /* Did it apply? The next heartbeat or reconnection replaces. */
-        if (!stale)
+        if (!stale && changes)
             sh->dirty = reply ? "a command failed" : "a reply was lost";
         return false;
     }
@@ -389,7 +446,7 @@ static bool handle_change_reply(struct presence_shard *sh, struct redisReply *re
     }
     if (reply->element[1]->type == REDIS_REPLY_INTEGER)
         r->stats->dead_nodes += (uint64_t)reply->element[1]->integer;
-    for (size_t i = 2; i + 2 < reply->elements; i += 3) {
+    for (size_t i = 3; i + 2 < reply->elements; i += 3) {
         const redisReply *kind = reply->element[i], *ch = reply->element[i + 1],
                          *user = reply->element[i + 2];
         if (kind->type != REDIS_REPLY_STRING || ch->type != REDIS_REPLY_STRING ||
@@ -924,10 +981,7 @@ void presence_redis_stop(struct presence_redis *r, void (*done)(void *arg), void
         struct presence_shard *sh = &r->shards[i];
         drop_deltas(sh);
         replace_free(sh);
-        const char *argv[EVAL_ARGS + 3];
-        size_t argvlen[EVAL_ARGS + 3];
-        size_t argc = set_node_args(sh, "leave", argv, argvlen);
-        if (send_command(sh, CMD_LEAVE, argc, argv, argvlen, on_change_reply) == 0)
+        if (send_plain(sh, CMD_LEAVE, "leave") == 0)
             r->stop_waiting++;
     }
     stop_step(r);
