@@ -32,7 +32,11 @@
  * the subscriber connection of the shard also listens to. Every publish the script's answer
  * counts was published on the shard before the barrier, so once the barrier is heard they have
  * all been handed to the deliver callback: the sync is done when both its answer and its
- * barrier are in, for every shard it asked.
+ * barrier are in, for every shard it asked. A shard has one query in flight at most: the syncs
+ * asked meanwhile wait, and go together as the next query (one script and one barrier for many
+ * session opens), so that a Redis slower than the opens gets fewer, larger queries instead of
+ * a growing backlog (in a 1M run, a backlog of single syncs took minutes to drain, and an
+ * answer 180,000 sessions gave up waiting for came anyway).
  *
  * Connection states (one machine per connection, three per shard):
  *
@@ -98,6 +102,10 @@
  * would pass this many bytes. A single publish larger than the byte limit is always refused. */
 #define PUBSUB_REDIS_MAX_PENDING 10000u
 #define PUBSUB_REDIS_MAX_PENDING_BYTES ((size_t)64 * 1024 * 1024)
+
+/* The most channels one sync query carries (those of ~200 session opens): more wait for the
+ * next one. */
+#define SYNC_BATCH_MAX_CHANNELS 600u
 
 /* How long a counter made by a query lives without a message when history never expires. */
 #define PUBSUB_QUERY_COUNTER_TTL_MS (300u * 1000u)
@@ -197,6 +205,8 @@ struct redis_conn {
 struct redis_shard {
     struct redis_engine *e;
     struct gw_list barrier_waits; /* struct sync_part, by barrier number */
+    struct gw_list sync_waiting;  /* struct sync_part, for the query in flight to be answered */
+    bool querying;                /* a sync query is in flight */
     uint64_t barriers;            /* the last barrier number sent */
     struct pubsub_redis_url url;
     const char *name; /* url.masked: for logs, never the password */
@@ -251,7 +261,10 @@ struct sync_op {
 
 /* The channels of a sync on one shard: one query, then its barrier. */
 struct sync_part {
-    struct gw_list link; /* in redis_shard.barrier_waits until the barrier is heard */
+    /* In redis_shard.sync_waiting until sent, then in barrier_waits until the barrier is
+     * heard. */
+    struct gw_list link;
+    struct sync_part *next_in_query; /* the parts one query carries */
     struct sync_op *op;
     uint64_t barrier;
     bool answered, barrier_heard;
@@ -269,7 +282,8 @@ typedef void (*inflight_done)(struct redis_conn *c, struct inflight *f, redisRep
 struct inflight {
     inflight_done done;
     struct pub_track *track; /* publish: NULL when the publish was not split */
-    struct sync_part *part;  /* query */
+    struct sync_part *part;  /* query: the first of its parts */
+    struct redis_shard *sync_shard;
     size_t bytes;
     int argc;
     const char **argv;
@@ -894,21 +908,42 @@ static int redis_command(struct pubsub_engine *base, size_t shard, enum pubsub_e
 
 /* --- Syncs: positions, history, barriers ------------------------------------------------- */
 
-static void sync_op_part_done(struct sync_op *op)
+/* The op is done on the next loop turn: never from inside a call of its asker (or of another
+ * sync's, whose query failed with this one's). */
+static void sync_op_part_done(struct redis_engine *e, struct sync_op *op)
 {
     if (--op->parts == 0) {
-        op->done(op->arg);
-        gw_free(op);
+        gw_list_insert_tail(&e->deferred, &op->link);
+        event_active(e->deferred_ev, EV_TIMEOUT, 0);
     }
 }
 
-static void sync_part_check(struct sync_part *part)
+static void sync_part_check(struct redis_engine *e, struct sync_part *part)
 {
     if (!part->answered || !part->barrier_heard)
         return;
     struct sync_op *op = part->op;
     gw_free(part);
-    sync_op_part_done(op);
+    sync_op_part_done(e, op);
+}
+
+/* A part whose positions stay unknown: no answer, no barrier to wait for. */
+static void sync_part_fail(struct redis_engine *e, struct sync_part *part)
+{
+    struct pubsub_sync *s = part->op->s;
+    for (size_t j = 0; j < part->n; j++) {
+        struct pubsub_sync_channel *ch = &s->ch[part->index[j]];
+        for (size_t k = 0; k < ch->n_missed; k++)
+            pubsub_message_unref(ch->missed[k]);
+        ch->n_missed = 0;
+        pubsub_sync_unknown(s, part->index[j]);
+    }
+    if (!part->barrier_heard) {
+        gw_list_remove(&part->link);
+        part->barrier_heard = true;
+    }
+    part->answered = true;
+    sync_part_check(e, part);
 }
 
 /* The barrier of every part up to `barrier` has been heard on shard s (or never will be: the
@@ -921,7 +956,7 @@ static void release_barriers(struct redis_shard *s, uint64_t barrier)
             break;
         gw_list_remove(&part->link);
         part->barrier_heard = true;
-        sync_part_check(part);
+        sync_part_check(s->e, part);
     }
 }
 
@@ -997,79 +1032,82 @@ static bool read_answer(struct redis_engine *e, struct pubsub_sync *s, size_t i,
     return true;
 }
 
+static void send_queries(struct redis_engine *e, struct redis_shard *s);
+
+/* The answer of one query: each part's channels in turn. Then the syncs that waited for it go. */
 static void query_done(struct redis_conn *c, struct inflight *f, redisReply *reply)
 {
-    struct sync_part *part = f->part;
-    struct pubsub_sync *s = part->op->s;
-    bool ok = c && reply && reply->type == REDIS_REPLY_ARRAY && reply->elements == part->n;
+    struct redis_shard *shard = f->sync_shard;
+    struct redis_engine *e = shard->e;
+    size_t channels = 0;
+    for (struct sync_part *p = f->part; p; p = p->next_in_query)
+        channels += p->n;
+    bool ok = c && reply && reply->type == REDIS_REPLY_ARRAY && reply->elements == channels;
     if (c && reply && reply->type == REDIS_REPLY_ERROR)
         log_script_error(c, "sync", reply);
-    for (size_t j = 0; ok && j < part->n; j++)
-        ok = read_answer(c->shard->e, s, part->index[j], reply->element[j]);
-    if (!ok) {
-        for (size_t j = 0; j < part->n; j++) {
-            struct pubsub_sync_channel *ch = &s->ch[part->index[j]];
-            for (size_t k = 0; k < ch->n_missed; k++)
-                pubsub_message_unref(ch->missed[k]);
-            ch->n_missed = 0;
-            pubsub_sync_unknown(s, part->index[j]);
+    size_t k = 0;
+    for (struct sync_part *p = f->part, *next; p; p = next) {
+        next = p->next_in_query;
+        bool part_ok = ok;
+        for (size_t j = 0; part_ok && j < p->n; j++)
+            part_ok = read_answer(e, p->op->s, p->index[j], reply->element[k + j]);
+        k += p->n;
+        if (!part_ok) {
+            sync_part_fail(e, p); /* the script did not run: no barrier will come */
+            continue;
         }
-        /* The script did not run: no barrier will come. */
-        if (!part->barrier_heard) {
-            gw_list_remove(&part->link);
-            part->barrier_heard = true;
-        }
+        p->answered = true;
+        sync_part_check(e, p);
     }
-    part->answered = true;
-    sync_part_check(part);
+    shard->querying = false;
+    send_queries(e, shard);
 }
 
-/* The query of part's channels on shard s. */
-static struct inflight *query_new(struct redis_engine *e, struct sync_part *part)
+/* The query of the channels of every part from `first` on (their barrier number set). */
+static struct inflight *query_new(struct redis_engine *e, struct sync_part *first, size_t channels)
 {
-    const struct pubsub_sync *sync = part->op->s;
     char ttl[24], barrier[24], epoch[17];
     /* A counter made by a query, for a channel without messages, lives only as long as a history:
      * subscribers of channels that never get a message (anonymous sessions of made-up sites)
      * cannot fill Redis. Should a message come later, its new epoch is an honest "false". */
     uint32_t create_ttl_ms = e->history.ttl_ms ? e->history.ttl_ms : PUBSUB_QUERY_COUNTER_TTL_MS;
     int ttl_len = snprintf(ttl, sizeof(ttl), "%u", create_ttl_ms);
-    int barrier_len = snprintf(barrier, sizeof(barrier), "%" PRIu64, part->barrier);
+    int barrier_len = snprintf(barrier, sizeof(barrier), "%" PRIu64, first->barrier);
     new_epoch(e, epoch);
     size_t channel_len = strlen(e->sync_channel);
     size_t strings = 2 + (size_t)ttl_len + 1 + 17 + channel_len + 1 + (size_t)barrier_len + 1;
-    char since[PUBSUB_SYNC_MAX_CHANNELS][24];
-    int since_len[PUBSUB_SYNC_MAX_CHANNELS];
-    for (size_t j = 0; j < part->n; j++) {
-        const struct pubsub_sync_channel *ch = &sync->ch[part->index[j]];
-        bool recover = ch->recover && e->history.size;
-        since_len[j] =
-            snprintf(since[j], sizeof(since[j]), "%" PRId64, recover ? ch->since.seq : (int64_t)-1);
-        strings += key_bytes(strlen(ch->name)) + (size_t)since_len[j] + 1 +
-                   (recover ? strlen(ch->since.epoch) : 0) + 1;
+    for (const struct sync_part *p = first; p; p = p->next_in_query) {
+        for (size_t j = 0; j < p->n; j++) {
+            const struct pubsub_sync_channel *ch = &p->op->s->ch[p->index[j]];
+            bool recover = ch->recover && e->history.size;
+            strings +=
+                key_bytes(strlen(ch->name)) + 24 + (recover ? strlen(ch->since.epoch) : 0) + 1;
+        }
     }
-    size_t argc = 3 + part->n + 5 + 2 * (size_t)part->n;
-    char *p;
-    struct inflight *f = inflight_alloc(e, argc, part->n, strings, query_done, &p);
-    f->part = part;
-    size_t k = 3;
-    for (size_t j = 0; j < part->n; j++) {
-        const char *name = sync->ch[part->index[j]].name;
-        inflight_put_key(f, k++, &p, name, strlen(name));
+    size_t argc = 3 + channels + 5 + 2 * channels;
+    char *next;
+    struct inflight *f = inflight_alloc(e, argc, channels, strings, query_done, &next);
+    f->part = first;
+    size_t k = 3, v = 3 + channels + 5;
+    for (const struct sync_part *p = first; p; p = p->next_in_query) {
+        for (size_t j = 0; j < p->n; j++) {
+            const struct pubsub_sync_channel *ch = &p->op->s->ch[p->index[j]];
+            bool recover = ch->recover && e->history.size;
+            char since[24];
+            int since_len =
+                snprintf(since, sizeof(since), "%" PRId64, recover ? ch->since.seq : (int64_t)-1);
+            inflight_put_key(f, k++, &next, ch->name, strlen(ch->name));
+            inflight_put(f, v++, &next, since, (size_t)since_len);
+            inflight_put(f, v++, &next, recover ? ch->since.epoch : "",
+                         recover ? strlen(ch->since.epoch) : 0);
+        }
     }
-    inflight_put(f, k++, &p, "q", 1);
-    inflight_put(f, k++, &p, ttl, (size_t)ttl_len);
-    inflight_put(f, k++, &p, epoch, 16);
-    inflight_put(f, k++, &p, e->sync_channel, channel_len);
-    inflight_put(f, k++, &p, barrier, (size_t)barrier_len);
-    for (size_t j = 0; j < part->n; j++) {
-        const struct pubsub_sync_channel *ch = &sync->ch[part->index[j]];
-        bool recover = ch->recover && e->history.size;
-        inflight_put(f, k++, &p, since[j], (size_t)since_len[j]);
-        inflight_put(f, k++, &p, recover ? ch->since.epoch : "",
-                     recover ? strlen(ch->since.epoch) : 0);
-    }
-    GW_ASSERT(k == argc);
+    inflight_put(f, k++, &next, "q", 1);
+    inflight_put(f, k++, &next, ttl, (size_t)ttl_len);
+    inflight_put(f, k++, &next, epoch, 16);
+    inflight_put(f, k++, &next, e->sync_channel, channel_len);
+    inflight_put(f, k++, &next, barrier, (size_t)barrier_len);
+    GW_ASSERT(k == 3 + channels + 5 && v == argc);
     inflight_count_bytes(f);
     return f;
 }
@@ -1087,23 +1125,51 @@ static void on_deferred(evutil_socket_t fd, short what, void *arg)
     }
 }
 
-/* Sends part's query on its shard; false when the shard cannot take it now. */
-static bool send_query(struct redis_engine *e, struct redis_shard *s, struct sync_part *part)
+/* Sends the waiting syncs of shard s as one query (up to SYNC_BATCH_MAX_CHANNELS channels),
+ * unless one is in flight: its answer sends them. Those that cannot be sent stay unknown. */
+static void send_queries(struct redis_engine *e, struct redis_shard *s)
 {
-    struct redis_conn *c = &s->cmd;
-    if (!shard_up(s) || c->pending >= PUBSUB_REDIS_MAX_PENDING ||
-        c->pending_bytes > PUBSUB_REDIS_MAX_PENDING_BYTES)
-        return false;
-    part->barrier = ++s->barriers;
-    struct inflight *f = query_new(e, part);
-    if (redisAsyncCommandArgv(c->ac, eval_cb, f, f->argc, f->argv, f->argvlen) != REDIS_OK) {
-        inflight_free(f);
-        return false;
+    if (s->querying || gw_list_empty(&s->sync_waiting))
+        return;
+    struct sync_part *first = NULL, **tail = &first;
+    size_t channels = 0;
+    uint64_t barrier = ++s->barriers;
+    while (!gw_list_empty(&s->sync_waiting)) {
+        struct sync_part *p = GW_CONTAINER_OF(s->sync_waiting.next, struct sync_part, link);
+        if (first && channels + p->n > SYNC_BATCH_MAX_CHANNELS)
+            break;
+        gw_list_remove(&p->link);
+        gw_list_insert_tail(&s->barrier_waits, &p->link);
+        p->barrier = barrier;
+        p->next_in_query = NULL;
+        *tail = p;
+        tail = &p->next_in_query;
+        channels += p->n;
     }
-    c->pending++;
-    c->pending_bytes += f->bytes;
-    gw_list_insert_tail(&s->barrier_waits, &part->link);
-    return true;
+    struct redis_conn *c = &s->cmd;
+    if (shard_up(s) && c->pending < PUBSUB_REDIS_MAX_PENDING &&
+        c->pending_bytes <= PUBSUB_REDIS_MAX_PENDING_BYTES) {
+        struct inflight *f = query_new(e, first, channels);
+        f->sync_shard = s;
+        if (redisAsyncCommandArgv(c->ac, eval_cb, f, f->argc, f->argv, f->argvlen) == REDIS_OK) {
+            c->pending++;
+            c->pending_bytes += f->bytes;
+            s->querying = true;
+            return;
+        }
+        inflight_free(f);
+    }
+    for (struct sync_part *p = first, *next; p; p = next) {
+        next = p->next_in_query;
+        sync_part_fail(e, p);
+    }
+    /* Not sent: the rest cannot be either. */
+    while (!gw_list_empty(&s->sync_waiting)) {
+        struct sync_part *p = GW_CONTAINER_OF(s->sync_waiting.next, struct sync_part, link);
+        gw_list_remove(&p->link);
+        p->barrier_heard = true;
+        sync_part_fail(e, p);
+    }
 }
 
 static void redis_sync(struct pubsub_engine *base, struct pubsub_sync *s, void (*done)(void *arg),
@@ -1121,7 +1187,6 @@ static void redis_sync(struct pubsub_engine *base, struct pubsub_sync *s, void (
             pubsub_channel_shard_hash(s->ch[i].name, strlen(s->ch[i].name)) % e->n_shards;
         struct sync_part *part = gw_calloc(1, sizeof(*part));
         part->op = op;
-        gw_list_init(&part->link);
         /* The channels of the sync on the same shard go in one query. */
         for (size_t j = i; j < s->n; j++) {
             if (!asked[j] &&
@@ -1131,19 +1196,12 @@ static void redis_sync(struct pubsub_engine *base, struct pubsub_sync *s, void (
                 part->index[part->n++] = (uint8_t)j;
             }
         }
-        if (send_query(e, &e->shards[shard], part)) {
-            op->parts++;
-            continue;
-        }
-        for (size_t j = 0; j < part->n; j++)
-            pubsub_sync_unknown(s, part->index[j]);
-        gw_free(part);
+        op->parts++;
+        gw_list_insert_tail(&e->shards[shard].sync_waiting, &part->link);
+        send_queries(e, &e->shards[shard]);
     }
     /* Held while sending, so that done() never runs inside this call. */
-    if (--op->parts == 0) {
-        gw_list_insert_tail(&e->deferred, &op->link);
-        event_active(e->deferred_ev, EV_TIMEOUT, 0);
-    }
+    sync_op_part_done(e, op);
 }
 
 static void conn_teardown(struct redis_conn *c)
@@ -1169,6 +1227,7 @@ static void redis_free(struct pubsub_engine *base)
         conn_teardown(&e->shards[i].cmd); /* answers the queries in flight as lost */
         conn_teardown(&e->shards[i].sub);
         conn_teardown(&e->shards[i].side);
+        send_queries(e, &e->shards[i]); /* the waiting ones: down now, unknown */
         release_barriers(&e->shards[i], UINT64_MAX);
     }
     on_deferred(-1, 0, e);
@@ -1497,6 +1556,7 @@ struct pubsub_engine *pubsub_engine_redis_new(struct event_base *base, const cha
         struct redis_shard *s = &shards[i];
         s->e = e;
         gw_list_init(&s->barrier_waits);
+        gw_list_init(&s->sync_waiting);
         conn_init(e, s, &s->cmd, CONN_CMD);
         conn_init(e, s, &s->sub, CONN_SUB);
         conn_init(e, s, &s->side, CONN_SIDE);

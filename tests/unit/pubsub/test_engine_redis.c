@@ -877,6 +877,77 @@ FX_TEST(the_side_connection_does_not_wait_behind_the_publishes_one, 1, 0)
     gw_free(n.got);
 }
 
+/* Calls of `command` Redis counted since its last CONFIG RESETSTAT (INFO commandstats). */
+static long long command_calls(int port, const char *command)
+{
+    redisContext *c = sync_connect(port);
+    if (!c)
+        return -1;
+    redisReply *r = redisCommand(c, "INFO commandstats");
+    char field[64];
+    snprintf(field, sizeof(field), "cmdstat_%s:calls=", command);
+    const char *at = r && r->type == REDIS_REPLY_STRING ? strstr(r->str, field) : NULL;
+    long long calls = !r || r->type != REDIS_REPLY_STRING ? -1
+                      : at                                ? strtoll(at + strlen(field), NULL, 10)
+                                                          : 0;
+    if (r)
+        freeReplyObject(r);
+    redisFree(c);
+    return calls;
+}
+
+static void count_done(void *arg)
+{
+    (*(unsigned *)arg)++;
+}
+
+/* Syncs asked while a query is in flight wait and go as one query: a Redis slower than the
+ * session opens gets fewer, larger queries, not a backlog of one per open. */
+FX_TEST(syncs_asked_while_one_is_in_flight_go_as_one_query, 1, 0)
+{
+    struct node n = {0};
+    n.eng = engine_for(fx, &n, &fx->srv[0], 1);
+    ASSERT_TRUE(n.eng != NULL);
+    WAIT_FOR(fx, pubsub_engine_available(n.eng), WAIT_MS);
+    ASSERT_INT_EQ(sync_status(fx->srv[0].port, "CONFIG", "RESETSTAT"), 0);
+    struct lanes l = {.n = 0};
+    /* The publishes' connection waits on a BLPOP: the first sync's query waits behind it. */
+    const char *blpop[] = {"BLPOP", "lanes-list", "10"};
+    const size_t blpop_len[] = {5, 10, 2};
+    ASSERT_INT_EQ(pubsub_engine_command(n.eng, 0, PUBSUB_CONN_PUBLISHES, 3, blpop, blpop_len,
+                                        on_blpop_reply, &l),
+                  0);
+    enum { SYNCS = 5 };
+    static char names[SYNCS][32];
+    struct pubsub_sync syncs[SYNCS];
+    unsigned done = 0;
+    for (int i = 0; i < SYNCS; i++) {
+        snprintf(names[i], sizeof(names[i]), "user:S:batched-%d", i);
+        memset(&syncs[i], 0, sizeof(syncs[i]));
+        syncs[i].n = 1;
+        syncs[i].ch[0].name = names[i];
+        pubsub_sync_unknown(&syncs[i], 0);
+        pubsub_engine_sync(n.eng, &syncs[i], count_done, &done);
+    }
+    run_for(fx, 50);
+    ASSERT_UINT_EQ(done, 0);
+    const char *push[] = {"LPUSH", "lanes-list", "pushed"};
+    const size_t push_len[] = {5, 10, 6};
+    ASSERT_INT_EQ(
+        pubsub_engine_command(n.eng, 0, PUBSUB_CONN_SIDE, 3, push, push_len, on_side_reply, &l), 0);
+    WAIT_FOR(fx, done == SYNCS, WAIT_MS);
+    for (int i = 0; i < SYNCS; i++) {
+        ASSERT_TRUE(syncs[i].ch[0].at.seq == 0);
+        ASSERT_TRUE(syncs[i].ch[0].at.epoch[0] != '\0');
+        pubsub_sync_cleanup(&syncs[i]);
+    }
+    /* The first one alone, the four that waited together. */
+    ASSERT_INT_EQ(command_calls(fx->srv[0].port, "evalsha"), 2);
+    pubsub_engine_free(n.eng);
+    node_clear(&n);
+    gw_free(n.got);
+}
+
 /* A reply on a connection that AUTHs with password and SELECTs db first; NULL when any fails. */
 static redisReply *authed_command(int port, const char *password, int db, const char *fmt,
                                   const char *arg)
@@ -1130,6 +1201,7 @@ GW_TEST_MAIN(TEST_CASE(urls_are_checked), TEST_CASE(two_nodes_get_each_publish_o
              TEST_CASE(shard_ready_comes_once_both_connections_are_up),
              TEST_CASE(a_command_sent_from_a_reply_to_free_is_refused),
              TEST_CASE(the_side_connection_does_not_wait_behind_the_publishes_one),
+             TEST_CASE(syncs_asked_while_one_is_in_flight_go_as_one_query),
              TEST_CASE(auth_and_select_come_before_the_shard_is_ready),
              TEST_CASE(free_while_down_connecting_or_busy),
              TEST_CASE(free_from_inside_the_deliver_callback),
