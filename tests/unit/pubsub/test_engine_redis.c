@@ -845,6 +845,23 @@ static void on_side_reply(void *arg, struct redisReply *reply)
     l->order[l->n++] = reply && reply->type != REDIS_REPLY_ERROR ? 'S' : 'x';
 }
 
+/* The publishes' connection of shard 0 waits on a BLPOP (for up to 10 s) ... */
+static int hold_publishes_connection(struct pubsub_engine *eng, struct lanes *l)
+{
+    const char *blpop[] = {"BLPOP", "lanes-list", "10"};
+    const size_t blpop_len[] = {5, 10, 2};
+    return pubsub_engine_command(eng, 0, PUBSUB_CONN_PUBLISHES, 3, blpop, blpop_len, on_blpop_reply,
+                                 l);
+}
+
+/* ... until the side connection pushes what it waits for. */
+static int release_publishes_connection(struct pubsub_engine *eng, struct lanes *l)
+{
+    const char *push[] = {"LPUSH", "lanes-list", "pushed"};
+    const size_t push_len[] = {5, 10, 6};
+    return pubsub_engine_command(eng, 0, PUBSUB_CONN_SIDE, 3, push, push_len, on_side_reply, l);
+}
+
 /* A command on the side connection is answered while the publishes' connection waits (here on
  * a BLPOP; in production behind a backlog of syncs and publishes): presence's heartbeats must
  * not wait behind them, or a busy node looks silent to the others. */
@@ -855,20 +872,13 @@ FX_TEST(the_side_connection_does_not_wait_behind_the_publishes_one, 1, 0)
     ASSERT_TRUE(n.eng != NULL);
     WAIT_FOR(fx, pubsub_engine_available(n.eng), WAIT_MS);
     struct lanes l = {.n = 0};
-    const char *blpop[] = {"BLPOP", "lanes-list", "10"};
-    const size_t blpop_len[] = {5, 10, 2};
-    ASSERT_INT_EQ(pubsub_engine_command(n.eng, 0, PUBSUB_CONN_PUBLISHES, 3, blpop, blpop_len,
-                                        on_blpop_reply, &l),
-                  0);
+    ASSERT_INT_EQ(hold_publishes_connection(n.eng, &l), 0);
     const char *ping[] = {"PING"};
     const size_t ping_len[] = {4};
     ASSERT_INT_EQ(
         pubsub_engine_command(n.eng, 0, PUBSUB_CONN_SIDE, 1, ping, ping_len, on_side_reply, &l), 0);
     WAIT_FOR(fx, l.n >= 1, WAIT_MS);
-    const char *push[] = {"LPUSH", "lanes-list", "pushed"};
-    const size_t push_len[] = {5, 10, 6};
-    ASSERT_INT_EQ(
-        pubsub_engine_command(n.eng, 0, PUBSUB_CONN_SIDE, 3, push, push_len, on_side_reply, &l), 0);
+    ASSERT_INT_EQ(release_publishes_connection(n.eng, &l), 0);
     WAIT_FOR(fx, l.n >= 3, WAIT_MS);
     ASSERT_TRUE(memcmp(l.order, "SSB", 3) == 0 || memcmp(l.order, "SBS", 3) == 0);
     ASSERT_TRUE(l.popped);
@@ -912,11 +922,7 @@ FX_TEST(syncs_asked_while_one_is_in_flight_go_as_one_query, 1, 0)
     ASSERT_INT_EQ(sync_status(fx->srv[0].port, "CONFIG", "RESETSTAT"), 0);
     struct lanes l = {.n = 0};
     /* The publishes' connection waits on a BLPOP: the first sync's query waits behind it. */
-    const char *blpop[] = {"BLPOP", "lanes-list", "10"};
-    const size_t blpop_len[] = {5, 10, 2};
-    ASSERT_INT_EQ(pubsub_engine_command(n.eng, 0, PUBSUB_CONN_PUBLISHES, 3, blpop, blpop_len,
-                                        on_blpop_reply, &l),
-                  0);
+    ASSERT_INT_EQ(hold_publishes_connection(n.eng, &l), 0);
     enum { SYNCS = 5 };
     static char names[SYNCS][32];
     struct pubsub_sync syncs[SYNCS];
@@ -931,10 +937,7 @@ FX_TEST(syncs_asked_while_one_is_in_flight_go_as_one_query, 1, 0)
     }
     run_for(fx, 50);
     ASSERT_UINT_EQ(done, 0);
-    const char *push[] = {"LPUSH", "lanes-list", "pushed"};
-    const size_t push_len[] = {5, 10, 6};
-    ASSERT_INT_EQ(
-        pubsub_engine_command(n.eng, 0, PUBSUB_CONN_SIDE, 3, push, push_len, on_side_reply, &l), 0);
+    ASSERT_INT_EQ(release_publishes_connection(n.eng, &l), 0);
     WAIT_FOR(fx, done == SYNCS, WAIT_MS);
     for (int i = 0; i < SYNCS; i++) {
         ASSERT_TRUE(syncs[i].ch[0].at.seq == 0);
