@@ -30,9 +30,10 @@
  * nodes silent for three of those intervals, so that a dead node is gone from every answer
  * within node_timeout_ms of its last heartbeat (its users' leaves go out then, from the node
  * that dropped it). A dropped node's entries are drained a part per script (3,000 entries; 1,000
- * in a heartbeat), by every node that hears of them, one drain command at a time each. A
- * heartbeat drops one node at most, none while another is being drained, and none when its own
- * node was silent as long: then Redis (or this node) stalled, and every node looks silent.
+ * in every heartbeat), by the node that dropped it, one drain command at a time. A heartbeat
+ * drops one node at most, none while another is being drained, and none when its own node's
+ * previous heartbeat is over two intervals old: then Redis (or this node) is stalled or
+ * overloaded, and every node looks silent.
  * Without these, one stall of Redis longer than the silence had the first heartbeat after it
  * drop every other node in one script (a million sessions' entries: Redis busy for minutes,
  * every node then silent in turn), and under a long overload the drops (334 in one 1M run),
@@ -194,7 +195,7 @@ static const char PRESENCE_SCRIPT[] =
     "  for i = 4, #ARGV, 3 do change(node, ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2]), true) end\n"
     "elseif mode == 'heartbeat' then\n"
     "  local silence = tonumber(ARGV[4])\n"
-    "  if now - tonumber(mine) <= silence and redis.call('EXISTS', DEAD) == 0 then\n"
+    "  if now - tonumber(mine) <= silence * 2 / 3 and redis.call('EXISTS', DEAD) == 0 then\n"
     "    local dead = redis.call('ZRANGEBYSCORE', NODES, '-inf', '(' .. (now - silence),\n"
     "      'LIMIT', 0, 1, 'WITHSCORES')\n"
     "    for i = 1, #dead, 2 do\n"
@@ -394,6 +395,8 @@ static void on_change_reply(void *arg, struct redisReply *reply)
     gw_free(ctx);
     /* A heartbeat, drain or leave that failed lost no change: no replace for it. */
     bool ok = handle_change_reply(sh, reply, stale, kind == CMD_CHANGE || kind == CMD_PART);
+    long long dropped =
+        ok && reply->element[1]->type == REDIS_REPLY_INTEGER ? reply->element[1]->integer : 0;
     long long dead_left = ok ? reply->element[2]->integer : 0;
     if (kind == CMD_LEAVE) {
         /* This node's entries go a part at a time too: again until none is left. */
@@ -401,10 +404,12 @@ static void on_change_reply(void *arg, struct redisReply *reply)
             stop_step(r);
         return;
     }
-    /* Dropped nodes' entries go a part per script: drained one command at a time by every
-     * node that hears of them, so that no script holds Redis for a node's whole state. */
-    if ((kind == CMD_HEARTBEAT || kind == CMD_DRAIN) && dead_left > 0 && !sh->draining &&
-        r->stop_phase == RUNNING && send_plain(sh, CMD_DRAIN, "drain") == 0)
+    /* A dropped node's entries go a part per script: drained one command at a time by the node
+     * that dropped it (every heartbeat takes a smaller part too, should that node die), so
+     * that no script holds Redis for a node's whole state. Not by every node at once: 52
+     * drains in flight delayed heartbeats by seconds, and more nodes looked silent. */
+    if (((kind == CMD_HEARTBEAT && dropped > 0) || kind == CMD_DRAIN) && dead_left > 0 &&
+        !sh->draining && r->stop_phase == RUNNING && send_plain(sh, CMD_DRAIN, "drain") == 0)
         sh->draining = true;
     if (stale)
         return;
