@@ -1136,6 +1136,13 @@ static void send_queries(struct redis_engine *e, struct redis_shard *s)
     uint64_t barrier = ++s->barriers;
     while (!gw_list_empty(&s->sync_waiting)) {
         struct sync_part *p = GW_CONTAINER_OF(s->sync_waiting.next, struct sync_part, link);
+        if (p->op->s->cancelled) {
+            /* Its session gave up waiting (or closed): no work for Redis. */
+            gw_list_remove(&p->link);
+            p->barrier_heard = true;
+            sync_part_fail(e, p);
+            continue;
+        }
         if (first && channels + p->n > SYNC_BATCH_MAX_CHANNELS)
             break;
         gw_list_remove(&p->link);
@@ -1146,6 +1153,8 @@ static void send_queries(struct redis_engine *e, struct redis_shard *s)
         tail = &p->next_in_query;
         channels += p->n;
     }
+    if (!first)
+        return; /* every waiting one was cancelled */
     struct redis_conn *c = &s->cmd;
     if (shard_up(s) && c->pending < PUBSUB_REDIS_MAX_PENDING &&
         c->pending_bytes <= PUBSUB_REDIS_MAX_PENDING_BYTES) {

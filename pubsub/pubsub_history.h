@@ -49,6 +49,9 @@ struct pubsub_sync_channel {
 
 struct pubsub_sync {
     size_t n;
+    /* Set by the asker that no longer wants the answer: an engine may skip asking Redis (the
+     * answer is then unknown), but still calls done. */
+    bool cancelled;
     struct pubsub_sync_channel ch[PUBSUB_SYNC_MAX_CHANNELS];
 };
 

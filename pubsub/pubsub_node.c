@@ -155,4 +155,5 @@ struct pubsub_sync_request *pubsub_node_sync(struct pubsub_node *n, const struct
 void pubsub_node_sync_cancel(struct pubsub_sync_request *r)
 {
     r->cb = NULL;
+    r->sync.cancelled = true; /* not sent to Redis if it still waits */
 }
