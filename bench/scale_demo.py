@@ -252,7 +252,8 @@ def node_counters(nodes):
 
 def log_kinds(nodes, top=25):
     """The gateways' log lines by kind (numbers as N, the time cut off), most frequent first,
-    with the times of the first and last of each: what the nodes said during the run."""
+    with the times of the first and last of each and up to 5 whole lines: what the nodes said
+    during the run."""
     kinds = {}
     for node in nodes:
         with node.cond:
@@ -260,9 +261,12 @@ def log_kinds(nodes, top=25):
         for line in lines:
             at, _, text = line.partition(" ")
             kind = re.sub(r"\d+", "N", text)
-            k = kinds.setdefault(kind, {"kind": kind, "count": 0, "first": at, "last": at})
+            k = kinds.setdefault(kind, {"kind": kind, "count": 0, "first": at, "last": at,
+                                        "examples": []})
             k["count"] += 1
             k["first"], k["last"] = min(k["first"], at), max(k["last"], at)
+            if len(k["examples"]) < 5:
+                k["examples"].append(line)
     return sorted(kinds.values(), key=lambda k: -k["count"])[:top]
 
 
