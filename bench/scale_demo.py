@@ -5,7 +5,7 @@ Redis, one global broadcast reaching all of them; memory per session and time to
 One process can hold only ~19,900 fds here (the cap cannot be raised), so the script starts
 ceil(N / --per-node) gateway nodes on one private redis-server:
 
-  redis-server --port P --bind 127.0.0.1 --save "" --appendonly no        (bench/latency.py)
+  nice -n -10 redis-server --port P --bind 127.0.0.1 --save "" --appendonly no  (--redis-nice)
   sockjs-gateway --listen 127.0.0.1:0 --api-listen 127.0.0.1:0 --api-key K --jwt-secret S
                  --engine redis://127.0.0.1:P --log-level info --backlog B  (x nodes)
 
@@ -27,6 +27,10 @@ sessions/s overall. After `ready` and once the gateways' RSS is stable it record
               box, so kernel bytes per session are for a connection PAIR (two sockets, two
               files, two epoll items). System-wide figures also see whatever other processes
               did meanwhile.
+
+Then, once Redis runs fewer than --redis-quiet commands/s (the opening's syncs and presence
+changes done), the CPU of the gateways, loadgen and Redis over --idle-cpu-seconds, with what
+Redis ran and the nodes' presence and engine counters meanwhile (and over the opening).
 
 Then --broadcasts times: `publisher --scope global --site bench --count 1` on node 1's API
 (each event carries its publish time; loadgen times each delivery), waiting until loadgen's
@@ -229,6 +233,20 @@ def redis_counters(port):
         if m:
             c[m.group(1)] = int(m.group(2))
     return c
+
+
+def wait_redis_quiet(port, per_s, max_s):
+    """Until Redis runs fewer than per_s commands per second (over 2 s), at most max_s
+    seconds; whether it did."""
+    deadline = time.monotonic() + max_s
+    last = redis_counters(port).get("commands", 0)
+    while time.monotonic() < deadline:
+        time.sleep(2.0)
+        now = redis_counters(port).get("commands", 0)
+        if (now - last) / 2.0 < per_s:
+            return True
+        last = now
+    return False
 
 
 NODE_COUNTERS = re.compile(r"^sockjs_gateway_(presence_\w+|engine_\w+|sessions_open\w*) (\d+)$",
@@ -557,6 +575,14 @@ def run(args, result):
         result["snapshots"]["idle"] = idle
         result["memory"] = memory_figures(before, idle, ready_n, n_nodes)
         print_memory(result["memory"])
+        # The opening's aftermath (syncs and presence changes still queued for Redis) is not
+        # idle: the window starts once Redis runs fewer than --redis-quiet commands/s.
+        t_q = time.monotonic()
+        result["redis_quiet"] = wait_redis_quiet(rport, args.redis_quiet, args.settle_max)
+        result["timings"]["redis_quiet_s"] = round(time.monotonic() - t_q, 3)
+        print("# Redis quiet (< %d commands/s): %s after %.1f s"
+              % (args.redis_quiet, result["redis_quiet"], result["timings"]["redis_quiet_s"]),
+              flush=True)
         # CPU the held sessions cost while idle (heartbeats every 25 s by default).
         # What Redis and the nodes' presence did meanwhile says whether the window was idle.
         k_i = counters(nodes, rport)
@@ -754,6 +780,9 @@ def main():
     ap.add_argument("--idle-cpu-seconds", type=float, default=10.0,
                     help="window in which the idle sessions' CPU cost is measured")
     ap.add_argument("--settle-max", type=float, default=60.0)
+    ap.add_argument("--redis-quiet", type=int, default=5000,
+                    help="the idle window waits for Redis to run fewer commands/s than this "
+                         "(at most --settle-max s)")
     ap.add_argument("--timeout", type=float, default=3600.0, help="bound on the whole run (s)")
     ap.add_argument("--max-gib", type=float, default=18.0,
                     help="refuse to start if the projected memory exceeds this")
