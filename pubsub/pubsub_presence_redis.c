@@ -18,27 +18,26 @@
  * when the shard's connection comes (back) up, at the next heartbeat after a change could not be
  * sent, and when the script finds the node unknown (Redis restarted, or the others found it
  * silent and dropped it). Everything goes on the engine's side connection (PUBSUB_CONN_SIDE),
- * and that connection's queue is kept short: one replace part at a time, and changes held while
- * a batch of them awaits its reply. A heartbeat then waits behind little, so a busy node does not
- * look silent (behind a backlog of syncs, or of its own whole state, it did: the others dropped
- * it, it replaced again, and Redis spent minutes on replaces).
- * A replace goes in parts of whole channels (each part sets the node's counts in its channels
- * and marks them with the replace's generation), then an end that drops the node's counts in
- * every channel no part marked: no script holds Redis for a node's whole state at once.
- * Replacing sends no joins (everyone would "join" after a Redis restart), only the leaves of
- * users no longer there. Heartbeats every node_timeout_ms/4 keep the node alive and drop the
- * nodes silent for three of those intervals, so that a dead node is gone from every answer
- * within node_timeout_ms of its last heartbeat (its users' leaves go out then, from the node
- * that dropped it). A dropped node's entries are drained a part per script (3,000 entries; 1,000
- * in every heartbeat), by the node that dropped it, one drain command at a time. A heartbeat
- * drops one node at most, none while another is being drained, and none when its own node's
- * previous heartbeat is over two intervals old: then Redis (or this node) is stalled or
- * overloaded, and every node looks silent.
- * Without these, one stall of Redis longer than the silence had the first heartbeat after it
- * drop every other node in one script (a million sessions' entries: Redis busy for minutes,
- * every node then silent in turn), and under a long overload the drops (334 in one 1M run),
- * each a script over a node's whole state, fed the overload that made nodes look silent. A node
- * that stops drains its own entries the same way ('leave', again until none is left). */
+ * and that connection's queue is kept short: one replace part at a time, and one apply of at
+ * most CHANGES_PER_APPLY changes in flight. A heartbeat then waits behind little, so a busy node
+ * does not look silent (behind a backlog of syncs, or of its own whole state, it did: the others
+ * dropped it, it replaced again, and Redis spent minutes on replaces). A replace goes in parts of
+ * whole channels (each part sets the node's counts in its channels and marks them with the
+ * replace's generation), then an end that drops the node's counts in every channel no part marked:
+ * no script holds Redis for a node's whole state at once. Replacing sends no joins (everyone would
+ * "join" after a Redis restart), only the leaves of users no longer there. Heartbeats every
+ * node_timeout_ms/4 keep the node alive and drop the nodes silent for three of those intervals, so
+ * that a dead node is gone from every answer within node_timeout_ms of its last heartbeat (its
+ * users' leaves go out then, from the node that dropped it). A dropped node's entries are drained a
+ * part per script (3,000 entries; 1,000 in every heartbeat), by the node that dropped it, one drain
+ * command at a time. A heartbeat drops one node at most, none while another is being drained, and
+ * none when its own node's previous heartbeat is over two intervals old: then Redis (or this node)
+ * is stalled or overloaded, and every node looks silent. Without these, one stall of Redis longer
+ * than the silence had the first heartbeat after it drop every other node in one script (a million
+ * sessions' entries: Redis busy for minutes, every node then silent in turn), and under a long
+ * overload the drops (334 in one 1M run), each a script over a node's whole state, fed the overload
+ * that made nodes look silent. A node that stops drains its own entries the same way ('leave',
+ * again until none is left). */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,8 +54,13 @@
 #include "pubsub_channel.h"
 #include "pubsub_presence_internal.h"
 
-/* Session changes per command: 3 arguments each, well under what Redis takes in one. */
+/* Entries per replace part: 3 arguments each, well under what Redis takes in one. */
 #define DELTAS_PER_COMMAND 3000u
+/* Session changes per apply command, one in flight: ~16 KB, what Redis reads of a client per
+ * event-loop turn. A larger command takes several turns to arrive, and a turn lasts seconds
+ * when Redis is overloaded: the heartbeat behind it arrived a minute late, and the others
+ * dropped the node as silent. */
+#define CHANGES_PER_APPLY 500u
 /* The whole of presence in Redis. Its query reads counts with HMGET in chunks of 1,000:
  * Lua's unpack() stops near 8,000 values. */
 static const char PRESENCE_SCRIPT[] =
@@ -211,9 +215,17 @@ static const char PRESENCE_SCRIPT[] =
 
 /* One session more or less of a user in a channel, waiting for the end of the loop turn. */
 struct delta {
-    uint32_t channel; /* offsets of NUL-terminated names in presence_shard.names */
+    uint32_t channel; /* offsets of NUL-terminated names in delta_set.names */
     uint32_t user;
     int32_t change;
+};
+
+/* A shard's changes: those waiting for the next flush, or those being sent, in order. */
+struct delta_set {
+    struct gw_buf names;
+    struct delta *d;
+    size_t n, cap;
+    size_t sent; /* being sent: the first one not sent yet */
 };
 
 /* A replace being sent, one part at a time: each part goes once the previous one is answered,
@@ -235,9 +247,7 @@ struct replace_triple {
 struct presence_shard {
     struct presence_redis *r;
     size_t index;
-    struct gw_buf names;
-    struct delta *deltas;
-    size_t n_deltas, cap_deltas;
+    struct delta_set waiting, sending;
     uint64_t generation;         /* replaces started: a reply from before the last one is stale */
     struct replace_job *replace; /* NULL unless a replace is being sent */
     uint32_t changes_in_flight;  /* apply commands awaiting their reply */
@@ -297,14 +307,24 @@ static void replace_free(struct presence_shard *sh)
     sh->replace = NULL;
 }
 
+static void delta_set_release(struct delta_set *ds)
+{
+    gw_free(ds->d);
+    gw_buf_release(&ds->names);
+    *ds = (struct delta_set){.n = 0};
+}
+
 /* Nothing is kept between windows: an idle node holds no buffer for presence. */
 static void drop_deltas(struct presence_shard *sh)
 {
-    sh->n_deltas = 0;
-    sh->cap_deltas = 0;
-    gw_free(sh->deltas);
-    sh->deltas = NULL;
-    gw_buf_release(&sh->names);
+    delta_set_release(&sh->waiting);
+    delta_set_release(&sh->sending);
+}
+
+/* Whether sh has changes not sent yet. */
+static bool deltas_pending(const struct presence_shard *sh)
+{
+    return sh->waiting.n || sh->sending.sent < sh->sending.n;
 }
 
 /* Every command is the script: argv[0..EVAL_ARGS) are left for EVAL <script> 0, or EVALSHA
@@ -420,8 +440,8 @@ static void on_change_reply(void *arg, struct redisReply *reply)
             replace_free(sh); /* dirty: the next heartbeat starts again */
         return;
     }
-    /* Changes that waited for this reply go now, as one batch. */
-    if (kind == CMD_CHANGE && sh->changes_in_flight == 0 && sh->n_deltas && !r->flush_armed)
+    /* Changes that waited for this reply go now. */
+    if (kind == CMD_CHANGE && sh->changes_in_flight == 0 && deltas_pending(sh))
         flush_shard(sh, false);
 }
 
@@ -614,10 +634,10 @@ static void send_replace(struct presence_shard *sh, const char *why)
 
 /* --- Deltas ------------------------------------------------------------------------------ */
 
-/* Sends sh's changes, in commands of DELTAS_PER_COMMAND. They wait while a replace is being
- * sent (they go after its end) and, unless `now`, while earlier changes await their reply:
- * then they go as one batch with the reply, so that a slow Redis gets fewer, larger commands
- * and the connection's queue stays short. */
+/* Sends sh's changes, CHANGES_PER_APPLY per command, one command in flight: the others wait
+ * for its reply, so that a slow Redis gets fewer, fuller commands and the connection's queue
+ * stays short. Unless `now` (a query must come after them): then all of them go. They all
+ * wait while a replace is being sent (they go after its end). */
 static void flush_shard(struct presence_shard *sh, bool now)
 {
     struct presence_redis *r = sh->r;
@@ -627,19 +647,26 @@ static void flush_shard(struct presence_shard *sh, bool now)
     }
     if (sh->replace || (sh->changes_in_flight && !now))
         return;
-    size_t cap = EVAL_ARGS + 3 + 3 * DELTAS_PER_COMMAND;
-    const char **argv = gw_malloc(cap * sizeof(*argv));
-    size_t *argvlen = gw_malloc(cap * sizeof(*argvlen));
-    for (size_t first = 0; first < sh->n_deltas; first += DELTAS_PER_COMMAND) {
+    const char *argv[EVAL_ARGS + 3 + 3 * CHANGES_PER_APPLY];
+    size_t argvlen[EVAL_ARGS + 3 + 3 * CHANGES_PER_APPLY];
+    do {
+        struct delta_set *ds = &sh->sending;
+        if (ds->sent == ds->n) {
+            delta_set_release(ds);
+            if (!sh->waiting.n)
+                return;
+            *ds = sh->waiting;
+            sh->waiting = (struct delta_set){.n = 0};
+        }
+        size_t first = ds->sent;
+        size_t end = first + CHANGES_PER_APPLY < ds->n ? first + CHANGES_PER_APPLY : ds->n;
         size_t argc = set_node_args(sh, "apply", argv, argvlen);
-        size_t end =
-            first + DELTAS_PER_COMMAND < sh->n_deltas ? first + DELTAS_PER_COMMAND : sh->n_deltas;
         for (size_t i = first; i < end; i++) {
-            const struct delta *d = &sh->deltas[i];
-            argv[argc] = sh->names.data + d->channel;
+            const struct delta *d = &ds->d[i];
+            argv[argc] = ds->names.data + d->channel;
             argvlen[argc] = strlen(argv[argc]);
             argc++;
-            argv[argc] = sh->names.data + d->user;
+            argv[argc] = ds->names.data + d->user;
             argvlen[argc] = strlen(argv[argc]);
             argc++;
             argv[argc] = d->change > 0 ? "1" : "-1";
@@ -648,13 +675,12 @@ static void flush_shard(struct presence_shard *sh, bool now)
         if (send_command(sh, CMD_CHANGE, argc, argv, argvlen, on_change_reply) != 0) {
             /* Redis down or its queue full: what it lacks goes with the next replace. */
             sh->dirty = "changes could not be sent";
-            break;
+            drop_deltas(sh);
+            return;
         }
+        ds->sent = end;
         r->stats->redis_deltas += end - first;
-    }
-    gw_free(argvlen);
-    gw_free(argv);
-    drop_deltas(sh);
+    } while (now);
 }
 
 static void on_flush(evutil_socket_t fd, short what, void *arg)
@@ -664,7 +690,7 @@ static void on_flush(evutil_socket_t fd, short what, void *arg)
     struct presence_redis *r = arg;
     r->flush_armed = false;
     for (size_t i = 0; i < r->n_shards; i++)
-        if (r->shards[i].n_deltas)
+        if (deltas_pending(&r->shards[i]))
             flush_shard(&r->shards[i], false);
 }
 
@@ -676,13 +702,14 @@ void presence_redis_change(struct presence_redis *r, const struct presence_names
         struct presence_shard *sh = &r->shards[shard_of(r, names->channels[scope])];
         if (sh->dirty)
             continue; /* the next replace carries it */
-        if (sh->n_deltas == sh->cap_deltas) {
-            sh->cap_deltas = sh->cap_deltas ? sh->cap_deltas * 2 : 64;
-            sh->deltas = gw_realloc(sh->deltas, sh->cap_deltas * sizeof(*sh->deltas));
+        struct delta_set *ds = &sh->waiting;
+        if (ds->n == ds->cap) {
+            ds->cap = ds->cap ? ds->cap * 2 : 64;
+            ds->d = gw_realloc(ds->d, ds->cap * sizeof(*ds->d));
         }
-        struct delta *d = &sh->deltas[sh->n_deltas++];
-        d->channel = names_add(&sh->names, names->channels[scope]);
-        d->user = names_add(&sh->names, names->user_id);
+        struct delta *d = &ds->d[ds->n++];
+        d->channel = names_add(&ds->names, names->channels[scope]);
+        d->user = names_add(&ds->names, names->user_id);
         d->change = delta;
     }
     if (r->flush_armed)
@@ -869,7 +896,7 @@ static int send_query_part(struct pubsub_presence_request *req, size_t shard, bo
     }
     /* This node's changes still waiting for the flush go first (one connection, in order):
      * an answer always counts the node's own sessions, the asking one included. */
-    if (argc > first && r->shards[shard].n_deltas)
+    if (argc > first && deltas_pending(&r->shards[shard]))
         flush_shard(&r->shards[shard], true);
     char limit[16];
     set_eval(&r->shards[shard], argv, argvlen);
@@ -1033,8 +1060,7 @@ void presence_redis_free(struct presence_redis *r)
     event_free(r->flush_ev);
     event_free(r->heartbeat_ev);
     for (size_t i = 0; i < r->n_shards; i++) {
-        gw_buf_release(&r->shards[i].names);
-        gw_free(r->shards[i].deltas);
+        drop_deltas(&r->shards[i]);
         replace_free(&r->shards[i]);
     }
     gw_free(r->shards);

@@ -662,6 +662,11 @@ class TwoNodes(PresenceMixin, ScopedTestCase):
         node1 = self.nodes[0]
         before = node1.stats()["presence"]
         client = unique("c")
+        # Every command from here on is in the slow log: the applies' sizes can be read.
+        self.redis.command("CONFIG", "SET", "slowlog-max-len", "100000")
+        self.redis.command("SLOWLOG", "RESET")
+        self.redis.command("CONFIG", "SET", "slowlog-log-slower-than", "0")
+        self.addCleanup(self.redis.command, "CONFIG", "SET", "slowlog-log-slower-than", "10000")
         open_many(self, [node1], self.site, client, 1000)
         deadline = time.monotonic() + 20
         polls = 0
@@ -677,7 +682,18 @@ class TwoNodes(PresenceMixin, ScopedTestCase):
         self.assertGreaterEqual(changes, 3000)
         # A command per flush window (heartbeats included), not one per session.
         self.assertLess(commands, 100)
-        print("\n  1,000 session opens at once: %d presence commands to Redis" % commands)
+        # But none of more than 500 changes (~16 KB): a larger one takes Redis several turns
+        # to read, and the node's heartbeat waits behind it.
+        sizes = []
+        for entry in self.redis.command("SLOWLOG", "GET", "100000"):
+            args = [a.decode(errors="replace") for a in entry[3]]
+            if len(args) > 3 and args[0].startswith("EVAL") and args[3] == "apply":
+                more = int(args[-1].split("(")[1].split()[0]) if args[-1].startswith("...") else 0
+                sizes.append((len(args) - (1 if more else 0) + more - 6) // 3)
+        self.assertGreaterEqual(sum(sizes), 3000, sizes)
+        self.assertLessEqual(max(sizes), 500, sizes)
+        print("\n  1,000 session opens at once: %d presence commands to Redis, the largest "
+              "apply of %d changes" % (commands, max(sizes)))
 
 
 class TwoShards(PresenceMixin, ScopedTestCase):
