@@ -680,6 +680,8 @@ static void flush_shard(struct presence_shard *sh, bool now)
         }
         ds->sent = end;
         r->stats->redis_deltas += end - first;
+        if (ds->sent == ds->n)
+            delta_set_release(ds); /* the command has its own copy: an idle node keeps none */
     } while (now);
 }
 
