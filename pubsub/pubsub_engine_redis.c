@@ -481,27 +481,28 @@ static void sub_cb(redisAsyncContext *ac, void *r, void *priv)
     deliver_message(c->shard->e, reply->element[2]->str, reply->element[2]->len);
 }
 
-static void count_malformed(struct redis_engine *e, const char *why)
+#define NOT_A_PUBLISH "a message on " PUBSUB_REDIS_CHANNEL " that is not a valid publish"
+
+static void count_malformed(struct redis_engine *e, const char *what, const char *why)
 {
     e->base.stats.malformed++;
     uint64_t suppressed;
     char note[64];
     if (gw_log_gate_open(&e->malformed_log, LOG_INTERVAL_MS, &suppressed))
-        GW_WARN("redis: ignored a message on " PUBSUB_REDIS_CHANNEL
-                " that is not a valid publish (%s)%s",
-                why, suppressed_note(suppressed, note, sizeof(note)));
+        GW_WARN("redis: ignored %s (%s)%s", what, why,
+                suppressed_note(suppressed, note, sizeof(note)));
 }
 
 static void deliver_message(struct redis_engine *e, const char *msg, size_t len)
 {
     if (len > e->max_message_bytes) {
-        count_malformed(e, "too large");
+        count_malformed(e, NOT_A_PUBLISH, "too large");
         return;
     }
     json_error_t jerr;
     json_t *obj = json_loadb(msg, len, 0, &jerr);
     if (!obj) {
-        count_malformed(e, "not JSON");
+        count_malformed(e, NOT_A_PUBLISH, "not JSON");
         return;
     }
     struct pubsub_publish *pub;
@@ -509,7 +510,7 @@ static void deliver_message(struct redis_engine *e, const char *msg, size_t len)
     int rc = pubsub_publish_from_json(obj, &e->limits, &pub, &error);
     json_decref(obj);
     if (rc != 0) {
-        count_malformed(e, error);
+        count_malformed(e, NOT_A_PUBLISH, error);
         return;
     }
     e->base.stats.delivered++;
@@ -927,8 +928,8 @@ static void sync_part_check(struct redis_engine *e, struct sync_part *part)
     sync_op_part_done(e, op);
 }
 
-/* A part whose positions stay unknown: no answer, no barrier to wait for. */
-static void sync_part_fail(struct redis_engine *e, struct sync_part *part)
+/* Forgets what an answer gave the part's channels: their positions are unknown. */
+static void sync_part_unknown(struct sync_part *part)
 {
     struct pubsub_sync *s = part->op->s;
     for (size_t j = 0; j < part->n; j++) {
@@ -938,6 +939,12 @@ static void sync_part_fail(struct redis_engine *e, struct sync_part *part)
         ch->n_missed = 0;
         pubsub_sync_unknown(s, part->index[j]);
     }
+}
+
+/* A part whose positions stay unknown: no answer, no barrier to wait for. */
+static void sync_part_fail(struct redis_engine *e, struct sync_part *part)
+{
+    sync_part_unknown(part);
     if (!part->barrier_heard) {
         gw_list_remove(&part->link);
         part->barrier_heard = true;
@@ -1023,7 +1030,7 @@ static bool read_answer(struct redis_engine *e, struct pubsub_sync *s, size_t i,
             en->type == REDIS_REPLY_STRING ? history_message(e, ch->name, en->str, en->len) : NULL;
         if (!m || m->seq != ch->since.seq + 1 + (int64_t)k) {
             pubsub_message_unref(m);
-            count_malformed(e, "history entry is not a message");
+            count_malformed(e, "part of a sync answer", "a history entry is not a message");
             return true; /* not recovered: what is missing cannot be given */
         }
         pubsub_sync_add_missed(s, i, m);
@@ -1048,13 +1055,20 @@ static void query_done(struct redis_conn *c, struct inflight *f, redisReply *rep
     size_t k = 0;
     for (struct sync_part *p = f->part, *next; p; p = next) {
         next = p->next_in_query;
-        bool part_ok = ok;
-        for (size_t j = 0; part_ok && j < p->n; j++)
-            part_ok = read_answer(e, p->op->s, p->index[j], reply->element[k + j]);
-        k += p->n;
-        if (!part_ok) {
+        if (!ok) {
             sync_part_fail(e, p); /* the script did not run: no barrier will come */
             continue;
+        }
+        bool read = true;
+        for (size_t j = 0; read && j < p->n; j++)
+            read = read_answer(e, p->op->s, p->index[j], reply->element[k + j]);
+        k += p->n;
+        /* The script ran, so its barrier comes and still orders the publishes it counted
+         * before this part's end, whatever the answer held. */
+        if (!read) {
+            count_malformed(e, "a sync answer",
+                            "a channel's is not [seq, epoch, recovered, entries]");
+            sync_part_unknown(p);
         }
         p->answered = true;
         sync_part_check(e, p);

@@ -956,6 +956,58 @@ FX_TEST(syncs_asked_while_one_is_in_flight_go_as_one_query, 1, 0)
     gw_free(n.got);
 }
 
+struct malformed_at_done {
+    struct pubsub_engine *eng;
+    bool done;
+    uint64_t malformed;
+};
+
+static void note_malformed_at_done(void *arg)
+{
+    struct malformed_at_done *m = arg;
+    m->done = true;
+    m->malformed = m->eng->stats.malformed;
+}
+
+/* An answer that cannot be read still came from a script that ran: its barrier comes, and the
+ * sync must end after it, behind every publish the script counted, not as soon as the answer
+ * is read. The barrier is held back here by 4 MiB sent before it on the node's subscriber
+ * connection (hundreds of reads), while the query's answer comes on the publishes' one. */
+FX_TEST(a_sync_whose_answer_is_malformed_still_ends_after_its_barrier, 1, 0)
+{
+    struct node n = {0};
+    n.eng = engine_for(fx, &n, &fx->srv[0], 1);
+    ASSERT_TRUE(n.eng != NULL);
+    WAIT_FOR(fx, pubsub_engine_available(n.eng), WAIT_MS);
+    redisContext *c = sync_connect(fx->srv[0].port);
+    ASSERT_TRUE(c != NULL);
+    redisReply *r = redisCommand(c, "HSET sockjs-gateway:chan:user:S:corrupt e not-an-epoch!");
+    ASSERT_TRUE(r && r->type == REDIS_REPLY_INTEGER);
+    freeReplyObject(r);
+    size_t big_len = (size_t)4 << 20;
+    char *big = gw_malloc(big_len);
+    memset(big, 'x', big_len);
+    r = redisCommand(c, "PUBLISH sockjs-gateway:publish %b", big, big_len);
+    ASSERT_TRUE(r && r->type == REDIS_REPLY_INTEGER && r->integer == 1);
+    freeReplyObject(r);
+    redisFree(c);
+    gw_free(big);
+
+    struct pubsub_sync sync = {.n = 1};
+    sync.ch[0].name = "user:S:corrupt";
+    pubsub_sync_unknown(&sync, 0);
+    struct malformed_at_done m = {.eng = n.eng};
+    pubsub_engine_sync(n.eng, &sync, note_malformed_at_done, &m);
+    WAIT_FOR(fx, m.done, WAIT_MS);
+    ASSERT_TRUE(sync.ch[0].at.seq == -1);
+    /* The too-large message before the barrier, and the answer. */
+    ASSERT_UINT_EQ(m.malformed, 2);
+    pubsub_sync_cleanup(&sync);
+    pubsub_engine_free(n.eng);
+    node_clear(&n);
+    gw_free(n.got);
+}
+
 /* A reply on a connection that AUTHs with password and SELECTs db first; NULL when any fails. */
 static redisReply *authed_command(int port, const char *password, int db, const char *fmt,
                                   const char *arg)
@@ -1204,6 +1256,7 @@ GW_TEST_MAIN(TEST_CASE(urls_are_checked), TEST_CASE(two_nodes_get_each_publish_o
              TEST_CASE(two_shards_spread_channels_and_every_node_gets_everything),
              TEST_CASE(raw_publish_from_a_backend_has_no_seqs),
              TEST_CASE(malformed_messages_are_counted_and_skipped),
+             TEST_CASE(a_sync_whose_answer_is_malformed_still_ends_after_its_barrier),
              TEST_CASE(flushed_script_falls_back_to_eval),
              TEST_CASE(redis_restart_refuses_then_resumes),
              TEST_CASE(shard_ready_comes_once_both_connections_are_up),
