@@ -248,6 +248,7 @@ struct presence_shard {
     struct presence_redis *r;
     size_t index;
     struct delta_set waiting, sending;
+    size_t entries;              /* this node's (session, channel) pairs on the shard */
     uint64_t generation;         /* replaces started: a reply from before the last one is stale */
     struct replace_job *replace; /* NULL unless a replace is being sent */
     uint32_t changes_in_flight;  /* apply commands awaiting their reply */
@@ -604,6 +605,7 @@ static void send_replace(struct presence_shard *sh, const char *why)
     sh->dirty = NULL;
     struct snapshot s = {.r = r, .shard = sh->index};
     presence_each_session(r->p, snapshot_add, &s);
+    sh->entries = s.n;
     if (s.n)
         qsort(s.items, s.n, sizeof(*s.items), compare_entries);
     struct replace_job *job = gw_calloc(1, sizeof(*job));
@@ -702,9 +704,23 @@ void presence_redis_change(struct presence_redis *r, const struct presence_names
         return; /* the node's entries are going whole */
     for (int scope = 0; scope < 3; scope++) {
         struct presence_shard *sh = &r->shards[shard_of(r, names->channels[scope])];
+        if (delta > 0)
+            sh->entries++;
+        else if (sh->entries)
+            sh->entries--;
         if (sh->dirty)
             continue; /* the next replace carries it */
         struct delta_set *ds = &sh->waiting;
+        /* Changes held for a Redis that does not answer (a replace or an apply in flight):
+         * sessions that come and go meanwhile would add without end. Past what a replace of
+         * the whole state carries, that replace is the cheaper way, and the memory held stays
+         * bounded by the node's own state. */
+        size_t held = ds->n + sh->sending.n - sh->sending.sent;
+        if (held > (sh->entries > CHANGES_PER_APPLY ? sh->entries : CHANGES_PER_APPLY)) {
+            sh->dirty = "more changes waited for Redis than the whole state has";
+            drop_deltas(sh);
+            continue;
+        }
         if (ds->n == ds->cap) {
             ds->cap = ds->cap ? ds->cap * 2 : 64;
             ds->d = gw_realloc(ds->d, ds->cap * sizeof(*ds->d));

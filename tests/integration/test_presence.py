@@ -21,6 +21,7 @@ Spec: docs/PROTOCOL.md "Presence".
 
 import json
 import signal
+import re
 import socket
 import time
 import unittest
@@ -250,11 +251,13 @@ class OneNode(PresenceMixin, ScopedTestCase):
         page_through(self, [self.gw], users=2500)
 
 
-def open_many(test, gws, site, client, users):
+def open_many(test, gws, site, client, users, conns=None):
     """`users` websocket sessions of distinct users of one company, spread over gws, their
-    handshakes sent all at once (a flood of opens); returns the user ids."""
+    handshakes sent all at once (a flood of opens); returns the user ids. Their connections are
+    added to `conns` if given (and closed at the test's end in any case)."""
     ids = ["u%05d-%s" % (i, unique("p")) for i in range(users)]
-    conns, socks = [], []
+    conns = [] if conns is None else conns
+    socks = []
 
     def close_all():
         for c in conns:
@@ -654,6 +657,43 @@ class TwoNodes(PresenceMixin, ScopedTestCase):
         # A part carries whole channels of about 3,000 entries (3 arguments each) at most; the
         # largest channel here, the site's and the company's, has 1,100.
         self.assertLessEqual(max(parts), 7 + 3 * 3000, parts)
+
+    def test_changes_held_for_a_stalled_redis_stay_within_the_state(self):
+        """While Redis does not answer, a node holds its presence changes for it. Sessions that
+        come and go meanwhile would add to them without end: once they outnumber the node's
+        whole state, it drops them and replaces that state when Redis answers again."""
+        node_id = unique("node")
+        node = self.start_node("--node-id", node_id, "--presence-leave-delay-ms", "0")
+        self.addCleanup(node.stop)
+        client = unique("c")
+        replaces = node.stats()["presence"]["replaces"]
+        seconds, micros = self.redis.command("TIME")
+        self.addCleanup(self.wait_heard_after, node_id, int(seconds) * 1000 + int(micros) // 1000)
+        # Redis answers nobody for 2 s: less than the nodes' silence limit, so no node is
+        # dropped for it, and more than this takes.
+        pause_s = 2.0
+        self.redis.command("CLIENT", "PAUSE", str(int(pause_s * 1000)), "ALL")
+        paused_at = time.monotonic()
+        conns = []
+        # 300 sessions come and go: 1,800 changes, while the node's state goes back to none.
+        # The first apply takes at most 500 of them to the paused Redis; the rest wait.
+        open_many(self, [node], self.site, client, 300, conns)
+        for c in conns:
+            c.close()
+        deadline = time.monotonic() + 10
+        while node.stats()["hub"]["subscriptions"] > 0:
+            self.assertLess(time.monotonic(), deadline)
+            time.sleep(0.02)
+        self.assertLess(time.monotonic() - paused_at, pause_s, "too slow to test this")
+        deadline = time.monotonic() + 20
+        while node.stats()["presence"]["replaces"] == replaces:
+            self.assertLess(time.monotonic(), deadline)
+            time.sleep(0.05)
+        node.wait_log(re.escape("presence: sending this node's whole state (0 entries) to Redis "
+                                "shard 0 (more changes waited for Redis than the whole state "
+                                "has)"))
+        self.wait_presence(node, "client", [client], {"sessions": 0, "users": {}})
+        self.assertEqual(node.stats()["presence"]["replaces"], replaces + 1)
 
     def test_paging_through_5000_users_across_nodes(self):
         page_through(self, self.nodes, users=5000)
