@@ -129,6 +129,7 @@ struct gw_delivery {
     struct gw_timerq ready_q;
     struct gw_deadlineq expiry; /* authenticated sessions by exp (wall clock) or grace end */
     struct gw_delivery_stats stats;
+    struct gw_log_gate ready_unknown_log;
 };
 
 /* {"error": reason} to the session. */
@@ -514,7 +515,12 @@ static void on_synced(void *arg, struct pubsub_sync *s)
  * and nothing is recovered. */
 static void give_up_ready(struct ready_wait *w, const char *why)
 {
-    GW_INFO("session: ready message sent without positions (%s)", why);
+    /* One line per session would be one per open while Redis is slow: a million at once. */
+    uint64_t held;
+    if (gw_log_gate_open(&w->d->ready_unknown_log, 1000, &held))
+        GW_INFO("session: ready message sent without positions (%s); %" PRIu64
+                " more since the last such line",
+                why, held);
     w->d->stats.ready_unknown++;
     if (w->req)
         pubsub_node_sync_cancel(w->req);
