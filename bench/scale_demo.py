@@ -30,7 +30,19 @@ sessions/s overall. After `ready` and once the gateways' RSS is stable it record
 
 Then, once Redis runs fewer than --redis-quiet commands/s (the opening's syncs and presence
 changes done), the CPU of the gateways, loadgen and Redis over --idle-cpu-seconds, with what
-Redis ran and the nodes' presence and engine counters meanwhile (and over the opening).
+Redis ran and the nodes' presence and engine counters meanwhile (and over the opening); the
+gateways' CPU per heartbeat (one per session per --heartbeat-ms), and next to it what a plain
+3-byte write costs among the same sockets (`loopback_floor --conns --floor-conns --bytes 3`,
+run right after the window: on loopback the sender pays for the receiver's lookup and wake-up,
+which grow with the sockets the kernel holds).
+
+Network namespace (--netns, default auto): every TCP packet is matched to its socket in the
+kernel's established table, sized at boot from the RAM (262,144 buckets on this 24 GB box) and
+shared by every namespace made without its own. 2,000,000 sockets make its chains ~8 long, and
+each walk is cold. When the run has more sockets than that table has buckets, the script reruns
+itself under `ip netns exec` in a namespace of its own whose table has a bucket per socket
+(net.ipv4.tcp_child_ehash_entries, Linux >= 6.1, root), as a host meant for a million
+connections is given at boot (deploy/README.md); the namespace is deleted at the end.
 
 Then --broadcasts times: `publisher --scope global --site bench --count 1` on node 1's API
 (each event carries its publish time; loadgen times each delivery), waiting until loadgen's
@@ -60,6 +72,7 @@ import platform
 import re
 import resource
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -593,6 +606,19 @@ def run(args, result):
         print("# idle: CPU s over %.0f s: %s" % (args.idle_cpu_seconds, result["idle_cpu_s"]),
               flush=True)
         print("# idle: counters that moved: %s" % json.dumps(result["counters_idle"]), flush=True)
+        hb_ms = heartbeat_ms(args.gateway_arg)
+        heartbeats = ready_n * result["idle_cpu_s"]["t"] / (hb_ms / 1000.0)
+        per_hb = result["idle_cpu_s"]["gateways"] / heartbeats * 1e6 if heartbeats else None
+        result["idle_per_heartbeat_us"] = per_hb
+        # A plain write among the same sockets: on loopback the sender pays for the receiver's
+        # lookup and wake-up too, and those grow with the sockets the kernel holds, so the
+        # floor a heartbeat is compared with is measured here, not on an empty box.
+        result["floor_at_scale"] = loopback_floor(args, remaining(deadline, "loopback floor"))
+        fl = result["floor_at_scale"].get("sender_cpu_us_per_write")
+        print("# idle: %.2f us of gateway CPU per heartbeat (%d sessions, one per %d ms); a "
+              "plain 3-byte write among the same sockets (loopback_floor): %s us%s"
+              % (per_hb or 0, ready_n, hb_ms, fl,
+                 " -> %.2fx" % (per_hb / fl) if per_hb and fl else ""), flush=True)
         # Before the teardown's line per session close pushes them out of the kept lines.
         result["gateway_log_kinds"] = log_kinds(nodes)
         for k in result["gateway_log_kinds"]:
@@ -708,6 +734,90 @@ def run(args, result):
         result["snapshots"]["end"] = snapshot([])
 
 
+def heartbeat_ms(gateway_args):
+    """The nodes' --heartbeat-ms (the gateway's default unless --gateway-arg sets it)."""
+    ms = 25000
+    for i, a in enumerate(gateway_args):
+        if a.startswith("--heartbeat-ms="):
+            ms = int(a.split("=", 1)[1])
+        elif a == "--heartbeat-ms" and i + 1 < len(gateway_args):
+            ms = int(gateway_args[i + 1])
+    return ms
+
+
+def loopback_floor(args, timeout):
+    """bench/loopback_floor's JSON line, or {"error": ...}: 3-byte writes (an `h` websocket
+    frame) to --floor-conns loopback sockets read by one process."""
+    if args.floor_conns <= 0:
+        return {"error": "--floor-conns 0"}
+    cmd = [args.loopback_floor, "--conns", str(args.floor_conns), "--bytes", "3",
+           "--sweeps", str(args.floor_sweeps)]
+    try:
+        r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                           timeout=min(timeout, 300))
+    except subprocess.TimeoutExpired:
+        return {"error": "timed out", "command": shlex.join(cmd)}
+    lines = r.stdout.strip().splitlines()
+    if r.returncode != 0 or not lines:
+        return {"error": "exit %d: %s" % (r.returncode, r.stderr[-300:]),
+                "command": shlex.join(cmd)}
+    out = json.loads(lines[-1])
+    out["command"] = shlex.join(cmd)
+    return out
+
+
+# ---------------------------------------------------------------- network namespace
+
+NETNS_EHASH_MAX = 1 << 24  # the kernel's bound on net.ipv4.tcp_child_ehash_entries
+
+
+def ehash_wanted(sessions):
+    """Buckets for the TCP established table: both ends of every session are on this box."""
+    want = 1 << max(2 * sessions + 1000, 1).bit_length()
+    return min(want, NETNS_EHASH_MAX)
+
+
+def run_in_netns(args):
+    """Reruns this script in a network namespace of its own whose TCP established hash table has
+    a bucket per socket. The table every namespace shares is sized at boot from the memory
+    (262,144 buckets here): with 2,000,000 sockets its chains are ~8 long, and every packet's
+    lookup walks one, cold. A host meant for a million connections sizes it (thash_entries=,
+    deploy/README.md); this is the same for the demo. Returns the child's exit status, or None
+    when no namespace can be made (then the caller runs here)."""
+    child = Sysctls.get("net.ipv4.tcp_child_ehash_entries")
+    if os.geteuid() != 0 or child is None or not shutil.which("ip"):
+        print("# netns: not available (needs root, iproute2, Linux >= 6.1); running in this one",
+              flush=True)
+        return None
+    name = "sgw-scale-%d" % os.getpid()
+    want = ehash_wanted(args.sessions)
+    try:
+        with open(Sysctls.path("net.ipv4.tcp_child_ehash_entries"), "w") as f:
+            f.write(str(want))
+        subprocess.run(["ip", "netns", "add", name], check=True)
+    except (OSError, subprocess.CalledProcessError) as e:
+        print("# netns: cannot make one (%s); running in this one" % e, flush=True)
+        return None
+    finally:
+        with open(Sysctls.path("net.ipv4.tcp_child_ehash_entries"), "w") as f:
+            f.write(child)
+    try:
+        subprocess.run(["ip", "-n", name, "link", "set", "lo", "up"], check=True)
+        print("# netns %s: TCP established table of %d buckets (this namespace's: %s)"
+              % (name, want, Sysctls.get("net.ipv4.tcp_ehash_entries")), flush=True)
+        cmd = ["ip", "netns", "exec", name, sys.executable, os.path.abspath(__file__)] + \
+            sys.argv[1:] + ["--netns", "inside"]
+        p = subprocess.Popen(cmd)
+        try:
+            return p.wait()
+        except BaseException:
+            p.send_signal(signal.SIGTERM)
+            p.wait()
+            raise
+    finally:
+        subprocess.run(["ip", "netns", "del", name])
+
+
 def memory_figures(before, idle, sessions, n_nodes):
     n = max(sessions, 1)
     g0, g1 = before["gateways"], idle["gateways"]
@@ -792,13 +902,28 @@ def main():
     ap.add_argument("--sysctl", action="append", default=[],
                     help="NAME=VALUE to set for the run (restored at the end; repeatable)")
     ap.add_argument("--no-sysctl", action="store_true", help="change no sysctl")
+    ap.add_argument("--netns", choices=("auto", "on", "off", "inside"),
+                    default="auto",
+                    help="on: run in a network namespace of its own whose TCP established "
+                    "table has a bucket per socket (see run_in_netns); auto: on when the "
+                    "shared table has fewer buckets than the run's sockets; off: run here")
+    ap.add_argument("--floor-conns", type=int, default=10000,
+                    help="loopback_floor's connections after the idle window (0: none)")
+    ap.add_argument("--floor-sweeps", type=int, default=30)
     ap.add_argument("--out", default="bench/results/scale.json")
     args = ap.parse_args()
+    if args.netns in ("auto", "on"):
+        shared = Sysctls.get("net.ipv4.tcp_ehash_entries")
+        if args.netns == "on" or (shared is not None and int(shared) < 2 * args.sessions):
+            status = run_in_netns(args)
+            if status is not None:
+                return status
 
     bindir = os.path.join(os.path.dirname(os.path.abspath(args.gateway)), "bench")
     args.loadgen = args.loadgen or os.path.join(bindir, "loadgen")
     args.publisher = args.publisher or os.path.join(bindir, "publisher")
-    for path in (args.gateway, args.loadgen, args.publisher):
+    args.loopback_floor = os.path.join(bindir, "loopback_floor")
+    for path in (args.gateway, args.loadgen, args.publisher, args.loopback_floor):
         if not os.access(path, os.X_OK):
             ap.error("%s is not executable" % path)
     if args.connect_timeout <= 0:
@@ -822,7 +947,9 @@ def main():
               "argv": shlex.join([sys.argv[0]] + sys.argv[1:]), "machine": machine,
               "config": {"sessions": args.sessions, "per_node": args.per_node,
                          "per_worker": args.per_worker, "connect_rate": args.connect_rate,
-                         "broadcasts": args.broadcasts, "broadcast_gap": args.broadcast_gap},
+                         "broadcasts": args.broadcasts, "broadcast_gap": args.broadcast_gap,
+                         "netns": args.netns == "inside",
+                         "tcp_ehash_entries": Sysctls.get("net.ipv4.tcp_ehash_entries")},
               "projection": proj, "commands": {}, "timings": {}, "snapshots": {},
               "broadcasts": [], "error": None}
     print("# machine: %d cpus, %.1f GiB total, %.1f GiB available, nofile %d, file-max %s, "
