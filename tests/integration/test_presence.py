@@ -20,8 +20,8 @@ Spec: docs/PROTOCOL.md "Presence".
 """
 
 import json
-import signal
 import re
+import signal
 import socket
 import time
 import unittest
