@@ -941,7 +941,8 @@ static void sync_part_unknown(struct sync_part *part)
     }
 }
 
-/* A part whose positions stay unknown: no answer, no barrier to wait for. */
+/* A part whose positions stay unknown: no answer, no barrier to wait for (it leaves whichever
+ * list it is in, waiting or barrier_waits). */
 static void sync_part_fail(struct redis_engine *e, struct sync_part *part)
 {
     sync_part_unknown(part);
@@ -1147,14 +1148,11 @@ static void send_queries(struct redis_engine *e, struct redis_shard *s)
         return;
     struct sync_part *first = NULL, **tail = &first;
     size_t channels = 0;
-    uint64_t barrier = ++s->barriers;
+    uint64_t barrier = s->barriers + 1;
     while (!gw_list_empty(&s->sync_waiting)) {
         struct sync_part *p = GW_CONTAINER_OF(s->sync_waiting.next, struct sync_part, link);
         if (p->op->s->cancelled) {
-            /* Its session gave up waiting (or closed): no work for Redis. */
-            gw_list_remove(&p->link);
-            p->barrier_heard = true;
-            sync_part_fail(e, p);
+            sync_part_fail(e, p); /* its session gave up waiting (or closed): no work for Redis */
             continue;
         }
         if (first && channels + p->n > SYNC_BATCH_MAX_CHANNELS)
@@ -1168,7 +1166,8 @@ static void send_queries(struct redis_engine *e, struct redis_shard *s)
         channels += p->n;
     }
     if (!first)
-        return; /* every waiting one was cancelled */
+        return; /* every waiting one was cancelled: no barrier number used */
+    s->barriers = barrier;
     struct redis_conn *c = &s->cmd;
     if (shard_up(s) && c->pending < PUBSUB_REDIS_MAX_PENDING &&
         c->pending_bytes <= PUBSUB_REDIS_MAX_PENDING_BYTES) {
@@ -1187,12 +1186,8 @@ static void send_queries(struct redis_engine *e, struct redis_shard *s)
         sync_part_fail(e, p);
     }
     /* Not sent: the rest cannot be either. */
-    while (!gw_list_empty(&s->sync_waiting)) {
-        struct sync_part *p = GW_CONTAINER_OF(s->sync_waiting.next, struct sync_part, link);
-        gw_list_remove(&p->link);
-        p->barrier_heard = true;
-        sync_part_fail(e, p);
-    }
+    while (!gw_list_empty(&s->sync_waiting))
+        sync_part_fail(e, GW_CONTAINER_OF(s->sync_waiting.next, struct sync_part, link));
 }
 
 static void redis_sync(struct pubsub_engine *base, struct pubsub_sync *s, void (*done)(void *arg),
